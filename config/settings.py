@@ -1,0 +1,92 @@
+"""Process settings read from the environment: one typed, frozen object.
+
+Every environment variable Syndicate understands is declared here, so ``grep`` for a name finds its
+one reader. Unknown ``SYNDICATE_*`` variables are ignored; malformed known ones fail at start-up with
+a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("syndicate.yaml")
+
+
+class Settings(BaseSettings):
+    """Deployment settings; the YAML config (sources, feeds, endpoints) lives in :mod:`config.model`."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    config_path: Path = Field(default=DEFAULT_CONFIG_PATH, validation_alias="SYNDICATE_CONFIG")
+    var_dir: Path = Field(default=Path("var"), validation_alias="SYNDICATE_VAR_DIR")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    embedded_redis_port: int = Field(default=6379, validation_alias="SYNDICATE_REDIS_PORT")
+    http_host: str = Field(default="127.0.0.1", validation_alias="SYNDICATE_HTTP_HOST")
+    http_port: int = Field(default=8000, validation_alias="SYNDICATE_HTTP_PORT")
+    public_url: str | None = Field(default=None, validation_alias="SYNDICATE_PUBLIC_URL")
+    flower_port: int = Field(default=5555, validation_alias="SYNDICATE_FLOWER_PORT")
+    worker_concurrency: int = Field(default=2, ge=1, validation_alias="SYNDICATE_WORKER_CONCURRENCY")
+    log_level: str = Field(default="INFO", validation_alias="SYNDICATE_LOG_LEVEL")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The SQLAlchemy URL: ``DATABASE_URL`` or the embedded SQLite file under the var dir."""
+        if self.database_url:
+            url = self.database_url
+            # Heroku-style URLs name the scheme "postgres"; SQLAlchemy + psycopg 3 wants this form.
+            if url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url[len("postgres://") :]
+            elif url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{(self.var_dir / 'syndicate.db').resolve()}"
+
+    @property
+    def effective_redis_url(self) -> str:
+        """``REDIS_URL`` or the embedded Redis server that ``syndicate up`` starts."""
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def base_url(self) -> str:
+        """The public base URL of the HTTP app, used for feed self links (no trailing slash)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.http_host}:{self.http_port}"
+
+
+class SettingsError(Exception):
+    """An environment variable holds a value Syndicate cannot use."""
+
+
+def load_settings() -> Settings:
+    """Build :class:`Settings` from the environment, turning validation errors into one readable line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        aliases = {
+            name: field.validation_alias
+            for name, field in Settings.model_fields.items()
+            if isinstance(field.validation_alias, str)
+        }
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{aliases.get(field, field)}: {err['msg']}")
+        raise SettingsError("invalid environment: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
+
+
+def environ_lookup(name: str) -> str | None:
+    """Return one environment variable, for ``${VAR}`` references in the YAML config."""
+    return os.environ.get(name)

@@ -1,0 +1,99 @@
+"""The one error tree of Syndicate's pipeline.
+
+::
+
+    SyndicateError
+    ├── FetchError                    fetching a page failed
+    │   ├── BlockedURL                SSRF guard: private/loopback/reserved address, bad scheme
+    │   ├── TooLarge                  body larger than fetch.max_bytes
+    │   ├── UnsupportedContent        not HTML/XML/feed (an image, a PDF, ...)
+    │   ├── HTTPStatusError           4xx other than 408/429: permanent
+    │   └── TransientFetchError  *    timeouts, connection errors, 408/429/5xx
+    ├── NormalizeError                the page holds no article we can extract
+    ├── ShareError                    publishing to an endpoint failed
+    │   ├── PermanentShareError       4xx, bad credentials, text rejected
+    │   └── TransientShareError  *    429/5xx, timeouts
+    └── IngestError                   a pushed article is invalid
+
+Errors marked ``*`` also derive from :class:`Retryable`; Celery tasks retry those (honouring
+``retry_after`` when the remote said how long to wait) and record every other error as final.
+"""
+
+from __future__ import annotations
+
+
+class SyndicateError(Exception):
+    """Base of every error Syndicate raises on purpose."""
+
+
+class Retryable(Exception):  # noqa: N818 - a marker, not an error of its own
+    """Marker: the operation may succeed later. ``retry_after`` is seconds, if the remote said."""
+
+    retry_after: float | None = None
+
+
+class FetchError(SyndicateError):
+    """Fetching a URL failed."""
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class BlockedURL(FetchError):
+    """The URL points at an address or scheme Syndicate refuses to fetch (SSRF guard)."""
+
+
+class TooLarge(FetchError):
+    """The response body is larger than the configured ``fetch.max_bytes``."""
+
+
+class UnsupportedContent(FetchError):
+    """The response is not something Syndicate can read (not HTML, XML or a feed)."""
+
+
+class HTTPStatusError(FetchError):
+    """The server answered with a status that will not change by retrying (404, 410, 403...)."""
+
+    def __init__(self, message: str, url: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, url)
+        self.status = status
+
+
+class TransientFetchError(FetchError, Retryable):
+    """A timeout, a connection error or a 408/429/5xx answer: worth retrying."""
+
+    def __init__(
+        self, message: str, url: str | None = None, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, url)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class NormalizeError(SyndicateError):
+    """The document holds no article that can be extracted (empty, not HTML, no text)."""
+
+
+class ShareError(SyndicateError):
+    """Publishing to a share endpoint failed."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PermanentShareError(ShareError):
+    """The endpoint refused the post in a way retrying will not fix."""
+
+
+class TransientShareError(ShareError, Retryable):
+    """The endpoint is busy or down (429/5xx/timeout): retry later."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+class IngestError(SyndicateError):
+    """A pushed article failed validation."""
