@@ -1,0 +1,161 @@
+"""Conditional GET and caching headers for serving feeds (RFC 9110 §13, §8.8).
+
+Pure functions over plain mappings, so any web framework can use them:
+:func:`is_not_modified` decides between 200 and 304, :func:`cache_headers` builds the
+validators and the ``Link`` header (WebSub discovery) to send with either.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1
+    )
+}
+_TIME = r"(?P<hour>\d\d):(?P<minute>\d\d):(?P<second>\d\d)"
+_MONTH = r"(?P<month>[A-Za-z]{3})"
+# The three HTTP-date forms a recipient must accept (RFC 9110 §5.6.7).
+_IMF_FIXDATE = re.compile(rf"^[A-Za-z]{{3}}, (?P<day>\d\d) {_MONTH} (?P<year>\d{{4}}) {_TIME} GMT$")
+_RFC850 = re.compile(rf"^[A-Za-z]{{6,9}}, (?P<day>\d\d)-{_MONTH}-(?P<year>\d\d) {_TIME} GMT$")
+_ASCTIME = re.compile(rf"^[A-Za-z]{{3}} {_MONTH} (?P<day>[ \d]\d) {_TIME} (?P<year>\d{{4}})$")
+_ENTITY_TAG = re.compile(r'\s*(?:W/)?"[^"]*"\s*(?:,|$)')
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def parse_http_date(value: str) -> datetime | None:
+    """Parse an HTTP-date (IMF-fixdate, RFC 850 or asctime) into aware UTC; ``None`` if invalid."""
+    text = value.strip()
+    for pattern in (_IMF_FIXDATE, _RFC850, _ASCTIME):
+        match = pattern.match(text)
+        if match:
+            break
+    else:
+        return None
+    month = _MONTHS.get(match["month"].lower())
+    if month is None:
+        return None
+    year = int(match["year"])
+    if pattern is _RFC850:
+        # RFC 9110 pivots two-digit years on the current date; a fixed pivot keeps this pure and
+        # is right for every date an HTTP client of this century would send.
+        year += 2000 if year < 70 else 1900
+    try:
+        return datetime(
+            year,
+            month,
+            int(match["day"]),
+            int(match["hour"]),
+            int(match["minute"]),
+            int(match["second"]),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return None
+
+
+def format_http_date(value: datetime) -> str:
+    """``value`` as an IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``); naive means UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return format_datetime(value.astimezone(UTC), usegmt=True)
+
+
+def _opaque_tag(tag: str) -> str:
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def parse_entity_tags(value: str) -> list[str] | None:
+    """The entity-tags of an ``If-None-Match``/``If-Match`` value, ``["*"]`` for a star.
+
+    Tags keep their quotes and any ``W/`` prefix. ``None`` if the value is not a valid list.
+    """
+    text = value.strip()
+    if text == "*":
+        return ["*"]
+    tags: list[str] = []
+    pos = 0
+    while pos < len(text):
+        match = _ENTITY_TAG.match(text, pos)
+        if not match:
+            return None
+        tags.append(match.group(0).strip().rstrip(",").strip())
+        pos = match.end()
+        # Empty list elements (``"a", , "b"``) are allowed by the list syntax.
+        while pos < len(text) and text[pos] in ", \t":
+            pos += 1
+    return tags
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """Whether ``etag`` is in ``if_none_match`` by weak comparison (``*`` matches anything)."""
+    tags = parse_entity_tags(if_none_match)
+    if not tags:
+        return False
+    if tags == ["*"]:
+        return True
+    ours = _opaque_tag(etag)
+    if not ours.startswith('"'):
+        ours = f'"{ours}"'
+    return any(_opaque_tag(tag) == ours for tag in tags)
+
+
+def is_not_modified(request_headers: Mapping[str, str], etag: str, last_modified: datetime) -> bool:
+    """Whether a GET/HEAD with ``request_headers`` should be answered ``304 Not Modified``.
+
+    ``If-None-Match`` (weak comparison, lists, ``*``) decides when present; only without it is
+    ``If-Modified-Since`` consulted, at one-second precision, and an unparsable date is ignored.
+    """
+    if_none_match = _header(request_headers, "If-None-Match")
+    if if_none_match is not None and if_none_match.strip():
+        return etag_matches(if_none_match, etag)
+    if_modified_since = _header(request_headers, "If-Modified-Since")
+    if if_modified_since is None:
+        return False
+    since = parse_http_date(if_modified_since)
+    if since is None:
+        return False
+    if last_modified.tzinfo is None:
+        last_modified = last_modified.replace(tzinfo=UTC)
+    return last_modified.astimezone(UTC).replace(microsecond=0) <= since
+
+
+def cache_headers(
+    etag: str,
+    last_modified: datetime,
+    max_age: int = 300,
+    hub_url: str | None = None,
+    self_url: str | None = None,
+) -> dict[str, str]:
+    """Response headers for a feed: ``ETag``, ``Last-Modified``, ``Cache-Control`` and ``Link``.
+
+    ``Link`` advertises the WebSub hub and the topic (self) URL when they are given.
+    """
+    if not etag.startswith(('"', 'W/"')):
+        etag = f'"{etag}"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": format_http_date(last_modified),
+        "Cache-Control": f"public, max-age={max(0, int(max_age))}",
+    }
+    links = []
+    if hub_url:
+        links.append(f'<{hub_url}>; rel="hub"')
+    if self_url:
+        links.append(f'<{self_url}>; rel="self"')
+    if links:
+        headers["Link"] = ", ".join(links)
+    return headers
