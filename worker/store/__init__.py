@@ -1,1 +1,1 @@
-"""Package."""
+"""Storage: SQLAlchemy models, sessions and Alembic migrations."""

@@ -1,1 +1,1 @@
-"""Package."""
+"""Alembic migrations of the Syndicate schema."""

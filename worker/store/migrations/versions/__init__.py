@@ -1,1 +1,1 @@
-"""Package."""
+"""Migration revisions."""

@@ -1,0 +1,96 @@
+"""The README's first Quick start command, run in a fresh clone: ``up`` serves /healthz and the demo feeds.
+
+This clones the committed HEAD into a temporary folder, so it checks what a newcomer gets, including
+the virtual environment that ``bootstrap.py`` creates there (a real ``pip install``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import feedparser
+import pytest
+import requests
+
+from tests.support.services import free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _quickstart_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = re.split(r"^## Quick start\s*$", readme, flags=re.M)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\s*(python3 bootstrap\.py [a-z]+)\s*$", section, flags=re.M)
+
+
+def test_readme_quick_start_has_exactly_two_commands() -> None:
+    assert _quickstart_commands() == ["python3 bootstrap.py up", "python3 bootstrap.py test"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is needed to clone")
+def test_up_in_a_fresh_clone_serves_health_and_demo_feed(tmp_path: Path) -> None:
+    clone = tmp_path / "syndicate"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
+    http_port, redis_port, flower_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNDICATE_", "DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV"))}
+    env.update(
+        SYNDICATE_HTTP_PORT=str(http_port),
+        SYNDICATE_REDIS_PORT=str(redis_port),
+        SYNDICATE_FLOWER_PORT=str(flower_port),
+        PYTHONUNBUFFERED="1",
+    )
+    command = _quickstart_commands()[0].split()
+    log = (tmp_path / "up.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable if command[0] == "python3" else command[0], *command[1:]],
+        cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        deadline = time.monotonic() + 420  # includes creating the venv and installing
+        titles: set[str] = set()
+        health = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = requests.get(f"{base}/healthz", timeout=2)
+                feed = feedparser.parse(requests.get(f"{base}/feeds/all.rss", timeout=2).content)
+                titles = {e.title for e in feed.entries}
+                if health.status_code == 200 and len(titles) >= 3:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        output = (tmp_path / "up.log").read_text(errors="replace")
+        assert health is not None and health.status_code == 200, output[-5000:]
+        assert health.json()["redis"] == "ok"
+        assert "Cluj IT Cluster and the Rawabi Tech Hub establish international partnership" in titles, output[-5000:]
+        assert f"{base}/feeds/all.rss" in output
+        assert requests.get(f"http://127.0.0.1:{flower_port}/", timeout=5).status_code in (200, 401)
+        shares = clone / "var" / "shares.jsonl"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (not shares.exists() or len(shares.read_text().splitlines()) < 3):
+            time.sleep(0.5)
+        assert len(shares.read_text().splitlines()) == 3
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        try:
+            code = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        log.close()
+    assert code in (0, 130), (tmp_path / "up.log").read_text(errors="replace")[-3000:]
+    # Every child stopped with it: the ports are free again.
+    for port in (http_port, redis_port, flower_port):
+        with __import__("socket").socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open after Ctrl-C"

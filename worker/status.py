@@ -1,0 +1,87 @@
+"""A snapshot of the system for ``syndicate status``, ``GET /api/status`` and the status page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from config import Config
+from worker.store.models import Article, FeedRender, Share, Source
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def snapshot(session: Session, config: Config, base_url: str) -> dict[str, Any]:
+    """Sources with last crawl and error, article counts, feeds, and the share outbox backlog."""
+    article_counts = dict(
+        session.execute(select(Article.status, func.count()).group_by(Article.status)).tuples().all()
+    )
+    per_source = dict(
+        session.execute(
+            select(Article.source_id, func.count()).where(Article.status == "ready").group_by(Article.source_id)
+        )
+        .tuples()
+        .all()
+    )
+    sources = []
+    for source in session.scalars(select(Source).order_by(Source.name)):
+        configured = any(s.name == source.name for s in config.sources)
+        if not configured and source.kind != "push":
+            continue
+        sources.append(
+            {
+                "name": source.name,
+                "kind": source.kind,
+                "url": source.url,
+                "articles": per_source.get(source.id, 0),
+                "last_crawl_at": _iso(source.last_crawl_at),
+                "last_success_at": _iso(source.last_success_at),
+                "last_error": source.last_error,
+                "crawls": source.crawl_count,
+                "errors": source.error_count,
+            }
+        )
+    renders: dict[str, dict[str, Any]] = {}
+    for row in session.scalars(select(FeedRender)):
+        renders.setdefault(row.feed_name, {})[row.format] = row
+    feeds = []
+    for feed in config.feeds:
+        formats = renders.get(feed.name, {})
+        any_row = next(iter(formats.values()), None)
+        feeds.append(
+            {
+                "name": feed.name,
+                "title": feed.title,
+                "items": any_row.item_count if any_row else 0,
+                "last_modified": _iso(any_row.last_modified) if any_row else None,
+                "urls": {fmt: f"{base_url}/feeds/{feed.name}.{fmt}" for fmt in ("rss", "atom", "json")},
+            }
+        )
+    share_counts: dict[str, dict[str, int]] = {}
+    for endpoint, status, count in session.execute(
+        select(Share.endpoint, Share.status, func.count()).group_by(Share.endpoint, Share.status)
+    ).tuples():
+        share_counts.setdefault(endpoint, {})[status] = count
+    endpoints = [
+        {
+            "name": e.name,
+            "kind": e.kind,
+            "enabled": e.enabled,
+            "pending": share_counts.get(e.name, {}).get("pending", 0),
+            "sent": share_counts.get(e.name, {}).get("sent", 0),
+            "failed": share_counts.get(e.name, {}).get("failed", 0),
+        }
+        for e in config.endpoints
+    ]
+    return {
+        "articles": {"total": sum(article_counts.values()), **article_counts},
+        "sources": sources,
+        "feeds": feeds,
+        "endpoints": endpoints,
+        "outbox_backlog": sum(e["pending"] for e in endpoints),
+    }

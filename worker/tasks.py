@@ -1,0 +1,129 @@
+"""Thin Celery tasks: take ids, call a plain pipeline function, retry what is retryable, enqueue the next.
+
+Every task here is idempotent and runs with ``acks_late`` (see :mod:`worker.app`). The next stage is
+enqueued only after the current stage's transaction committed (the pipeline functions commit before
+they return), so a worker never receives an id it cannot see yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+import redis
+from celery import Task
+from celery.exceptions import MaxRetriesExceededError
+
+from worker import pipeline
+from worker.app import MAX_RETRY_COUNTDOWN, app
+from worker.errors import Retryable
+from worker.runtime import get_runtime
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 5
+RENDER_DEBOUNCE_SECONDS = 1.0
+
+
+class PipelineTask(Task):  # type: ignore[misc]
+    """Base task: retries :class:`~worker.errors.Retryable` errors with backoff, records the rest."""
+
+    abstract = True
+    acks_late = True
+    max_retries = MAX_RETRIES
+
+    def retry_countdown(self, exc: BaseException) -> float:
+        """Honour the remote's Retry-After, else exponential backoff; never past the visibility timeout."""
+        hinted = getattr(exc, "retry_after", None)
+        backoff = 2.0 ** (self.request.retries + 1)
+        return float(min(max(hinted or 0.0, backoff), MAX_RETRY_COUNTDOWN))
+
+    def run_stage(self, func: Any, *args: Any, on_give_up: Any = None) -> Any:
+        """Call a pipeline function; turn Retryable errors into Celery retries."""
+        try:
+            return func(get_runtime(), *args)
+        except Retryable as exc:
+            try:
+                raise self.retry(exc=exc, countdown=self.retry_countdown(exc))
+            except MaxRetriesExceededError:
+                if on_give_up is not None:
+                    on_give_up(get_runtime(), *args, exc)
+                log.warning("%s%r gave up after %d retries: %s", self.name, args, self.max_retries, exc)
+                return None
+
+
+@lru_cache(maxsize=1)
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(get_runtime().settings.effective_redis_url)
+
+
+@app.task(bind=True, base=PipelineTask, name="syndicate.crawl_source")
+def crawl_source(self: PipelineTask, source_id: int) -> int:
+    """Discover a source's articles and enqueue each one that needs processing."""
+    ids = self.run_stage(pipeline.crawl_source, source_id) or []
+    for article_id in ids:
+        process_article.delay(article_id)
+    return len(ids)
+
+
+@app.task(bind=True, base=PipelineTask, name="syndicate.process_article")
+def process_article(self: PipelineTask, article_id: int) -> str | None:
+    """Fetch, normalize and store one article; then schedule feed renders and shares."""
+    outcome = self.run_stage(pipeline.process_article, article_id, on_give_up=pipeline.mark_article_failed)
+    if outcome is None:
+        return None
+    for feed_name in outcome.feeds:
+        schedule_render(feed_name)
+    if outcome.share:
+        plan_shares.delay(article_id)
+    return str(outcome.status)
+
+
+def schedule_render(feed_name: str) -> None:
+    """Enqueue one render of ``feed_name`` soon, collapsing bursts of changes into one render.
+
+    The flag is cleared when the render starts, so a change after that schedules another render.
+    """
+    if _redis().set(f"syndicate:render-scheduled:{feed_name}", "1", nx=True, ex=300):
+        render_feed.apply_async((feed_name,), countdown=RENDER_DEBOUNCE_SECONDS)
+
+
+@app.task(bind=True, base=PipelineTask, name="syndicate.render_feed")
+def render_feed(self: PipelineTask, feed_name: str) -> bool:
+    """Re-render one feed in every format from the stored articles."""
+    _redis().delete(f"syndicate:render-scheduled:{feed_name}")
+    return bool(self.run_stage(pipeline.render_feed, feed_name))
+
+
+@app.task(bind=True, base=PipelineTask, name="syndicate.plan_shares")
+def plan_shares(self: PipelineTask, article_id: int) -> int:
+    """Create the outbox rows for an article and enqueue their delivery."""
+    ids = self.run_stage(pipeline.plan_shares, article_id) or []
+    for share_id in ids:
+        deliver_share.delay(share_id)
+    return len(ids)
+
+
+@app.task(bind=True, base=PipelineTask, name="syndicate.deliver_share")
+def deliver_share(self: PipelineTask, share_id: int) -> str | None:
+    """Publish one outbox row to its endpoint (at most once on success)."""
+    result = self.run_stage(pipeline.deliver_share, share_id, on_give_up=pipeline.mark_share_failed)
+    return None if result is None else str(result)
+
+
+@app.task(name="syndicate.noop", acks_late=True)
+def noop(n: int = 0) -> int:
+    """Does nothing: the floor of the task machinery, for benchmarks and health checks."""
+    return n
+
+
+@app.task(name="syndicate.sweep", acks_late=True)
+def sweep() -> dict[str, int]:
+    """Re-enqueue work whose message was lost (e.g. Redis was down when it was sent)."""
+    articles, shares = pipeline.stale_work(get_runtime())
+    for article_id in articles:
+        process_article.delay(article_id)
+    for share_id in shares:
+        deliver_share.delay(share_id)
+    return {"articles": len(articles), "shares": len(shares)}

@@ -1,0 +1,193 @@
+"""The HTTP app: feeds with conditional GET, the ingest API, status, health and the offline demo site."""
+
+from __future__ import annotations
+
+import hmac
+import html
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select, text
+
+from feeds.http import cache_headers, is_not_modified
+from worker.pipeline import PushedArticle, ingest_article
+from worker.runtime import Runtime, get_runtime
+from worker.status import snapshot
+from worker.store.models import FeedRender
+
+log = logging.getLogger(__name__)
+
+DEMO_DIR = Path(__file__).with_name("demo")
+DEMO_ORIGIN = "http://127.0.0.1:8000"
+MAX_INGEST_BYTES = 5_000_000
+FEED_FORMATS = {"rss", "atom", "json"}
+
+
+class IngestRequest(BaseModel):
+    """The body of ``POST /api/articles``: a URL, and optionally its HTML or its fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl
+    html: str | None = Field(default=None, max_length=MAX_INGEST_BYTES)
+    title: str | None = Field(default=None, max_length=1000)
+    content_html: str | None = Field(default=None, max_length=MAX_INGEST_BYTES)
+    summary: str | None = Field(default=None, max_length=5000)
+    published: datetime | None = None
+    authors: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=50)
+    category: str | None = Field(default=None, max_length=255)
+    tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=100)
+    image: AnyHttpUrl | None = None
+    language: str | None = Field(default=None, max_length=16)
+    source: str | None = Field(default=None, max_length=63)
+
+    @field_validator("published")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("published needs a timezone, e.g. 2019-03-06T10:00:00Z")
+        return value
+
+
+def create_web_app(runtime: Runtime | None = None) -> FastAPI:
+    """Build the FastAPI app; ``runtime`` defaults to the process-wide one."""
+    app = FastAPI(title="Syndicate", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+
+    def rt() -> Runtime:
+        return runtime or get_runtime()
+
+    RT = Annotated[Runtime, Depends(rt)]
+
+    @app.get("/healthz")
+    def healthz(r: RT) -> JSONResponse:
+        """Liveness and readiness: the database and Redis both answer."""
+        checks: dict[str, str] = {}
+        try:
+            with r.session() as session:
+                session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        try:
+            import redis
+
+            redis.Redis.from_url(r.settings.effective_redis_url, socket_timeout=2).ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", **checks}, status_code=200 if ok else 503)
+
+    @app.get("/feeds/{name}.{fmt}")
+    def feed(name: str, fmt: str, request: Request, r: RT) -> Response:
+        """Serve a stored feed render with ETag/Last-Modified and 304 Not Modified."""
+        if fmt not in FEED_FORMATS:
+            raise HTTPException(404, f"unknown feed format {fmt!r}; use rss, atom or json")
+        with r.session() as session:
+            row = session.scalar(
+                select(FeedRender).where(FeedRender.feed_name == name, FeedRender.format == fmt)
+            )
+        if row is None:
+            raise HTTPException(404, f"no feed named {name!r} has been rendered")
+        headers = cache_headers(row.etag, row.last_modified)
+        if is_not_modified(request.headers, row.etag, row.last_modified):
+            return Response(status_code=304, headers=headers)
+        return Response(content=row.body, media_type=row.content_type, headers=headers)
+
+    @app.post("/api/articles", status_code=202)
+    def ingest(
+        payload: IngestRequest,
+        r: RT,
+        authorization: Annotated[str | None, Header()] = None,
+        content_length: Annotated[int | None, Header()] = None,
+    ) -> dict[str, Any]:
+        """Accept a pushed article; it flows through the same pipeline as crawled ones."""
+        token = r.config.api.token.get_secret_value() if r.config.api.token else ""
+        if not token:
+            raise HTTPException(503, "ingest is disabled: set api.token in the config")
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+        if payload.source and payload.source not in {s.name for s in r.config.sources}:
+            raise HTTPException(422, f"source: no source named {payload.source!r}")
+        item = PushedArticle(
+            url=str(payload.url),
+            html=payload.html,
+            title=payload.title,
+            content_html=payload.content_html,
+            summary=payload.summary,
+            published=payload.published,
+            authors=tuple(payload.authors),
+            category=payload.category,
+            tags=tuple(payload.tags),
+            image=str(payload.image) if payload.image else None,
+            language=payload.language,
+            source=payload.source,
+        )
+        article_id, created = ingest_article(r, item)
+        from worker.tasks import process_article
+
+        try:
+            process_article.delay(article_id)
+        except Exception as exc:  # the article is stored; the sweeper re-enqueues pending ones
+            log.warning("could not enqueue article %s: %s", article_id, exc)
+            return {"id": article_id, "created": created, "status": "stored, queue unavailable"}
+        return {"id": article_id, "created": created, "status": "queued"}
+
+    @app.get("/api/status")
+    def status(r: RT) -> dict[str, Any]:
+        """The status snapshot as JSON."""
+        with r.session() as session:
+            return snapshot(session, r.config, r.settings.base_url)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(r: RT) -> str:
+        """A small status page for humans."""
+        with r.session() as session:
+            snap = snapshot(session, r.config, r.settings.base_url)
+        return render_status_page(snap)
+
+    @app.get("/demo/", response_class=HTMLResponse)
+    @app.get("/demo/{year}/{month}/{slug}.html", response_class=HTMLResponse)
+    def demo(request: Request, year: str = "", month: str = "", slug: str = "index") -> Response:
+        """The offline demo site that the example config crawls."""
+        path = DEMO_DIR / f"{slug}.html"
+        if not slug.replace("-", "").isalnum() or not path.is_file():
+            raise HTTPException(404, "no such demo page")
+        origin = str(request.base_url).rstrip("/")
+        body = path.read_text(encoding="utf-8").replace(DEMO_ORIGIN, origin)
+        return HTMLResponse(body)
+
+    return app
+
+
+def render_status_page(snap: dict[str, Any]) -> str:
+    """The status snapshot as a plain HTML page."""
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(s['name'])}</td><td>{e(s['kind'])}</td><td>{s['articles']}</td>"
+        f"<td>{e(s['last_crawl_at'] or 'never')}</td><td>{e(s['last_error'] or '')}</td></tr>"
+        for s in snap["sources"]
+    )
+    feeds = "".join(
+        f"<li>{e(f['title'])} ({f['items']} items): "
+        + " ".join(f'<a href="{e(u)}">{fmt}</a>' for fmt, u in f["urls"].items())
+        + "</li>"
+        for f in snap["feeds"]
+    )
+    endpoints = "".join(
+        f"<li>{e(p['name'])} ({e(p['kind'])}): {p['sent']} sent, {p['pending']} pending, {p['failed']} failed</li>"
+        for p in snap["endpoints"]
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Syndicate</title></head><body>"
+        f"<h1>Syndicate</h1><p>{snap['articles']['total']} articles.</p>"
+        "<h2>Sources</h2><table><tr><th>name</th><th>kind</th><th>articles</th><th>last crawl</th>"
+        f"<th>last error</th></tr>{rows}</table><h2>Feeds</h2><ul>{feeds}</ul>"
+        f"<h2>Endpoints</h2><ul>{endpoints}</ul></body></html>"
+    )
