@@ -1,0 +1,1 @@
+"""Tests of the share endpoints (worker.share)."""
