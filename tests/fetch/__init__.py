@@ -1,0 +1,1 @@
+"""Tests of fetching and source discovery (worker.fetch)."""

@@ -1,0 +1,581 @@
+"""Source kinds: find the article URLs a partner source currently offers.
+
+* ``listing`` - a section or front page; its links are picked by ``options.link_selector`` (CSS)
+  and/or ``options.link_pattern`` (a regex searched in the absolute URL), or else by a heuristic
+  that keeps same-site links in the page's content (``<main>``, ``<article>``, ``h1``-``h3``) that
+  look like article paths and are not navigation, tag, category, author or pagination links.
+* ``sitemap`` - a ``urlset`` or a ``sitemapindex`` (whose newest child sitemaps are followed, a few
+  at most), plain or gzipped; ``<lastmod>`` (or a Google News publication date) gives the date and
+  entries come newest first.
+* ``feed`` - RSS, Atom or JSON Feed; entries keep their title, date and full HTML content if any.
+* ``page`` - the source URL itself.
+
+Links are made absolute, stripped of fragments, deduplicated in order and capped at
+``options.max_articles`` (50 by default). Only http(s) links are kept; other sites' links only when
+``link_pattern`` matches them (feeds excepted: their entries are the partner's own choice).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import feedparser
+from bs4 import BeautifulSoup, Tag
+from lxml import etree
+from soupsieve import SelectorSyntaxError
+
+from config.model import SourceConfig
+from worker.errors import FetchError, TooLarge, TransientFetchError, UnsupportedContent
+from worker.fetch.http import DEFAULT_ACCEPT, Fetcher
+
+__all__ = [
+    "DEFAULT_MAX_ARTICLES",
+    "Discovered",
+    "Sitemap",
+    "discover",
+    "discover_from_document",
+    "parse_sitemap",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ARTICLES = 50
+MAX_CHILD_SITEMAPS = 10
+MAX_SITEMAP_DEPTH = 2
+# The sitemaps.org limit for one uncompressed sitemap; also bounds gzip bombs.
+MAX_SITEMAP_BYTES = 50 * 1024 * 1024
+
+FEED_ACCEPT = (
+    "application/rss+xml,application/atom+xml,application/feed+json,"
+    "application/xml;q=0.9,text/xml;q=0.9,application/json;q=0.8,*/*;q=0.5"
+)
+SITEMAP_ACCEPT = "application/xml,text/xml;q=0.9,*/*;q=0.5"
+
+_CONTENT_TAGS = frozenset({"main", "article", "h1", "h2", "h3"})
+_CHROME_TAGS = frozenset({"nav", "footer", "aside", "form"})
+_CHROME_ROLES = frozenset({"navigation", "contentinfo", "complementary", "search"})
+# Matched against the parts of class/id values split on - and _ ("site-nav" -> "nav").
+_CHROME_WORDS = frozenset(
+    {"nav", "navbar", "navigation", "menu", "pagination", "pager", "breadcrumb", "breadcrumbs",
+     "footer", "sidebar", "share", "sharing", "social", "widget"}
+)
+# Matched against whole class/id values only: WordPress puts "category-news tag-foo" on <article>.
+_CHROME_CLASSES = frozenset(
+    {"tags", "tag-list", "tag-cloud", "tagcloud", "post-tags", "entry-tags", "tags-links",
+     "cat-links", "categories", "byline"}
+)
+_SKIPPED_RELS = frozenset({"tag", "category", "author", "next", "prev", "home", "search", "license"})
+_NON_ARTICLE_SEGMENTS = frozenset(
+    {"tag", "tags", "category", "categories", "topic", "topics", "section", "sections", "author",
+     "authors", "page", "search", "login", "signin", "sign-in", "logout", "register", "signup",
+     "sign-up", "subscribe", "newsletter", "newsletters", "account", "profile", "about", "about-us",
+     "contact", "contact-us", "privacy", "privacy-policy", "terms", "terms-of-service", "cookies",
+     "feed", "rss", "atom", "wp-admin", "wp-login.php", "wp-content", "cart", "shop", "label", "user",
+     "users", "help", "faq", "jobs", "careers", "advertise"}
+)
+_NON_ARTICLE_QUERY = re.compile(r"(?:^|&)(?:page|paged|tag|cat|category|s|q|search|sort)=", re.IGNORECASE)
+_ASSET_SUFFIX = re.compile(
+    r"\.(?:jpe?g|png|gif|webp|svg|ico|pdf|zip|gz|mp[34]|mov|avi|css|js|json|xml|rss|atom|txt)$",
+    re.IGNORECASE,
+)
+_DATE_IN_PATH = re.compile(r"/(?:19|20)\d{2}/(?:0?[1-9]|1[0-2])/|(?:19|20)\d{2}-[01]\d-[0-3]\d")
+_LONG_NUMBER = re.compile(r"\d{4,}")
+_PAGE_SUFFIX = re.compile(r"\.(?:s?html?|php|aspx?)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """An article URL found on a source, with what the source said about it."""
+
+    url: str
+    title: str | None = None
+    published: datetime | None = None
+    html: str | None = None
+
+
+@dataclass(frozen=True)
+class Sitemap:
+    """A parsed sitemap: its article entries, and the child sitemaps of a sitemap index."""
+
+    entries: tuple[Discovered, ...] = ()
+    children: tuple[str, ...] = ()
+
+
+def discover(source: SourceConfig, fetcher: Fetcher) -> list[Discovered]:
+    """Fetch ``source`` with ``fetcher`` and list the articles it offers (see the module doc).
+
+    Raises the fetcher's :class:`~worker.errors.FetchError` subclasses; a sitemap index whose
+    every child failed raises the first child's error (a transient one if any).
+    """
+    if source.kind == "page":
+        url = _clean_url(source.url, source.url)
+        return [Discovered(url=url or source.url)]
+    accept = {"feed": FEED_ACCEPT, "sitemap": SITEMAP_ACCEPT}.get(source.kind, DEFAULT_ACCEPT)
+    result = fetcher.get(source.url, accept=accept)
+    if source.kind != "sitemap":
+        return discover_from_document(source, result.body, result.final_url, result.content_type)
+    sitemap = parse_sitemap(result.body, result.final_url)
+    entries = list(sitemap.entries)
+    if sitemap.children:
+        entries.extend(_follow_child_sitemaps(source, fetcher, sitemap.children, result.final_url))
+    return _select_sitemap_entries(source, entries, result.final_url)
+
+
+def discover_from_document(
+    source: SourceConfig, body: bytes, base_url: str, content_type: str | None
+) -> list[Discovered]:
+    """List the articles in an already fetched ``body`` of ``source`` (no network access).
+
+    ``base_url`` is the document's final URL (relative links resolve against it) and
+    ``content_type`` its Content-Type header, if known. A sitemap index yields no entries here,
+    since following its children needs a fetcher (:func:`discover` does that).
+    """
+    if source.kind == "page":
+        url = _clean_url(source.url, source.url)
+        return [Discovered(url=url or source.url)]
+    if source.kind == "listing":
+        return _discover_listing(source, body, base_url, content_type)
+    if source.kind == "sitemap":
+        return _select_sitemap_entries(source, parse_sitemap(body, base_url).entries, base_url)
+    if source.kind == "feed":
+        return _discover_feed(source, body, base_url, content_type)
+    raise ValueError(f"unknown source kind {source.kind!r}")
+
+
+# --- shared helpers -----------------------------------------------------------------------------
+
+
+def _clean_url(href: str, base_url: str) -> str | None:
+    """``href`` made absolute against ``base_url``, without fragment; None unless http(s)."""
+    href = re.sub(r"[\t\r\n]", "", href).strip()
+    if not href:
+        return None
+    try:
+        parts = urlsplit(urljoin(base_url, href))
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    return urlunsplit((scheme, parts.netloc.lower(), parts.path or "/", parts.query, ""))
+
+
+def _site_host(url: str) -> str:
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    return host.removeprefix("www.")
+
+
+def _same_site(url: str, site_hosts: Iterable[str]) -> bool:
+    host = _site_host(url)
+    return any(
+        host == site or host.endswith("." + site) or site.endswith("." + host) for site in site_hosts if site
+    )
+
+
+def _pattern(source: SourceConfig) -> re.Pattern[str] | None:
+    raw = source.options.get("link_pattern")
+    return re.compile(str(raw)) if raw else None
+
+
+def _max_articles(source: SourceConfig) -> int:
+    value = source.options.get("max_articles", DEFAULT_MAX_ARTICLES)
+    return value if isinstance(value, int) and value > 0 else DEFAULT_MAX_ARTICLES
+
+
+def _select(
+    source: SourceConfig, items: Iterable[Discovered], base_url: str, *, same_site_only: bool = True
+) -> list[Discovered]:
+    """Filter by pattern or site, drop the source's own URL, dedupe in order, cap."""
+    pattern = _pattern(source)
+    sites = {_site_host(source.url), _site_host(base_url)}
+    own = {_clean_url(source.url, source.url), _clean_url(base_url, base_url)}
+    chosen: dict[str, Discovered] = {}
+    for item in items:
+        if item.url in own:
+            continue
+        if pattern is not None:
+            if not pattern.search(item.url):
+                continue
+        elif same_site_only and not _same_site(item.url, sites):
+            continue
+        previous = chosen.get(item.url)
+        if previous is None:
+            chosen[item.url] = item
+        elif previous.title is None and item.title:
+            chosen[item.url] = Discovered(previous.url, item.title, previous.published, previous.html)
+    return list(chosen.values())[: _max_articles(source)]
+
+
+def _parse_datetime(value: str | None) -> datetime | None:
+    """A W3C / ISO 8601 date or datetime as an aware UTC datetime (naive means UTC)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            parsed = datetime.combine(date.fromisoformat(value[:10]), datetime.min.time())
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _plain_text(text: str) -> str:
+    """``text`` without markup (feeds may carry HTML titles), whitespace collapsed."""
+    if "<" in text or "&" in text:
+        text = BeautifulSoup(text, "html.parser").get_text(" ")
+    return " ".join(text.split())
+
+
+def _charset(content_type: str | None) -> str | None:
+    for param in (content_type or "").split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip("\"'") or None
+    return None
+
+
+# --- listing ------------------------------------------------------------------------------------
+
+
+def _discover_listing(
+    source: SourceConfig, body: bytes, base_url: str, content_type: str | None
+) -> list[Discovered]:
+    soup = BeautifulSoup(body, "lxml", from_encoding=_charset(content_type))
+    base = _document_base(soup, base_url)
+    selector = source.options.get("link_selector")
+    heuristic = not selector and not source.options.get("link_pattern")
+    anchors: Sequence[Tag]
+    if selector:
+        anchors = _select_anchors(soup, str(selector), source.name)
+    elif not heuristic:
+        anchors = [a for a in soup.find_all("a", href=True) if isinstance(a, Tag)]
+    else:
+        anchors = _heuristic_anchors(soup)
+    items = []
+    for anchor in anchors:
+        href = anchor.get("href")
+        url = _clean_url(href, base) if isinstance(href, str) else None
+        if url is None or (heuristic and not _looks_like_article(url)):
+            continue
+        items.append(Discovered(url=url, title=_anchor_title(anchor)))
+    return _select(source, items, base_url)
+
+
+def _document_base(soup: BeautifulSoup, base_url: str) -> str:
+    tag = soup.find("base", href=True)
+    href = tag.get("href") if isinstance(tag, Tag) else None
+    if isinstance(href, str):
+        resolved = _clean_url(href, base_url)
+        if resolved:
+            return resolved
+    return base_url
+
+
+def _select_anchors(soup: BeautifulSoup, selector: str, source_name: str) -> list[Tag]:
+    try:
+        matched = soup.select(selector)
+    except SelectorSyntaxError as exc:
+        raise ValueError(f"source {source_name}: invalid link_selector {selector!r}: {exc}") from None
+    anchors: list[Tag] = []
+    for element in matched:
+        if element.name == "a":
+            anchors.append(element)
+        else:  # a selector may pick article cards rather than their links
+            anchors.extend(a for a in element.find_all("a", href=True) if isinstance(a, Tag))
+    return anchors
+
+
+def _heuristic_anchors(soup: BeautifulSoup) -> list[Tag]:
+    usable = [
+        a
+        for a in soup.find_all("a", href=True)
+        if isinstance(a, Tag) and not _skipped_rel(a) and not _in_chrome(a)
+    ]
+    in_content = [
+        a for a in usable if any(p.name in _CONTENT_TAGS or p.get("role") == "main" for p in a.parents)
+    ]
+    # A page without main/article/headings still lists articles somewhere: fall back to all links.
+    return in_content or usable
+
+
+def _skipped_rel(anchor: Tag) -> bool:
+    rel = anchor.get("rel")
+    values: list[str] = rel.split() if isinstance(rel, str) else list(rel or [])
+    return any(value.lower() in _SKIPPED_RELS for value in values)
+
+
+def _in_chrome(anchor: Tag) -> bool:
+    """Whether the link sits in navigation, footer, sidebar, pagination or tag lists."""
+    in_site_header = False
+    for parent in anchor.parents:
+        name = parent.name
+        if name in _CHROME_TAGS or parent.get("role") in _CHROME_ROLES:
+            return True
+        if name == "header" or parent.get("role") == "banner":
+            in_site_header = True
+        elif name in ("article", "main"):
+            # A <header> inside an article or main is the article's own heading, not the site's.
+            in_site_header = False
+            break
+        for attr in ("class", "id"):
+            raw = parent.get(attr)
+            values = raw.split() if isinstance(raw, str) else list(raw or [])
+            for value in values:
+                value = value.lower()
+                if value in _CHROME_CLASSES or _CHROME_WORDS.intersection(re.split(r"[-_]", value)):
+                    return True
+    return in_site_header
+
+
+def _looks_like_article(url: str) -> bool:
+    """Whether a URL's path looks like one article rather than a section, tag or utility page."""
+    parts = urlsplit(url)
+    if parts.query and _NON_ARTICLE_QUERY.search(parts.query):
+        return False
+    segments = [s for s in parts.path.lower().split("/") if s]
+    if not segments or any(s in _NON_ARTICLE_SEGMENTS for s in segments):
+        return False
+    last = segments[-1]
+    if _ASSET_SUFFIX.search(last):
+        return False
+    stem = _PAGE_SUFFIX.sub("", last)
+    if stem in ("index", "default", "home") or (stem.isdigit() and len(stem) <= 4):
+        return False
+    if _DATE_IN_PATH.search(parts.path) or _LONG_NUMBER.search(stem):
+        return True
+    words = [w for w in re.split(r"[-_+]+", stem) if w]
+    return len(words) >= 3 or (len(words) == 2 and len(stem) >= 15)
+
+
+def _anchor_title(anchor: Tag) -> str | None:
+    text = " ".join(anchor.get_text(" ", strip=True).split())
+    if not text:
+        title = anchor.get("title")
+        text = " ".join(title.split()) if isinstance(title, str) else ""
+    return text or None
+
+
+# --- sitemap ------------------------------------------------------------------------------------
+
+
+def parse_sitemap(body: bytes, base_url: str) -> Sitemap:
+    """Parse a sitemap (``urlset``), a sitemap index or a plain-text sitemap; gzip is undone.
+
+    Entries keep document order (``published`` from ``<lastmod>`` or ``news:publication_date``);
+    child sitemaps come newest first. Raises :class:`UnsupportedContent` for anything else and
+    :class:`TooLarge` if a gzipped body inflates past ``MAX_SITEMAP_BYTES``.
+    """
+    data = _gunzip(body, base_url) if body[:2] == b"\x1f\x8b" else body
+    stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped and not stripped.startswith(b"<"):
+        return _parse_text_sitemap(stripped, base_url)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, recover=True)
+    try:
+        root = etree.fromstring(stripped, parser)
+    except etree.XMLSyntaxError:
+        root = None
+    if root is None:
+        raise UnsupportedContent("not a sitemap: the body is not XML", base_url)
+    kind = _local_name(root)
+    if kind == "urlset":
+        entries = []
+        for node in root:
+            if _local_name(node) != "url":
+                continue
+            url = _clean_url(_child_text(node, "loc") or "", base_url)
+            if url:
+                published = _parse_datetime(_child_text(node, "publication_date")) or _parse_datetime(
+                    _child_text(node, "lastmod")
+                )
+                entries.append(Discovered(url=url, title=_child_text(node, "title"), published=published))
+        return Sitemap(entries=tuple(entries))
+    if kind == "sitemapindex":
+        children: list[tuple[datetime | None, str]] = []
+        for node in root:
+            if _local_name(node) != "sitemap":
+                continue
+            url = _clean_url(_child_text(node, "loc") or "", base_url)
+            if url:
+                children.append((_parse_datetime(_child_text(node, "lastmod")), url))
+        return Sitemap(children=tuple(url for _, url in _newest_first(children)))
+    raise UnsupportedContent(f"not a sitemap: the root element is <{kind}>", base_url)
+
+
+def _gunzip(body: bytes, url: str) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, MAX_SITEMAP_BYTES + 1)
+    except zlib.error as exc:
+        raise UnsupportedContent(f"broken gzip data: {exc}", url) from None
+    if len(data) > MAX_SITEMAP_BYTES:
+        raise TooLarge(f"gzipped sitemap inflates past {MAX_SITEMAP_BYTES} bytes", url)
+    return data
+
+
+def _parse_text_sitemap(data: bytes, base_url: str) -> Sitemap:
+    entries = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        url = _clean_url(line, base_url) if line.strip().lower().startswith(("http://", "https://")) else None
+        if url:
+            entries.append(Discovered(url=url))
+    if not entries and data:
+        raise UnsupportedContent("not a sitemap: neither XML nor a list of URLs", base_url)
+    return Sitemap(entries=tuple(entries))
+
+
+def _local_name(node: Any) -> str:
+    tag = node.tag
+    if not isinstance(tag, str):  # comments and processing instructions
+        return ""
+    return tag.rsplit("}", 1)[-1]
+
+
+def _child_text(node: Any, name: str) -> str | None:
+    """Text of the first descendant called ``name`` in any namespace (news:title, lastmod...)."""
+    for child in node.iter():
+        if child is not node and _local_name(child) == name and child.text and child.text.strip():
+            return str(child.text).strip()
+    return None
+
+
+def _newest_first(items: Iterable[tuple[datetime | None, str]]) -> list[tuple[datetime | None, str]]:
+    dated = list(items)
+    oldest = datetime.min.replace(tzinfo=UTC)
+    # sorted() is stable, so undated items keep their document order, after the dated ones.
+    return sorted(dated, key=lambda item: (item[0] is not None, item[0] or oldest), reverse=True)
+
+
+def _select_sitemap_entries(
+    source: SourceConfig, entries: Iterable[Discovered], base_url: str
+) -> list[Discovered]:
+    ordered = sorted(
+        entries,
+        key=lambda e: (e.published is not None, e.published or datetime.min.replace(tzinfo=UTC)),
+        reverse=True,
+    )
+    return _select(source, ordered, base_url)
+
+
+def _follow_child_sitemaps(
+    source: SourceConfig, fetcher: Fetcher, children: Sequence[str], index_url: str
+) -> list[Discovered]:
+    sites = {_site_host(source.url), _site_host(index_url)}
+    queue = [(url, 1) for url in children]
+    seen = {_clean_url(source.url, source.url), index_url}
+    entries: list[Discovered] = []
+    errors: list[FetchError] = []
+    fetched = 0
+    while queue and fetched < MAX_CHILD_SITEMAPS:
+        url, depth = queue.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        if not _same_site(url, sites):
+            log.warning("source %s: skipping child sitemap on another site: %s", source.name, url)
+            continue
+        fetched += 1
+        try:
+            result = fetcher.get(url, accept=SITEMAP_ACCEPT)
+            sitemap = parse_sitemap(result.body, result.final_url)
+        except FetchError as exc:
+            log.warning("source %s: child sitemap %s failed: %s", source.name, url, exc)
+            errors.append(exc)
+            continue
+        entries.extend(sitemap.entries)
+        if depth < MAX_SITEMAP_DEPTH:
+            queue.extend((child, depth + 1) for child in sitemap.children)
+    if errors and not entries:
+        transient = [e for e in errors if isinstance(e, TransientFetchError)]
+        raise (transient or errors)[0]
+    return entries
+
+
+# --- feeds --------------------------------------------------------------------------------------
+
+
+def _discover_feed(
+    source: SourceConfig, body: bytes, base_url: str, content_type: str | None
+) -> list[Discovered]:
+    head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if head in (b"{", b"["):
+        items = _parse_json_feed(body, base_url)
+    else:
+        items = _parse_xml_feed(body, base_url, content_type)
+    return _select(source, items, base_url, same_site_only=False)
+
+
+def _parse_xml_feed(body: bytes, base_url: str, content_type: str | None) -> list[Discovered]:
+    headers = {"content-location": base_url, "content-type": content_type or "application/xml"}
+    parsed = feedparser.parse(body, response_headers=headers)
+    if not parsed.entries and not parsed.get("version"):
+        reason = parsed.get("bozo_exception") or "no RSS or Atom root element"
+        raise UnsupportedContent(f"not a feed: {reason}", base_url)
+    items = []
+    for entry in parsed.entries:
+        link = entry.get("link") or next(
+            (
+                link.get("href")
+                for link in entry.get("links", [])
+                if link.get("rel", "alternate") == "alternate" and link.get("href")
+            ),
+            None,
+        )
+        url = _clean_url(link, base_url) if isinstance(link, str) else None
+        if url is None:
+            continue
+        when = entry.get("published_parsed") or entry.get("updated_parsed")
+        published = datetime(*when[:6]).replace(tzinfo=UTC) if when else None
+        html = next(
+            (
+                c.get("value")
+                for c in entry.get("content", [])
+                if c.get("type") in ("text/html", "application/xhtml+xml") and (c.get("value") or "").strip()
+            ),
+            None,
+        )
+        title = _plain_text(str(entry.get("title") or "")) or None
+        items.append(Discovered(url=url, title=title, published=published, html=html))
+    return items
+
+
+def _parse_json_feed(body: bytes, base_url: str) -> list[Discovered]:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnsupportedContent(f"not a JSON feed: {exc}", base_url) from None
+    if not isinstance(document, dict) or not isinstance(document.get("items"), list):
+        raise UnsupportedContent("not a JSON feed: no items list", base_url)
+    items = []
+    for item in document["items"]:
+        if not isinstance(item, dict):
+            continue
+        link = item.get("url") or item.get("external_url")
+        url = _clean_url(link, base_url) if isinstance(link, str) else None
+        if url is None:
+            continue
+        title = item.get("title")
+        title = _plain_text(title) if isinstance(title, str) else ""
+        html = item.get("content_html")
+        published = item.get("date_published") or item.get("date_modified")
+        items.append(
+            Discovered(
+                url=url,
+                title=title or None,
+                published=_parse_datetime(published) if isinstance(published, str) else None,
+                html=html if isinstance(html, str) and html.strip() else None,
+            )
+        )
+    return items
