@@ -113,6 +113,13 @@ class SourceConfig(_Strict):
             not isinstance(value["max_articles"], int) or value["max_articles"] < 1
         ):
             raise ValueError("max_articles must be a positive integer")
+        if "link_selector" in value:
+            import soupsieve
+
+            try:
+                soupsieve.compile(str(value["link_selector"]))
+            except soupsieve.SelectorSyntaxError as exc:
+                raise ValueError(f"link_selector is not a valid CSS selector: {exc.args[0]}") from None
         if "link_pattern" in value:
             try:
                 re.compile(str(value["link_pattern"]))

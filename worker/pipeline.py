@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urldefrag
 
+from bs4 import BeautifulSoup
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,11 +23,11 @@ from sqlalchemy.orm import Session
 from config import Config, EndpointConfig, FeedConfig
 from feeds.build import FeedItem, FeedMeta, render_all
 from worker.errors import FetchError, NormalizeError, PermanentShareError, Retryable
-from worker.fetch import Fetcher, discover
+from worker.fetch import Discovered, Fetcher, discover
 from worker.normalize import Article as NormalizedArticle
 from worker.normalize import normalize
 from worker.runtime import Runtime
-from worker.share import ShareArticle, get_endpoint
+from worker.share import ShareArticle, get_endpoint, idempotency_key
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def crawl_source(rt: Runtime, source_id: int) -> list[int]:
     with rt.session() as session:
         source = session.get(Source, source_id)
         assert source is not None
+        hints = {normalize_url(d.url): d for d in reversed(found)}
         urls = list(dict.fromkeys(normalize_url(d.url) for d in found))
         known = {
             a.canonical_url: a
@@ -117,6 +119,7 @@ def crawl_source(rt: Runtime, source_id: int) -> list[int]:
             article = known.get(url)
             if article is None:
                 article = Article(source_id=source_id, url=url, canonical_url=url, status="pending")
+                article.raw_html = _feed_content(hints[url])
                 session.add(article)
                 session.flush()
                 known[url] = article
@@ -130,6 +133,23 @@ def crawl_source(rt: Runtime, source_id: int) -> list[int]:
         source.last_error = None
         source.crawl_count += 1
     return to_process
+
+
+FULL_CONTENT_MIN_CHARS = 500
+
+
+def _feed_content(found: Discovered) -> str | None:
+    """A document built from a feed entry's full content, or None when the page must be fetched.
+
+    Feeds that carry the whole story (content:encoded, Atom content) save one fetch per article.
+    """
+    if not found.html or not found.title:
+        return None
+    if len(BeautifulSoup(found.html, "lxml").get_text(" ", strip=True)) < FULL_CONTENT_MIN_CHARS:
+        return None
+    return synthesize_html(
+        PushedArticle(url=found.url, title=found.title, content_html=found.html, published=found.published)
+    )
 
 
 # ---------------------------------------------------------------- process
@@ -393,11 +413,6 @@ def share_article_view(article: Article) -> ShareArticle:
     )
 
 
-def idempotency_key(share_id: int) -> str:
-    """The key sent with a share so a redelivered task never posts twice on the remote side."""
-    return f"syndicate-share-{share_id}"
-
-
 def deliver_share(rt: Runtime, share_id: int) -> str:
     """Publish one outbox row; return its final status (``sent``, ``failed``) or raise a Retryable."""
     with rt.session() as session:
@@ -413,10 +428,10 @@ def deliver_share(rt: Runtime, share_id: int) -> str:
         endpoint_config = rt.config.endpoint(endpoint_name)
     except KeyError:
         return _finish_share(rt, share_id, error=f"endpoint {endpoint_name!r} is no longer configured")
-    endpoint = get_endpoint(endpoint_config, base_dir=rt.base_dir)
     try:
-        preview = endpoint.render(view)
-        result = endpoint.publish(preview, idempotency_key(share_id))
+        with get_endpoint(endpoint_config, base_dir=rt.base_dir) as endpoint:
+            preview = endpoint.render(view)
+            result = endpoint.publish(preview, idempotency_key(view, endpoint_name))
     except Retryable as exc:
         with rt.session() as session:
             share = session.get(Share, share_id)
