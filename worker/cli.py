@@ -206,7 +206,7 @@ def _crawl_overdue_sources(config: Config, ids: dict[str, int]) -> None:
     from worker.tasks import crawl_source
 
     with get_runtime().session() as session:
-        last = dict(session.execute(select(Source.name, Source.last_crawl_at)).tuples().all())
+        last = dict(session.execute(select(Source.name, Source.last_crawl_at)).all())
     now = utcnow()
     for source in config.sources:
         when = last.get(source.name)
@@ -396,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``syndicate`` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("SYNDICATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -19,14 +19,12 @@ def _iso(value: datetime | None) -> str | None:
 def snapshot(session: Session, config: Config, base_url: str) -> dict[str, Any]:
     """Sources with last crawl and error, article counts, feeds, and the share outbox backlog."""
     article_counts = dict(
-        session.execute(select(Article.status, func.count()).group_by(Article.status)).tuples().all()
+        session.execute(select(Article.status, func.count()).group_by(Article.status)).all()
     )
     per_source = dict(
         session.execute(
             select(Article.source_id, func.count()).where(Article.status == "ready").group_by(Article.source_id)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     sources = []
     for source in session.scalars(select(Source).order_by(Source.name)):
@@ -65,7 +63,7 @@ def snapshot(session: Session, config: Config, base_url: str) -> dict[str, Any]:
     share_counts: dict[str, dict[str, int]] = {}
     for endpoint, status, count in session.execute(
         select(Share.endpoint, Share.status, func.count()).group_by(Share.endpoint, Share.status)
-    ).tuples():
+    ):
         share_counts.setdefault(endpoint, {})[status] = count
     endpoints = [
         {

@@ -54,14 +54,18 @@ class IngestRequest(BaseModel):
         return value
 
 
+def current_runtime(request: Request) -> Runtime:
+    """The runtime given to :func:`create_web_app`, else the process-wide one."""
+    return request.app.state.runtime or get_runtime()
+
+
+RT = Annotated[Runtime, Depends(current_runtime)]
+
+
 def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     """Build the FastAPI app; ``runtime`` defaults to the process-wide one."""
     app = FastAPI(title="Syndicate", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
-
-    def rt() -> Runtime:
-        return runtime or get_runtime()
-
-    RT = Annotated[Runtime, Depends(rt)]
+    app.state.runtime = runtime
 
     @app.get("/healthz")
     def healthz(r: RT) -> JSONResponse:
