@@ -33,7 +33,7 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-SECRET_MARK = "__syndicate_secret_literal__"
+SECRET_MARK = "__syndicate_secret_literal__"  # noqa: S105 - a marker, not a secret
 
 
 class ConfigError(Exception):
@@ -174,7 +174,9 @@ class EndpointConfig(_Strict):
             fields = set()
         unknown = sorted(fields - allowed)
         if unknown:
-            raise ValueError(f"unknown template field(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}")
+            raise ValueError(
+                f"unknown template field(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
+            )
         return value
 
 
@@ -221,7 +223,9 @@ def _cross_check(config: Config) -> list[str]:
         seen: dict[str, int] = {}
         for i, item in enumerate(getattr(config, section)):
             if item.name in seen:
-                problems.append(f"{section}[{i}].name: duplicate name {item.name!r} (also {section}[{seen[item.name]}])")
+                problems.append(
+                    f"{section}[{i}].name: duplicate name {item.name!r} (also {section}[{seen[item.name]}])"
+                )
             seen.setdefault(item.name, i)
     source_names = {s.name for s in config.sources}
     feed_names = {f.name for f in config.feeds}
@@ -312,7 +316,9 @@ def load_config(path: Path | str, lookup: Callable[[str], str | None] = environ_
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([f"config file not found (set SYNDICATE_CONFIG or pass a path): {path}"], path) from None
+        raise ConfigError(
+            [f"config file not found (set SYNDICATE_CONFIG or pass a path): {path}"], path
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"cannot read config file: {exc}"], path) from None
     try:

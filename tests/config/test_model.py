@@ -16,7 +16,9 @@ BAD = sorted(FIXTURES.glob("bad-*.yaml"))
 
 def expectations(path: Path) -> list[str]:
     """The ``# expect:`` lines at the top of a fixture."""
-    return [line.split("# expect:", 1)[1].strip() for line in path.read_text().splitlines() if "# expect:" in line]
+    return [
+        line.split("# expect:", 1)[1].strip() for line in path.read_text().splitlines() if "# expect:" in line
+    ]
 
 
 @pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
@@ -31,7 +33,10 @@ def test_bad_config_lists_every_problem(path: Path) -> None:
 @pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
 def test_check_config_cli_exits_non_zero_without_traceback(path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "check-config", str(path)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "worker.cli", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -42,7 +47,9 @@ def test_check_config_cli_exits_non_zero_without_traceback(path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "worker.cli", "check-config", str(tmp_path / "nope.yaml")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "config file not found" in result.stderr

@@ -170,7 +170,9 @@ def test_pipeline_end_to_end(
             assert {e.title for e in parsed.entries} == TITLES
             assert all(e.link.startswith(site + "/news/") for e in parsed.entries)
             assert "Share this article" not in resp.text
-            again = requests.get(f"{base}/feeds/all.{fmt}", headers={"If-None-Match": resp.headers["ETag"]}, timeout=5)
+            again = requests.get(
+                f"{base}/feeds/all.{fmt}", headers={"If-None-Match": resp.headers["ETag"]}, timeout=5
+            )
             assert again.status_code == 304
             assert again.content == b""
         it_feed = feedparser.parse(requests.get(f"{base}/feeds/it.atom", timeout=5).content)
@@ -194,7 +196,7 @@ def test_pipeline_end_to_end(
             json={
                 "url": f"{site}/news/pushed-story.html",
                 "title": "Pushed: the clusters sign a second agreement",
-                "content_html": "<p>The two clusters signed a second agreement on mentorship and market channels.</p>",
+                "content_html": "<p>The two clusters signed a second agreement on mentorship.</p>",
                 "published": "2019-04-01T10:00:00Z",
                 "category": "IT Systems",
             },

@@ -41,7 +41,11 @@ def test_up_in_a_fresh_clone_serves_health_and_demo_feed(tmp_path: Path) -> None
     clone = tmp_path / "syndicate"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
     http_port, redis_port, flower_port = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNDICATE_", "DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SYNDICATE_", "DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV"))
+    }
     env.update(
         SYNDICATE_HTTP_PORT=str(http_port),
         SYNDICATE_REDIS_PORT=str(redis_port),
@@ -52,7 +56,11 @@ def test_up_in_a_fresh_clone_serves_health_and_demo_feed(tmp_path: Path) -> None
     log = (tmp_path / "up.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable if command[0] == "python3" else command[0], *command[1:]],
-        cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=clone,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{http_port}"
     try:
@@ -72,12 +80,16 @@ def test_up_in_a_fresh_clone_serves_health_and_demo_feed(tmp_path: Path) -> None
         output = (tmp_path / "up.log").read_text(errors="replace")
         assert health is not None and health.status_code == 200, output[-5000:]
         assert health.json()["redis"] == "ok"
-        assert "Cluj IT Cluster and the Rawabi Tech Hub establish international partnership" in titles, output[-5000:]
+        assert "Cluj IT Cluster and the Rawabi Tech Hub establish international partnership" in titles, (
+            output[-5000:]
+        )
         assert f"{base}/feeds/all.rss" in output
         assert requests.get(f"http://127.0.0.1:{flower_port}/", timeout=5).status_code in (200, 401)
         shares = clone / "var" / "shares.jsonl"
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (not shares.exists() or len(shares.read_text().splitlines()) < 3):
+        while time.monotonic() < deadline and (
+            not shares.exists() or len(shares.read_text().splitlines()) < 3
+        ):
             time.sleep(0.5)
         assert len(shares.read_text().splitlines()) == 3
     finally:

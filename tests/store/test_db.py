@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
-
-import pytest
 
 from worker.store.db import get_sessionmaker, make_engine, upgrade
 from worker.store.models import Article, Base, Share, Source
@@ -20,7 +19,9 @@ def test_migrations_match_models(database_url: str) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata)
     assert diff == []
-    assert {"sources", "articles", "feed_renders", "shares", "alembic_version"} <= set(inspect(engine).get_table_names())
+    assert {"sources", "articles", "feed_renders", "shares", "alembic_version"} <= set(
+        inspect(engine).get_table_names()
+    )
     engine.dispose()
 
 
@@ -34,7 +35,9 @@ def test_unique_canonical_url_and_one_share_per_endpoint(database_url: str) -> N
         article = Article(source_id=source.id, url="https://x.example/a", canonical_url="https://x.example/a")
         session.add(article)
         session.commit()
-        session.add(Article(source_id=source.id, url="https://x.example/a?x", canonical_url="https://x.example/a"))
+        session.add(
+            Article(source_id=source.id, url="https://x.example/a?x", canonical_url="https://x.example/a")
+        )
         with pytest.raises(IntegrityError):
             session.commit()
         session.rollback()

