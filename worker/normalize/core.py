@@ -1,0 +1,88 @@
+"""The normalization pipeline: bytes or text of a page in, one :class:`Article` out."""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+
+from bs4 import BeautifulSoup
+
+from worker.errors import NormalizeError
+from worker.normalize import content, decode, render
+from worker.normalize.article import Article, summarize
+from worker.normalize.language import guess_language, primary_subtag
+from worker.normalize.metadata import PageIndex, extract_metadata
+from worker.normalize.textutil import clean_value, squash
+from worker.normalize.urls import strip_fragment
+
+_MIN_DESCRIPTION = 40
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+
+
+def _fallback_body(body_text: str) -> tuple[str, str]:
+    paragraphs = [squash(p) for p in re.split(r"\n\s*\n|\r\n\s*\r\n", body_text)]
+    paragraphs = [p for p in paragraphs if p]
+    fragment = "".join(f"<p>{html_lib.escape(p, quote=False)}</p>" for p in paragraphs)
+    return render.sanitize(fragment), "\n\n".join(paragraphs)
+
+
+def _title_from_text(text: str) -> str:
+    first = text.split("\n", 1)[0]
+    sentence = _SENTENCE_END.split(first, maxsplit=1)[0]
+    return summarize(sentence, 120)
+
+
+def normalize(
+    document: bytes | str,
+    url: str,
+    *,
+    content_type: str | None = None,
+    default_category: str | None = None,
+    language_hint: str | None = None,
+) -> Article:
+    """Extract the article from a fetched page.
+
+    ``document`` is the raw body (bytes are decoded using ``content_type``'s charset, a BOM, ``<meta
+    charset>`` or a UTF-8/windows-1252 guess) and ``url`` the address it was fetched from. Pure: no
+    network, no database. Raises :class:`~worker.errors.NormalizeError` when there is no article.
+    """
+    decode.check_content_type(content_type)
+    text = decode.to_text(document, content_type)
+    prepared = decode.prepare(text)
+    soup = BeautifulSoup(prepared.html, "lxml")
+    meta = extract_metadata(soup, prepared.json_ld, url, PageIndex(soup))
+    base = meta.base_url
+
+    content.prune(soup)
+    main = content.select_main(soup)
+    content.clean_main(main, meta.title, base)
+    content_html, body_text = render.render(main)
+    if len(body_text) < 100 and meta.body_text and len(meta.body_text) > len(body_text):
+        # The markup held (almost) nothing, but the publisher's JSON-LD carries the article body.
+        content_html, body_text = _fallback_body(meta.body_text)
+
+    title = meta.title or ""
+    if not title and not body_text:
+        raise NormalizeError(f"no article found at {url}: no title and no text")
+    if not title:
+        title = _title_from_text(body_text)
+
+    description = clean_value(meta.description)
+    summary_source = description if len(description) >= _MIN_DESCRIPTION else body_text or description
+
+    language = meta.language or primary_subtag(language_hint) or guess_language(f"{title}\n{body_text}")
+    return Article(
+        url=url,
+        canonical_url=meta.canonical_url or strip_fragment(url),
+        title=title,
+        published=meta.published,
+        updated=meta.updated,
+        authors=tuple(meta.authors),
+        category=meta.category or default_category,
+        tags=tuple(meta.tags),
+        image=meta.image or content.first_image(main),
+        content_html=content_html,
+        text=body_text,
+        language=language,
+        summary=summarize(summary_source),
+    )

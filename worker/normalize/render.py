@@ -1,0 +1,241 @@
+"""Serialize the cleaned body to flat, sanitized HTML (nh3) and to plain text.
+
+The serializer keeps only the allowed tags and unwraps the rest; text left loose by an unwrapped ``<div>``
+is put in a ``<p>`` so that paragraphs survive, and ``<br><br>`` inside such text starts a new paragraph.
+It walks the tree with an explicit stack: pages nested thousands of levels deep must not hit recursion
+limits, and nesting of kept tags is capped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+
+import nh3
+from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4.element import PreformattedString
+
+ALLOWED_TAGS = frozenset(
+    "p h2 h3 h4 h5 h6 ul ol li blockquote a img figure figcaption em strong b i code pre br "
+    "table thead tbody tfoot tr td th caption".split()
+)
+_ATTRIBUTES = {
+    "a": {"href"},
+    "img": {"src", "alt"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+}
+_INLINE = frozenset({"a", "em", "strong", "b", "i", "code", "br", "img"})
+_ACCEPTS_INLINE = frozenset("p h2 h3 h4 h5 h6 li td th figcaption pre caption".split())
+_RENAME = {"h1": "h2"}
+_SKIP = frozenset("script style noscript template head title iframe svg math select".split())
+_TEXT_BLOCKS = frozenset(
+    "address article aside blockquote body caption dd details div dl dt fieldset figcaption figure footer "
+    "form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section table tbody thead tfoot tr ul "
+    "center".split()
+)
+_BLOCKISH = _TEXT_BLOCKS | {"html"}
+_MAX_DEPTH = 30
+_EMPTY = re.compile(r"<(p|h[2-6]|li|strong|em|b|i|a|code|blockquote|figure|figcaption|ul|ol|pre)\b[^>]*>"
+                    r"(?:\s|<br>)*</\1>")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def events(root: Tag) -> Iterator[tuple[str, Tag | str]]:
+    """Walk a tree without recursion, yielding ("start", tag), ("text", str) and ("end", tag)."""
+    stack: list[tuple[Tag, Iterator[object]]] = [(root, iter(list(root.children)))]
+    yield "start", root
+    while stack:
+        tag, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            yield "end", tag
+        elif isinstance(child, Tag):
+            if child.name in _SKIP:
+                continue
+            yield "start", child
+            stack.append((child, iter(list(child.children))))
+        elif isinstance(child, NavigableString) and not isinstance(child, PreformattedString):
+            yield "text", str(child)
+
+
+class _Writer:
+    """Stateful emitter of flat HTML: tracks kept elements, the implicit paragraph and pending ``<br>``."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.open: list[str] = []
+        self.inline_context: list[bool] = []
+        self.implicit_at: int | None = None
+        self.pending_br = 0
+
+    def in_inline(self) -> bool:
+        return self.implicit_at is not None or (bool(self.inline_context) and self.inline_context[-1])
+
+    def open_p(self) -> None:
+        if self.implicit_at is None:
+            self.out.append("<p>")
+            self.implicit_at = len(self.open)
+
+    def close_p(self) -> None:
+        if self.implicit_at is not None:
+            self.out.append("</p>")
+            self.implicit_at = None
+
+    def boundary(self) -> None:
+        """A block starts or ends: end loose text here unless it is nested in a kept inline element."""
+        self.pending_br = 0
+        if self.implicit_at is not None and self.implicit_at == len(self.open):
+            self.close_p()
+        elif self.in_inline():
+            self.out.append(" ")
+
+    def flush_breaks(self) -> None:
+        if not self.pending_br:
+            return
+        if self.pending_br >= 2 and self.implicit_at == len(self.open):
+            self.close_p()
+            self.open_p()
+        else:
+            self.out.append("<br>")
+        self.pending_br = 0
+
+    def text(self, value: str, preformatted: bool) -> None:
+        if not preformatted:
+            value = _WHITESPACE.sub(" ", value)
+        if not value.strip():
+            if self.in_inline() and value:
+                self.out.append(" ")
+            return
+        if not self.in_inline():
+            self.open_p()
+        self.flush_breaks()
+        self.out.append(html.escape(value, quote=False))
+
+    def start(self, tag: Tag, name: str) -> bool:
+        """Emit a kept tag's opening; False when it is dropped (too deep)."""
+        if len(self.open) >= _MAX_DEPTH:
+            return False
+        if name == "br":
+            if self.in_inline():
+                self.pending_br += 1
+            return False
+        if name in _INLINE:
+            if not self.in_inline():
+                self.open_p()
+            self.flush_breaks()
+        else:
+            self.pending_br = 0
+            self.close_p()
+        attributes = "".join(
+            f' {key}="{html.escape(str(tag.get(key)), quote=True)}"'
+            for key in sorted(_ATTRIBUTES.get(name, ()))
+            if tag.get(key)
+        )
+        if name == "img":
+            self.out.append(f"<img{attributes}>")
+            return False
+        self.out.append(f"<{name}{attributes}>")
+        context = self.in_inline() if name in _INLINE else name in _ACCEPTS_INLINE
+        self.open.append(name)
+        self.inline_context.append(context)
+        return True
+
+    def end(self) -> None:
+        name = self.open.pop()
+        self.inline_context.pop()
+        if self.implicit_at is not None and self.implicit_at > len(self.open):
+            self.close_p()
+        if name not in _INLINE:
+            self.pending_br = 0
+        self.out.append(f"</{name}>")
+
+    def result(self) -> str:
+        self.close_p()
+        return "".join(self.out)
+
+
+def flatten(root: Tag) -> str:
+    """Serialize root's content keeping only allowed tags; unwrapped blocks still separate paragraphs."""
+    writer = _Writer()
+    emitted: set[int] = set()
+    preformatted = 0
+    for kind, item in events(root):
+        if kind == "text":
+            assert isinstance(item, str)
+            writer.text(item, preformatted > 0)
+            continue
+        assert isinstance(item, Tag)
+        if item is root:
+            continue
+        name = _RENAME.get(item.name, item.name)
+        if kind == "start":
+            if name == "pre":
+                preformatted += 1
+            if name in ALLOWED_TAGS:
+                if writer.start(item, name):
+                    emitted.add(id(item))
+            elif item.name in _BLOCKISH:
+                writer.boundary()
+        else:
+            if name == "pre":
+                preformatted -= 1
+            if id(item) in emitted:
+                writer.end()
+            elif item.name in _BLOCKISH:
+                writer.boundary()
+    return writer.result()
+
+
+def sanitize(fragment: str) -> str:
+    """Run the HTML through nh3 with the article allow-list, then drop elements left empty."""
+    cleaned = nh3.clean(
+        fragment,
+        tags=set(ALLOWED_TAGS),
+        attributes={tag: set(names) for tag, names in _ATTRIBUTES.items()},
+        url_schemes={"http", "https", "mailto"},
+        strip_comments=True,
+        link_rel="noopener noreferrer",
+    )
+    for _ in range(6):
+        reduced = _EMPTY.sub("", cleaned)
+        if reduced == cleaned:
+            break
+        cleaned = reduced
+    return cleaned.strip()
+
+
+def plain_text(fragment: str) -> str:
+    """Plain text of sanitized HTML: one paragraph per block, blank lines between; ``<br>`` is a newline."""
+    if not fragment:
+        return ""
+    soup = BeautifulSoup(fragment, "lxml")
+    root = soup.body or soup
+    blocks: list[list[str]] = [[]]
+    for kind, item in events(root):
+        if kind == "text":
+            assert isinstance(item, str)
+            blocks[-1].append(item)
+            continue
+        assert isinstance(item, Tag)
+        if item.name == "br" and kind == "start":
+            blocks[-1].append("\n")
+        elif item.name in ("td", "th") and kind == "end":
+            blocks[-1].append(" ")
+        elif item.name in _TEXT_BLOCKS and item.name not in ("td", "th") and blocks[-1]:
+            blocks.append([])
+    paragraphs = []
+    for pieces in blocks:
+        lines = [" ".join(line.split()) for line in "".join(pieces).split("\n")]
+        paragraph = "\n".join(line for line in lines if line)
+        if paragraph:
+            paragraphs.append(paragraph)
+    return "\n\n".join(paragraphs)
+
+
+def render(container: Tag) -> tuple[str, str]:
+    """Return (sanitized HTML, plain text) for a cleaned body container."""
+    content_html = sanitize(flatten(container))
+    return content_html, plain_text(content_html)
