@@ -430,7 +430,8 @@ def _remove_date_lines(container: Tag) -> None:
 def _drop_title_heading(container: Tag, title: str | None) -> None:
     if not title:
         return
-    for heading in container.find_all(("h1", "h2", "h3"), limit=8):
+    # A paragraph that only repeats the title is a "title line" above the heading (the seed has one).
+    for heading in container.find_all(("h1", "h2", "h3", "p"), limit=12):
         if same_text(element_text(heading), title):
             heading.decompose()
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
 
 from worker.normalize.dates import find_date, parse_datetime
 from worker.normalize.language import primary_subtag
@@ -370,9 +370,16 @@ def line_element(string: NavigableString) -> Tag | None:
 
 
 def _visible_date(soup: BeautifulSoup, index: PageIndex) -> tuple[datetime, str | None] | None:
-    root = soup.body or soup
     heading = index.first("h1")
-    elements = heading.next_elements if heading is not None else root.descendants
+    if heading is not None:
+        found = _date_line_in(heading.next_elements)
+        if found is not None:
+            return found
+    # Many blogs print the date line above the heading ("title, date - category, heading" in the seed).
+    return _date_line_in((soup.body or soup).descendants)
+
+
+def _date_line_in(elements: Iterable[PageElement]) -> tuple[datetime, str | None] | None:
     for count, node in enumerate(elements):
         if count > 5000:
             break
