@@ -159,3 +159,17 @@ def cache_headers(
     if links:
         headers["Link"] = ", ".join(links)
     return headers
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delay-seconds or HTTP-date); ``None`` if invalid."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    when = parse_http_date(text)
+    if when is None:
+        return None
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())

@@ -8,11 +8,10 @@ and hubs that read a single form value would ignore every topic after the first.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import requests
 
-from feeds.http import parse_http_date
+from feeds.http import parse_retry_after
 
 MAX_ERROR_BODY = 2000
 
@@ -43,20 +42,6 @@ class WebSubError(Exception):
         self.body = body
         self.retryable = retryable
         self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delay-seconds or HTTP-date); ``None`` if invalid."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    when = parse_http_date(text)
-    if when is None:
-        return None
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _is_retryable_status(status: int) -> bool:

@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl
 import pytest
 import requests
 
-from feeds.websub import WebSubError, parse_retry_after, publish
+from feeds.http import parse_retry_after
+from feeds.websub import WebSubError, publish
 
 
 @dataclass

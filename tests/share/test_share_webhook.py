@@ -13,9 +13,10 @@ import requests
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from feeds.http import parse_retry_after
 from worker.errors import PermanentShareError, Retryable, TransientShareError
 from worker.share import ShareArticle, WebhookEndpoint, get_endpoint, idempotency_key
-from worker.share.webhook import encode_body, parse_retry_after, sign, signing_key
+from worker.share.webhook import encode_body, sign, signing_key
 
 from .conftest import FIXED_NOW, FIXTURES, SECRET, Receiver, webhook_config
 

@@ -9,7 +9,6 @@ content that is not a document (images, PDFs, video...) and turns every failure 
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import logging
 import re
@@ -17,7 +16,6 @@ import socket
 import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import MappingProxyType
 from urllib.parse import urljoin, urlsplit
 
@@ -26,6 +24,7 @@ import urllib3
 from requests.structures import CaseInsensitiveDict
 
 from config.model import FetchPolicy
+from feeds.http import parse_retry_after
 from worker.errors import (
     BlockedURL,
     FetchError,
@@ -227,23 +226,6 @@ def _sniff_document(body: bytes) -> bool:
     """Whether a body of unknown type looks like markup, JSON or gzip (a compressed sitemap)."""
     head = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
     return head.startswith((b"<", b"{", b"[", b"\x1f\x8b")) or not head
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP-date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 class Fetcher:

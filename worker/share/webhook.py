@@ -13,12 +13,11 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 
+from feeds.http import parse_retry_after
 from worker.errors import PermanentShareError, TransientShareError
 from worker.share.base import Endpoint, Preview, ShareResult, check_idempotency_key
 
@@ -56,23 +55,6 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
 def encode_body(payload: dict[str, Any]) -> bytes:
     """Serialize ``payload`` exactly as it goes on the wire (compact UTF-8 JSON)."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _excerpt(body: bytes) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -46,20 +44,6 @@ def get_engine(url: str) -> Engine:
 def get_sessionmaker(url: str) -> sessionmaker[Session]:
     """A sessionmaker bound to the (cached) engine for ``url``."""
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)
-
-
-@contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    session = get_sessionmaker(url)()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def alembic_config(url: str) -> Any:
