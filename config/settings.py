@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, validation_alias="SYNDICATE_HTTP_PORT")
     public_url: str | None = Field(default=None, validation_alias="SYNDICATE_PUBLIC_URL")
     flower_port: int = Field(default=5555, validation_alias="SYNDICATE_FLOWER_PORT")
+    visibility_timeout: int = Field(default=3600, ge=10, validation_alias="SYNDICATE_VISIBILITY_TIMEOUT")
     worker_concurrency: int = Field(default=2, ge=1, validation_alias="SYNDICATE_WORKER_CONCURRENCY")
     log_level: str = Field(default="INFO", validation_alias="SYNDICATE_LOG_LEVEL")
 

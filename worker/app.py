@@ -19,8 +19,6 @@ from kombu import Exchange, Queue
 
 from config import Config, Settings, get_settings
 
-VISIBILITY_TIMEOUT = 3600
-TASK_SOFT_TIME_LIMIT = 240
 TASK_TIME_LIMIT = 300
 MAX_RETRY_COUNTDOWN = 900
 QUEUES = ("crawl", "fetch", "render", "share")
@@ -29,17 +27,27 @@ QUEUES = ("crawl", "fetch", "render", "share")
 def create_app(settings: Settings | None = None) -> Celery:
     """Build the Celery app for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
+    visibility = settings.visibility_timeout
+    # A message is redelivered once unacked for `visibility` seconds: nothing may run or wait that long.
+    hard_limit = min(TASK_TIME_LIMIT, visibility // 2)
     app = Celery("syndicate", include=["worker.tasks"])
     app.conf.update(
         broker_url=settings.effective_redis_url,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_transport_options={
+            "visibility_timeout": visibility,
+            # Look for abandoned (unacked, timed-out) messages every few seconds rather than kombu's
+            # default of ~100 s; one ZRANGEBYSCORE per sweep.
+            "unacked_restore_interval": min(10, max(1, visibility // 10)),
+            "unacked_restore_throttle": 1,
+        },
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_soft_time_limit=TASK_SOFT_TIME_LIMIT,
-        task_time_limit=TASK_TIME_LIMIT,
+        task_soft_time_limit=int(hard_limit * 0.8),
+        task_time_limit=hard_limit,
+        syndicate_max_retry_countdown=min(MAX_RETRY_COUNTDOWN, visibility // 2),
         task_serializer="json",
         accept_content=["json"],
         timezone="UTC",
@@ -59,7 +67,6 @@ def create_app(settings: Settings | None = None) -> Celery:
         },
         beat_schedule={},
     )
-    assert TASK_TIME_LIMIT < VISIBILITY_TIMEOUT and MAX_RETRY_COUNTDOWN < VISIBILITY_TIMEOUT
     return app
 
 

@@ -15,7 +15,7 @@ import redis
 from celery import Task
 
 from worker import pipeline
-from worker.app import MAX_RETRY_COUNTDOWN, app
+from worker.app import app
 from worker.errors import Retryable
 from worker.runtime import get_runtime
 
@@ -36,7 +36,7 @@ class PipelineTask(Task):
         """Honour the remote's Retry-After, else exponential backoff; never past the visibility timeout."""
         hinted = getattr(exc, "retry_after", None)
         backoff = 2.0 ** (self.request.retries + 1)
-        return float(min(max(hinted or 0.0, backoff), MAX_RETRY_COUNTDOWN))
+        return float(min(max(hinted or 0.0, backoff), self.app.conf.syndicate_max_retry_countdown))
 
     def run_stage(self, func: Any, *args: Any, on_give_up: Any = None) -> Any:
         """Call a pipeline function; turn Retryable errors into Celery retries."""
