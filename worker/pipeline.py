@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 PUSH_SOURCE = "api"
 MAX_ERROR_CHARS = 2000
+# Column sizes of ``articles`` (PostgreSQL enforces them; a longer value would fail the whole stage).
+MAX_URL_CHARS = 2048
+MAX_CATEGORY_CHARS = 255
 
 
 def sync_sources(session: Session, config: Config) -> dict[str, int]:
@@ -108,6 +111,10 @@ def crawl_source(rt: Runtime, source_id: int) -> list[int]:
         assert source is not None
         hints = {normalize_url(d.url): d for d in reversed(found)}
         urls = list(dict.fromkeys(normalize_url(d.url) for d in found))
+        too_long = [u for u in urls if len(u) > MAX_URL_CHARS]
+        if too_long:
+            log.warning("source %s: skipped %d link(s) over %d chars", name, len(too_long), MAX_URL_CHARS)
+            urls = [u for u in urls if len(u) <= MAX_URL_CHARS]
         known = {
             a.canonical_url: a
             for a in session.scalars(
@@ -176,7 +183,7 @@ def _apply(article: Article, data: NormalizedArticle) -> bool:
     article.published = data.published
     article.updated = data.updated
     article.authors = list(data.authors)
-    article.category = data.category
+    article.category = data.category[:MAX_CATEGORY_CHARS] if data.category else data.category
     article.tags = list(data.tags)
     article.image = data.image
     article.language = data.language
@@ -231,6 +238,8 @@ def process_article(rt: Runtime, article_id: int) -> ProcessOutcome:
         article = session.get(Article, article_id)
         assert article is not None
         canonical = normalize_url(data.canonical_url or final_url)
+        if len(canonical) > MAX_URL_CHARS:  # keep the URL we know rather than fail on the column size
+            canonical = article.canonical_url
         if canonical != article.canonical_url:
             other = session.scalar(select(Article).where(Article.canonical_url == canonical))
             if other is not None and other.id != article.id:

@@ -13,9 +13,10 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select, text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feeds.http import cache_headers, is_not_modified
-from worker.pipeline import PushedArticle, ingest_article
+from worker.pipeline import MAX_URL_CHARS, PushedArticle, ingest_article
 from worker.runtime import Runtime, get_runtime
 from worker.status import snapshot
 from worker.store.models import FeedRender
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 DEMO_DIR = Path(__file__).with_name("demo")
 DEMO_ORIGIN = "http://127.0.0.1:8000"
 MAX_INGEST_BYTES = 5_000_000
+# A request body may hold both HTML fields at their limit plus the small ones; nothing more is read.
+MAX_BODY_BYTES = 2 * MAX_INGEST_BYTES + 1_000_000
 FEED_FORMATS = {"rss", "atom", "json"}
 
 
@@ -46,12 +49,58 @@ class IngestRequest(BaseModel):
     language: str | None = Field(default=None, max_length=16)
     source: str | None = Field(default=None, max_length=63)
 
+    @field_validator("url")
+    @classmethod
+    def _url_length(cls, value: AnyHttpUrl) -> AnyHttpUrl:
+        if len(str(value)) > MAX_URL_CHARS:
+            raise ValueError(f"url is longer than {MAX_URL_CHARS} characters")
+        return value
+
     @field_validator("published")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("published needs a timezone, e.g. 2019-03-06T10:00:00Z")
         return value
+
+
+class BodyLimitMiddleware:
+    """Answer 413 to request bodies over ``limit`` bytes instead of reading (and parsing) them whole.
+
+    A declared Content-Length over the limit is refused before anything is read; a body sent without
+    one (chunked) is counted as it arrives and refused as soon as it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"").strip()
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._too_large()(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise HTTPException(413, self._detail())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _detail(self) -> str:
+        return f"request body too large: the limit is {self.limit} bytes"
+
+    def _too_large(self) -> JSONResponse:
+        return JSONResponse({"detail": self._detail()}, status_code=413)
 
 
 def current_runtime(request: Request) -> Runtime:
@@ -66,6 +115,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     """Build the FastAPI app; ``runtime`` defaults to the process-wide one."""
     app = FastAPI(title="Syndicate", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.runtime = runtime
+    app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
 
     @app.get("/healthz")
     def healthz(r: RT) -> JSONResponse:
@@ -108,7 +158,6 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         payload: IngestRequest,
         r: RT,
         authorization: Annotated[str | None, Header()] = None,
-        content_length: Annotated[int | None, Header()] = None,
     ) -> dict[str, Any]:
         """Accept a pushed article; it flows through the same pipeline as crawled ones."""
         token = r.config.api.token.get_secret_value() if r.config.api.token else ""

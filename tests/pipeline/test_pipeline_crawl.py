@@ -1,0 +1,230 @@
+"""Crawl and process stages against a real local site: idempotent crawls, normalized articles,
+canonical duplicates, SSRF-blocked links and a failing listing, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.support.httpserver import HTTPTestServer, Response
+from worker.errors import Retryable, TransientFetchError
+
+STORIES = ["/news/solar-cluster.html", "/news/farm-cooperative.html", "/news/robotics-camp.html"]
+
+
+def test_crawl_creates_pending_articles_and_is_idempotent(pipe, site: HTTPTestServer) -> None:
+    ids = pipe.crawl("valley")
+
+    assert len(ids) == 3
+    articles = pipe.articles()
+    # The fragment of the robotics link is dropped; nothing else is stored.
+    assert set(articles) == {site.url(p) for p in STORIES}
+    assert {a.status for a in articles.values()} == {"pending"}
+    assert {a.id for a in articles.values()} == set(ids)
+    source = pipe.source("valley")
+    assert source.crawl_count == 1 and source.last_error is None and source.last_success_at is not None
+
+    # Crawling again before processing: same pending ids, no new rows.
+    assert sorted(pipe.crawl("valley")) == sorted(ids)
+    assert len(pipe.articles()) == 3
+
+    pipe.process(ids)
+    before = pipe.articles()
+    time.sleep(0.01)
+    assert pipe.crawl("valley") == []
+    after = pipe.articles()
+    assert set(after) == set(before)
+    for url, old in before.items():
+        new = after[url]
+        assert new.last_seen_at > old.last_seen_at
+        for column in (
+            "id",
+            "status",
+            "title",
+            "text",
+            "content_hash",
+            "fetched_at",
+            "changed_at",
+            "attempts",
+        ):
+            assert getattr(new, column) == getattr(old, column), (url, column)
+    assert pipe.source("valley").crawl_count == 3
+
+
+def test_process_makes_articles_ready_with_normalized_fields(pipe, site: HTTPTestServer) -> None:
+    ids = pipe.crawl("valley")
+    outcomes = {o.article_id: o for o in pipe.process(ids)}
+
+    assert {o.status for o in outcomes.values()} == {"ready"}
+    assert all(o.changed and o.share and o.feeds == ["all"] for o in outcomes.values())
+    solar = pipe.article(site.url("/news/solar-cluster.html"))
+    assert solar.status == "ready" and solar.error is None
+    assert solar.title == "Solar cluster opens a shared test lab"
+    assert "shared test laboratory" in solar.text
+    assert "Share this article" not in solar.text and "Share this article" not in solar.content_html
+    assert solar.category == "IT Systems"
+    assert set(solar.tags) == {"Energy", "Partnership"}
+    assert solar.published is not None and solar.published.isoformat() == "2024-04-10T07:00:00+00:00"
+    assert solar.authors == ["Ana Pop"]
+    assert solar.content_hash and solar.fetched_at is not None and solar.changed_at == solar.fetched_at
+    assert pipe.article(site.url("/news/farm-cooperative.html")).category == "Agriculture"
+
+    # Processing again changes nothing: same content, no feeds to re-render, no second share.
+    again = pipe.process([solar.id])[0]
+    assert (again.status, again.changed, again.feeds, again.share) == ("ready", False, [], False)
+    assert pipe.article(solar.id).changed_at == solar.changed_at
+
+
+def test_page_source_uses_its_default_category(site: HTTPTestServer, make_pipe) -> None:
+    config = {
+        "fetch": {"allow_hosts": [site.host_port]},
+        "sources": [
+            {"name": "plain", "kind": "page", "url": site.url("/bad/fine.html"), "category": "Ignored"},
+            {"name": "nocat", "kind": "page", "url": site.url("/dupes/story.html"), "category": "Events"},
+        ],
+    }
+    pipe = make_pipe(config)
+    pipe.crawl_and_process("plain", "nocat")
+    # A page's own section wins over the source default; without one the default applies.
+    assert pipe.article(site.url("/bad/fine.html")).category == "Community"
+    assert pipe.article(site.url("/dupes/river-festival.html")).category == "Events"
+
+
+def test_same_canonical_url_gives_one_ready_and_one_duplicate(site: HTTPTestServer, make_pipe) -> None:
+    config = {
+        "fetch": {"allow_hosts": [site.host_port]},
+        "sources": [
+            {
+                "name": "dupes",
+                "kind": "listing",
+                "url": site.url("/dupes/"),
+                "options": {"link_selector": "a.post-link"},
+            },
+        ],
+    }
+    pipe = make_pipe(config)
+    ids = pipe.crawl("dupes")
+    assert len(ids) == 2
+    outcomes = pipe.process(ids)
+
+    assert [o.status for o in outcomes] == ["ready", "duplicate"]
+    first, second = (pipe.article(i) for i in ids)
+    assert first.status == "ready"
+    assert first.canonical_url == site.url("/dupes/river-festival.html")
+    assert second.status == "duplicate" and second.duplicate_of_id == first.id
+    assert not outcomes[1].share and outcomes[1].feeds == []
+    # A duplicate stays a duplicate, and crawling again creates nothing new.
+    assert pipe.process([second.id])[0].status == "duplicate"
+    assert pipe.crawl("dupes") == []
+    assert len(pipe.articles()) == 2
+
+
+def test_hostile_links_are_blocked_and_never_fetched(site: HTTPTestServer, make_pipe) -> None:
+    with HTTPTestServer(root=None) as other:
+        other.content("/secret.html", b"<html><body><h1>internal</h1><p>secret</p></body></html>")
+        listing = (site.root / "hostile" / "index.html").read_bytes()  # type: ignore[operator]
+        site.content(
+            "/hostile/",
+            listing.replace(b"{{OTHER_BASE_URL}}", other.base_url.encode()).replace(
+                b"{{BASE_URL}}", site.base_url.encode()
+            ),
+        )
+        site.redirect("/hostile/bounce.html", "http://169.254.169.254/latest/meta-data/iam/")
+        config = {
+            "fetch": {"allow_hosts": [site.host_port], "timeout": "3s"},
+            "sources": [
+                {
+                    "name": "hostile",
+                    "kind": "listing",
+                    "url": site.url("/hostile/"),
+                    "options": {"link_selector": "a.post-link", "link_pattern": "^https?://"},
+                },
+            ],
+        }
+        pipe = make_pipe(config)
+        ids = pipe.crawl("hostile")
+        assert len(ids) == 4
+        started = time.monotonic()
+        pipe.process(ids)
+        assert time.monotonic() - started < 5  # refused up front, not after a connect timeout
+
+        articles = pipe.articles()
+        assert articles[site.url("/news/solar-cluster.html")].status == "ready"
+        for url in (
+            "http://169.254.169.254/latest/meta-data/",
+            other.url("/secret.html"),
+            site.url("/hostile/bounce.html"),
+        ):
+            article = articles[url]
+            assert article.status == "failed", url
+            assert article.error.startswith("BlockedURL:"), article.error
+            assert article.title is None and article.text is None
+        assert "169.254.169.254" in articles[site.url("/hostile/bounce.html")].error
+        assert other.requests == []
+        assert len(site.requests_to("/hostile/bounce.html")) == 1
+
+
+def test_listing_answering_500_raises_retryable_and_records_the_error(pipe, site: HTTPTestServer) -> None:
+    listing = (site.root / "news" / "index.html").read_bytes()  # type: ignore[operator]
+    answers = [Response(500, b"oops", {"Content-Type": "text/plain"})]
+    site.route("/news/", lambda request: answers[0])
+    with pytest.raises(TransientFetchError) as caught:
+        pipe.crawl("valley")
+    assert isinstance(caught.value, Retryable)
+
+    source = pipe.source("valley")
+    assert source.last_error is not None and "HTTP 500" in source.last_error
+    assert source.error_count == 1 and source.last_success_at is None
+    assert pipe.articles() == {}
+
+    # Once the listing is back the same source crawls normally and the error is cleared.
+    answers[0] = Response(200, listing, {"Content-Type": "text/html; charset=utf-8"})
+    assert len(pipe.crawl("valley")) == 3
+    recovered = pipe.source("valley")
+    assert recovered.last_error is None and recovered.last_success_at is not None
+
+
+def test_listing_answering_404_is_recorded_not_raised(pipe, site: HTTPTestServer) -> None:
+    site.status("/news/", 404)
+    assert pipe.crawl("valley") == []
+    source = pipe.source("valley")
+    assert (
+        source.last_error is not None
+        and "HTTPStatusError" in source.last_error
+        and "404" in source.last_error
+    )
+
+
+def test_overlong_link_does_not_break_the_crawl(pipe, site: HTTPTestServer) -> None:
+    long_path = "/news/" + "a" * 2100 + ".html"
+    listing = (
+        b'<html><body><main><a class="post-link" href="/news/solar-cluster.html">ok</a>'
+        b'<a class="post-link" href="' + long_path.encode() + b'">too long</a></main></body></html>'
+    )
+    site.content("/news/", listing)
+    ids = pipe.crawl("valley")
+
+    # The normal story is stored and can be processed; the crawl did not fail on the long URL.
+    solar = pipe.articles()[site.url("/news/solar-cluster.html")]
+    assert solar.id in ids
+    assert pipe.source("valley").last_error is None
+    assert pipe.process([solar.id])[0].status == "ready"
+    assert all(len(a.canonical_url) <= 2048 for a in pipe.articles().values())
+
+
+def test_a_slow_article_is_a_retryable_timeout(site: HTTPTestServer, make_pipe) -> None:
+    config = {
+        "fetch": {"allow_hosts": [site.host_port], "timeout": "0.5s"},
+        "sources": [{"name": "slow", "kind": "page", "url": site.url("/slow.html")}],
+    }
+    slow_pipe = make_pipe(config)
+    site.route(
+        "/slow.html",
+        Response(200, b"<html><body>late</body></html>", {"Content-Type": "text/html"}, delay=2.0),
+    )
+    [article_id] = slow_pipe.crawl("slow")
+    with pytest.raises(Retryable):
+        slow_pipe.process([article_id])
+    article = slow_pipe.article(article_id)
+    assert article.status == "pending" and article.attempts == 1
