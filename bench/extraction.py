@@ -172,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"peer: {note}")
     print()
-    print("| extractor | pages | median ms | p95 ms | pages/s | F1 | precision | recall | accuracy "
-          "| failures |")
+    print(
+        "| extractor | pages | median ms | p95 ms | pages/s | F1 | precision | recall | accuracy | failures |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         f1, precision, recall, accuracy = corpus(run.scores)

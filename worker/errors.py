@@ -26,7 +26,7 @@ class SyndicateError(Exception):
     """Base of every error Syndicate raises on purpose."""
 
 
-class Retryable(Exception):  # noqa: N818 - a marker, not an error of its own
+class Retryable(Exception):
     """Marker: the operation may succeed later. ``retry_after`` is seconds, if the remote said."""
 
     retry_after: float | None = None
@@ -64,7 +64,11 @@ class TransientFetchError(FetchError, Retryable):
     """A timeout, a connection error or a 408/429/5xx answer: worth retrying."""
 
     def __init__(
-        self, message: str, url: str | None = None, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        url: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, url)
         self.status = status

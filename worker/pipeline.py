@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from config import Config, EndpointConfig, FeedConfig
 from feeds.build import FeedItem, FeedMeta, render_all
 from worker.errors import FetchError, NormalizeError, PermanentShareError, Retryable
-from worker.fetch import Discovered, Fetcher, discover
+from worker.fetch import Discovered, discover
 from worker.normalize import Article as NormalizedArticle
 from worker.normalize import normalize
 from worker.runtime import Runtime
@@ -87,9 +87,8 @@ def crawl_source(rt: Runtime, source_id: int) -> list[int]:
         log.warning("source %s is no longer configured; skipping crawl", name)
         return []
 
-    fetcher = Fetcher(rt.config.fetch)
     try:
-        found = discover(source_config, fetcher)
+        found = discover(source_config, rt.fetcher)
     except FetchError as exc:
         with rt.session() as session:
             source = session.get(Source, source_id)
@@ -101,8 +100,6 @@ def crawl_source(rt: Runtime, source_id: int) -> list[int]:
             raise
         log.warning("crawl of %s failed: %s", name, exc)
         return []
-    finally:
-        fetcher.close()
 
     to_process: list[int] = []
     now = utcnow()
@@ -215,11 +212,7 @@ def process_article(rt: Runtime, article_id: int) -> ProcessOutcome:
             data = normalize(raw_html, url, default_category=default_category, language_hint=language_hint)
             final_url = url
         else:
-            fetcher = Fetcher(rt.config.fetch)
-            try:
-                result = fetcher.get(url)
-            finally:
-                fetcher.close()
+            result = rt.fetcher.get(url)
             final_url = result.final_url
             data = normalize(
                 result.body,
@@ -522,7 +515,7 @@ def synthesize_html(item: PushedArticle) -> str:
     title = html.escape(item.title or "")
     desc = f'<meta name="description" content="{html.escape(item.summary)}">' if item.summary else ""
     return (
-        f"<!doctype html><html{lang}><head><meta charset=\"utf-8\"><title>{title}</title>{desc}"
+        f'<!doctype html><html{lang}><head><meta charset="utf-8"><title>{title}</title>{desc}'
         f'<link rel="canonical" href="{html.escape(item.url)}">'
         f'<script type="application/ld+json">{ld_json}</script></head>'
         f"<body><article><h1>{title}</h1>{item.content_html or ''}</article></body></html>"
@@ -538,9 +531,7 @@ def ingest_article(rt: Runtime, item: PushedArticle) -> tuple[int, bool]:
         source_name = item.source or PUSH_SOURCE
         if source_name not in ids:
             raise LookupError(f"no source named {source_name!r}")
-        article = session.scalar(
-            select(Article).where((Article.canonical_url == url) | (Article.url == url))
-        )
+        article = session.scalar(select(Article).where((Article.canonical_url == url) | (Article.url == url)))
         created = article is None
         if article is None:
             article = Article(source_id=ids[source_name], url=url, canonical_url=url)
@@ -559,10 +550,14 @@ def stale_work(rt: Runtime, older_than: timedelta = timedelta(minutes=10)) -> tu
     with rt.session() as session:
         articles = list(
             session.scalars(
-                select(Article.id).where(Article.status == "pending", Article.last_seen_at < cutoff).limit(500)
+                select(Article.id)
+                .where(Article.status == "pending", Article.last_seen_at < cutoff)
+                .limit(500)
             )
         )
         shares = list(
-            session.scalars(select(Share.id).where(Share.status == "pending", Share.created_at < cutoff).limit(500))
+            session.scalars(
+                select(Share.id).where(Share.status == "pending", Share.created_at < cutoff).limit(500)
+            )
         )
     return articles, shares

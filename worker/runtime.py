@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Config, Settings, get_settings, load_config
+from worker.fetch import Fetcher
 from worker.store.db import get_sessionmaker
 
 
@@ -30,6 +31,11 @@ class Runtime:
     def sessionmaker(self) -> sessionmaker[Session]:
         """Session factory for the configured database."""
         return get_sessionmaker(self.settings.effective_database_url)
+
+    @cached_property
+    def fetcher(self) -> Fetcher:
+        """One fetcher per process, so connections to a partner site are pooled across tasks."""
+        return Fetcher(self.config.fetch)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -23,7 +23,9 @@ def snapshot(session: Session, config: Config, base_url: str) -> dict[str, Any]:
     )
     per_source = dict(
         session.execute(
-            select(Article.source_id, func.count()).where(Article.status == "ready").group_by(Article.source_id)
+            select(Article.source_id, func.count())
+            .where(Article.status == "ready")
+            .group_by(Article.source_id)
         ).all()
     )
     sources = []

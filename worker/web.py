@@ -111,6 +111,16 @@ def current_runtime(request: Request) -> Runtime:
 RT = Annotated[Runtime, Depends(current_runtime)]
 
 
+def require_token(r: RT, authorization: Annotated[str | None, Header()] = None) -> None:
+    """Check the ingest bearer token; runs before the body is validated, so strangers learn nothing."""
+    token = r.config.api.token.get_secret_value() if r.config.api.token else ""
+    if not token:
+        raise HTTPException(503, "ingest is disabled: set api.token in the config")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
 def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     """Build the FastAPI app; ``runtime`` defaults to the process-wide one."""
     app = FastAPI(title="Syndicate", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
@@ -137,7 +147,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "degraded", **checks}, status_code=200 if ok else 503)
 
-    @app.get("/feeds/{name}.{fmt}")
+    @app.api_route("/feeds/{name}.{fmt}", methods=["GET", "HEAD"])
     def feed(name: str, fmt: str, request: Request, r: RT) -> Response:
         """Serve a stored feed render with ETag/Last-Modified and 304 Not Modified."""
         if fmt not in FEED_FORMATS:
@@ -153,19 +163,9 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
             return Response(status_code=304, headers=headers)
         return Response(content=row.body, media_type=row.content_type, headers=headers)
 
-    @app.post("/api/articles", status_code=202)
-    def ingest(
-        payload: IngestRequest,
-        r: RT,
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
+    @app.post("/api/articles", status_code=202, dependencies=[Depends(require_token)])
+    def ingest(payload: IngestRequest, r: RT) -> dict[str, Any]:
         """Accept a pushed article; it flows through the same pipeline as crawled ones."""
-        token = r.config.api.token.get_secret_value() if r.config.api.token else ""
-        if not token:
-            raise HTTPException(503, "ingest is disabled: set api.token in the config")
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
         if payload.source and payload.source not in {s.name for s in r.config.sources}:
             raise HTTPException(422, f"source: no source named {payload.source!r}")
         item = PushedArticle(
@@ -234,7 +234,8 @@ def render_status_page(snap: dict[str, Any]) -> str:
         for f in snap["feeds"]
     )
     endpoints = "".join(
-        f"<li>{e(p['name'])} ({e(p['kind'])}): {p['sent']} sent, {p['pending']} pending, {p['failed']} failed</li>"
+        f"<li>{e(p['name'])} ({e(p['kind'])}): "
+        f"{p['sent']} sent, {p['pending']} pending, {p['failed']} failed</li>"
         for p in snap["endpoints"]
     )
     return (

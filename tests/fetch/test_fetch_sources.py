@@ -275,7 +275,9 @@ def test_feed_links_from_other_sites_are_kept_unless_a_pattern_filters() -> None
         "https://gazette.example/story-c",
     ]
     only_ours = source("feed", url, link_pattern=r"^https://gazette\.example/")
-    assert [d.url for d in discover_from_document(only_ours, rss, url, None)] == ["https://gazette.example/story-c"]
+    assert [d.url for d in discover_from_document(only_ours, rss, url, None)] == [
+        "https://gazette.example/story-c"
+    ]
 
 
 def test_not_a_feed() -> None:
@@ -346,7 +348,7 @@ def test_discover_sitemap_whose_children_all_fail(http_server: HTTPTestServer, f
 
 def test_discover_sitemap_nested_index_loops_are_cut(http_server: HTTPTestServer, fetcher: Fetcher) -> None:
     index = (
-        b'<sitemapindex><sitemap><loc>/loop.xml</loc></sitemap>'
+        b"<sitemapindex><sitemap><loc>/loop.xml</loc></sitemap>"
         b"<sitemap><loc>/gazette/sitemaps/pages.xml</loc></sitemap></sitemapindex>"
     )
     http_server.content("/loop.xml", index, "application/xml")

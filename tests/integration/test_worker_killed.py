@@ -50,7 +50,7 @@ fetch: {{allow_hosts: ["127.0.0.1"], timeout: 60s}}
 sources:
   - name: cluster
     kind: listing
-    url: "{site.url('/')}"
+    url: "{site.url("/")}"
     schedule: 1d
     options: {{link_selector: "a.post-link"}}
 feeds: [{{name: all, title: All}}]

@@ -37,7 +37,9 @@ def paragraphs(count: int = 4) -> str:
 
 @pytest.fixture(scope="module")
 def seed_article() -> Article:
-    return normalize((PAGES / "agency-blog.html").read_bytes(), "https://northgate.example/blog/it-systems/x/")
+    return normalize(
+        (PAGES / "agency-blog.html").read_bytes(), "https://northgate.example/blog/it-systems/x/"
+    )
 
 
 # --- the Article record ------------------------------------------------------------------------------
@@ -54,22 +56,36 @@ def test_to_dict_round_trips_through_json(seed_article: Article):
 
 
 def test_content_hash_is_stable_and_tracks_the_text(seed_article: Article):
-    again = normalize((PAGES / "agency-blog.html").read_bytes(), "https://northgate.example/blog/it-systems/x/")
+    again = normalize(
+        (PAGES / "agency-blog.html").read_bytes(), "https://northgate.example/blog/it-systems/x/"
+    )
     assert again.content_hash == seed_article.content_hash
     assert len(seed_article.content_hash) == 64
     edited = dataclasses.replace(seed_article, text=seed_article.text.replace("65 members", "70 members"))
     assert edited.content_hash != seed_article.content_hash
     retitled = dataclasses.replace(seed_article, title="Another title")
     assert retitled.content_hash != seed_article.content_hash
-    moved = dataclasses.replace(seed_article, url="https://mirror.example/x", canonical_url="https://mirror.example/x")
+    moved = dataclasses.replace(
+        seed_article, url="https://mirror.example/x", canonical_url="https://mirror.example/x"
+    )
     assert moved.content_hash == seed_article.content_hash
 
 
 def test_content_hash_is_pinned_across_runs():
     article = Article(
-        url="https://a.example/1", canonical_url="https://a.example/1", title="Title",
-        published=datetime(2019, 3, 6, tzinfo=UTC), updated=None, authors=(), category=None, tags=(),
-        image=None, content_html="<p>Body text.</p>", text="Body text.", language="en", summary="Body text.",
+        url="https://a.example/1",
+        canonical_url="https://a.example/1",
+        title="Title",
+        published=datetime(2019, 3, 6, tzinfo=UTC),
+        updated=None,
+        authors=(),
+        category=None,
+        tags=(),
+        image=None,
+        content_html="<p>Body text.</p>",
+        text="Body text.",
+        language="en",
+        summary="Body text.",
     )
     # A literal: the hash must not depend on the process (no hash(), no dict ordering, no randomness).
     assert article.content_hash == "367484a9af87ec057b6e9daa8fdee06632a44c16a4b9a030291b180c90a436bd"
@@ -118,8 +134,17 @@ def test_summary_from_body_when_no_description():
         "Just some plain text without any markup at all.",
         page("<div><span></span></div>", head=""),
     ],
-    ids=["empty-bytes", "whitespace", "png", "pdf", "random-bytes", "nul-bytes", "json", "plain-text",
-         "empty-html"],
+    ids=[
+        "empty-bytes",
+        "whitespace",
+        "png",
+        "pdf",
+        "random-bytes",
+        "nul-bytes",
+        "json",
+        "plain-text",
+        "empty-html",
+    ],
 )
 def test_no_article_raises_normalize_error(document: bytes | str):
     with pytest.raises(NormalizeError) as info:
@@ -146,7 +171,8 @@ def test_deep_nesting_does_not_crash():
 
 def test_unclosed_tags_nul_bytes_and_garbage():
     html = (
-        "<html><head><title>Broken page</title><body><div><p>" + LOREM
+        "<html><head><title>Broken page</title><body><div><p>"
+        + LOREM
         + "\x00\x01<b>bold <i>both</b> italic?</i>"
         "<p>" + LOREM + "<table><tr><td>cell<td>cell2<div><span>" + LOREM + "</table></div></span><p>"
     )
@@ -184,15 +210,20 @@ def test_surrogates_in_str_input():
 
 
 def test_charset_from_header_wins_over_meta():
-    html = page("<p>Софтуерни компании от Клуж подписаха споразумение със Рауаби, " + LOREM + "</p>",
-                head='<meta charset="windows-1252"><title>Заглавие на статията</title>')
+    html = page(
+        "<p>Софтуерни компании от Клуж подписаха споразумение със Рауаби, " + LOREM + "</p>",
+        head='<meta charset="windows-1252"><title>Заглавие на статията</title>',
+    )
     article = normalize(html.encode("cp1251"), URL, content_type="text/html; charset=windows-1251")
     assert article.title == "Заглавие на статията"
 
 
 def test_meta_charset_is_used_without_header():
-    html = page("<p>Компании от Клуж, " + LOREM + "</p>", head='<meta http-equiv="Content-Type" '
-                'content="text/html; charset=koi8-r"><title>Новости Клужа</title>')
+    html = page(
+        "<p>Компании от Клуж, " + LOREM + "</p>",
+        head='<meta http-equiv="Content-Type" '
+        'content="text/html; charset=koi8-r"><title>Новости Клужа</title>',
+    )
     assert normalize(html.encode("koi8-r"), URL).title == "Новости Клужа"
 
 
@@ -268,8 +299,10 @@ def test_json_ld_graph_and_broken_blocks():
 
 
 def test_json_ld_article_body_is_a_fallback_for_empty_markup():
-    head = ('<script type="application/ld+json">{"@type":"NewsArticle","headline":"Rendered by JS",'
-            '"articleBody":"First paragraph of the body.\\n\\nSecond <paragraph> here."}</script>')
+    head = (
+        '<script type="application/ld+json">{"@type":"NewsArticle","headline":"Rendered by JS",'
+        '"articleBody":"First paragraph of the body.\\n\\nSecond <paragraph> here."}</script>'
+    )
     article = normalize(page('<div id="app"></div>', head=head), URL)
     assert article.text == "First paragraph of the body.\n\nSecond <paragraph> here."
     assert "&lt;paragraph&gt;" in article.content_html
@@ -298,11 +331,20 @@ def test_title_from_h1_inside_title_tag():
 @pytest.mark.parametrize(
     ("link", "expected"),
     [
-        ('<link rel="canonical" href="/section/2019/03/story">', "https://news.example.org/section/2019/03/story"),
-        ('<link rel="canonical" href="https://www.news.example.org/s#frag">', "https://www.news.example.org/s"),
+        (
+            '<link rel="canonical" href="/section/2019/03/story">',
+            "https://news.example.org/section/2019/03/story",
+        ),
+        (
+            '<link rel="canonical" href="https://www.news.example.org/s#frag">',
+            "https://www.news.example.org/s",
+        ),
         ('<link rel="canonical" href="https://aggregator.example/copy">', URL),
         ('<link rel="canonical" href="javascript:alert(1)">', URL),
-        ('<meta property="og:url" content="https://m.news.example.org/story">', "https://m.news.example.org/story"),
+        (
+            '<meta property="og:url" content="https://m.news.example.org/story">',
+            "https://m.news.example.org/story",
+        ),
     ],
 )
 def test_canonical_url(link: str, expected: str):
@@ -327,7 +369,8 @@ def test_language_sources():
 
 def test_relative_links_and_images_become_absolute():
     body = (
-        "<article>" + paragraphs(2)
+        "<article>"
+        + paragraphs(2)
         + '<p>See <a href="../other.html">other</a>, <a href="/root">root</a>, <a href="rel">rel</a>, '
         '<a href="//cdn.example.net/x">cdn</a>, <a href="javascript:alert(1)">bad</a>, '
         '<a href="mailto:desk@news.example.org">mail</a>.</p>'
@@ -354,7 +397,8 @@ def test_base_href_is_honoured():
 
 def test_share_widget_is_removed_by_its_links_and_words():
     body = (
-        "<article>" + paragraphs(3)
+        "<article>"
+        + paragraphs(3)
         + '<div><span>Share</span> <a href="https://x.com/intent/tweet?url=u">X</a> '
         '<a href="https://www.facebook.com/sharer.php?u=u">f</a></div>'
         '<ul class="post-social"><li><a href="https://example.org/follow">Follow us</a></li></ul>'
@@ -368,7 +412,8 @@ def test_share_widget_is_removed_by_its_links_and_words():
 
 def test_sanitized_html_keeps_only_the_allow_list():
     body = (
-        '<article><h2 style="color:red" onclick="x()">Sub <u>heading</u></h2>' + paragraphs(2)
+        '<article><h2 style="color:red" onclick="x()">Sub <u>heading</u></h2>'
+        + paragraphs(2)
         + "<table><tr><th>Year</th><td>2019</td></tr></table><pre><code>a  =  1\nb = 2</code></pre>"
         "<ul><li>one</li><li>two</li></ul><p>x<sup>2</sup> <iframe src='https://evil.example'></iframe></p></article>"
     )
@@ -384,6 +429,9 @@ def test_sanitized_html_keeps_only_the_allow_list():
 def test_loose_text_and_double_breaks_become_paragraphs():
     body = f'<div class="content">{LOREM}first<br><br>{LOREM}second<br>line two<div>{LOREM}third</div></div>'
     article = normalize(page(body), URL)
-    assert article.text.split("\n\n") == [f"{LOREM}first".strip(), f"{LOREM}second\nline two".strip(),
-                                          f"{LOREM}third".strip()]
+    assert article.text.split("\n\n") == [
+        f"{LOREM}first".strip(),
+        f"{LOREM}second\nline two".strip(),
+        f"{LOREM}third".strip(),
+    ]
     assert article.content_html.count("<p>") == 3

@@ -24,7 +24,15 @@ from worker.normalize import Article, normalize
 PAGES = Path(__file__).resolve().parents[1] / "fixtures" / "pages"
 CASES = sorted(PAGES.glob("*.expected.json"))
 FIELDS = (
-    "title", "canonical_url", "published", "updated", "category", "authors", "tags", "language", "image",
+    "title",
+    "canonical_url",
+    "published",
+    "updated",
+    "category",
+    "authors",
+    "tags",
+    "language",
+    "image",
     "summary",
 )
 

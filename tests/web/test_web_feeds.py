@@ -88,6 +88,15 @@ def test_if_none_match_gives_304_with_empty_body(
     assert resp.headers["last-modified"] == first.headers["last-modified"]
 
 
+def test_head_gives_headers_without_body(client: TestClient, rendered: Runtime) -> None:
+    get = client.get("/feeds/all.atom")
+    head = client.head("/feeds/all.atom")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["etag"] == get.headers["etag"]
+    assert head.headers["content-type"] == get.headers["content-type"]
+
+
 def test_other_etag_gives_200(client: TestClient, rendered: Runtime) -> None:
     resp = client.get("/feeds/all.rss", headers={"If-None-Match": '"not-the-etag", W/"nor-this"'})
     assert resp.status_code == 200 and resp.content

@@ -120,6 +120,12 @@ def test_missing_or_wrong_token_is_401(client: TestClient, runtime: Runtime, bro
     assert _count(runtime) == 0 and broker.llen("fetch") == 0
 
 
+def test_token_is_checked_before_the_body(client: TestClient, runtime: Runtime, broker) -> None:
+    resp = client.post("/api/articles", json={"url": "not a url", "bogus": 1})
+    assert resp.status_code == 401  # a stranger learns nothing about the schema
+    assert _count(runtime) == 0
+
+
 def test_bearer_scheme_is_case_insensitive(client: TestClient, broker) -> None:
     assert (
         client.post("/api/articles", json=VALID, headers={"Authorization": f"bearer {TOKEN}"}).status_code

@@ -64,22 +64,91 @@ _CHROME_TAGS = frozenset({"nav", "footer", "aside", "form"})
 _CHROME_ROLES = frozenset({"navigation", "contentinfo", "complementary", "search"})
 # Matched against the parts of class/id values split on - and _ ("site-nav" -> "nav").
 _CHROME_WORDS = frozenset(
-    {"nav", "navbar", "navigation", "menu", "pagination", "pager", "breadcrumb", "breadcrumbs",
-     "footer", "sidebar", "share", "sharing", "social", "widget"}
+    {
+        "nav",
+        "navbar",
+        "navigation",
+        "menu",
+        "pagination",
+        "pager",
+        "breadcrumb",
+        "breadcrumbs",
+        "footer",
+        "sidebar",
+        "share",
+        "sharing",
+        "social",
+        "widget",
+    }
 )
 # Matched against whole class/id values only: WordPress puts "category-news tag-foo" on <article>.
 _CHROME_CLASSES = frozenset(
-    {"tags", "tag-list", "tag-cloud", "tagcloud", "post-tags", "entry-tags", "tags-links",
-     "cat-links", "categories", "byline"}
+    {
+        "tags",
+        "tag-list",
+        "tag-cloud",
+        "tagcloud",
+        "post-tags",
+        "entry-tags",
+        "tags-links",
+        "cat-links",
+        "categories",
+        "byline",
+    }
 )
 _SKIPPED_RELS = frozenset({"tag", "category", "author", "next", "prev", "home", "search", "license"})
 _NON_ARTICLE_SEGMENTS = frozenset(
-    {"tag", "tags", "category", "categories", "topic", "topics", "section", "sections", "author",
-     "authors", "page", "search", "login", "signin", "sign-in", "logout", "register", "signup",
-     "sign-up", "subscribe", "newsletter", "newsletters", "account", "profile", "about", "about-us",
-     "contact", "contact-us", "privacy", "privacy-policy", "terms", "terms-of-service", "cookies",
-     "feed", "rss", "atom", "wp-admin", "wp-login.php", "wp-content", "cart", "shop", "label", "user",
-     "users", "help", "faq", "jobs", "careers", "advertise"}
+    {
+        "tag",
+        "tags",
+        "category",
+        "categories",
+        "topic",
+        "topics",
+        "section",
+        "sections",
+        "author",
+        "authors",
+        "page",
+        "search",
+        "login",
+        "signin",
+        "sign-in",
+        "logout",
+        "register",
+        "signup",
+        "sign-up",
+        "subscribe",
+        "newsletter",
+        "newsletters",
+        "account",
+        "profile",
+        "about",
+        "about-us",
+        "contact",
+        "contact-us",
+        "privacy",
+        "privacy-policy",
+        "terms",
+        "terms-of-service",
+        "cookies",
+        "feed",
+        "rss",
+        "atom",
+        "wp-admin",
+        "wp-login.php",
+        "wp-content",
+        "cart",
+        "shop",
+        "label",
+        "user",
+        "users",
+        "help",
+        "faq",
+        "jobs",
+        "careers",
+        "advertise",
+    }
 )
 _NON_ARTICLE_QUERY = re.compile(r"(?:^|&)(?:page|paged|tag|cat|category|s|q|search|sort)=", re.IGNORECASE)
 _ASSET_SUFFIX = re.compile(

@@ -96,6 +96,7 @@ class Article:
         URL, images and tags are left out on purpose: the same story re-fetched or syndicated under
         another address hashes the same, while any edit of its wording changes the hash.
         """
+
         def norm(value: str) -> str:
             return " ".join(unicodedata.normalize("NFC", value).split())
 

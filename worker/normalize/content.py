@@ -19,11 +19,40 @@ from worker.normalize.metadata import attr, date_line, line_element
 from worker.normalize.textutil import element_text, same_text, squash
 from worker.normalize.urls import absolute
 
-_DROP_TAGS = frozenset({
-    "script", "style", "noscript", "template", "iframe", "frame", "frameset", "svg", "canvas", "object",
-    "embed", "applet", "button", "input", "select", "textarea", "option", "optgroup", "label", "link", "meta",
-    "dialog", "map", "audio", "video", "source", "track", "head", "title", "base",
-})
+_DROP_TAGS = frozenset(
+    {
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "iframe",
+        "frame",
+        "frameset",
+        "svg",
+        "canvas",
+        "object",
+        "embed",
+        "applet",
+        "button",
+        "input",
+        "select",
+        "textarea",
+        "option",
+        "optgroup",
+        "label",
+        "link",
+        "meta",
+        "dialog",
+        "map",
+        "audio",
+        "video",
+        "source",
+        "track",
+        "head",
+        "title",
+        "base",
+    }
+)
 _BLOCK_TAGS = frozenset(
     "address article aside blockquote body details dialog dd div dl dt fieldset figcaption figure footer "
     "form h1 h2 h3 h4 h5 h6 header hgroup hr li main nav ol p pre section table tbody thead tfoot tr td th "
@@ -32,9 +61,33 @@ _BLOCK_TAGS = frozenset(
 _PARAGRAPH_TAGS = ("p", "pre", "td", "div", "section")
 
 _STRONG_PREFIXES = (
-    "comment", "disqus", "share", "sharing", "social", "sharedaddy", "addtoany", "a2a", "relatedpost",
-    "related", "recommend", "newsletter", "subscri", "signup", "cookie", "consent", "gdpr", "advert",
-    "sponsor", "promo", "outbrain", "taboola", "popup", "modal", "paywall", "breadcrumb", "jp-relatedposts",
+    "comment",
+    "disqus",
+    "share",
+    "sharing",
+    "social",
+    "sharedaddy",
+    "addtoany",
+    "a2a",
+    "relatedpost",
+    "related",
+    "recommend",
+    "newsletter",
+    "subscri",
+    "signup",
+    "cookie",
+    "consent",
+    "gdpr",
+    "advert",
+    "sponsor",
+    "promo",
+    "outbrain",
+    "taboola",
+    "popup",
+    "modal",
+    "paywall",
+    "breadcrumb",
+    "jp-relatedposts",
 )
 _STRONG_EXCEPTIONS = ("commentary", "shareable")
 _WEAK_TOKENS = frozenset(
@@ -82,7 +135,13 @@ _CONSENT_WORD = re.compile(r"\b(?:accept|agree|consent|got it|allow|reject|decli
 _NEWSLETTER = re.compile(r"\bnewsletter\b", re.I)
 _SIGNUP_WORD = re.compile(r"\b(?:sign ?up|subscribe|inbox|e-?mail address)\b", re.I)
 _LAZY_SRC_ATTRS = (
-    "data-src", "data-lazy-src", "data-original", "data-url", "data-lazy", "data-srcset", "srcset",
+    "data-src",
+    "data-lazy-src",
+    "data-original",
+    "data-url",
+    "data-lazy",
+    "data-srcset",
+    "srcset",
 )
 _PLACEHOLDER = re.compile(r"^data:|blank\.(?:gif|png)|spacer\.gif|placeholder|lazy[-_]?load", re.I)
 _TABLE_PARTS = frozenset({"td", "th", "li", "tr"})
@@ -296,8 +355,9 @@ def _pick(root: Tag, ranked: list[tuple[float, Tag]]) -> Tag:
     return top
 
 
-def _sibling_belongs(sibling: Tag, top: Tag, scores: dict[int, float], top_score: float,
-                     measures: dict[int, _Measure]) -> bool:
+def _sibling_belongs(
+    sibling: Tag, top: Tag, scores: dict[int, float], top_score: float, measures: dict[int, _Measure]
+) -> bool:
     threshold = max(10.0, top_score * 0.2)
     bonus = top_score * 0.2 if sibling.get("class") and sibling.get("class") == top.get("class") else 0.0
     if scores.get(id(sibling), 0.0) + bonus >= threshold:
@@ -330,7 +390,8 @@ def select_main(soup: BeautifulSoup) -> Tag:
     if parent is None or top is root:
         return top
     keep = [
-        child for child in parent.children
+        child
+        for child in parent.children
         if child is top
         or (isinstance(child, Tag) and _sibling_belongs(child, top, scores, top_score, measures))
     ]
@@ -363,8 +424,28 @@ def _remove_share_links(container: Tag) -> None:
 
 
 def _remove_boilerplate(container: Tag) -> None:
-    tags = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "div", "span", "strong", "b", "li", "section", "aside",
-            "figure", "ul", "header", "footer", "a", "em")
+    tags = (
+        "p",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "div",
+        "span",
+        "strong",
+        "b",
+        "li",
+        "section",
+        "aside",
+        "figure",
+        "ul",
+        "header",
+        "footer",
+        "a",
+        "em",
+    )
     measures = _measure(container)
     for tag in container.find_all(tags):
         if _gone(tag) or measures.get(id(tag), _Measure()).text > 90:

@@ -178,7 +178,7 @@ def decode_bytes(data: bytes, content_type: str | None = None) -> str:
     # The BOM goes first, as in browsers: it is written by the tool that produced the bytes.
     for bom, encoding in _BOMS:
         if data.startswith(bom):
-            return _decode(data[len(bom):], encoding, "replace")
+            return _decode(data[len(bom) :], encoding, "replace")
     for encoding in _declared_encodings(data, content_type):
         if encoding == "utf-8":
             text = _try_utf8(data)
@@ -255,7 +255,7 @@ def prepare(text: str) -> Prepared:
         if match is None:
             out.append(text[pos:])
             break
-        out.append(text[pos:match.start()])
+        out.append(text[pos : match.start()])
         name = match.group(1)
         if name is None:
             close = _COMMENT_CLOSE.search(text, match.end())
@@ -264,7 +264,7 @@ def prepare(text: str) -> Prepared:
         if close is None:
             break
         if name is not None and name.lower() == "script" and "ld+json" in (match.group(2) or "").lower():
-            json_ld.append(text[match.end():close.start()])
+            json_ld.append(text[match.end() : close.start()])
         out.append(" ")
         pos = close.end()
     html = "".join(out)[:MAX_MARKUP].translate(_CONTROL_CHARS)

@@ -19,15 +19,35 @@ from worker.normalize.textutil import clean_value, element_text, same_text, squa
 from worker.normalize.urls import absolute, same_site, strip_fragment
 
 _ARTICLE_TYPES = {
-    "newsarticle": 0, "reportagenewsarticle": 0, "analysisnewsarticle": 0, "opinionnewsarticle": 0,
-    "reviewnewsarticle": 0, "backgroundnewsarticle": 0, "askpublicquestionnewsarticle": 0,
-    "article": 1, "blogposting": 1, "liveblogposting": 1, "techarticle": 1, "scholarlyarticle": 1,
-    "report": 2, "socialmediaposting": 2, "discussionforumposting": 2,
-    "webpage": 3, "itempage": 3,
+    "newsarticle": 0,
+    "reportagenewsarticle": 0,
+    "analysisnewsarticle": 0,
+    "opinionnewsarticle": 0,
+    "reviewnewsarticle": 0,
+    "backgroundnewsarticle": 0,
+    "askpublicquestionnewsarticle": 0,
+    "article": 1,
+    "blogposting": 1,
+    "liveblogposting": 1,
+    "techarticle": 1,
+    "scholarlyarticle": 1,
+    "report": 2,
+    "socialmediaposting": 2,
+    "discussionforumposting": 2,
+    "webpage": 3,
+    "itempage": 3,
 }
 _WEBPAGE_RANK = 3
 _TITLE_SEPARATORS = (
-    " | ", " - ", " \u2013 ", " \u2014 ", " :: ", " \u00b7 ", " \u2022 ", " \u00ab ", " \u00bb ",
+    " | ",
+    " - ",
+    " \u2013 ",
+    " \u2014 ",
+    " :: ",
+    " \u00b7 ",
+    " \u2022 ",
+    " \u00ab ",
+    " \u00bb ",
 )
 _AUTHOR_CLASSES = re.compile(
     r"^(?:author|author-?name|byline|by-line|byline-?author|byline__name|post-author|entry-author|"
@@ -463,9 +483,7 @@ def _time_element(index: PageIndex, itemprop: str) -> str | None:
     return None
 
 
-def _canonical(
-    index: PageIndex, meta: dict[str, list[str]], ld_url: str | None, url: str, base: str
-) -> str:
+def _canonical(index: PageIndex, meta: dict[str, list[str]], ld_url: str | None, url: str, base: str) -> str:
     candidates: list[str | None] = []
     for link in index.by_name["link"]:
         if "canonical" in attr(link, "rel").lower().split():
@@ -518,9 +536,23 @@ def extract_metadata(soup: BeautifulSoup, json_ld: Sequence[str], url: str, inde
     visible = None
     published = parse_datetime(ld.published)
     for value in (
-        _first(meta, "article:published_time", "article:published", "og:published_time", "datepublished",
-               "publishdate", "publish-date", "pubdate", "publication_date", "sailthru.date",
-               "parsely-pub-date", "dc.date.issued", "dcterms.created", "dc.date", "date"),
+        _first(
+            meta,
+            "article:published_time",
+            "article:published",
+            "og:published_time",
+            "datepublished",
+            "publishdate",
+            "publish-date",
+            "pubdate",
+            "publication_date",
+            "sailthru.date",
+            "parsely-pub-date",
+            "dc.date.issued",
+            "dcterms.created",
+            "dc.date",
+            "date",
+        ),
         _time_element(index, "datePublished"),
     ):
         published = published or parse_datetime(value)
@@ -528,8 +560,14 @@ def extract_metadata(soup: BeautifulSoup, json_ld: Sequence[str], url: str, inde
         visible = _visible_date(soup, index)
         published = visible[0] if visible else None
     updated = parse_datetime(ld.updated) or parse_datetime(
-        _first(meta, "article:modified_time", "og:updated_time", "datemodified", "dcterms.modified",
-               "last-modified")
+        _first(
+            meta,
+            "article:modified_time",
+            "og:updated_time",
+            "datemodified",
+            "dcterms.modified",
+            "last-modified",
+        )
         or _time_element(index, "dateModified")
     )
 
@@ -552,14 +590,23 @@ def extract_metadata(soup: BeautifulSoup, json_ld: Sequence[str], url: str, inde
 
     tags = _dedupe([*ld.keywords, *meta.get("article:tag", []), *tag_links], limit=30, max_length=60)
     if not tags:
-        tags = _dedupe(_split_keywords(meta.get("news_keywords", []) + meta.get("keywords", [])),
-                       limit=30, max_length=60)
+        tags = _dedupe(
+            _split_keywords(meta.get("news_keywords", []) + meta.get("keywords", [])), limit=30, max_length=60
+        )
 
     image = None
     for candidate in (
         ld.image,
-        _first(meta, "og:image:secure_url", "og:image:url", "og:image", "twitter:image", "twitter:image:src",
-               "image", "thumbnail"),
+        _first(
+            meta,
+            "og:image:secure_url",
+            "og:image:url",
+            "og:image",
+            "twitter:image",
+            "twitter:image:src",
+            "image",
+            "thumbnail",
+        ),
     ):
         image = image or absolute(base, candidate)
     if image is None:

@@ -37,8 +37,10 @@ _TEXT_BLOCKS = frozenset(
 )
 _BLOCKISH = _TEXT_BLOCKS | {"html"}
 _MAX_DEPTH = 30
-_EMPTY = re.compile(r"<(p|h[2-6]|li|strong|em|b|i|a|code|blockquote|figure|figcaption|ul|ol|pre)\b[^>]*>"
-                    r"(?:\s|<br>)*</\1>")
+_EMPTY = re.compile(
+    r"<(p|h[2-6]|li|strong|em|b|i|a|code|blockquote|figure|figcaption|ul|ol|pre)\b[^>]*>"
+    r"(?:\s|<br>)*</\1>"
+)
 _WHITESPACE = re.compile(r"\s+")
 
 
