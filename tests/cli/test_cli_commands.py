@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tests.support.httpserver import HTTPTestServer
 from tests.support.services import Syndicate
 
 SITE = Path(__file__).resolve().parents[1] / "fixtures" / "e2e-site"
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def site() -> Iterator[str]:
     """The e2e fixture site as static files on 127.0.0.1."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(SITE)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with HTTPTestServer(root=SITE) as server:
+        yield server.base_url
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ the receiver must get exactly one correctly signed payload per article, on SQLit
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import feedparser
@@ -22,6 +21,7 @@ import redis
 import requests
 import standardwebhooks
 
+from tests.support.httpserver import HTTPTestServer
 from tests.support.services import RedisServer, Syndicate, free_port, wait_port
 
 pytestmark = pytest.mark.integration
@@ -34,11 +34,6 @@ TITLES = {
     "Cluj IT Cluster passes 65 members",
     "Rawabi opens a technology training institute",
 }
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -68,9 +63,8 @@ def _serve(server: ThreadingHTTPServer) -> ThreadingHTTPServer:
 @pytest.fixture
 def site() -> Iterator[str]:
     """The fixture site served as static files."""
-    server = _serve(ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(SITE))))
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with HTTPTestServer(root=SITE) as server:
+        yield server.base_url
 
 
 @pytest.fixture
