@@ -192,6 +192,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     ]
     if args.hostname:
         argv += ["-n", args.hostname]
+    if args.events:
+        argv.append("--task-events")
     app.worker_main(argv)
     return 0
 
@@ -329,7 +331,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.config:
         env["SYNDICATE_CONFIG"] = str(Path(args.config).resolve())
     me = [sys.executable, "-m", "worker.cli"]
-    parts = [("worker", ["worker"]), ("beat", ["beat"]), ("web", ["web"])]
+    parts = [
+        ("worker", ["worker"] if args.no_monitor else ["worker", "--events"]),
+        ("beat", ["beat"]),
+        ("web", ["web"]),
+    ]
     if not args.no_monitor:
         parts.append(("flower", ["monitor"]))
     for name, sub in parts:
@@ -403,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run a Celery worker")
     p.add_argument("--concurrency", type=int)
     p.add_argument("--hostname")
+    p.add_argument("--events", action="store_true", help="send task events from the start (for Flower)")
     p.set_defaults(func=cmd_worker)
     sub.add_parser("beat", help="run Celery beat (per-source schedules)").set_defaults(func=cmd_beat)
     sub.add_parser("web", help="serve feeds, the ingest API and the status page").set_defaults(func=cmd_web)
