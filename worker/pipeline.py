@@ -124,8 +124,11 @@ def crawl_source(rt: Runtime, source_id: int) -> list[int]:
             if article is None:
                 article = Article(source_id=source_id, url=url, canonical_url=url, status="pending")
                 article.raw_html = _feed_content(hints[url])
-                session.add(article)
-                session.flush()
+                try:
+                    with session.begin_nested():
+                        session.add(article)
+                except IntegrityError:  # a concurrent crawl (beat + `syndicate crawl`) stored it first
+                    continue
                 known[url] = article
                 to_process.append(article.id)
             else:

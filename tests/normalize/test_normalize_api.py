@@ -435,3 +435,10 @@ def test_loose_text_and_double_breaks_become_paragraphs():
         f"{LOREM}third".strip(),
     ]
     assert article.content_html.count("<p>") == 3
+
+
+def test_unclosed_title_is_cut_to_a_headline_length() -> None:
+    body = "<p>" + "A long paragraph of the article body that goes on. " * 40 + "</p>"
+    article = normalize(f"<html><head><title>Partner news{body}</html>", "https://x.example/a")
+    assert 0 < len(article.title) <= 300
+    assert article.title.startswith("Partner news")

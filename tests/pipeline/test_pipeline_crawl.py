@@ -228,3 +228,48 @@ def test_a_slow_article_is_a_retryable_timeout(site: HTTPTestServer, make_pipe) 
         slow_pipe.process([article_id])
     article = slow_pipe.article(article_id)
     assert article.status == "pending" and article.attempts == 1
+
+
+def test_concurrent_crawl_that_stored_a_url_first_is_not_an_error(
+    pipe, site: HTTPTestServer, database_url
+) -> None:
+    """Beat and `syndicate crawl` crawl the same source at once: the loser skips what the winner stored."""
+    from sqlalchemy import event, insert, select
+
+    from worker.store.db import get_engine
+    from worker.store.models import Article, Source, utcnow
+
+    raced: list[str] = []
+
+    def other_crawl_commits_first(session, flush_context, instances) -> None:
+        for obj in list(session.new):
+            if isinstance(obj, Article) and not raced:
+                raced.append(obj.url)
+                with get_engine(database_url).begin() as conn:  # a separate connection and transaction
+                    source_id = conn.execute(select(Source.id).where(Source.name == "valley")).scalar_one()
+                    now = utcnow()
+                    conn.execute(
+                        insert(Article).values(
+                            source_id=source_id,
+                            url=obj.url,
+                            canonical_url=obj.url,
+                            status="pending",
+                            authors=[],
+                            tags=[],
+                            attempts=0,
+                            first_seen_at=now,
+                            last_seen_at=now,
+                        )
+                    )
+
+    event.listen(pipe.rt.sessionmaker, "before_flush", other_crawl_commits_first)
+    try:
+        ids = pipe.crawl("valley")
+    finally:
+        event.remove(pipe.rt.sessionmaker, "before_flush", other_crawl_commits_first)
+
+    assert len(raced) == 1
+    assert len(ids) == 2  # the raced URL is the other crawl's to enqueue
+    articles = pipe.articles()
+    assert set(articles) == {site.url(p) for p in STORIES}
+    assert pipe.source("valley").last_error is None

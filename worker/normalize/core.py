@@ -26,6 +26,9 @@ def _fallback_body(body_text: str) -> tuple[str, str]:
     return render.sanitize(fragment), "\n\n".join(paragraphs)
 
 
+MAX_TITLE_CHARS = 300
+
+
 def _title_from_text(text: str) -> str:
     first = text.split("\n", 1)[0]
     sentence = _SENTENCE_END.split(first, maxsplit=1)[0]
@@ -66,6 +69,8 @@ def normalize(
         raise NormalizeError(f"no article found at {url}: no title and no text")
     if not title:
         title = _title_from_text(body_text)
+    # An unclosed <title> swallows the page as browsers do; no real headline is this long.
+    title = summarize(title, MAX_TITLE_CHARS)
 
     description = clean_value(meta.description)
     summary_source = description if len(description) >= _MIN_DESCRIPTION else body_text or description
