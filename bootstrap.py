@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -60,13 +61,16 @@ def main(argv: list[str]) -> int:
 
 
 def run_forwarding_ctrl_c(cmd: list[str]) -> int:
-    """Run ``cmd`` to completion; Ctrl-C reaches it through the terminal, so we only keep waiting."""
+    """Run ``cmd`` to completion, passing SIGINT and SIGTERM on to it so it can stop its children cleanly."""
     proc = subprocess.Popen(cmd)
-    while True:
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            continue
+
+    def forward(signum: int, _frame: object) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    return proc.wait()
 
 
 if __name__ == "__main__":
