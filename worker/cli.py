@@ -180,7 +180,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings, _config = _load(args)
     from worker.app import app
 
-    app.conf.broker_url = settings.effective_redis_url
     argv = [
         "worker",
         "-Q",
@@ -253,7 +252,6 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     settings, _config = _load(args)
     from worker.app import app
 
-    app.conf.broker_url = settings.effective_redis_url
     app.start(["flower", f"--address={settings.http_host}", f"--port={settings.flower_port}"])
     return 0
 
