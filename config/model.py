@@ -33,7 +33,6 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-SECRET_MARK = "__syndicate_secret_literal__"  # noqa: S105 - a marker, not a secret
 
 
 class ConfigError(Exception):
@@ -69,13 +68,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _require_secret_reference(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(SECRET_MARK):
-        raise ValueError("secrets must be given as an ${ENV_VAR} reference, not written in the file")
-    return value
+class EnvValue(str):
+    """A config string that came (wholly or partly) from an ``${ENV_VAR}`` reference."""
+
+    __slots__ = ()
 
 
-Secret = Annotated[SecretStr, BeforeValidator(_require_secret_reference)]
+def _require_env_reference(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value
+    if not isinstance(value, EnvValue):
+        raise ValueError("credentials must be given as an ${ENV_VAR} reference, not written in the file")
+    return str(value)
+
+
+# A credential is recognised by this type, whatever its key is called: it must come from the
+# environment, and it is kept as a SecretStr so that printing the config never shows it.
+Credential = Annotated[SecretStr, BeforeValidator(_require_env_reference)]
 
 
 class FetchPolicy(_Strict):
@@ -141,49 +150,309 @@ class FeedConfig(_Strict):
     language: str | None = None
 
 
-class EndpointConfig(_Strict):
-    """One social or webhook endpoint that new articles are shared to."""
+TEMPLATE_FIELDS = frozenset(
+    {"title", "url", "summary", "source", "category", "tags", "hashtags", "author", "text"}
+)
+SOCIAL_TEMPLATE = "{title}\n\n{summary}\n\n{url}\n\n{hashtags}"
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_UTM_KEYS = ("source", "medium", "campaign", "term", "content")
+HttpURL = Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
+
+
+def _check_template(value: str) -> str:
+    import string
+
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"invalid template: {exc}") from None
+    unknown = sorted(f for f in fields if f not in TEMPLATE_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"unknown template field(s) {', '.join(unknown)}; known: {', '.join(sorted(TEMPLATE_FIELDS))}"
+        )
+    return value
+
+
+class QuietHours(_Strict):
+    """A daily window (``22:00`` to ``07:00``, may wrap midnight) in which nothing is posted."""
+
+    start: str
+    end: str
+    timezone: str = "UTC"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value.strip()):
+            raise ValueError(f"expected a time of day such as 22:00, got {value!r}")
+        return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Bucharest)"
+            ) from None
+        return value
+
+    def minutes(self) -> tuple[int, int]:
+        """The window as minutes after midnight ``(start, end)``."""
+        h1, m1 = (int(x) for x in self.start.split(":"))
+        h2, m2 = (int(x) for x in self.end.split(":"))
+        return h1 * 60 + m1, h2 * 60 + m2
+
+
+class EndpointBase(_Strict):
+    """What every endpoint kind has: its name, the post template and the delivery rules.
+
+    Routing (``feeds``, ``sources``, ``categories``, ``tags``, ``languages``: empty = all) picks
+    the articles; ``delay``, ``min_interval``, ``max_per_hour`` and ``quiet_hours`` pace the posts;
+    an endpoint shares only articles first seen after it was added (the back catalogue of a new
+    source or a new endpoint is left alone) unless they were published within ``max_age``, or
+    ``back_catalogue`` is true (an archive that wants everything).
+    """
 
     name: Name
-    kind: Literal["webhook", "file"]
-    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")] | None = None
-    path: str | None = None
-    secret: Secret | None = None
-    template: str = "{title}\n\n{url}"
-    feeds: list[str] = Field(default_factory=list, description="Share articles of these feeds; empty = all.")
-    categories: list[str] = Field(default_factory=list)
     enabled: bool = True
-
-    @model_validator(mode="after")
-    def _kind_fields(self) -> EndpointConfig:
-        if self.kind == "webhook":
-            missing = [f for f in ("url", "secret") if getattr(self, f) is None]
-            if missing:
-                raise ValueError(f"a webhook endpoint needs {' and '.join(missing)}")
-        if self.kind == "file" and not self.path:
-            raise ValueError("a file endpoint needs path")
-        return self
+    template: str = SOCIAL_TEMPLATE
+    text: str = Field(default="", description="Custom text, available to the template as {text}.")
+    max_hashtags: int = Field(default=5, ge=0, le=30)
+    utm: dict[str, str] = Field(default_factory=dict, description="utm_* parameters added to shared links.")
+    image: bool = Field(default=True, description="Attach the lead image (card thumbnail, photo) if any.")
+    feeds: list[str] = Field(default_factory=list, description="Share articles of these feeds; empty = all.")
+    sources: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    delay: Duration | None = Field(default=None, description="Wait this long after an article arrives.")
+    min_interval: Duration | None = None
+    max_per_hour: int | None = Field(default=None, ge=1, le=10_000)
+    quiet_hours: QuietHours | None = None
+    max_age: Duration | None = None
+    back_catalogue: bool = False
 
     @field_validator("template")
     @classmethod
     def _template_fields(cls, value: str) -> str:
-        allowed = {"title", "url", "summary", "source", "category", "tags", "author"}
-        try:
-            fields = {m.group(1) for m in re.finditer(r"\{(\w*)[^}]*\}", value)}
-        except re.error:  # pragma: no cover - the pattern is constant
-            fields = set()
-        unknown = sorted(fields - allowed)
+        return _check_template(value)
+
+    @field_validator("utm")
+    @classmethod
+    def _utm_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(k for k in value if k.removeprefix("utm_") not in _UTM_KEYS)
         if unknown:
+            raise ValueError(f"unknown utm key(s) {', '.join(unknown)}; known: {', '.join(_UTM_KEYS)}")
+        return {k.removeprefix("utm_"): str(v) for k, v in value.items()}
+
+    def credentials(self) -> list[str]:
+        """Every credential value of this endpoint (to keep them out of logs and messages)."""
+        out = []
+        for field_name in type(self).model_fields:
+            value = getattr(self, field_name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                out.append(value.get_secret_value())
+        return out
+
+
+def _https_secret_url(value: SecretStr, what: str) -> None:
+    url = value.get_secret_value()
+    if not re.match(r"^https?://[^\s/]+/", url):
+        raise ValueError(f"{what} must be an http(s) URL (the value of the variable is not one)")
+
+
+class WebhookEndpointConfig(EndpointBase):
+    """A JSON POST signed per the Standard Webhooks spec."""
+
+    kind: Literal["webhook"]
+    url: HttpURL
+    secret: Credential
+    template: str = "{title}\n\n{url}"
+
+
+class FileEndpointConfig(EndpointBase):
+    """Append each share as a JSON line to a local file (an archive, or a demo)."""
+
+    kind: Literal["file"]
+    path: str = Field(min_length=1)
+    template: str = "{title}\n\n{url}"
+
+
+class MastodonEndpointConfig(EndpointBase):
+    """A Mastodon (or compatible) account; the text limit is read from ``/api/v2/instance``."""
+
+    kind: Literal["mastodon"]
+    instance: HttpURL
+    access_token: Credential
+    visibility: Literal["public", "unlisted", "private", "direct"] = "public"
+    language: str | None = None
+    media: bool = Field(default=False, description="Upload the lead image as media instead of a link card.")
+    alt_text: str = "{title}"
+    max_chars: int | None = Field(default=None, ge=50, description="Override the instance's limit.")
+
+
+class BlueskyEndpointConfig(EndpointBase):
+    """A Bluesky account on any PDS, with an app password; the session is kept in the database."""
+
+    kind: Literal["bluesky"]
+    service: HttpURL = "https://bsky.social"
+    identifier: str = Field(min_length=1, description="Handle (name.bsky.social) or DID.")
+    app_password: Credential
+    langs: list[str] = Field(default_factory=list, description="Post languages; default the article's.")
+
+
+class XEndpointConfig(EndpointBase):
+    """An X account through the v2 API with an OAuth 2.0 user-context token that refreshes itself."""
+
+    kind: Literal["x"]
+    api: HttpURL = "https://api.x.com"
+    client_id: str = Field(min_length=1)
+    client_secret: Credential | None = None
+    refresh_token: Credential
+    access_token: Credential | None = None
+    template: str = "{title}\n\n{url}\n\n{hashtags}"
+
+
+class LinkedInEndpointConfig(EndpointBase):
+    """A LinkedIn member or organization page through the versioned Posts API."""
+
+    kind: Literal["linkedin"]
+    api: HttpURL = "https://api.linkedin.com"
+    author: Annotated[str, Field(pattern=r"^urn:li:(person|organization):[A-Za-z0-9_-]+$")]
+    access_token: Credential
+    refresh_token: Credential | None = None
+    client_id: str | None = None
+    client_secret: Credential | None = None
+    version: Annotated[str, Field(pattern=r"^\d{6}(\.\d{2})?$")] = "202505"
+    visibility: Literal["PUBLIC", "CONNECTIONS", "LOGGED_IN"] = "PUBLIC"
+
+
+class FacebookEndpointConfig(EndpointBase):
+    """A Facebook Page's feed through the Graph API, with a Page access token."""
+
+    kind: Literal["facebook"]
+    api: HttpURL = "https://graph.facebook.com"
+    graph_version: Annotated[str, Field(pattern=r"^v\d+\.\d+$")] = "v21.0"
+    page_id: Annotated[str, Field(pattern=r"^\d+$")]
+    page_access_token: Credential
+
+
+class ThreadsEndpointConfig(EndpointBase):
+    """A Threads profile: a media container is created, then published; the token refreshes itself."""
+
+    kind: Literal["threads"]
+    api: HttpURL = "https://graph.threads.net"
+    user_id: str = "me"
+    access_token: Credential
+
+
+class TelegramEndpointConfig(EndpointBase):
+    """A Telegram channel or chat, posted to by a bot (``sendMessage``, or ``sendPhoto`` with the image)."""
+
+    kind: Literal["telegram"]
+    api: HttpURL = "https://api.telegram.org"
+    bot_token: Credential
+    chat_id: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = Field(
+        pattern=r"^(@[A-Za-z][A-Za-z0-9_]{3,}|-?\d+)$"
+    )
+    disable_notification: bool = False
+    template: str = "{title}\n\n{summary}\n\n{url}"
+
+
+class DiscordEndpointConfig(EndpointBase):
+    """A Discord channel webhook; posts carry an embed (title, description, image)."""
+
+    kind: Literal["discord"]
+    webhook_url: Credential
+    username: str | None = Field(default=None, max_length=80)
+    avatar_url: HttpURL | None = None
+    template: str = "{title}\n{url}"
+
+    @model_validator(mode="after")
+    def _url(self) -> DiscordEndpointConfig:
+        _https_secret_url(self.webhook_url, "webhook_url")
+        return self
+
+
+class SlackEndpointConfig(EndpointBase):
+    """A Slack incoming webhook; posts are Block Kit sections with the image as an accessory."""
+
+    kind: Literal["slack"]
+    webhook_url: Credential
+    template: str = "{summary}"
+
+    @model_validator(mode="after")
+    def _url(self) -> SlackEndpointConfig:
+        _https_secret_url(self.webhook_url, "webhook_url")
+        return self
+
+
+_RETIRED_TEAMS = re.compile(
+    r"^https://([a-z0-9-]+\.)?(outlook\.office(365)?\.com|webhook\.office\.com)/", re.I
+)
+
+
+class TeamsEndpointConfig(EndpointBase):
+    """A Microsoft Teams channel through a Workflows (Power Automate) webhook with an Adaptive Card."""
+
+    kind: Literal["teams"]
+    webhook_url: Credential
+    template: str = "{summary}"
+
+    @model_validator(mode="after")
+    def _url(self) -> TeamsEndpointConfig:
+        _https_secret_url(self.webhook_url, "webhook_url")
+        if _RETIRED_TEAMS.match(self.webhook_url.get_secret_value()):
             raise ValueError(
-                f"unknown template field(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
+                "this is an Office 365 connector URL (outlook.office.com / webhook.office.com), which "
+                "Microsoft retired; create a Workflows webhook (Teams > channel > Workflows > "
+                "'Post to a channel when a webhook request is received') and use its URL"
             )
-        return value
+        return self
+
+
+EndpointConfig = Annotated[
+    WebhookEndpointConfig
+    | FileEndpointConfig
+    | MastodonEndpointConfig
+    | BlueskyEndpointConfig
+    | XEndpointConfig
+    | LinkedInEndpointConfig
+    | FacebookEndpointConfig
+    | ThreadsEndpointConfig
+    | TelegramEndpointConfig
+    | DiscordEndpointConfig
+    | SlackEndpointConfig
+    | TeamsEndpointConfig,
+    Field(discriminator="kind"),
+]
+ENDPOINT_MODELS: dict[str, type[EndpointBase]] = {
+    model.model_fields["kind"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    for model in EndpointBase.__subclasses__()
+}
+ENDPOINT_KINDS = frozenset(ENDPOINT_MODELS)
+
+
+def parse_endpoint(
+    data: Mapping[str, Any], lookup: Callable[[str], str | None] | None = None
+) -> EndpointBase:
+    """Validate one endpoint mapping (as it would appear under ``endpoints:``), resolving ``${ENV}``.
+
+    Raises :class:`ConfigError` with key paths relative to the endpoint.
+    """
+    config = parse_config({"endpoints": [dict(data)]}, lookup or environ_lookup)
+    return config.endpoints[0]
 
 
 class ApiConfig(_Strict):
     """The push ingest API (``POST /api/articles``)."""
 
-    token: Secret | None = None
+    token: Credential | None = None
 
 
 class Config(_Strict):
@@ -193,7 +462,7 @@ class Config(_Strict):
     fetch: FetchPolicy = Field(default_factory=FetchPolicy)
     sources: list[SourceConfig] = Field(default_factory=list)
     feeds: list[FeedConfig] = Field(default_factory=list)
-    endpoints: list[EndpointConfig] = Field(default_factory=list)
+    endpoints: list[EndpointConfig] = Field(default_factory=list)  # type: ignore[valid-type]
 
     def source(self, name: str) -> SourceConfig:
         """The source called ``name`` (KeyError if none)."""
@@ -209,7 +478,7 @@ class Config(_Strict):
                 return feed
         raise KeyError(name)
 
-    def endpoint(self, name: str) -> EndpointConfig:
+    def endpoint(self, name: str) -> EndpointBase:
         """The endpoint called ``name`` (KeyError if none)."""
         for endpoint in self.endpoints:
             if endpoint.name == name:
@@ -233,40 +502,44 @@ def _cross_check(config: Config) -> list[str]:
         for j, ref in enumerate(feed.sources):
             if ref not in source_names:
                 problems.append(f"feeds[{i}].sources[{j}]: no source named {ref!r}")
+    source_names.add("api")  # pushed articles
     for i, endpoint in enumerate(config.endpoints):
         for j, ref in enumerate(endpoint.feeds):
             if ref not in feed_names:
                 problems.append(f"endpoints[{i}].feeds[{j}]: no feed named {ref!r}")
+        for j, ref in enumerate(endpoint.sources):
+            if ref not in source_names:
+                problems.append(f"endpoints[{i}].sources[{j}]: no source named {ref!r}")
     return problems
+
+
+_URL_KEYS = frozenset({"url", "instance", "service", "api", "avatar_url"})
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after[_kind_fields()]",) or str(part).startswith(("function-", "literal[")):
+        elif str(part).startswith(("function-", "literal[")):
             continue
+        elif i >= 2 and loc[i - 2] == "endpoints" and part in ENDPOINT_KINDS:
+            continue  # the discriminated union's tag, already visible as the kind
         else:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
 
 
-def _resolve_env(
-    node: Any, path: str, lookup: Callable[[str], str | None], problems: list[str], secret_keys: set[str]
-) -> Any:
+def _resolve_env(node: Any, path: str, lookup: Callable[[str], str | None], problems: list[str]) -> Any:
+    """Substitute ``${VAR}`` references; a string that held one comes back as an :class:`EnvValue`."""
     if isinstance(node, Mapping):
         return {
-            k: _resolve_env(v, f"{path}.{k}" if path else str(k), lookup, problems, secret_keys)
-            for k, v in node.items()
+            k: _resolve_env(v, f"{path}.{k}" if path else str(k), lookup, problems) for k, v in node.items()
         }
     if isinstance(node, list):
-        return [_resolve_env(v, f"{path}[{i}]", lookup, problems, secret_keys) for i, v in enumerate(node)]
-    if not isinstance(node, str):
+        return [_resolve_env(v, f"{path}[{i}]", lookup, problems) for i, v in enumerate(node)]
+    if not isinstance(node, str) or not _ENV_REF.search(node):
         return node
-    key = path.rsplit(".", 1)[-1]
-    if key in secret_keys and node and not _ENV_REF.search(node):
-        return SECRET_MARK + node
 
     def replace(match: re.Match[str]) -> str:
         value = lookup(match.group(1))
@@ -277,7 +550,7 @@ def _resolve_env(
             return ""
         return value
 
-    return _ENV_REF.sub(replace, node)
+    return EnvValue(_ENV_REF.sub(replace, node))
 
 
 def parse_config(
@@ -289,7 +562,7 @@ def parse_config(
     if not isinstance(data, Mapping):
         raise ConfigError(["(top level): expected a mapping with sources, feeds and endpoints"], path)
     problems: list[str] = []
-    resolved = _resolve_env(data, "", lookup, problems, {"secret", "token"})
+    resolved = _resolve_env(data, "", lookup, problems)
     try:
         config = Config.model_validate(resolved)
     except ValidationError as exc:
@@ -299,8 +572,13 @@ def parse_config(
                 msg = "unknown key"
             elif err["type"] == "string_pattern_mismatch" and err["loc"][-1:] == ("name",):
                 msg = "names use lower-case letters, digits, - and _ (at most 63 characters)"
-            elif err["type"] == "string_pattern_mismatch" and err["loc"][-1:] == ("url",):
+            elif err["type"] == "string_pattern_mismatch" and err["loc"][-1] in _URL_KEYS:
                 msg = f"expected an http(s) URL, got {err.get('input')!r}"
+            elif err["type"] == "union_tag_not_found":
+                msg = f"missing kind; one of {', '.join(sorted(ENDPOINT_KINDS))}"
+            elif err["type"] == "union_tag_invalid":
+                msg = f"unknown kind {err['ctx']['tag']}; known: {', '.join(sorted(ENDPOINT_KINDS))}"
+                err = {**err, "loc": (*err["loc"], "kind")}
             msg = msg.removeprefix("Value error, ")
             problems.append(f"{_format_loc(err['loc'])}: {msg}")
         raise ConfigError(problems, path) from None

@@ -11,8 +11,13 @@
     │   └── TransientFetchError  *    timeouts, connection errors, 408/429/5xx
     ├── NormalizeError                the page holds no article we can extract
     ├── ShareError                    publishing to an endpoint failed
-    │   ├── PermanentShareError       4xx, bad credentials, text rejected
-    │   └── TransientShareError  *    429/5xx, timeouts
+    │   ├── PermanentShareError       this post was refused (400/422, text rejected): the share fails
+    │   │   └── EndpointDisabled      the endpoint itself is broken (401/403, webhook gone, LinkedIn
+    │   │                             426): the share fails and the endpoint is disabled until an
+    │   │                             operator re-enables it
+    │   ├── UncertainShare            the request may have reached the remote and the network gives
+    │   │                             no way to find out: an operator decides, never a blind resend
+    │   └── TransientShareError  *    429/5xx, connection errors before the request was sent
     └── IngestError                   a pushed article is invalid
 
 Errors marked ``*`` also derive from :class:`Retryable`; Celery tasks retry those (honouring
@@ -91,12 +96,24 @@ class PermanentShareError(ShareError):
     """The endpoint refused the post in a way retrying will not fix."""
 
 
+class EndpointDisabled(PermanentShareError):
+    """The endpoint cannot take any post until an operator fixes its config or credentials."""
+
+
+class UncertainShare(ShareError):
+    """The remote may have published the post, and nothing tells us whether it did."""
+
+
 class TransientShareError(ShareError, Retryable):
     """The endpoint is busy or down (429/5xx/timeout): retry later."""
 
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None, sent: bool = False
+    ) -> None:
         super().__init__(message, status)
         self.retry_after = retry_after
+        # True when the request may have reached the remote (it timed out waiting for the answer).
+        self.sent = sent
 
 
 class IngestError(SyndicateError):

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from config.model import EndpointConfig
+from config.model import EndpointBase, parse_endpoint
 from worker.share import ShareArticle
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "share"
@@ -116,16 +116,23 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/hook"
 
 
-def webhook_config(url: str, secret: str = SECRET, **extra: Any) -> EndpointConfig:
-    """A validated webhook endpoint config."""
-    return EndpointConfig.model_validate(
-        {"name": "partner-hook", "kind": "webhook", "url": url, "secret": secret, **extra}
+def endpoint_config(data: dict[str, Any], env: dict[str, str] | None = None) -> EndpointBase:
+    """A validated endpoint config; credentials are ``${VAR}`` references resolved from ``env``."""
+    env = env or {}
+    return parse_endpoint(data, lookup=env.get)
+
+
+def webhook_config(url: str, secret: str = SECRET, **extra: Any) -> EndpointBase:
+    """A validated webhook endpoint config whose secret comes from ``${HOOK_SECRET}``."""
+    return endpoint_config(
+        {"name": "partner-hook", "kind": "webhook", "url": url, "secret": "${HOOK_SECRET}", **extra},
+        {"HOOK_SECRET": secret},
     )
 
 
-def file_config(path: str | Path, **extra: Any) -> EndpointConfig:
+def file_config(path: str | Path, **extra: Any) -> EndpointBase:
     """A validated file endpoint config."""
-    return EndpointConfig.model_validate({"name": "archive", "kind": "file", "path": str(path), **extra})
+    return endpoint_config({"name": "archive", "kind": "file", "path": str(path), **extra})
 
 
 @pytest.fixture

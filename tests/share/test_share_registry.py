@@ -8,32 +8,47 @@ from typing import ClassVar
 import pytest
 
 import worker.share as share
-from config.model import EndpointConfig
+from config.model import ENDPOINT_KINDS, ENDPOINT_MODELS, FileEndpointConfig, WebhookEndpointConfig
 from worker.errors import PermanentShareError
 from worker.share import (
     ENDPOINTS,
     Endpoint,
-    FileEndpoint,
     Preview,
     ShareArticle,
     ShareResult,
-    WebhookEndpoint,
     get_endpoint,
     idempotency_key,
 )
+from worker.share.file import FileEndpoint
+from worker.share.webhook import WebhookEndpoint
 
 from .conftest import file_config, webhook_config
 
 
+def test_config_kinds_and_endpoint_modules_match() -> None:
+    # Every kind the config accepts has its module worker/share/<kind>.py, and no module is orphaned.
+    assert set(ENDPOINTS) == set(ENDPOINT_KINDS) == set(ENDPOINT_MODELS)
+    for kind, cls in ENDPOINTS.items():
+        assert cls.__module__ == f"worker.share.{kind}"
+        assert ENDPOINT_MODELS[kind].model_fields["kind"].annotation.__args__ == (kind,)
+    modules = {p.stem for p in Path(share.__file__).parent.glob("*.py")} - {
+        "__init__",
+        "base",
+        "text",
+        "images",
+    }
+    assert modules == set(ENDPOINTS)
+
+
 def test_kinds_map_to_their_modules() -> None:
-    assert ENDPOINTS == {"webhook": WebhookEndpoint, "file": FileEndpoint}
+    assert ENDPOINTS["webhook"] is WebhookEndpoint and ENDPOINTS["file"] is FileEndpoint
     assert isinstance(get_endpoint(webhook_config("http://127.0.0.1:1/h")), WebhookEndpoint)
     assert isinstance(get_endpoint(file_config("x.jsonl"), base_dir=Path("/tmp")), FileEndpoint)
 
 
 def test_unknown_kind_is_a_value_error() -> None:
-    config = EndpointConfig.model_construct(name="masto", kind="mastodon", template="{title}")
-    with pytest.raises(ValueError, match="unknown kind 'mastodon'"):
+    config = WebhookEndpointConfig.model_construct(name="masto", kind="myspace", template="{title}")
+    with pytest.raises(ValueError, match="unknown kind 'myspace'"):
         get_endpoint(config)
 
 
@@ -59,8 +74,15 @@ def test_new_kinds_plug_in_through_the_registry(
 
 
 def test_render_turns_template_errors_into_permanent_errors(article: ShareArticle) -> None:
-    config = EndpointConfig.model_construct(
-        name="hook", kind="webhook", url="http://127.0.0.1:1/h", template="{title.__class__}"
+    config = WebhookEndpointConfig.model_construct(
+        name="hook",
+        kind="webhook",
+        url="http://127.0.0.1:1/h",
+        template="{title.__class__}",
+        utm={},
+        text="",
+        max_hashtags=5,
+        image=True,
     )
     with pytest.raises(PermanentShareError, match="hook"):
         get_endpoint(config).render(article)

@@ -15,7 +15,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from feeds.http import parse_retry_after
 from worker.errors import PermanentShareError, Retryable, TransientShareError
-from worker.share import ShareArticle, WebhookEndpoint, get_endpoint, idempotency_key
+from worker.share import ShareArticle, get_endpoint, idempotency_key
+from worker.share.webhook import WebhookEndpoint
 from worker.share.webhook import encode_body, sign, signing_key
 
 from .conftest import FIXED_NOW, FIXTURES, SECRET, Receiver, webhook_config

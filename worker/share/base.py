@@ -1,7 +1,21 @@
 """The share-endpoint interface: what an endpoint receives, renders and returns.
 
-Each network lives in its own module as one :class:`Endpoint` subclass; the pipeline only ever
-calls :meth:`Endpoint.render` (pure, also used for previews) and :meth:`Endpoint.publish`.
+Each network lives in its own module as one :class:`Endpoint` subclass (like granary's one module
+per silo). The pipeline only ever calls:
+
+* :meth:`Endpoint.render` — pure: the exact text and request body that would be sent (also what
+  ``syndicate share preview`` prints);
+* :meth:`Endpoint.publish` — post it; return a :class:`ShareResult` or raise a
+  :class:`~worker.errors.ShareError` (permanent, endpoint-disabling, uncertain or transient);
+* :meth:`Endpoint.lookup` — after a crash between claim and answer, find our post on the network
+  (``None``: certainly not there); networks that cannot tell raise NotImplementedError and the
+  share becomes ``uncertain``. Endpoints whose ``idempotent`` flag is set need no lookup: sending
+  the same idempotency key again never makes a second post.
+
+Requests go through :meth:`Endpoint.send`, which uses the process's shared
+:class:`~worker.http.HttpClient` and maps every answer to the error tree in one place, keeping
+credentials out of every message. Tokens that expire (Bluesky sessions, OAuth 2 refresh tokens)
+live in a :class:`TokenStore` (the database in production), never in the YAML.
 :func:`render_text` fills an endpoint's template and fits it to the network's text limit.
 """
 
@@ -16,15 +30,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import requests
-
-from config.model import EndpointConfig
-from worker.errors import PermanentShareError
+from config.model import EndpointBase
+from worker.errors import (
+    EndpointDisabled,
+    PermanentShareError,
+    ShareError,
+    TransientShareError,
+)
+from worker.http import Answer, HttpClient, Outcome, TransportError, retry_delay
 
 ELLIPSIS = "…"
-TEMPLATE_FIELDS = frozenset({"title", "url", "summary", "source", "category", "tags", "author"})
+TEMPLATE_FIELDS = frozenset(
+    {"title", "url", "summary", "source", "category", "tags", "hashtags", "author", "text"}
+)
 EVENT_TYPE = "article.published"
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 # Characters dropped from the end of a cut text before the ellipsis is added.
@@ -51,20 +72,70 @@ class ShareArticle:
 
 @dataclass(frozen=True)
 class Preview:
-    """What would be posted, rendered without posting."""
+    """What would be posted, rendered without posting.
+
+    ``payload`` is the request body the network receives (for two-step networks, the final
+    post; ``image`` is the URL of a picture that is uploaded first and referenced from it).
+    """
 
     endpoint: str
     kind: str
     text: str
     payload: dict[str, Any]
+    image: str | None = None
+    article: ShareArticle | None = None
 
 
 @dataclass(frozen=True)
 class ShareResult:
-    """Where the shared post landed on the remote side."""
+    """Where the shared post landed on the remote side.
+
+    ``duplicate`` is true when the network answered that this post already exists (X's 403
+    duplicate content, Facebook's 506): it counts as sent.
+    """
 
     remote_id: str
     remote_url: str | None = None
+    duplicate: bool = False
+
+
+class TokenStore(Protocol):
+    """Where an endpoint keeps state that changes at run time (sessions, refreshed tokens, chat ids)."""
+
+    def load(self, endpoint: str) -> dict[str, Any]:
+        """The stored state of ``endpoint`` (empty if none)."""
+        ...
+
+    def save(self, endpoint: str, state: dict[str, Any]) -> None:
+        """Replace the stored state of ``endpoint``."""
+        ...
+
+
+class MemoryTokenStore:
+    """A :class:`TokenStore` in a dict: for previews and a single process."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.states: dict[str, dict[str, Any]] = {}
+
+    def load(self, endpoint: str) -> dict[str, Any]:
+        """The stored state of ``endpoint`` (a copy)."""
+        return dict(self.states.get(endpoint, {}))
+
+    def save(self, endpoint: str, state: dict[str, Any]) -> None:
+        """Replace the stored state of ``endpoint``."""
+        self.states[endpoint] = dict(state)
+
+
+def with_utm(url: str, utm: Mapping[str, str]) -> str:
+    """``url`` with ``utm_*`` query parameters added (existing ones of the same name replaced)."""
+    if not utm:
+        return url
+    parts = urlsplit(url)
+    names = {f"utm_{k}" for k in utm}
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in names]
+    query += [(f"utm_{k}", v) for k, v in utm.items()]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def idempotency_key(article: ShareArticle, endpoint: str) -> str:
@@ -226,46 +297,54 @@ def render_text(
     max_chars: int | None,
     *,
     length: Callable[[str], int] = len,
+    text: str = "",
+    max_hashtags: int | None = None,
 ) -> str:
     """Fill ``template`` with ``article`` and fit it into ``max_chars``.
 
-    Fields: ``title``, ``url``, ``summary``, ``source``, ``category``, ``tags`` (``"#tag #tag"``)
-    and ``author`` (authors joined by commas). A template line whose fields are all empty is left
-    out. When the text is too long, the summary is shortened first (down to nothing), then
+    Fields: ``title``, ``url``, ``summary``, ``source``, ``category``, ``tags`` and ``hashtags``
+    (the category and tags as ``"#tag #tag"``, at most ``max_hashtags``), ``author`` (authors
+    joined by commas) and ``text`` (the endpoint's custom text). A template line whose fields are
+    all empty is left out. When the text is too long, the summary is shortened first (down to nothing), then
     hashtags are dropped from the last, then author, source and category, and only then is the
     title shortened; words are cut whole, ending with ``…``, and the URL is never cut. ``length``
     counts the text (code points by default; networks with weighted counts pass their own).
     Raises ValueError for a bad template or when even the bare URL does not fit.
     """
     _check_template(template)
+    tags = hashtags([*([article.category] if article.category else []), *article.tags])
+    if max_hashtags is not None:
+        tags = " ".join(tags.split(" ")[:max_hashtags]) if max_hashtags else ""
     fields = {
         "title": article.title.strip(),
         "url": article.url.strip(),
         "summary": article.summary.strip(),
         "source": article.source.strip(),
         "category": (article.category or "").strip(),
-        "tags": hashtags(article.tags),
+        "tags": tags,
+        "hashtags": tags,
         "author": ", ".join(a.strip() for a in article.authors if a.strip()),
+        "text": text.strip(),
     }
-    text = _fill(template, fields)
-    if max_chars is None or length(text) <= max_chars:
-        return text
+    out = _fill(template, fields)
+    if max_chars is None or length(out) <= max_chars:
+        return out
 
-    text = _shorten_field(template, fields, "summary", max_chars, length)
-    tags = fields["tags"].split(" ") if fields["tags"] else []
-    while tags and length(text) > max_chars:
-        tags.pop()
-        fields["tags"] = " ".join(tags)
-        text = _fill(template, fields)
-    for name in ("author", "source", "category"):
-        if length(text) <= max_chars:
-            return text
+    out = _shorten_field(template, fields, "summary", max_chars, length)
+    tag_list = fields["tags"].split(" ") if fields["tags"] else []
+    while tag_list and length(out) > max_chars:
+        tag_list.pop()
+        fields["tags"] = fields["hashtags"] = " ".join(tag_list)
+        out = _fill(template, fields)
+    for name in ("text", "author", "source", "category"):
+        if length(out) <= max_chars:
+            return out
         fields[name] = ""
-        text = _fill(template, fields)
-    text = _shorten_field(template, fields, "title", max_chars, length)
-    if length(text) > max_chars:
+        out = _fill(template, fields)
+    out = _shorten_field(template, fields, "title", max_chars, length)
+    if length(out) > max_chars:
         raise ValueError(f"the text cannot fit in {max_chars} characters without cutting the URL")
-    return text
+    return out
 
 
 def article_data(article: ShareArticle, text: str) -> dict[str, Any]:
@@ -295,59 +374,87 @@ class Endpoint(ABC):
 
     kind: ClassVar[str]
     max_chars: ClassVar[int | None] = None
+    # True when publishing again with the same idempotency key can never make a second post.
+    idempotent: ClassVar[bool] = False
 
     def __init__(
         self,
-        config: EndpointConfig,
+        config: EndpointBase,
         *,
-        session: requests.Session | None = None,
+        http: HttpClient | None = None,
+        media_http: HttpClient | None = None,
+        tokens: TokenStore | None = None,
         base_dir: Path | None = None,
-        timeout: float = 15.0,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        """Bind the endpoint to ``config``; ``clock`` (for tests) stamps rendered payloads."""
+        """Bind the endpoint to ``config``.
+
+        ``http`` sends to the network (operator-configured URLs); ``media_http`` fetches lead
+        images, whose URLs come from partner pages and therefore pass the SSRF guard. ``tokens``
+        keeps run-time state; ``clock`` (for tests) stamps rendered payloads.
+        """
         if config.kind != self.kind:
             raise ValueError(f"endpoint {config.name!r} is of kind {config.kind!r}, not {self.kind!r}")
         self.config = config
         self.name = config.name
         self.base_dir = base_dir if base_dir is not None else Path.cwd()
-        self.timeout = timeout
+        self._owns_http = http is None
+        self.http = http or HttpClient()
+        self.media_http = media_http or self.http
+        self.tokens: TokenStore = tokens if tokens is not None else MemoryTokenStore()
         self._clock = clock or _utc_now
-        self._owns_session = session is None
-        self._session = session
+        # Seconds the network asked us to leave it alone after the last answer (quota used up).
+        self.quota_wait: float | None = None
 
     @property
-    def session(self) -> requests.Session:
-        """The HTTP session, created on first use if none was given."""
-        if self._session is None:
-            self._session = requests.Session()
-        return self._session
+    def timeout(self) -> float:
+        """The request timeout in seconds."""
+        return self.http.timeout
 
     def close(self) -> None:
-        """Release the HTTP session if this endpoint created it."""
-        if self._owns_session and self._session is not None:
-            self._session.close()
-            self._session = None
+        """Release the HTTP client if this endpoint created it."""
+        if self._owns_http:
+            self.http.close()
 
     def __enter__(self) -> Endpoint:
-        """Use the endpoint as a context manager that closes its own session."""
+        """Use the endpoint as a context manager that closes its own client."""
         return self
 
     def __exit__(self, *exc: object) -> None:
         """Close on leaving the ``with`` block."""
         self.close()
 
+    # ------------------------------------------------------------ rendering
+
     def text_length(self, text: str) -> int:
         """How long the network considers ``text``; code points unless a subclass knows better."""
         return len(text)
 
+    def text_limit(self) -> int | None:
+        """The most the network accepts, in :meth:`text_length` units (None: no limit)."""
+        return self.max_chars
+
+    def share_url(self, article: ShareArticle) -> str:
+        """The article's link as this endpoint shares it (with the configured UTM parameters)."""
+        return with_utm(article.url, self.config.utm)
+
     def render_text(self, article: ShareArticle) -> str:
         """The post text for ``article`` under this endpoint's template and limit."""
-        return render_text(self.config.template, article, self.max_chars, length=self.text_length)
+        view = ShareArticle(**{**article.__dict__, "url": self.share_url(article)})
+        return render_text(
+            self.config.template,
+            view,
+            self.text_limit(),
+            length=self.text_length,
+            text=self.config.text,
+            max_hashtags=self.config.max_hashtags,
+        )
 
     def build_payload(self, article: ShareArticle, text: str) -> dict[str, Any]:
         """The JSON body publish sends: an ``article.published`` event by default."""
-        return {"type": EVENT_TYPE, "timestamp": iso_utc(self._clock()), "data": article_data(article, text)}
+        data = article_data(article, text)
+        data["url"] = self.share_url(article)
+        return {"type": EVENT_TYPE, "timestamp": iso_utc(self._clock()), "data": data}
 
     def render(self, article: ShareArticle) -> Preview:
         """Render what would be posted, without posting; a bad template is a PermanentShareError."""
@@ -356,12 +463,84 @@ class Endpoint(ABC):
         except ValueError as exc:
             raise PermanentShareError(f"{self.name}: {exc}") from None
         payload = self.build_payload(article, text)
-        return Preview(endpoint=self.name, kind=self.kind, text=text, payload=payload)
+        image = article.image if self.config.image else None
+        return Preview(
+            endpoint=self.name, kind=self.kind, text=text, payload=payload, image=image, article=article
+        )
+
+    # ------------------------------------------------------------ publishing
 
     @abstractmethod
     def publish(self, preview: Preview, idempotency_key: str) -> ShareResult:
-        """Post ``preview``; raise PermanentShareError or TransientShareError on failure.
+        """Post ``preview``; raise a :class:`~worker.errors.ShareError` on failure.
 
         ``idempotency_key`` is stable for one (article, endpoint) so a redelivered task does not
         post twice where the network lets us say so.
         """
+
+    def lookup(self, preview: Preview, idempotency_key: str) -> ShareResult | None:
+        """Find the post a crashed attempt may have made: the result, or None if it is not there.
+
+        Raises NotImplementedError where the network gives no way to look (the default).
+        """
+        raise NotImplementedError
+
+    def redact(self, text: str) -> str:
+        """``text`` with every credential of this endpoint (and of its stored state) blotted out."""
+        secrets = self.config.credentials()
+        for value in self.tokens.load(self.name).values():
+            if isinstance(value, str) and len(value) >= 8:
+                secrets.append(value)
+        for secret in sorted(set(secrets), key=len, reverse=True):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def error_for(self, answer: Answer) -> ShareError | None:
+        """A network-specific error for a non-2xx ``answer`` (JSON error codes), or None."""
+        return None
+
+    def send(
+        self, method: str, url: str, *, what: str = "post", guard: bool = False, **kwargs: Any
+    ) -> Answer:
+        """Send one request to the network; return a 2xx :class:`Answer` or raise a ShareError.
+
+        One mapping for every network: no answer before the request went out, 408/425/429/5xx
+        -> :class:`TransientShareError` (``retry_after`` from any rate-limit signal); no answer
+        after it went out -> TransientShareError with ``sent``; 401/403/404/410/426 and
+        redirects -> :class:`EndpointDisabled`; other 4xx -> :class:`PermanentShareError`.
+        :meth:`error_for` may decide first from the network's own error codes.
+        """
+        client = self.media_http if guard else self.http
+        try:
+            answer = client.request(method, url, guard=guard, **kwargs)
+        except TransportError as exc:
+            message = self.redact(f"{self.name}: {what}: {exc}")
+            if exc.blocked or exc.too_large:
+                raise PermanentShareError(message) from None
+            raise TransientShareError(message, sent=exc.sent) from None
+        body = answer.json()
+        self.quota_wait = retry_delay(answer.headers, body, status=answer.status)
+        if answer.ok:
+            return answer
+        specific = self.error_for(answer)
+        if specific is not None:
+            specific.args = (self.redact(str(specific)),)
+            raise specific
+        raise self.answer_error(answer, what)
+
+    def answer_error(self, answer: Answer, what: str) -> ShareError:
+        """The generic ShareError for a non-2xx ``answer`` (see :meth:`send`)."""
+        message = f"{self.name}: {what}: HTTP {answer.status}"
+        if answer.body.strip():
+            message += f": {answer.text()}"
+        outcome = answer.outcome
+        if outcome is Outcome.REDIRECT:
+            location = answer.headers.get("Location")
+            message += f" (redirects to {location}; update the endpoint's URL)" if location else ""
+        message = self.redact(message)
+        if outcome.retryable:
+            return TransientShareError(message, status=answer.status, retry_after=self.quota_wait)
+        if outcome in (Outcome.AUTH, Outcome.GONE, Outcome.UPGRADE, Outcome.REDIRECT):
+            return EndpointDisabled(message, status=answer.status)
+        return PermanentShareError(message, status=answer.status)

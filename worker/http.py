@@ -1,0 +1,382 @@
+"""The one small HTTP client layer that fetching, sharing and WebSub pings all use.
+
+:class:`HttpClient` owns one pooled :class:`requests.Session` per process and purpose and sends
+every request the same way: Syndicate's user agent, a connect/read timeout plus one deadline for
+the whole exchange (headers and body), a cap on the body size while it streams (decoded bytes, so
+a gzip bomb counts at its inflated size), no redirects followed behind the caller's back, no proxy
+or ``.netrc`` credentials from the environment, and the SSRF guard for URLs that did not come from
+the operator's config. It returns an :class:`Answer` (status, headers, the body read in full) or
+raises :class:`TransportError`, which says whether the request may have reached the server.
+
+What an answer *means* is decided once, here: :func:`classify` maps a status to an
+:class:`Outcome`, and :func:`retry_delay` reads every rate-limit signal networks send
+(``Retry-After`` as seconds or an HTTP date; ``X-RateLimit-Reset`` as ISO 8601 (Mastodon) or epoch
+seconds (X, Discord); ``RateLimit-Reset`` with ``RateLimit-Policy`` (atproto); Discord's JSON
+``retry_after``; Telegram's ``parameters.retry_after``). Fetch, share and WebSub turn the outcome
+into their branch of :mod:`worker.errors`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+import urllib3
+from requests.structures import CaseInsensitiveDict
+
+from feeds.http import parse_http_date, parse_retry_after
+from worker.errors import SyndicateError
+
+DEFAULT_USER_AGENT = "Syndicate/0.1 (+https://github.com/syndicate-news/syndicate)"
+CHUNK_SIZE = 64 * 1024
+# A per-read timeout does not bound a server that drips one byte just inside it, so a whole
+# exchange (headers and body) also has a deadline of this many times the timeout.
+DEADLINE_FACTOR = 3
+# Epoch seconds are at least this large; anything smaller in a reset header is a delay.
+_EPOCH_FLOOR = 1_000_000_000
+
+
+class Outcome(enum.Enum):
+    """What an HTTP status means to Syndicate, whatever the caller does with it."""
+
+    OK = "ok"  # 2xx
+    NOT_MODIFIED = "not_modified"  # 304
+    REDIRECT = "redirect"  # other 3xx
+    RATE_LIMITED = "rate_limited"  # 429: wait as told, then retry
+    UNAVAILABLE = "unavailable"  # 408, 425, 5xx: retry with backoff
+    AUTH = "auth"  # 401, 403: credentials or permissions; retrying will not help
+    GONE = "gone"  # 404, 410: the resource (or a webhook) does not exist
+    UPGRADE = "upgrade"  # 426: the client speaks a retired API version
+    REJECTED = "rejected"  # any other 4xx: this request is wrong
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed later."""
+        return self in (Outcome.RATE_LIMITED, Outcome.UNAVAILABLE)
+
+
+def classify(status: int) -> Outcome:
+    """The :class:`Outcome` of an HTTP ``status``."""
+    if 200 <= status < 300:
+        return Outcome.OK
+    if status == 304:
+        return Outcome.NOT_MODIFIED
+    if 300 <= status < 400:
+        return Outcome.REDIRECT
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    if status in (408, 425) or status >= 500:
+        return Outcome.UNAVAILABLE
+    if status in (401, 403):
+        return Outcome.AUTH
+    if status in (404, 410):
+        return Outcome.GONE
+    if status == 426:
+        return Outcome.UPGRADE
+    return Outcome.REJECTED
+
+
+class TransportError(SyndicateError):
+    """No usable answer arrived: connection refused, timeout, reset, body too large or too slow.
+
+    ``sent`` is true when the request may have reached the server (it timed out or broke while
+    waiting for the answer), so a non-idempotent request must not be blindly repeated.
+    ``too_large`` marks a body over the size cap and ``blocked`` a URL refused by the SSRF guard.
+    """
+
+    def __init__(
+        self, message: str, url: str, *, sent: bool = False, too_large: bool = False, blocked: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.sent = sent
+        self.too_large = too_large
+        self.blocked = blocked
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP response, read in full (up to the size cap)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+    @property
+    def outcome(self) -> Outcome:
+        """What the status means (see :func:`classify`)."""
+        return classify(self.status)
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx answer."""
+        return 200 <= self.status < 300
+
+    def json(self) -> Any:
+        """The body parsed as JSON, or None when it is empty or not JSON."""
+        if not self.body.strip():
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    def text(self, limit: int = 300) -> str:
+        """The start of the body as one line of text, for error messages."""
+        text = " ".join(self.body[: limit * 4].decode("utf-8", errors="replace").split())
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _reset_delay(value: str, now: datetime) -> float | None:
+    """Seconds until a reset header's moment: epoch seconds, ISO 8601, an HTTP date or a delay."""
+    text = value.strip()
+    number = _number(text)
+    if number is not None:
+        if number >= _EPOCH_FLOOR:
+            return max(0.0, number - now.timestamp())
+        return max(0.0, number)
+    moment = parse_http_date(text)
+    if moment is None:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - now).total_seconds())
+
+
+def retry_delay(
+    headers: Mapping[str, str], body: Any = None, *, now: datetime | None = None, status: int | None = None
+) -> float | None:
+    """Seconds the remote asked us to wait, from any rate-limit signal it sent; None if it said nothing.
+
+    Explicit answers win over quota headers: ``Retry-After``, then a JSON body's ``retry_after``
+    (Discord, float seconds) or ``parameters.retry_after`` (Telegram). Quota headers count only
+    when the quota is used up (``Remaining: 0``) or the answer is a 429: ``X-RateLimit-Reset-After``
+    (Discord, seconds), ``X-RateLimit-Reset`` (ISO 8601 from Mastodon, epoch seconds from X and
+    Discord) and ``RateLimit-Reset`` (atproto: epoch seconds; the IETF draft: delta seconds).
+    """
+    now = now or datetime.now(UTC)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    explicit = parse_retry_after(lowered.get("retry-after"), now=now)
+    if explicit is not None:
+        return explicit
+    if isinstance(body, Mapping):
+        hinted = _number(body.get("retry_after"))
+        parameters = body.get("parameters")
+        if hinted is None and isinstance(parameters, Mapping):
+            hinted = _number(parameters.get("retry_after"))
+        if hinted is not None and hinted >= 0:
+            return hinted
+    exhausted = status == 429
+    for prefix in ("x-ratelimit-", "ratelimit-"):
+        remaining = _number(lowered.get(prefix + "remaining"))
+        if remaining is not None and remaining <= 0:
+            exhausted = True
+    if not exhausted:
+        return None
+    reset_after = _number(lowered.get("x-ratelimit-reset-after"))
+    if reset_after is not None and reset_after >= 0:
+        return reset_after
+    for name in ("x-ratelimit-reset", "ratelimit-reset"):
+        value = lowered.get(name)
+        if value:
+            delay = _reset_delay(value, now)
+            if delay is not None:
+                return delay
+    return None
+
+
+class HttpClient:
+    """Sends requests under one policy and reuses its connections; build one per process and purpose.
+
+    ``allow_hosts`` (``host`` or ``host:port``) is handed to the SSRF guard for requests made with
+    ``guard=True``; operator-configured URLs (API base URLs, webhook URLs) are sent unguarded.
+    """
+
+    def __init__(
+        self,
+        *,
+        user_agent: str = DEFAULT_USER_AGENT,
+        timeout: float = 15.0,
+        max_bytes: int = 1_000_000,
+        allow_hosts: Collection[str] = (),
+        session: requests.Session | None = None,
+    ) -> None:
+        """Use the given policy for every request, on ``session`` or a new session of its own."""
+        self.user_agent = user_agent
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.allow_hosts = tuple(allow_hosts)
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False
+        self.session = session
+
+    def close(self) -> None:
+        """Release pooled connections (only of a session this client created)."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> HttpClient:
+        """Use the client as a context manager that closes its own session."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close on leaving the ``with`` block."""
+        self.close()
+
+    def check(self, url: str) -> None:
+        """Apply the SSRF guard to ``url``; raise :class:`TransportError` (``blocked``) if refused."""
+        from worker.errors import BlockedURL, TransientFetchError
+        from worker.fetch.http import check_url
+
+        try:
+            check_url(url, self.allow_hosts)
+        except BlockedURL as exc:
+            raise TransportError(str(exc), url, blocked=True) from None
+        except TransientFetchError as exc:
+            raise TransportError(str(exc), url) from None
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        files: Any = None,
+        timeout: float | None = None,
+        max_bytes: int | None = None,
+        guard: bool = False,
+        before_body: Callable[[requests.Response], None] | None = None,
+    ) -> Answer:
+        """Send one request and read the whole answer; redirects come back as 3xx answers.
+
+        ``before_body`` sees the response once its headers arrived and may raise to refuse the
+        body (a content type the caller cannot use). Raises :class:`TransportError`.
+        """
+        timeout = timeout if timeout is not None else self.timeout
+        limit = max_bytes if max_bytes is not None else self.max_bytes
+        if guard:
+            self.check(url)
+        sent_headers = {"User-Agent": self.user_agent, **(headers or {})}
+        deadline = time.monotonic() + timeout * DEADLINE_FACTOR
+        try:
+            response = self.session.request(
+                method,
+                url,
+                headers=sent_headers,
+                params=params,
+                json=json,
+                data=data,
+                files=files,
+                timeout=(timeout, timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.exceptions.ConnectTimeout as exc:
+            raise TransportError(f"connecting timed out after {timeout:g}s: {exc}", url) from None
+        except requests.Timeout as exc:
+            raise TransportError(f"no answer within {timeout:g}s: {exc}", url, sent=True) from None
+        except requests.ConnectionError as exc:
+            # A connection reset after the request went out may still have delivered it.
+            sent = not isinstance(exc, requests.exceptions.ProxyError) and _maybe_sent(exc)
+            raise TransportError(f"connection failed: {exc}", url, sent=sent) from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema) as exc:
+            raise TransportError(f"invalid URL: {exc}", url, blocked=True) from None
+        except requests.RequestException as exc:
+            raise TransportError(f"request failed: {exc}", url) from None
+        with response:
+            if before_body is not None:
+                before_body(response)
+            body = _read_body(response, url, limit, deadline)
+            return Answer(
+                status=response.status_code,
+                headers=CaseInsensitiveDict(response.headers),
+                body=body,
+                url=url,
+            )
+
+    def get(self, url: str, **kwargs: Any) -> Answer:
+        """``request("GET", url, ...)``."""
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Answer:
+        """``request("POST", url, ...)``."""
+        return self.request("POST", url, **kwargs)
+
+
+def _maybe_sent(exc: requests.ConnectionError) -> bool:
+    """Whether a connection error happened after the request was written (reset, remote closed)."""
+    text = str(exc).lower()
+    return any(sign in text for sign in ("reset by peer", "remote end closed", "broken pipe", "aborted"))
+
+
+def _read_body(response: requests.Response, url: str, limit: int, deadline: float) -> bytes:
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isdigit() and int(declared) > limit:
+        raise TransportError(
+            f"Content-Length {declared} exceeds the limit of {limit} bytes", url, sent=True, too_large=True
+        )
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in _iter_body(response):
+            size += len(chunk)
+            if size > limit:
+                raise TransportError(
+                    f"body exceeds the limit of {limit} bytes", url, sent=True, too_large=True
+                )
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise TransportError("the answer took too long to arrive", url, sent=True)
+    except (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError) as exc:
+        raise TransportError(f"cannot decode the body: {exc}", url, sent=True) from None
+    except (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.HTTPError,
+        OSError,
+    ) as exc:
+        raise TransportError(f"reading the answer failed: {exc}", url, sent=True) from None
+    return b"".join(chunks)
+
+
+def _iter_body(response: requests.Response) -> Iterator[bytes]:
+    """The decoded body in chunks of whatever each socket read brought.
+
+    ``iter_content`` blocks until a whole chunk has arrived, so a server dripping a few bytes at a
+    time could outlast the deadline check; ``read1`` returns after one read.
+    """
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 before 2.3
+        yield from response.iter_content(CHUNK_SIZE)
+        return
+    while chunk := read1(CHUNK_SIZE, decode_content=True):
+        yield chunk
