@@ -68,6 +68,8 @@ class ShareArticle:
     published: datetime | None = None
     image: str | None = None
     language: str | None = None
+    # When Syndicate first saw the article: stable across retries (Bluesky derives its rkey from it).
+    first_seen: datetime | None = None
 
 
 @dataclass(frozen=True)
