@@ -219,6 +219,7 @@ class EndpointBase(_Strict):
     """
 
     name: Name
+    kind: str
     enabled: bool = True
     template: str = SOCIAL_TEMPLATE
     text: str = Field(default="", description="Custom text, available to the template as {text}.")
@@ -330,6 +331,10 @@ class LinkedInEndpointConfig(EndpointBase):
     client_secret: Credential | None = None
     version: Annotated[str, Field(pattern=r"^\d{6}(\.\d{2})?$")] = "202505"
     visibility: Literal["PUBLIC", "CONNECTIONS", "LOGGED_IN"] = "PUBLIC"
+    token_url: HttpURL = Field(
+        default="https://www.linkedin.com/oauth/v2/accessToken",
+        description="Where a refresh token is exchanged for a new access token.",
+    )
 
 
 class FacebookEndpointConfig(EndpointBase):
@@ -349,6 +354,9 @@ class ThreadsEndpointConfig(EndpointBase):
     api: HttpURL = "https://graph.threads.net"
     user_id: str = "me"
     access_token: Credential
+    refresh_days: float = Field(
+        default=7, gt=0, le=50, description="Refresh the 60-day token when it expires within this many days."
+    )
 
 
 class TelegramEndpointConfig(EndpointBase):
@@ -371,6 +379,7 @@ class DiscordEndpointConfig(EndpointBase):
     webhook_url: Credential
     username: str | None = Field(default=None, max_length=80)
     avatar_url: HttpURL | None = None
+    color: int | None = Field(default=None, ge=0, le=0xFFFFFF, description="Embed colour as 0xRRGGBB.")
     template: str = "{title}\n{url}"
 
     @model_validator(mode="after")
@@ -462,7 +471,7 @@ class Config(_Strict):
     fetch: FetchPolicy = Field(default_factory=FetchPolicy)
     sources: list[SourceConfig] = Field(default_factory=list)
     feeds: list[FeedConfig] = Field(default_factory=list)
-    endpoints: list[EndpointConfig] = Field(default_factory=list)  # type: ignore[valid-type]
+    endpoints: list[EndpointConfig] = Field(default_factory=list)
 
     def source(self, name: str) -> SourceConfig:
         """The source called ``name`` (KeyError if none)."""

@@ -103,7 +103,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     ids = _prepare_database(settings, config)
     if args.inline:
-        from worker import pipeline
+        from worker import outbox, pipeline
         from worker.runtime import get_runtime
 
         rt = get_runtime()
@@ -114,8 +114,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             outcome = pipeline.process_article(rt, article_id)
             feeds.update(outcome.feeds)
             if outcome.share:
-                for share_id in pipeline.plan_shares(rt, article_id):
-                    sent += pipeline.deliver_share(rt, share_id) == "sent"
+                for share_id in outbox.plan_shares(rt, article_id):
+                    sent += _deliver_inline(rt, share_id) == "sent"
         for feed in sorted(feeds):
             pipeline.render_feed(rt, feed)
         print(
@@ -169,9 +169,154 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {f['name']:<20} {f['items']:>4} items  {f['urls']['rss']}")
     print(f"share outbox: {snap['outbox_backlog']} pending")
     for e in snap["endpoints"]:
+        state = "" if e["enabled"] else f"  DISABLED: {e['disabled_reason'] or 'in the config'}"
+        error = f"  last error: {e['last_error']}" if e["enabled"] and e["last_error"] else ""
         print(
-            f"  {e['name']:<20} {e['kind']:<8} sent {e['sent']}, pending {e['pending']}, failed {e['failed']}"
+            f"  {e['name']:<20} {e['kind']:<9} sent {e['sent']}, pending {e['pending']}, "
+            f"failed {e['failed']}, uncertain {e['uncertain']}{state}{error}"
         )
+    return 0
+
+
+def _deliver_inline(rt: Any, share_id: int) -> str:
+    """Deliver one share in this process; a share that must wait stays pending for the workers."""
+    from worker import outbox
+
+    try:
+        return outbox.deliver_share(rt, share_id)
+    except outbox.Deferred as deferred:
+        print(f"share {share_id}: {deferred}", file=sys.stderr)
+        return "pending"
+
+
+def cmd_share_preview(args: argparse.Namespace) -> int:
+    """Print exactly what each endpoint would receive for an article; nothing is sent."""
+    settings, config = _load(args)
+    _prepare_database(settings, config)
+    from worker.outbox import preview_article
+    from worker.runtime import get_runtime
+
+    try:
+        previews = preview_article(get_runtime(), args.article, args.endpoint)
+    except LookupError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(previews, indent=2, ensure_ascii=False))
+        return 0
+    for entry in previews:
+        limit = f"/{entry['limit']}" if entry.get("limit") else ""
+        print(f"== {entry['endpoint']} ({entry['kind']})" + (f"  [{entry['note']}]" if entry["note"] else ""))
+        if "error" in entry:
+            print(f"   cannot render: {entry['error']}")
+            continue
+        print(f"-- text ({entry['length']}{limit}):")
+        print(entry["text"])
+        if entry["image"]:
+            print(f"-- image: {entry['image']}")
+        print("-- payload:")
+        print(json.dumps(entry["payload"], indent=2, ensure_ascii=False))
+        print()
+    return 0
+
+
+def cmd_share_send(args: argparse.Namespace) -> int:
+    """Share an article to one endpoint on purpose, even if it is back catalogue."""
+    settings, config = _load(args)
+    _prepare_database(settings, config)
+    from worker.outbox import find_article, plan_shares
+    from worker.runtime import get_runtime
+
+    rt = get_runtime()
+    try:
+        config.endpoint(args.endpoint)
+    except KeyError:
+        print(f"error: no endpoint named {args.endpoint!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    with rt.session() as session:
+        article = find_article(session, args.article)
+        article_id = article.id if article is not None and article.status == "ready" else None
+    if article_id is None:
+        print(f"error: no ready article {args.article!r}", file=sys.stderr)
+        return 1
+    ids = [
+        i
+        for i in plan_shares(rt, article_id, force=[args.endpoint])
+        if _share_endpoint(rt, i) == args.endpoint
+    ]
+    if not ids:
+        print(f"article {article_id} was already shared to {args.endpoint} (see `syndicate status`)")
+        return 0
+    if args.inline:
+        print(f"share {ids[0]}: {_deliver_inline(rt, ids[0])}")
+        return 0
+    from worker.tasks import deliver_share
+
+    deliver_share.delay(ids[0])
+    print(f"share {ids[0]} of article {article_id} to {args.endpoint} enqueued")
+    return 0
+
+
+def _share_endpoint(rt: Any, share_id: int) -> str:
+    from worker.store.models import Share
+
+    with rt.session() as session:
+        share = session.get(Share, share_id)
+        return share.endpoint if share is not None else ""
+
+
+def cmd_share_retry(args: argparse.Namespace) -> int:
+    """Put a failed or uncertain share back in the outbox."""
+    settings, config = _load(args)
+    _prepare_database(settings, config)
+    from worker.outbox import retry_share
+    from worker.runtime import get_runtime
+
+    if not retry_share(get_runtime(), args.share):
+        print(f"error: share {args.share} is not failed or uncertain", file=sys.stderr)
+        return 1
+    from worker.tasks import deliver_share
+
+    deliver_share.delay(args.share)
+    print(f"share {args.share} is pending again")
+    return 0
+
+
+def cmd_share_mark_sent(args: argparse.Namespace) -> int:
+    """Record that an uncertain share did reach the network (you checked)."""
+    settings, config = _load(args)
+    _prepare_database(settings, config)
+    from worker.outbox import mark_sent
+    from worker.runtime import get_runtime
+
+    if not mark_sent(get_runtime(), args.share, args.url):
+        print(f"error: share {args.share} cannot be marked sent", file=sys.stderr)
+        return 1
+    print(f"share {args.share} marked sent")
+    return 0
+
+
+def cmd_endpoint(args: argparse.Namespace) -> int:
+    """Enable or disable an endpoint (a disabled endpoint keeps its pending shares)."""
+    settings, config = _load(args)
+    _prepare_database(settings, config)
+    from worker.outbox import set_endpoint_enabled
+    from worker.runtime import get_runtime
+
+    try:
+        pending = set_endpoint_enabled(get_runtime(), args.name, args.endpoint_command == "enable")
+    except KeyError:
+        names = ", ".join(e.name for e in config.endpoints) or "none configured"
+        print(f"error: no endpoint named {args.name!r} (endpoints: {names})", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.endpoint_command == "enable":
+        from worker.tasks import deliver_share
+
+        for share_id in pending:
+            deliver_share.delay(share_id)
+        print(f"endpoint {args.name} enabled; {len(pending)} pending shares enqueued")
+    else:
+        print(f"endpoint {args.name} disabled; its shares wait until `syndicate endpoint enable {args.name}`")
     return 0
 
 
@@ -427,6 +572,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate the config and print every problem")
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("share", help="share commands: preview, send, retry, mark-sent")
+    share_sub = p.add_subparsers(dest="share_command", required=True)
+    q = share_sub.add_parser("preview", help="print what each endpoint would receive for an article")
+    q.add_argument("article", help="article id or URL")
+    q.add_argument("--endpoint", help="only this endpoint")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_share_preview)
+    q = share_sub.add_parser("send", help="share an article to an endpoint on purpose (even back catalogue)")
+    q.add_argument("article", help="article id or URL")
+    q.add_argument("--endpoint", required=True)
+    q.add_argument("--inline", action="store_true", help="send from this process instead of a worker")
+    q.set_defaults(func=cmd_share_send)
+    q = share_sub.add_parser("retry", help="put a failed or uncertain share back in the outbox")
+    q.add_argument("share", type=int)
+    q.set_defaults(func=cmd_share_retry)
+    q = share_sub.add_parser("mark-sent", help="record that an uncertain share did reach the network")
+    q.add_argument("share", type=int)
+    q.add_argument("--url", help="the post's URL")
+    q.set_defaults(func=cmd_share_mark_sent)
+    p = sub.add_parser("endpoint", help="enable or disable a share endpoint")
+    endpoint_sub = p.add_subparsers(dest="endpoint_command", required=True)
+    for action in ("enable", "disable"):
+        q = endpoint_sub.add_parser(action, help=f"{action} an endpoint")
+        q.add_argument("name")
+        q.set_defaults(func=cmd_endpoint)
     p = sub.add_parser("status", help="sources, articles, feeds and the share outbox")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)

@@ -20,15 +20,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from config import Config, EndpointConfig, FeedConfig
+from config import Config, FeedConfig
 from feeds.build import FeedItem, FeedMeta, render_all
-from worker.errors import FetchError, NormalizeError, PermanentShareError, Retryable
+from worker.errors import FetchError, NormalizeError, Retryable
 from worker.fetch import Discovered, discover
 from worker.normalize import Article as NormalizedArticle
 from worker.normalize import normalize
 from worker.runtime import Runtime
-from worker.share import ShareArticle, get_endpoint, idempotency_key
-from worker.store.models import Article, FeedRender, Share, Source, utcnow
+from worker.store.models import Article, FeedRender, Source, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ MAX_CATEGORY_CHARS = 255
 
 
 def sync_sources(session: Session, config: Config) -> dict[str, int]:
-    """Make the ``sources`` table match the config by name; return ``{name: id}``.
+    """Make the ``sources`` (and ``endpoints``) tables match the config by name; return source ``{name: id}``.
 
     Sources removed from the config stay in the table (their articles remain in the archive).
     """
@@ -55,6 +54,10 @@ def sync_sources(session: Session, config: Config) -> dict[str, int]:
         else:
             row.kind, row.url = kind, url
     session.flush()
+    from worker.outbox import sync_endpoints
+
+    # Endpoints get their row (and so their "added" time) as early as sources do.
+    sync_endpoints(session, config)
     return {name: row.id for name, row in existing.items()}
 
 
@@ -106,6 +109,8 @@ def crawl_source(rt: Runtime, source_id: int) -> list[int]:
     with rt.session() as session:
         source = session.get(Source, source_id)
         assert source is not None
+        # What a source's first successful crawl finds is its back catalogue, not news.
+        first_crawl = source.last_success_at is None
         hints = {normalize_url(d.url): d for d in reversed(found)}
         urls = list(dict.fromkeys(normalize_url(d.url) for d in found))
         too_long = [u for u in urls if len(u) > MAX_URL_CHARS]
@@ -122,7 +127,9 @@ def crawl_source(rt: Runtime, source_id: int) -> list[int]:
         for url in urls:
             article = known.get(url)
             if article is None:
-                article = Article(source_id=source_id, url=url, canonical_url=url, status="pending")
+                article = Article(
+                    source_id=source_id, url=url, canonical_url=url, status="pending", backfill=first_crawl
+                )
                 article.raw_html = _feed_content(hints[url])
                 try:
                     with session.begin_nested():
@@ -362,119 +369,6 @@ def render_feed(rt: Runtime, feed_name: str) -> bool:
 # ---------------------------------------------------------------- share
 
 
-def endpoint_wants(config: Config, endpoint: EndpointConfig, article: Article) -> bool:
-    """Whether ``endpoint`` shares ``article`` (by its feed and category filters)."""
-    if not endpoint.enabled:
-        return False
-    if endpoint.categories and (article.category or "").casefold() not in _fold(endpoint.categories):
-        return False
-    if endpoint.feeds:
-        return any(article_in_feed(config.feed(name), article) for name in endpoint.feeds)
-    return True
-
-
-def plan_shares(rt: Runtime, article_id: int) -> list[int]:
-    """Create the outbox rows for one ready article; return ids of shares still pending."""
-    pending: list[int] = []
-    with rt.session() as session:
-        article = session.get(Article, article_id)
-        if article is None or article.status != "ready":
-            return []
-        existing = {s.endpoint: s for s in article.shares}
-        for endpoint in rt.config.endpoints:
-            if not endpoint_wants(rt.config, endpoint, article):
-                continue
-            share = existing.get(endpoint.name)
-            if share is None:
-                try:
-                    with session.begin_nested():
-                        share = Share(article_id=article.id, endpoint=endpoint.name)
-                        session.add(share)
-                except IntegrityError:  # another worker planned it first
-                    share = session.scalar(
-                        select(Share).where(Share.article_id == article.id, Share.endpoint == endpoint.name)
-                    )
-                    if share is None:
-                        raise
-            if share.status == "pending":
-                pending.append(share.id)
-    return pending
-
-
-def share_article_view(article: Article) -> ShareArticle:
-    """The article as an endpoint sees it."""
-    return ShareArticle(
-        article_id=article.id,
-        url=article.canonical_url,
-        title=article.title or article.canonical_url,
-        summary=article.summary or "",
-        source=article.source.name,
-        category=article.category,
-        tags=tuple(article.tags or ()),
-        authors=tuple(article.authors or ()),
-        published=article.published,
-        image=article.image,
-        language=article.language,
-    )
-
-
-def deliver_share(rt: Runtime, share_id: int) -> str:
-    """Publish one outbox row; return its final status (``sent``, ``failed``) or raise a Retryable."""
-    with rt.session() as session:
-        share = session.get(Share, share_id)
-        if share is None:
-            raise LookupError(f"no share with id {share_id}")
-        if share.status != "pending":
-            return share.status
-        share.attempts += 1
-        view = share_article_view(share.article)
-        endpoint_name = share.endpoint
-    try:
-        endpoint_config = rt.config.endpoint(endpoint_name)
-    except KeyError:
-        return _finish_share(rt, share_id, error=f"endpoint {endpoint_name!r} is no longer configured")
-    try:
-        with get_endpoint(endpoint_config, base_dir=rt.base_dir) as endpoint:
-            preview = endpoint.render(view)
-            result = endpoint.publish(preview, idempotency_key(view, endpoint_name))
-    except Retryable as exc:
-        with rt.session() as session:
-            share = session.get(Share, share_id)
-            assert share is not None
-            share.error = _short(exc)
-        raise
-    except PermanentShareError as exc:
-        return _finish_share(rt, share_id, error=_short(exc))
-    return _finish_share(rt, share_id, remote_id=result.remote_id, remote_url=result.remote_url)
-
-
-def _finish_share(
-    rt: Runtime,
-    share_id: int,
-    *,
-    remote_id: str | None = None,
-    remote_url: str | None = None,
-    error: str | None = None,
-) -> str:
-    with rt.session() as session:
-        share = session.get(Share, share_id)
-        assert share is not None
-        if error is None:
-            share.status, share.remote_id, share.remote_url = "sent", remote_id, remote_url
-            share.sent_at, share.error = utcnow(), None
-        else:
-            share.status, share.error = "failed", error
-        return share.status
-
-
-def mark_share_failed(rt: Runtime, share_id: int, exc: BaseException) -> None:
-    """Record a final failure on a share once its retries are used up."""
-    with rt.session() as session:
-        share = session.get(Share, share_id)
-        if share is not None and share.status == "pending":
-            share.status, share.error = "failed", _short(exc)
-
-
 # ---------------------------------------------------------------- ingest
 
 
@@ -558,9 +452,6 @@ def stale_work(rt: Runtime, older_than: timedelta = timedelta(minutes=10)) -> tu
                 .limit(500)
             )
         )
-        shares = list(
-            session.scalars(
-                select(Share.id).where(Share.status == "pending", Share.created_at < cutoff).limit(500)
-            )
-        )
-    return articles, shares
+    from worker.outbox import stale_shares
+
+    return articles, stale_shares(rt, older_than)

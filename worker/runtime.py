@@ -11,12 +11,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Config, Settings, get_settings, load_config
 from worker.fetch import Fetcher
+from worker.http import HttpClient
 from worker.store.db import get_sessionmaker
+
+if TYPE_CHECKING:
+    from worker.outbox import Pacer
+    from worker.share import Endpoint
+
+# Networks answer in well under this; a slower answer is treated as lost (``sent``, maybe posted).
+SHARE_TIMEOUT = 15.0
 
 
 @dataclass
@@ -26,6 +35,8 @@ class Runtime:
     settings: Settings
     config: Config
     base_dir: Path = field(default_factory=Path.cwd)
+    redis_client: Any = None
+    _endpoints: dict[str, Endpoint] = field(default_factory=dict, repr=False)
 
     @cached_property
     def sessionmaker(self) -> sessionmaker[Session]:
@@ -36,6 +47,53 @@ class Runtime:
     def fetcher(self) -> Fetcher:
         """One fetcher per process, so connections to a partner site are pooled across tasks."""
         return Fetcher(self.config.fetch)
+
+    @cached_property
+    def share_http(self) -> HttpClient:
+        """One pooled client per process for the networks' APIs (operator-configured URLs)."""
+        return HttpClient(user_agent=self.config.fetch.user_agent, timeout=SHARE_TIMEOUT, max_bytes=2_000_000)
+
+    @cached_property
+    def media_http(self) -> HttpClient:
+        """One pooled client per process for lead images (partner URLs: SSRF-guarded)."""
+        fetch = self.config.fetch
+        return HttpClient(
+            user_agent=fetch.user_agent,
+            timeout=fetch.timeout,
+            max_bytes=15_000_000,
+            allow_hosts=fetch.allow_hosts,
+        )
+
+    @cached_property
+    def pacer(self) -> Pacer:
+        """Endpoint pacing shared by every process through Redis (none when Redis is not used)."""
+        from worker.outbox import Pacer
+
+        return Pacer(self.redis_client)
+
+    @property
+    def claim_lease(self) -> float:
+        """Seconds after which a ``sending`` claim cannot belong to a live task (the hard time limit)."""
+        from worker.app import task_time_limit
+
+        return float(task_time_limit(self.settings))
+
+    def endpoint(self, name: str) -> Endpoint:
+        """The endpoint called ``name``, built once per process (its HTTP sessions are reused)."""
+        endpoint = self._endpoints.get(name)
+        if endpoint is None:
+            from worker.outbox import DatabaseTokenStore
+            from worker.share import get_endpoint
+
+            endpoint = get_endpoint(
+                self.config.endpoint(name),
+                http=self.share_http,
+                media_http=self.media_http,
+                tokens=DatabaseTokenStore(self),
+                base_dir=self.base_dir,
+            )
+            self._endpoints[name] = endpoint
+        return endpoint
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -63,8 +121,14 @@ def get_runtime() -> Runtime:
     """The process-wide runtime, built on first use from the environment and the config file."""
     global _runtime
     if _runtime is None:
+        import redis
+
         settings = get_settings()
-        _runtime = Runtime(settings=settings, config=load_config(settings.config_path))
+        _runtime = Runtime(
+            settings=settings,
+            config=load_config(settings.config_path),
+            redis_client=redis.Redis.from_url(settings.effective_redis_url),
+        )
     return _runtime
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from config import Config
 from worker.store.models import Article, FeedRender, Share, Source
+from worker.store.models import Endpoint as EndpointRow
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -67,17 +68,27 @@ def snapshot(session: Session, config: Config, base_url: str) -> dict[str, Any]:
         select(Share.endpoint, Share.status, func.count()).group_by(Share.endpoint, Share.status)
     ):
         share_counts.setdefault(endpoint, {})[status] = count
-    endpoints = [
-        {
-            "name": e.name,
-            "kind": e.kind,
-            "enabled": e.enabled,
-            "pending": share_counts.get(e.name, {}).get("pending", 0),
-            "sent": share_counts.get(e.name, {}).get("sent", 0),
-            "failed": share_counts.get(e.name, {}).get("failed", 0),
-        }
-        for e in config.endpoints
-    ]
+    endpoint_rows = {r.name: r for r in session.scalars(select(EndpointRow))}
+    endpoints = []
+    for e in config.endpoints:
+        erow = endpoint_rows.get(e.name)
+        counts = share_counts.get(e.name, {})
+        endpoints.append(
+            {
+                "name": e.name,
+                "kind": e.kind,
+                "enabled": e.enabled and (erow is None or erow.disabled_at is None),
+                "disabled_reason": erow.disabled_reason if erow is not None else None,
+                "disabled_at": _iso(erow.disabled_at) if erow is not None else None,
+                "last_sent_at": _iso(erow.last_sent_at) if erow is not None else None,
+                "last_error": erow.last_error if erow is not None else None,
+                # Tokens and sessions (row.state) are never part of the status.
+                **{
+                    status: counts.get(status, 0)
+                    for status in ("pending", "sending", "sent", "failed", "uncertain")
+                },
+            }
+        )
     return {
         "articles": {"total": sum(article_counts.values()), **article_counts},
         "sources": sources,

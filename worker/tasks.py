@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from celery import Task
 
-from worker import pipeline
+from worker import outbox, pipeline
 from worker.app import app
 from worker.errors import Retryable
 from worker.runtime import get_runtime
@@ -54,7 +54,8 @@ class PipelineTask(Task):
 
 @lru_cache(maxsize=1)
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(get_runtime().settings.effective_redis_url)
+    client = get_runtime().redis_client
+    return client if client is not None else redis.Redis.from_url(get_runtime().settings.effective_redis_url)
 
 
 @app.task(bind=True, base=PipelineTask, name="syndicate.crawl_source")
@@ -98,7 +99,7 @@ def render_feed(self: PipelineTask, feed_name: str) -> bool:
 @app.task(bind=True, base=PipelineTask, name="syndicate.plan_shares")
 def plan_shares(self: PipelineTask, article_id: int) -> int:
     """Create the outbox rows for an article and enqueue their delivery."""
-    ids = self.run_stage(pipeline.plan_shares, article_id) or []
+    ids = self.run_stage(outbox.plan_shares, article_id) or []
     for share_id in ids:
         deliver_share.delay(share_id)
     return len(ids)
@@ -106,9 +107,18 @@ def plan_shares(self: PipelineTask, article_id: int) -> int:
 
 @app.task(bind=True, base=PipelineTask, name="syndicate.deliver_share")
 def deliver_share(self: PipelineTask, share_id: int) -> str | None:
-    """Publish one outbox row to its endpoint (at most once on success)."""
-    result = self.run_stage(pipeline.deliver_share, share_id, on_give_up=pipeline.mark_share_failed)
-    return None if result is None else str(result)
+    """Publish one outbox row to its endpoint, exactly once (see :mod:`worker.outbox`).
+
+    A share that must wait (pacing, quiet hours, rate limits, the retry schedule kept in the
+    database) is re-sent to the queue with a countdown instead of sleeping in the worker; a
+    countdown stays under the visibility timeout and longer waits simply hop.
+    """
+    try:
+        return str(self.run_stage(outbox.deliver_share, share_id))
+    except outbox.Deferred as deferred:
+        countdown = min(max(deferred.seconds, 0.05), self.app.conf.syndicate_max_retry_countdown)
+        deliver_share.apply_async((share_id,), countdown=countdown)
+        return f"deferred {countdown:.1f}s: {deferred.reason}"
 
 
 @app.task(name="syndicate.noop", acks_late=True)

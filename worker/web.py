@@ -192,6 +192,16 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
             return {"id": article_id, "created": created, "status": "stored, queue unavailable"}
         return {"id": article_id, "created": created, "status": "queued"}
 
+    @app.get("/api/articles/{ref}/preview", dependencies=[Depends(require_token)])
+    def preview(ref: str, r: RT, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """Exactly what each endpoint (or ``?endpoint=NAME``) would receive for an article; nothing is sent."""
+        from worker.outbox import preview_article
+
+        try:
+            return preview_article(r, ref, endpoint)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc.args[0])) from None
+
     @app.get("/api/status")
     def status(r: RT) -> dict[str, Any]:
         """The status snapshot as JSON."""
@@ -235,7 +245,14 @@ def render_status_page(snap: dict[str, Any]) -> str:
     )
     endpoints = "".join(
         f"<li>{e(p['name'])} ({e(p['kind'])}): "
-        f"{p['sent']} sent, {p['pending']} pending, {p['failed']} failed</li>"
+        f"{p['sent']} sent, {p['pending']} pending, {p['failed']} failed, {p['uncertain']} uncertain"
+        + (
+            ""
+            if p["enabled"]
+            else f" <strong>disabled</strong>: {e(p['disabled_reason'] or 'in the config')}"
+        )
+        + (f"<br><small>last error: {e(p['last_error'])}</small>" if p["last_error"] else "")
+        + "</li>"
         for p in snap["endpoints"]
     )
     return (

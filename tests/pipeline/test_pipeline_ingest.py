@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import update
 
 from tests.support.httpserver import HTTPTestServer
-from worker.pipeline import PUSH_SOURCE, PushedArticle, ingest_article, plan_shares, stale_work
+from worker.outbox import plan_shares
+from worker.pipeline import PUSH_SOURCE, PushedArticle, ingest_article, stale_work
 from worker.store.models import Article, Share
 
 PUSHED_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">

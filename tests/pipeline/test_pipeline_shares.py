@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from tests.support.httpserver import HTTPTestServer
 from worker.errors import Retryable, TransientShareError
-from worker.pipeline import deliver_share, plan_shares
+from worker.outbox import deliver_share, plan_shares
 from worker.store.models import Share
 
 SECRET = "whsec_" + base64.b64encode(b"pipeline-share-test-secret-32by!").decode()

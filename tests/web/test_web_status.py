@@ -9,12 +9,11 @@ from fastapi.testclient import TestClient
 
 from tests.support.services import free_port
 from worker.errors import TransientFetchError
+from worker.outbox import deliver_share, plan_shares
 from worker.pipeline import (
     PushedArticle,
     crawl_source,
-    deliver_share,
     ingest_article,
-    plan_shares,
     process_article,
     render_feed,
     sync_sources,

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from config.model import FileEndpointConfig
 from worker.errors import PermanentShareError, TransientShareError
 from worker.share.base import Endpoint, Preview, ShareResult, check_idempotency_key
 
@@ -61,9 +62,10 @@ class FileEndpoint(Endpoint):
     @property
     def path(self) -> Path:
         """The output file; a relative ``config.path`` is taken from ``base_dir``."""
-        if not self.config.path:
+        config = self.config
+        if not isinstance(config, FileEndpointConfig) or not config.path:
             raise PermanentShareError(f"{self.name}: a file endpoint needs path")
-        path = Path(self.config.path).expanduser()
+        path = Path(config.path).expanduser()
         return path if path.is_absolute() else self.base_dir / path
 
     def publish(self, preview: Preview, idempotency_key: str) -> ShareResult:

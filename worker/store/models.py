@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -116,6 +117,8 @@ class Article(Base):
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     fetched_at: Mapped[datetime | None] = mapped_column(default=None)
     changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Found by a source's first crawl: its back catalogue, which endpoints do not announce.
+    backfill: Mapped[bool] = mapped_column(Boolean, default=False)
 
     source: Mapped[Source] = relationship(back_populates="articles")
     shares: Mapped[list[Share]] = relationship(back_populates="article")
@@ -138,8 +141,34 @@ class FeedRender(Base):
     rendered_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Endpoint(Base):
+    """A configured share endpoint as the database knows it: when it was added, whether it is disabled.
+
+    ``state`` holds what the endpoint changes at run time (Bluesky sessions, rotated OAuth tokens, a
+    migrated Telegram chat id): never written back to the YAML, never shown on the status page.
+    """
+
+    __tablename__ = "endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    last_error_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 class Share(Base):
-    """The share outbox: one row per (article, endpoint); ``status``: pending → sent | failed."""
+    """The share outbox: one row per (article, endpoint).
+
+    ``status``: pending → sending (claimed, committed before the request) → sent | failed |
+    uncertain (the request may have reached a network that cannot tell us; an operator decides).
+    ``not_before`` is when the next attempt may run (delay after publish, retry schedule).
+    """
 
     __tablename__ = "shares"
     __table_args__ = (UniqueConstraint("article_id", "endpoint", name="uq_shares_article_endpoint"),)
@@ -154,5 +183,8 @@ class Share(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    not_before: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    text: Mapped[str | None] = mapped_column(Text, default=None)
 
     article: Mapped[Article] = relationship(back_populates="shares")

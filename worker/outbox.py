@@ -1,0 +1,641 @@
+"""The share outbox: which endpoints get an article, when, and how each post is sent exactly once.
+
+Planning (:func:`plan_shares`) makes one ``shares`` row per (article, endpoint) whose routing
+rules select the article, except for the back catalogue: an endpoint announces only articles
+first seen after it was added and not found by a source's first crawl, unless they were
+published within its ``max_age`` (or it sets ``back_catalogue``). ``syndicate share send``
+shares an older article on purpose.
+
+Delivery (:func:`deliver_share`) is exactly-once by construction:
+
+1. Gates, none of which sleeps: the endpoint is disabled (the share waits), the share's
+   ``not_before`` (delay after publish, retry schedule), quiet hours, the network's own rate-limit
+   block and our pacing (``min_interval``, ``max_per_hour``: a Redis script shared by every worker
+   process). A closed gate raises :class:`Deferred` and the task re-enqueues itself with a
+   countdown; other endpoints are never held up. A paced endpoint drains its backlog oldest first.
+2. A ``sending`` claim is committed before the request.
+3. The answer is committed: ``sent`` (with the remote id and URL), ``failed`` (permanent; an
+   :class:`~worker.errors.EndpointDisabled` also disables the endpoint), back to ``pending`` on
+   the retry schedule, or ``uncertain`` when the request may have reached a network that offers
+   neither idempotency nor a lookup.
+
+A share found ``sending`` whose claim is older than the task time limit belonged to a worker that
+died mid-send: idempotent endpoints send again with the same key, others look their post up,
+and where they cannot the share becomes ``uncertain`` for an operator instead of posting twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from config import Config
+from config.model import EndpointBase
+from worker.errors import (
+    EndpointDisabled,
+    PermanentShareError,
+    ShareError,
+    TransientShareError,
+    UncertainShare,
+)
+from worker.share import Endpoint, ShareArticle, ShareResult, idempotency_key
+from worker.store.models import Article, Share, utcnow
+from worker.store.models import Endpoint as EndpointRow
+
+if TYPE_CHECKING:
+    from worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 2000
+# Seconds to wait after the 1st, 2nd, ... failed attempt (the Standard Webhooks schedule): long
+# enough to outlast a real outage. Kept in the database (``not_before``), so a restart or a lost
+# message does not cut it short.
+RETRY_SCHEDULE = (5, 60, 300, 1800, 7200, 18000, 36000, 86400)
+STATUSES = ("pending", "sending", "sent", "failed", "uncertain")
+
+
+class Deferred(Exception):
+    """The share may not be sent yet; try again in ``seconds`` (not a failure, not a retry)."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(f"deferred {seconds:.1f}s: {reason}")
+        self.seconds = max(0.0, seconds)
+        self.reason = reason
+
+
+def _short(text: str) -> str:
+    return text[:MAX_ERROR_CHARS]
+
+
+# ---------------------------------------------------------------- endpoints in the database
+
+
+def sync_endpoints(session: Session, config: Config) -> dict[str, EndpointRow]:
+    """Make sure every configured endpoint has its row (``added_at`` = first time seen)."""
+    rows = {row.name: row for row in session.scalars(select(EndpointRow))}
+    for endpoint in config.endpoints:
+        row = rows.get(endpoint.name)
+        if row is None:
+            row = EndpointRow(name=endpoint.name, kind=endpoint.kind, state={})
+            try:
+                with session.begin_nested():
+                    session.add(row)
+            except IntegrityError:  # another process added it first
+                row = session.scalar(select(EndpointRow).where(EndpointRow.name == endpoint.name))
+                assert row is not None
+            rows[endpoint.name] = row
+        elif row.kind != endpoint.kind:
+            # Another network under the same name: its tokens mean nothing there.
+            row.kind, row.state = endpoint.kind, {}
+    return rows
+
+
+class DatabaseTokenStore:
+    """The :class:`~worker.share.TokenStore` of production: ``endpoints.state`` in the database."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        """Store state through ``runtime``'s sessions."""
+        self.runtime = runtime
+
+    def load(self, endpoint: str) -> dict[str, Any]:
+        """The stored state of ``endpoint`` (empty if none)."""
+        with self.runtime.session() as session:
+            row = session.scalar(select(EndpointRow).where(EndpointRow.name == endpoint))
+            return dict(row.state or {}) if row is not None else {}
+
+    def save(self, endpoint: str, state: dict[str, Any]) -> None:
+        """Replace the stored state of ``endpoint`` (committed at once)."""
+        with self.runtime.session() as session:
+            rows = sync_endpoints(session, self.runtime.config)
+            row = rows.get(endpoint)
+            if row is not None:
+                row.state = dict(state)
+
+
+def set_endpoint_enabled(rt: Runtime, name: str, enabled: bool, reason: str | None = None) -> list[int]:
+    """Enable or disable endpoint ``name``; return the pending shares to deliver on enabling."""
+    rt.config.endpoint(name)  # KeyError for an unknown name
+    with rt.session() as session:
+        row = sync_endpoints(session, rt.config)[name]
+        if enabled:
+            row.disabled_at, row.disabled_reason = None, None
+            return list(
+                session.scalars(
+                    select(Share.id)
+                    .where(Share.endpoint == name, Share.status == "pending")
+                    .order_by(Share.id)
+                )
+            )
+        row.disabled_at, row.disabled_reason = utcnow(), reason or "disabled by an operator"
+        return []
+
+
+# ---------------------------------------------------------------- planning
+
+
+def _fold(values: Iterable[str]) -> set[str]:
+    return {v.casefold() for v in values}
+
+
+def routes(config: Config, endpoint: EndpointBase, article: Article) -> bool:
+    """Whether the routing rules of ``endpoint`` select ``article`` (feeds, sources, categories, ...)."""
+    from worker.pipeline import article_in_feed
+
+    if not endpoint.enabled:
+        return False
+    if endpoint.sources and article.source.name not in endpoint.sources:
+        return False
+    if endpoint.categories and (article.category or "").casefold() not in _fold(endpoint.categories):
+        return False
+    if endpoint.tags and not (_fold(article.tags or []) & _fold(endpoint.tags)):
+        return False
+    if endpoint.languages:
+        language = (article.language or "").casefold().split("-")[0]
+        if language not in {code.casefold().split("-")[0] for code in endpoint.languages}:
+            return False
+    if endpoint.feeds:
+        return any(article_in_feed(config.feed(name), article) for name in endpoint.feeds)
+    return True
+
+
+def in_back_catalogue(endpoint: EndpointBase, row: EndpointRow, article: Article, now: datetime) -> bool:
+    """Whether ``article`` is old news for ``endpoint`` (see the module docstring)."""
+    if endpoint.back_catalogue:
+        return False
+    if endpoint.max_age is not None and article.published is not None:
+        if now - article.published <= timedelta(seconds=endpoint.max_age):
+            return False
+    return bool(article.backfill) or article.first_seen_at < row.added_at
+
+
+def plan_shares(rt: Runtime, article_id: int, *, force: Iterable[str] = ()) -> list[int]:
+    """Create the outbox rows for one ready article; return the ids of shares to deliver.
+
+    ``force`` names endpoints that share the article even if it is back catalogue or not routed
+    to them (an operator's explicit ``syndicate share send``).
+    """
+    forced = set(force)
+    pending: list[int] = []
+    now = utcnow()
+    with rt.session() as session:
+        article = session.get(Article, article_id)
+        if article is None or article.status != "ready":
+            return []
+        rows = sync_endpoints(session, rt.config)
+        existing = {s.endpoint: s for s in article.shares}
+        for endpoint in rt.config.endpoints:
+            share = existing.get(endpoint.name)
+            if share is None:
+                if endpoint.name not in forced:
+                    if not routes(rt.config, endpoint, article):
+                        continue
+                    if in_back_catalogue(endpoint, rows[endpoint.name], article, now):
+                        log.debug("%s: article %s is back catalogue; not shared", endpoint.name, article_id)
+                        continue
+                not_before = now + timedelta(seconds=endpoint.delay) if endpoint.delay else None
+                try:
+                    with session.begin_nested():
+                        share = Share(article_id=article.id, endpoint=endpoint.name, not_before=not_before)
+                        session.add(share)
+                except IntegrityError:  # another worker planned it first
+                    share = session.scalar(
+                        select(Share).where(Share.article_id == article.id, Share.endpoint == endpoint.name)
+                    )
+                    if share is None:
+                        raise
+            elif endpoint.name in forced and share.status in ("failed", "uncertain"):
+                share.status, share.not_before, share.attempts = "pending", None, 0
+            if share.status == "pending":
+                pending.append(share.id)
+    return pending
+
+
+def share_article_view(article: Article) -> ShareArticle:
+    """The article as an endpoint sees it."""
+    return ShareArticle(
+        article_id=article.id,
+        url=article.canonical_url,
+        title=article.title or article.canonical_url,
+        summary=article.summary or "",
+        source=article.source.name,
+        category=article.category,
+        tags=tuple(article.tags or ()),
+        authors=tuple(article.authors or ()),
+        published=article.published,
+        image=article.image,
+        language=article.language,
+        first_seen=article.first_seen_at,
+    )
+
+
+# ---------------------------------------------------------------- pacing
+
+
+_RESERVE = """
+local sent_key, block_key = KEYS[1], KEYS[2]
+local now, min_interval, per_hour = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local blocked = tonumber(redis.call('GET', block_key) or '0')
+if blocked > now then return tostring(blocked - now) end
+redis.call('ZREMRANGEBYSCORE', sent_key, '-inf', now - 3600)
+if min_interval > 0 then
+  local last = redis.call('ZREVRANGE', sent_key, 0, 0, 'WITHSCORES')
+  if last[2] and now - tonumber(last[2]) < min_interval then
+    return tostring(min_interval - (now - tonumber(last[2])))
+  end
+end
+if per_hour > 0 and redis.call('ZCARD', sent_key) >= per_hour then
+  local first = redis.call('ZRANGE', sent_key, 0, 0, 'WITHSCORES')
+  return tostring(tonumber(first[2]) + 3600 - now)
+end
+if min_interval > 0 or per_hour > 0 then
+  redis.call('ZADD', sent_key, now, ARGV[4])
+  redis.call('EXPIRE', sent_key, 3700)
+end
+return '0'
+"""
+
+
+class Pacer:
+    """Per-endpoint pacing and network rate-limit blocks, shared by all processes through Redis."""
+
+    def __init__(self, redis_client: Any) -> None:
+        """Keep pacing state in ``redis_client`` (``None``: no pacing, e.g. an inline CLI run)."""
+        self.redis = redis_client
+        self._script = redis_client.register_script(_RESERVE) if redis_client is not None else None
+
+    def reserve(self, endpoint: EndpointBase, token: str) -> float:
+        """Take a send slot for ``endpoint`` now (return 0) or say how many seconds until one opens."""
+        if self._script is None:
+            return 0.0
+        wait = self._script(
+            keys=[f"syndicate:pace:{endpoint.name}", f"syndicate:block:{endpoint.name}"],
+            args=[time.time(), endpoint.min_interval or 0, endpoint.max_per_hour or 0, token],
+        )
+        return float(wait)
+
+    def block(self, endpoint: str, seconds: float) -> None:
+        """Hold every post to ``endpoint`` for ``seconds`` (the network said so)."""
+        if self.redis is not None and seconds > 0:
+            until = time.time() + seconds
+            self.redis.set(f"syndicate:block:{endpoint}", str(until), ex=int(seconds) + 1)
+
+
+def quiet_wait(endpoint: EndpointBase, now: datetime) -> float:
+    """Seconds until ``endpoint``'s quiet hours end, or 0 outside them."""
+    quiet = endpoint.quiet_hours
+    if quiet is None:
+        return 0.0
+    local = now.astimezone(ZoneInfo(quiet.timezone))
+    start, end = quiet.minutes()
+    minute = local.hour * 60 + local.minute
+    inside = start <= minute < end if start <= end else (minute >= start or minute < end)
+    if not inside or start == end:
+        return 0.0
+    until = (end - minute) % (24 * 60)
+    return until * 60.0 - local.second - local.microsecond / 1e6
+
+
+# ---------------------------------------------------------------- delivery
+
+
+@dataclass
+class _Claim:
+    share_id: int
+    endpoint: str
+    view: ShareArticle
+    recovering: bool
+
+
+def _paced(endpoint: EndpointBase) -> bool:
+    return bool(endpoint.min_interval or endpoint.max_per_hour)
+
+
+def _oldest_due(session: Session, endpoint: str, now: datetime) -> int | None:
+    """The pending share of ``endpoint`` that should go out next: the oldest story first."""
+    return session.scalar(
+        select(Share.id)
+        .join(Article)
+        .where(
+            Share.endpoint == endpoint,
+            Share.status == "pending",
+            (Share.not_before.is_(None)) | (Share.not_before <= now),
+        )
+        .order_by(func.coalesce(Article.published, Article.first_seen_at), Share.id)
+        .limit(1)
+    )
+
+
+def _claim(rt: Runtime, share_id: int, lease: float) -> _Claim | str:
+    """Move ``share_id`` to ``sending`` (committed) or say why not: a final status or Deferred."""
+    now = utcnow()
+    with rt.session() as session:
+        share = session.get(Share, share_id)
+        if share is None:
+            raise LookupError(f"no share with id {share_id}")
+        recovering = False
+        if share.status == "sending":
+            claimed = share.claimed_at or now
+            age = (now - claimed).total_seconds()
+            if age < lease:
+                raise Deferred(lease - age, "another worker may be sending it")
+            recovering = True
+        elif share.status != "pending":
+            return share.status
+        if not recovering:
+            claimed_rows = session.execute(  # type: ignore[attr-defined]
+                update(Share)
+                .where(Share.id == share_id, Share.status == "pending")
+                .values(status="sending", claimed_at=now, attempts=Share.attempts + 1)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if claimed_rows == 0:
+                session.rollback()
+                return "claimed"
+        else:
+            share.claimed_at = now
+            share.attempts += 1
+        session.flush()
+        session.refresh(share)
+        return _Claim(share_id, share.endpoint, share_article_view(share.article), recovering)
+
+
+def _finish(rt: Runtime, share_id: int, **values: Any) -> str:
+    with rt.session() as session:
+        share = session.get(Share, share_id)
+        assert share is not None
+        for key, value in values.items():
+            setattr(share, key, value)
+        row = sync_endpoints(session, rt.config).get(share.endpoint)
+        if row is not None:
+            if share.status == "sent":
+                row.last_sent_at = share.sent_at
+            elif share.error:
+                row.last_error, row.last_error_at = share.error, utcnow()
+        return share.status
+
+
+def _disable(rt: Runtime, name: str, reason: str) -> None:
+    with rt.session() as session:
+        row = sync_endpoints(session, rt.config).get(name)
+        if row is not None and row.disabled_at is None:
+            row.disabled_at, row.disabled_reason = utcnow(), reason
+    log.error("endpoint %s disabled: %s (re-enable with `syndicate endpoint enable %s`)", name, reason, name)
+
+
+def _retry_later(rt: Runtime, share_id: int, endpoint: str, exc: TransientShareError, attempts: int) -> str:
+    """Put a share back to ``pending`` on the retry schedule, or fail it when the schedule is used up."""
+    message = _short(str(exc))
+    if attempts > len(RETRY_SCHEDULE):
+        return _finish(rt, share_id, status="failed", error=f"gave up after {attempts} attempts: {message}")
+    wait = max(float(RETRY_SCHEDULE[attempts - 1]), exc.retry_after or 0.0)
+    if exc.status == 429 and exc.retry_after:
+        rt.pacer.block(endpoint, exc.retry_after)
+    _finish(rt, share_id, status="pending", error=message, not_before=utcnow() + timedelta(seconds=wait))
+    raise Deferred(wait, message)
+
+
+def deliver_share(rt: Runtime, share_id: int) -> str:
+    """Deliver one outbox row (see the module docstring); return the share's status.
+
+    Raises :class:`Deferred` when the share (or the slot this message stands for) must wait.
+    """
+    with rt.session() as session:
+        share = session.get(Share, share_id)
+        if share is None:
+            raise LookupError(f"no share with id {share_id}")
+        status, name, not_before = share.status, share.endpoint, share.not_before
+        if status not in ("pending", "sending"):
+            return status
+        rows = sync_endpoints(session, rt.config)
+    try:
+        config = rt.config.endpoint(name)
+    except KeyError:
+        return _finish(rt, share_id, status="failed", error=f"endpoint {name!r} is no longer configured")
+    row = rows[name]
+    if row.disabled_at is not None:
+        log.info("share %s waits: endpoint %s is disabled (%s)", share_id, name, row.disabled_reason)
+        return "held"
+    now = utcnow()
+    if status == "pending":
+        if not_before is not None and not_before > now:
+            raise Deferred((not_before - now).total_seconds(), "not before its scheduled time")
+        quiet = quiet_wait(config, now)
+        if quiet > 0:
+            raise Deferred(quiet, "quiet hours")
+        wait = rt.pacer.reserve(config, f"{share_id}:{time.time()}")
+        if wait > 0:
+            raise Deferred(wait, "endpoint paced or rate-limited")
+        if _paced(config):
+            # This message stands for one slot of the endpoint: spend it on the oldest story.
+            with rt.session() as session:
+                target = _oldest_due(session, name, now) or share_id
+            if target != share_id:
+                _deliver_claimed(rt, target, config)
+                raise Deferred(config.min_interval or 1.0, "slot used for an older story")
+    return _deliver_claimed(rt, share_id, config)
+
+
+def _deliver_claimed(rt: Runtime, share_id: int, config: EndpointBase) -> str:
+    claim = _claim(rt, share_id, rt.claim_lease)
+    if isinstance(claim, str):
+        return claim
+    endpoint = rt.endpoint(config.name)
+    key = idempotency_key(claim.view, config.name)
+    try:
+        preview = endpoint.render(claim.view)
+        if claim.recovering and not endpoint.idempotent:
+            try:
+                found = endpoint.lookup(preview, key)
+            except NotImplementedError:
+                return _finish(
+                    rt,
+                    share_id,
+                    status="uncertain",
+                    error="a worker stopped while posting and this network cannot tell whether the post "
+                    "went out; check it, then `syndicate share retry` or `syndicate share mark-sent`",
+                )
+            if found is not None:
+                return _sent(rt, share_id, endpoint, found, preview.text)
+        result = endpoint.publish(preview, key)
+    except EndpointDisabled as exc:
+        _disable(rt, config.name, _short(str(exc)))
+        return _finish(rt, share_id, status="failed", error=_short(str(exc)))
+    except PermanentShareError as exc:
+        return _finish(rt, share_id, status="failed", error=_short(str(exc)))
+    except UncertainShare as exc:
+        return _finish(rt, share_id, status="uncertain", error=_short(str(exc)))
+    except TransientShareError as exc:
+        attempts = _attempts(rt, share_id)
+        if exc.sent and not endpoint.idempotent:
+            try:
+                found = endpoint.lookup(preview, key)
+            except NotImplementedError:
+                return _finish(
+                    rt,
+                    share_id,
+                    status="uncertain",
+                    error=_short(f"no answer after the request went out; the post may exist: {exc}"),
+                )
+            except ShareError:
+                found = None
+            if found is not None:
+                return _sent(rt, share_id, endpoint, found, preview.text)
+        return _retry_later(rt, share_id, config.name, exc, attempts)
+    return _sent(rt, share_id, endpoint, result, preview.text)
+
+
+def _attempts(rt: Runtime, share_id: int) -> int:
+    with rt.session() as session:
+        share = session.get(Share, share_id)
+        return share.attempts if share is not None else 1
+
+
+def _sent(rt: Runtime, share_id: int, endpoint: Endpoint, result: ShareResult, text: str) -> str:
+    if endpoint.quota_wait:
+        rt.pacer.block(endpoint.name, endpoint.quota_wait)
+    error = "the network already had this post (duplicate answer)" if result.duplicate else None
+    return _finish(
+        rt,
+        share_id,
+        status="sent",
+        remote_id=result.remote_id,
+        remote_url=result.remote_url,
+        sent_at=utcnow(),
+        text=text,
+        error=error,
+    )
+
+
+def mark_share_failed(rt: Runtime, share_id: int, exc: BaseException) -> None:
+    """Record a final failure on a share (its task gave up or crashed outside the request)."""
+    with rt.session() as session:
+        share = session.get(Share, share_id)
+        if share is not None and share.status == "pending":
+            share.status, share.error = "failed", _short(f"{type(exc).__name__}: {exc}")
+
+
+def retry_share(rt: Runtime, share_id: int) -> bool:
+    """Put a failed or uncertain share back to pending (an operator's decision); return whether it was."""
+    with rt.session() as session:
+        share = session.get(Share, share_id)
+        if share is None or share.status not in ("failed", "uncertain"):
+            return False
+        share.status, share.not_before, share.attempts, share.claimed_at = "pending", None, 0, None
+        return True
+
+
+def mark_sent(rt: Runtime, share_id: int, remote_url: str | None = None) -> bool:
+    """Record that an uncertain share did reach the network (an operator checked)."""
+    with rt.session() as session:
+        share = session.get(Share, share_id)
+        if share is None or share.status not in ("uncertain", "failed", "pending"):
+            return False
+        share.status, share.sent_at = "sent", utcnow()
+        share.remote_url = remote_url or share.remote_url
+        share.error = "marked sent by an operator"
+        return True
+
+
+def stale_shares(rt: Runtime, older_than: timedelta) -> list[int]:
+    """Pending shares that are due and untouched for ``older_than``, and claims left by dead workers."""
+    now = utcnow()
+    cutoff = now - older_than
+    lease_cutoff = now - timedelta(seconds=rt.claim_lease)
+    with rt.session() as session:
+        return list(
+            session.scalars(
+                select(Share.id)
+                .where(
+                    (
+                        (Share.status == "pending")
+                        & (Share.created_at < cutoff)
+                        & ((Share.not_before.is_(None)) | (Share.not_before <= now))
+                    )
+                    | ((Share.status == "sending") & (Share.claimed_at < lease_cutoff))
+                )
+                .order_by(Share.id)
+                .limit(500)
+            )
+        )
+
+
+def find_article(session: Session, ref: str) -> Article | None:
+    """The article with id ``ref`` or with ``ref`` as its URL."""
+    if ref.isdigit():
+        return session.get(Article, int(ref))
+    return session.scalar(select(Article).where((Article.canonical_url == ref) | (Article.url == ref)))
+
+
+def preview_article(rt: Runtime, ref: str, endpoint_name: str | None = None) -> list[dict[str, Any]]:
+    """What each endpoint (or just ``endpoint_name``) would receive for article ``ref``; nothing is sent."""
+    with rt.session() as session:
+        article = find_article(session, ref)
+        if article is None:
+            raise LookupError(f"no article {ref!r}")
+        view = share_article_view(article)
+        rows = sync_endpoints(session, rt.config)
+        now = utcnow()
+        notes: dict[str, str | None] = {}
+        for endpoint in rt.config.endpoints:
+            if not routes(rt.config, endpoint, article):
+                notes[endpoint.name] = "not routed to this endpoint"
+            elif in_back_catalogue(endpoint, rows[endpoint.name], article, now):
+                notes[endpoint.name] = "back catalogue: not shared unless sent on purpose"
+            else:
+                notes[endpoint.name] = None
+    out = []
+    for endpoint in rt.config.endpoints:
+        if endpoint_name is not None and endpoint.name != endpoint_name:
+            continue
+        ep = rt.endpoint(endpoint.name)
+        entry: dict[str, Any] = {
+            "endpoint": endpoint.name,
+            "kind": endpoint.kind,
+            "note": notes[endpoint.name],
+        }
+        try:
+            preview = ep.render(view)
+        except ShareError as exc:
+            entry["error"] = str(exc)
+        else:
+            entry.update(
+                text=preview.text,
+                length=ep.text_length(preview.text),
+                limit=ep.text_limit(),
+                image=preview.image,
+                payload=preview.payload,
+            )
+        out.append(entry)
+    if endpoint_name is not None and not out:
+        raise LookupError(f"no endpoint named {endpoint_name!r}")
+    return out
+
+
+__all__ = [
+    "STATUSES",
+    "DatabaseTokenStore",
+    "Deferred",
+    "Pacer",
+    "deliver_share",
+    "find_article",
+    "mark_sent",
+    "mark_share_failed",
+    "plan_shares",
+    "preview_article",
+    "retry_share",
+    "routes",
+    "set_endpoint_enabled",
+    "share_article_view",
+    "stale_shares",
+    "sync_endpoints",
+]
