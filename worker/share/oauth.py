@@ -1,0 +1,175 @@
+"""OAuth 2 access tokens that refresh themselves, kept in the endpoint's token store (X, LinkedIn).
+
+The config holds only the *seed*: the refresh token (and optionally an access token) the operator
+got when authorizing the app. Every token the network hands out later lives in the
+:class:`~worker.share.base.TokenStore` under the endpoint's name, because some networks (X) rotate
+refresh tokens: once a refresh succeeds, the old refresh token is dead and only the stored one works.
+A digest of the seed is stored beside the tokens, so when the operator re-authorizes and puts a new
+refresh token in the environment, the stale stored tokens are dropped instead of overriding it.
+
+Access tokens are refreshed shortly before they expire (``expires_in``) and, by the endpoint, once
+after a 401; a refresh the network refuses (``invalid_grant``) disables the endpoint, since only an
+operator can authorize the app again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from worker.errors import EndpointDisabled, PermanentShareError
+
+if TYPE_CHECKING:
+    from worker.share.base import Endpoint
+
+# Refresh this many seconds before the access token's announced expiry (clock skew, slow requests).
+EXPIRY_MARGIN = 300.0
+MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
+
+
+def seed_digest(*values: str | None) -> str:
+    """A short digest of the configured tokens, to notice when the operator replaced them."""
+    joined = "\0".join(v or "" for v in values)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    """How to reach a network's token endpoint.
+
+    ``basic_auth``: send ``client_id:client_secret`` as HTTP Basic (X's confidential clients);
+    otherwise the secret, if any, goes in the form body (LinkedIn).
+    """
+
+    token_url: str
+    client_id: str
+    client_secret: str | None = None
+    basic_auth: bool = True
+
+
+class RefreshingToken:
+    """The current access token of one endpoint, refreshed through ``client`` when needed.
+
+    State in the token store (merged into whatever else the endpoint keeps there):
+    ``access_token``, ``refresh_token``, ``expires_at`` (epoch seconds or None) and ``seed``.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        client: OAuthClient | None,
+        *,
+        access_token: str | None,
+        refresh_token: str | None,
+        setting: str,
+    ) -> None:
+        """Bind to ``endpoint``; ``access_token``/``refresh_token`` are the config's seed values.
+
+        ``setting`` names the config key the operator must renew when refreshing fails.
+        """
+        self.endpoint = endpoint
+        self.client = client
+        self.seed_access = access_token
+        self.seed_refresh = refresh_token
+        self.setting = setting
+        self.seed = seed_digest(access_token, refresh_token)
+
+    @property
+    def can_refresh(self) -> bool:
+        """Whether a refresh is possible at all (a client and a refresh token)."""
+        return self.client is not None and bool(self._state().get("refresh_token"))
+
+    def _now(self) -> float:
+        return self.endpoint._clock().timestamp()
+
+    def _state(self) -> dict[str, Any]:
+        stored = self.endpoint.tokens.load(self.endpoint.name)
+        if stored.get("seed") == self.seed:
+            return stored
+        # First use, or the operator put new tokens in the environment: start from the seed.
+        fresh = {k: v for k, v in stored.items() if k not in ("access_token", "refresh_token", "expires_at")}
+        fresh.update(
+            seed=self.seed,
+            access_token=self.seed_access,
+            refresh_token=self.seed_refresh,
+            expires_at=None,
+        )
+        return fresh
+
+    def current(self) -> str:
+        """A usable access token: the stored one, or a fresh one when it is missing or about to expire."""
+        state = self._state()
+        token = state.get("access_token")
+        expires_at = state.get("expires_at")
+        due = isinstance(expires_at, int | float) and self._now() >= expires_at - EXPIRY_MARGIN
+        if token and not due:
+            return str(token)
+        if not self.can_refresh:
+            if token:
+                return str(token)
+            raise EndpointDisabled(
+                f"{self.endpoint.name}: no access token and no way to refresh one; set {self.setting}"
+            )
+        return self.refresh()
+
+    def refresh(self) -> str:
+        """Exchange the refresh token for a new access token (and, if rotated, a new refresh token)."""
+        state = self._state()
+        refresh_token = state.get("refresh_token")
+        client = self.client
+        if client is None or not refresh_token:
+            raise EndpointDisabled(
+                f"{self.endpoint.name}: the access token was refused; renew {self.setting}"
+            )
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": str(refresh_token),
+            "client_id": client.client_id,
+        }
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+        if client.client_secret and client.basic_auth:
+            pair = f"{client.client_id}:{client.client_secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        elif client.client_secret:
+            form["client_secret"] = client.client_secret
+        try:
+            answer = self.endpoint.send(
+                "POST",
+                client.token_url,
+                what="token refresh",
+                data=form,
+                headers=headers,
+                max_bytes=MAX_TOKEN_RESPONSE_BYTES,
+            )
+        except EndpointDisabled:
+            raise
+        except PermanentShareError as exc:
+            # invalid_grant: the refresh token was revoked, expired or already used.
+            raise EndpointDisabled(
+                f"{exc}; the refresh token no longer works: authorize the app again and renew {self.setting}",
+                status=exc.status,
+            ) from None
+        data = answer.json()
+        new_access = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(new_access, str) or not new_access:
+            raise EndpointDisabled(f"{self.endpoint.name}: token refresh: the answer holds no access_token")
+        expires_in = data.get("expires_in")
+        state["access_token"] = new_access
+        state["expires_at"] = (
+            self._now() + float(expires_in)
+            if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
+            else None
+        )
+        rotated = data.get("refresh_token")
+        if isinstance(rotated, str) and rotated:
+            state["refresh_token"] = rotated
+        state["refreshed_at"] = _iso(self.endpoint._clock())
+        self.endpoint.tokens.save(self.endpoint.name, state)
+        return new_access
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
