@@ -395,11 +395,21 @@ def _disable(rt: Runtime, name: str, reason: str) -> None:
 def _retry_later(rt: Runtime, share_id: int, endpoint: str, exc: TransientShareError, attempts: int) -> str:
     """Put a share back to ``pending`` on the retry schedule, or fail it when the schedule is used up."""
     message = _short(str(exc))
+    if exc.status == 429 and exc.retry_after is not None:
+        # Being told to wait is not a failed attempt: wait exactly as long, keep the retry budget.
+        rt.pacer.block(endpoint, exc.retry_after)
+        _finish(
+            rt,
+            share_id,
+            status="pending",
+            error=message,
+            attempts=max(0, attempts - 1),
+            not_before=utcnow() + timedelta(seconds=exc.retry_after),
+        )
+        raise Deferred(exc.retry_after, message)
     if attempts > len(RETRY_SCHEDULE):
         return _finish(rt, share_id, status="failed", error=f"gave up after {attempts} attempts: {message}")
     wait = max(float(RETRY_SCHEDULE[attempts - 1]), exc.retry_after or 0.0)
-    if exc.status == 429 and exc.retry_after:
-        rt.pacer.block(endpoint, exc.retry_after)
     _finish(rt, share_id, status="pending", error=message, not_before=utcnow() + timedelta(seconds=wait))
     raise Deferred(wait, message)
 

@@ -8,6 +8,7 @@ they return), so a worker never receives an id it cannot see yet.
 from __future__ import annotations
 
 import logging
+import random
 from functools import lru_cache
 from typing import Any
 
@@ -116,7 +117,9 @@ def deliver_share(self: PipelineTask, share_id: int) -> str | None:
     try:
         return str(self.run_stage(outbox.deliver_share, share_id))
     except outbox.Deferred as deferred:
-        countdown = min(max(deferred.seconds, 0.05), self.app.conf.syndicate_max_retry_countdown)
+        # A little jitter so that shares held by one block do not all wake in the same instant.
+        wait = deferred.seconds * (1 + random.random() / 10) + random.random() / 10
+        countdown = min(wait, self.app.conf.syndicate_max_retry_countdown)
         deliver_share.apply_async((share_id,), countdown=countdown)
         return f"deferred {countdown:.1f}s: {deferred.reason}"
 

@@ -103,6 +103,7 @@ endpoints:
     kind: webhook
     url: {hook}
     secret: ${{E2E_WEBHOOK_SECRET}}
+    back_catalogue: true   # the site's stories are all found by the first crawl
 """,
         encoding="utf-8",
     )

@@ -54,7 +54,7 @@ sources:
     schedule: 1d
     options: {{link_selector: "a.post-link"}}
 feeds: [{{name: all, title: All}}]
-endpoints: [{{name: log, kind: file, path: shares.jsonl}}]
+endpoints: [{{name: log, kind: file, path: shares.jsonl, back_catalogue: true}}]
 """,
             encoding="utf-8",
         )
