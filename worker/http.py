@@ -4,22 +4,24 @@
 every request the same way: Syndicate's user agent, a connect/read timeout plus one deadline for
 the whole exchange (headers and body), a cap on the body size while it streams (decoded bytes, so
 a gzip bomb counts at its inflated size), no redirects followed behind the caller's back, no proxy
-or ``.netrc`` credentials from the environment, and the SSRF guard for URLs that did not come from
-the operator's config. It returns an :class:`Answer` (status, headers, the body read in full) or
-raises :class:`TransportError`, which says whether the request may have reached the server.
+or ``.netrc`` credentials from the environment, and the SSRF guard (:mod:`worker.ssrf`) for URLs
+that did not come from the operator's config. It returns an :class:`Answer` (status, headers, the
+body read in full) or raises :class:`TransportError`, which says whether the request may have
+reached the server.
 
 What an answer *means* is decided once, here: :func:`classify` maps a status to an
 :class:`Outcome`, and :func:`retry_delay` reads every rate-limit signal networks send
 (``Retry-After`` as seconds or an HTTP date; ``X-RateLimit-Reset`` as ISO 8601 (Mastodon) or epoch
-seconds (X, Discord); ``RateLimit-Reset`` with ``RateLimit-Policy`` (atproto); Discord's JSON
-``retry_after``; Telegram's ``parameters.retry_after``). Fetch, share and WebSub turn the outcome
-into their branch of :mod:`worker.errors`.
+seconds (Discord); X's ``x-rate-limit-reset``; ``RateLimit-Reset`` with ``RateLimit-Policy``
+(atproto); Discord's JSON ``retry_after``; Telegram's ``parameters.retry_after``). Fetch, share and
+WebSub turn the outcome into their branch of :mod:`worker.errors`.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import math
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -31,7 +33,8 @@ import urllib3
 from requests.structures import CaseInsensitiveDict
 
 from feeds.http import parse_http_date, parse_retry_after
-from worker.errors import SyndicateError
+from worker.errors import BlockedURL, SyndicateError, TransientFetchError
+from worker.ssrf import check_url
 
 DEFAULT_USER_AGENT = "Syndicate/0.1 (+https://github.com/syndicate-news/syndicate)"
 CHUNK_SIZE = 64 * 1024
@@ -40,6 +43,8 @@ CHUNK_SIZE = 64 * 1024
 DEADLINE_FACTOR = 3
 # Epoch seconds are at least this large; anything smaller in a reset header is a delay.
 _EPOCH_FLOOR = 1_000_000_000
+# Quota header families: the common X-RateLimit-*, X's x-rate-limit-* and the IETF/atproto RateLimit-*.
+_QUOTA_PREFIXES = ("x-ratelimit-", "x-rate-limit-", "ratelimit-")
 
 
 class Outcome(enum.Enum):
@@ -87,17 +92,27 @@ class TransportError(SyndicateError):
 
     ``sent`` is true when the request may have reached the server (it timed out or broke while
     waiting for the answer), so a non-idempotent request must not be blindly repeated.
-    ``too_large`` marks a body over the size cap and ``blocked`` a URL refused by the SSRF guard.
+    ``too_large`` marks a body over the size cap, ``blocked`` a URL refused by the SSRF guard (or
+    one that is not a URL at all) and ``undecodable`` a body whose Content-Encoding is broken: none
+    of these three gets better by retrying.
     """
 
     def __init__(
-        self, message: str, url: str, *, sent: bool = False, too_large: bool = False, blocked: bool = False
+        self,
+        message: str,
+        url: str,
+        *,
+        sent: bool = False,
+        too_large: bool = False,
+        blocked: bool = False,
+        undecodable: bool = False,
     ) -> None:
         super().__init__(message)
         self.url = url
         self.sent = sent
         self.too_large = too_large
         self.blocked = blocked
+        self.undecodable = undecodable
 
 
 @dataclass(frozen=True)
@@ -135,16 +150,19 @@ class Answer:
 
 
 def _number(value: Any) -> float | None:
+    """A finite number from a JSON value or a header; None for anything else ("soon", NaN, inf, True)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value.strip())
+            number = float(value.strip())
         except ValueError:
             return None
-    return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _reset_delay(value: str, now: datetime) -> float | None:
@@ -174,8 +192,10 @@ def retry_delay(
     Explicit answers win over quota headers: ``Retry-After``, then a JSON body's ``retry_after``
     (Discord, float seconds) or ``parameters.retry_after`` (Telegram). Quota headers count only
     when the quota is used up (``Remaining: 0``) or the answer is a 429: ``X-RateLimit-Reset-After``
-    (Discord, seconds), ``X-RateLimit-Reset`` (ISO 8601 from Mastodon, epoch seconds from X and
-    Discord) and ``RateLimit-Reset`` (atproto: epoch seconds; the IETF draft: delta seconds).
+    (Discord, seconds), ``X-RateLimit-Reset`` (ISO 8601 from Mastodon, epoch seconds from
+    Discord), ``x-rate-limit-reset`` (X, epoch seconds) and ``RateLimit-Reset`` (atproto: epoch
+    seconds, beside ``RateLimit-Policy``; the IETF draft: delta seconds). Values that are not a
+    number or a date are ignored, as if the header were absent.
     """
     now = now or datetime.now(UTC)
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -190,7 +210,7 @@ def retry_delay(
         if hinted is not None and hinted >= 0:
             return hinted
     exhausted = status == 429
-    for prefix in ("x-ratelimit-", "ratelimit-"):
+    for prefix in _QUOTA_PREFIXES:
         remaining = _number(lowered.get(prefix + "remaining"))
         if remaining is not None and remaining <= 0:
             exhausted = True
@@ -199,8 +219,8 @@ def retry_delay(
     reset_after = _number(lowered.get("x-ratelimit-reset-after"))
     if reset_after is not None and reset_after >= 0:
         return reset_after
-    for name in ("x-ratelimit-reset", "ratelimit-reset"):
-        value = lowered.get(name)
+    for prefix in _QUOTA_PREFIXES:
+        value = lowered.get(prefix + "reset")
         if value:
             delay = _reset_delay(value, now)
             if delay is not None:
@@ -249,10 +269,10 @@ class HttpClient:
         self.close()
 
     def check(self, url: str) -> None:
-        """Apply the SSRF guard to ``url``; raise :class:`TransportError` (``blocked``) if refused."""
-        from worker.errors import BlockedURL, TransientFetchError
-        from worker.fetch.http import check_url
+        """Apply the SSRF guard to ``url``; raise :class:`TransportError` (``blocked``) if refused.
 
+        A host that does not resolve is a TransportError that is neither ``blocked`` nor ``sent``.
+        """
         try:
             check_url(url, self.allow_hosts)
         except BlockedURL as exc:
@@ -273,19 +293,31 @@ class HttpClient:
         timeout: float | None = None,
         max_bytes: int | None = None,
         guard: bool = False,
-        before_body: Callable[[requests.Response], None] | None = None,
+        before_body: Callable[[requests.Response], bool | None] | None = None,
+        deadline: float | None = None,
     ) -> Answer:
         """Send one request and read the whole answer; redirects come back as 3xx answers.
 
-        ``before_body`` sees the response once its headers arrived and may raise to refuse the
-        body (a content type the caller cannot use). Raises :class:`TransportError`.
+        ``before_body`` sees the response once its headers arrived; it may raise to refuse the
+        body (a content type the caller cannot use) or return False to leave it unread (the
+        :class:`Answer` then has an empty body: an error page or a redirect the caller does not
+        need). ``deadline`` (a :func:`time.monotonic` moment) bounds a caller's longer exchange,
+        such as a chain of redirects; the request's own deadline is ``DEADLINE_FACTOR`` times the
+        timeout, and the earlier of the two wins. Raises :class:`TransportError`.
         """
         timeout = timeout if timeout is not None else self.timeout
         limit = max_bytes if max_bytes is not None else self.max_bytes
         if guard:
             self.check(url)
+        ends = time.monotonic() + timeout * DEADLINE_FACTOR
+        if deadline is not None:
+            ends = min(ends, deadline)
+        remaining = ends - time.monotonic()
+        if remaining <= 0:
+            raise TransportError("the deadline passed before the request was sent", url)
+        # No single wait may outlast the deadline, so a late first byte is bounded too.
+        wait = min(timeout, remaining)
         sent_headers = {"User-Agent": self.user_agent, **(headers or {})}
-        deadline = time.monotonic() + timeout * DEADLINE_FACTOR
         try:
             response = self.session.request(
                 method,
@@ -295,26 +327,27 @@ class HttpClient:
                 json=json,
                 data=data,
                 files=files,
-                timeout=(timeout, timeout),
+                timeout=(wait, wait),
                 allow_redirects=False,
                 stream=True,
             )
         except requests.exceptions.ConnectTimeout as exc:
-            raise TransportError(f"connecting timed out after {timeout:g}s: {exc}", url) from None
+            raise TransportError(f"connecting timed out after {wait:g}s: {exc}", url) from None
         except requests.Timeout as exc:
-            raise TransportError(f"no answer within {timeout:g}s: {exc}", url, sent=True) from None
+            raise TransportError(f"no answer within {wait:g}s: {exc}", url, sent=True) from None
         except requests.ConnectionError as exc:
-            # A connection reset after the request went out may still have delivered it.
-            sent = not isinstance(exc, requests.exceptions.ProxyError) and _maybe_sent(exc)
-            raise TransportError(f"connection failed: {exc}", url, sent=sent) from None
-        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema) as exc:
+            raise TransportError(f"connection failed: {exc}", url, sent=_maybe_sent(exc)) from None
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.MissingSchema,
+        ) as exc:
             raise TransportError(f"invalid URL: {exc}", url, blocked=True) from None
         except requests.RequestException as exc:
             raise TransportError(f"request failed: {exc}", url) from None
         with response:
-            if before_body is not None:
-                before_body(response)
-            body = _read_body(response, url, limit, deadline)
+            wanted = before_body(response) if before_body is not None else None
+            body = b"" if wanted is False else _read_body(response, url, limit, ends)
             return Answer(
                 status=response.status_code,
                 headers=CaseInsensitiveDict(response.headers),
@@ -331,13 +364,37 @@ class HttpClient:
         return self.request("POST", url, **kwargs)
 
 
+# Failures that happen before a single byte of the request is written.
+_NOT_SENT = (
+    urllib3.exceptions.NewConnectionError,  # refused, unreachable, name resolution (a subclass)
+    urllib3.exceptions.ConnectTimeoutError,
+    urllib3.exceptions.SSLError,  # the TLS handshake comes before the request
+    urllib3.exceptions.ProxyError,
+)
+
+
 def _maybe_sent(exc: requests.ConnectionError) -> bool:
-    """Whether a connection error happened after the request was written (reset, remote closed)."""
+    """Whether a connection error may have happened after the request was written (reset, remote closed).
+
+    urllib3 wraps the cause (in a MaxRetryError for connection failures, in a ProtocolError for a
+    connection that broke while the answer was awaited); anything not known to be a failure to
+    connect counts as possibly sent, since for a non-idempotent request that is the safe guess.
+    """
+    if isinstance(exc, requests.exceptions.ProxyError | requests.exceptions.SSLError):
+        return False
+    reason: object = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    if isinstance(reason, _NOT_SENT):
+        return False
+    if isinstance(reason, urllib3.exceptions.ProtocolError):
+        return True
     text = str(exc).lower()
     return any(sign in text for sign in ("reset by peer", "remote end closed", "broken pipe", "aborted"))
 
 
 def _read_body(response: requests.Response, url: str, limit: int, deadline: float) -> bytes:
+    """The decoded body, at most ``limit`` bytes, arrived by ``deadline``; else a TransportError."""
     declared = response.headers.get("Content-Length", "").strip()
     if declared.isdigit() and int(declared) > limit:
         raise TransportError(
@@ -356,7 +413,7 @@ def _read_body(response: requests.Response, url: str, limit: int, deadline: floa
             if time.monotonic() > deadline:
                 raise TransportError("the answer took too long to arrive", url, sent=True)
     except (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError) as exc:
-        raise TransportError(f"cannot decode the body: {exc}", url, sent=True) from None
+        raise TransportError(f"cannot decode the body: {exc}", url, sent=True, undecodable=True) from None
     except (
         requests.ConnectionError,
         requests.Timeout,

@@ -1,4 +1,4 @@
-"""worker.fetch.http: the SSRF guard and the Fetcher against a real local HTTP server."""
+"""The SSRF guard (worker.ssrf, re-exported by worker.fetch) and the Fetcher against a real local server."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import requests
 
 from config.model import FetchPolicy
 from tests.support.httpserver import HTTPTestServer, Response
+from worker import ssrf
 from worker.errors import (
     BlockedURL,
     FetchError,
@@ -87,16 +88,16 @@ def test_bad_schemes_credentials_and_malformed_urls_are_blocked(url: str) -> Non
 
 @pytest.mark.parametrize("host", ["2130706433", "0177.0.0.1", "0x7f000001", "127.1"])
 def test_numeric_host_forms_resolve_to_loopback_which_the_address_check_refuses(host: str) -> None:
-    addresses = fetch_http._resolve(host, 80, f"http://{host}/")
+    addresses = ssrf._resolve(host, 80, f"http://{host}/")
     assert addresses == [ipaddress.ip_address("127.0.0.1")]
-    assert fetch_http._blocked_reason(addresses[0]) == "a loopback"
+    assert ssrf._blocked_reason(addresses[0]) == "a loopback"
 
 
 def _fake_dns(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> None:
     def resolve(host: str, port: int, url: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         return [ipaddress.ip_address(a) for a in addresses]
 
-    monkeypatch.setattr(fetch_http, "_resolve", resolve)
+    monkeypatch.setattr(ssrf, "_resolve", resolve)
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "2002:808:808::"])
@@ -115,7 +116,7 @@ def test_unresolvable_host_is_transient(monkeypatch: pytest.MonkeyPatch) -> None
     def fail(*args: object, **kwargs: object) -> object:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(fetch_http.socket, "getaddrinfo", fail)
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", fail)
     with pytest.raises(TransientFetchError, match="cannot resolve"):
         check_url("https://no-such-partner.example/")
 
@@ -259,23 +260,24 @@ def test_redirect_to_a_private_address_after_a_public_looking_hop(
 ) -> None:
     # "partner.example" resolves (falsely) to a public address but is served by the local server,
     # as a public partner site would be; it then redirects to the loopback address.
-    real_resolve = fetch_http._resolve
+    real_resolve = ssrf._resolve
 
     def resolve(host: str, port: int, url: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         if host == "partner.example":
             return [ipaddress.ip_address("93.184.216.34")]
         return real_resolve(host, port, url)
 
-    monkeypatch.setattr(fetch_http, "_resolve", resolve)
+    monkeypatch.setattr(ssrf, "_resolve", resolve)
     with Fetcher(FetchPolicy()) as fetcher:
         with pytest.raises(BlockedURL, match="loopback"):
             fetcher.get(f"http://127.0.0.1:{http_server.port}/x")  # no allow list: refused at once
-        session_get = fetcher.session.get
+        session_request = fetcher.session.request
 
-        def via_local_server(url: str, **kwargs: object) -> requests.Response:
-            return session_get(url.replace("partner.example", http_server.host_port), **kwargs)  # type: ignore[arg-type]
+        def via_local_server(method: str, url: str, **kwargs: object) -> requests.Response:
+            local = url.replace("partner.example", http_server.host_port)
+            return session_request(method, local, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(fetcher.session, "get", via_local_server)
+        monkeypatch.setattr(fetcher.session, "request", via_local_server)
         http_server.redirect("/story", "http://127.0.0.1/admin")
         with pytest.raises(BlockedURL, match="loopback"):
             fetcher.get("http://partner.example/story")
