@@ -1,8 +1,10 @@
-"""Tests for feeds.websub.publish against a real HTTP server on 127.0.0.1."""
+"""WebSub pings: feeds.websub (the pure protocol) and worker.websub.publish against a real local hub."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,8 +15,11 @@ from urllib.parse import parse_qsl
 import pytest
 import requests
 
+from feeds import websub
 from feeds.http import parse_retry_after
-from feeds.websub import WebSubError, publish
+from feeds.websub import WebSubError
+from worker.http import HttpClient
+from worker.websub import publish
 
 
 @dataclass
@@ -26,6 +31,7 @@ class Hub:
     body: bytes = b"Request received: publish\n"
     headers: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
+    user_agents: list[str] = field(default_factory=list)
 
 
 def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
@@ -34,6 +40,7 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length).decode("ascii")
             hub.requests.append((self.path, self.headers.get("Content-Type", ""), parse_qsl(raw)))
+            hub.user_agents.append(self.headers.get("User-Agent", ""))
             self.send_response(hub.status)
             for name, value in hub.headers.items():
                 self.send_header(name, value)
@@ -77,11 +84,22 @@ def test_publish_posts_topic_and_url_for_each_topic(hub: Hub) -> None:
         assert len(form) == 3
 
 
-def test_publish_uses_given_session_and_skips_duplicates(hub: Hub) -> None:
-    with requests.Session() as session:
-        session.headers["User-Agent"] = "Syndicate-test"
-        publish(hub.url, [TOPICS[0], TOPICS[0], ""], session=session)
+class _RecordingSession(requests.Session):
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+def test_publish_uses_given_client_and_skips_duplicates(hub: Hub) -> None:
+    session = _RecordingSession()
+    client = HttpClient(user_agent="Syndicate-test", session=session)
+    publish(hub.url, [TOPICS[0], TOPICS[0], ""], client=client)
+    assert not session.closed  # the caller's pooled client stays open for its next requests
+    session.close()
     assert len(hub.requests) == 1
+    assert hub.user_agents == ["Syndicate-test"]
 
 
 def test_publish_nothing_sends_nothing(hub: Hub) -> None:
@@ -125,6 +143,23 @@ def test_too_many_requests_is_retryable(hub: Hub) -> None:
     assert caught.value.retry_after is None
 
 
+def test_rate_limit_headers_are_read_by_the_shared_layer(hub: Hub) -> None:
+    hub.status = 429
+    hub.headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "7.5"}
+    with pytest.raises(WebSubError) as caught:
+        publish(hub.url, TOPICS[:1])
+    assert caught.value.retry_after == 7.5
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
+def test_client_errors_are_not_retryable_and_keep_no_retry_after(hub: Hub, status: int) -> None:
+    hub.status = status
+    hub.headers = {"Retry-After": "30"}
+    with pytest.raises(WebSubError) as caught:
+        publish(hub.url, TOPICS[:1])
+    assert (caught.value.status, caught.value.retryable, caught.value.retry_after) == (status, False, None)
+
+
 def test_redirect_is_an_error(hub: Hub) -> None:
     hub.status = 302
     hub.headers = {"Location": "/elsewhere"}
@@ -149,6 +184,56 @@ def test_invalid_hub_url_is_not_retryable() -> None:
     with pytest.raises(WebSubError) as caught:
         publish("not a url", TOPICS[:1])
     assert caught.value.retryable is False
+    assert caught.value.status is None
+
+
+# --- the pure half: feeds.websub ------------------------------------------------------------------
+
+
+def test_publish_form_names_the_topic_both_ways() -> None:
+    assert websub.publish_form("https://news.example/all.rss") == [
+        ("hub.mode", "publish"),
+        ("hub.topic", "https://news.example/all.rss"),
+        ("hub.url", "https://news.example/all.rss"),
+    ]
+
+
+def test_publish_topics_keeps_order_and_drops_duplicates_and_blanks() -> None:
+    assert websub.publish_topics(["b", "", "a", "b"]) == ["b", "a"]
+
+
+def test_pure_publish_stops_at_the_first_failure() -> None:
+    pinged: list[str] = []
+
+    def ping(topic: str) -> None:
+        pinged.append(topic)
+        if topic == "b":
+            raise WebSubError("refused", hub_url="hub", topic_url=topic)
+
+    with pytest.raises(WebSubError):
+        websub.publish(["a", "b", "c"], ping)
+    assert pinged == ["a", "b"]
+
+
+@pytest.mark.parametrize("status", [200, 202, 204])
+def test_any_2xx_answer_is_accepted(status: int) -> None:
+    assert websub.answer_error("hub", "topic", status, b"", retryable=False) is None
+
+
+def test_answer_error_truncates_the_body_and_drops_retry_after_when_final() -> None:
+    error = websub.answer_error("hub", "topic", 400, b"x" * 5000, retryable=False, retry_after=9.0)
+    assert error is not None
+    assert len(error.body) == websub.MAX_ERROR_BODY
+    assert error.retry_after is None
+
+
+def test_feeds_loads_no_http_library() -> None:
+    code = (
+        "import sys, feeds, feeds.websub\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'requests', 'urllib3'}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
