@@ -60,15 +60,35 @@ def _x_tables() -> _XTables:
             sequence = "".join(chr(int(code, 16)) for code in codes)
             multi.add(sequence)
             longest[sequence[0]] = max(longest.get(sequence[0], 0), len(sequence))
-    # Their own character class, not a re-derivation: whatever their range folding yields is what counts.
+    # Their own character class, read back range by range, not re-derived: what their folding yields counts.
     single_class = emoji.single_codepoint_emoji_raw
-    firsts = "".join(re.escape(first) for first in sorted(longest))
+    starts = {first for first in longest if not first.isascii()}
+    for low, high in re.findall(r"\\U([0-9a-fA-F]{8})(?:-\\U([0-9a-fA-F]{8}))?", single_class):
+        starts.update(chr(code) for code in range(int(low, 16), int(high or low, 16) + 1))
+    # An ASCII character only starts a keycap: look at the next character before trying the sequence list.
+    ascii_firsts = "".join(sorted(first for first in longest if first.isascii()))
+    seconds = "".join(sorted({sequence[1] for sequence in multi if sequence[0].isascii()}))
     return _XTables(
         extract_urls=extract_urls_with_indices,
         multi=frozenset(multi),
         longest=longest,
         single=re.compile(f"[{single_class}]"),
-        candidate=re.compile(f"[{firsts}{single_class}]"),
+        candidate=re.compile(f"[{re.escape(ascii_firsts)}](?=[{seconds}])|[{_char_class(starts)}]"),
+    )
+
+
+def _char_class(chars: set[str]) -> str:
+    """The body of a character class for ``chars``, consecutive code points folded into ranges (``re`` tests
+    ranges one by one, so 150 ranges instead of 2,700 characters is what keeps the scan fast)."""
+    ranges: list[list[int]] = []
+    for code in sorted(map(ord, chars)):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(
+        re.escape(chr(low)) if low == high else f"{re.escape(chr(low))}-{re.escape(chr(high))}"
+        for low, high in ranges
     )
 
 
