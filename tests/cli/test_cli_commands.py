@@ -23,7 +23,7 @@ def site() -> Iterator[str]:
 
 @pytest.fixture
 def syn(tmp_path: Path, site: str, database_url: str) -> Syndicate:
-    """A config with one listing source, two feeds and a file endpoint."""
+    """A config with one listing source, two feeds and two file endpoints (one takes the back catalogue)."""
     (tmp_path / "syndicate.yaml").write_text(
         f"""
 fetch: {{allow_hosts: ["127.0.0.1"]}}
@@ -34,6 +34,7 @@ feeds:
   - {{name: none, title: Nothing, tags: [no-such-tag]}}
 endpoints:
   - {{name: log, kind: file, path: shares.jsonl}}
+  - {{name: archive, kind: file, path: archive.jsonl, back_catalogue: true}}
 """,
         encoding="utf-8",
     )
@@ -72,11 +73,13 @@ def test_scrape_refuses_hostile_and_missing_pages(syn: Syndicate, site: str) -> 
 def test_inline_crawl_then_feeds_and_status(syn: Syndicate, tmp_path: Path) -> None:
     crawl = syn.run("crawl", "cluster", "--inline")
     assert crawl.returncode == 0, crawl.stderr
-    assert "3 articles processed" in crawl.stdout
-    assert len((tmp_path / "shares.jsonl").read_text().splitlines()) == 3
+    assert "3 articles processed" in crawl.stdout and "3 shares sent" in crawl.stdout
+    # The source's first crawl is its back catalogue: only the endpoint that asked for it posts.
+    assert not (tmp_path / "shares.jsonl").exists()
+    assert len((tmp_path / "archive.jsonl").read_text().splitlines()) == 3
     again = syn.run("crawl", "cluster", "--inline")
     assert "0 articles processed" in again.stdout
-    assert len((tmp_path / "shares.jsonl").read_text().splitlines()) == 3
+    assert len((tmp_path / "archive.jsonl").read_text().splitlines()) == 3
 
     build = syn.run("feeds", "build")
     assert build.returncode == 0, build.stderr
@@ -84,11 +87,14 @@ def test_inline_crawl_then_feeds_and_status(syn: Syndicate, tmp_path: Path) -> N
     status = json.loads(syn.run("status", "--json").stdout)
     assert status["articles"]["ready"] == 3
     assert {f["name"]: f["items"] for f in status["feeds"]} == {"all": 3, "none": 0}
-    assert status["endpoints"] == [
-        {"name": "log", "kind": "file", "enabled": True, "pending": 0, "sent": 3, "failed": 0}
-    ]
+    counts = {
+        e["name"]: (e["enabled"], e["pending"], e["sending"], e["sent"], e["failed"], e["uncertain"])
+        for e in status["endpoints"]
+    }
+    assert counts == {"log": (True, 0, 0, 0, 0, 0), "archive": (True, 0, 0, 3, 0, 0)}
     human = syn.run("status")
     assert "cluster" in human.stdout and "share outbox: 0 pending" in human.stdout
+    assert "archive" in human.stdout and "sent 3, pending 0, failed 0, uncertain 0" in human.stdout
 
 
 def test_crawl_of_unknown_source_is_a_clear_error(syn: Syndicate) -> None:

@@ -1,11 +1,16 @@
 """The share stages: one outbox row per (article, endpoint), chosen by the endpoint's feed and
 category filters, delivered once to a JSON-lines file and to a real webhook receiver that is busy
-first (503, then 200)."""
+first (503, then 200).
+
+The articles here come from each source's first crawl, which is back catalogue; the endpoints set
+``back_catalogue: true`` because these tests are about routing and delivery (the back catalogue
+rules are tested in test_outbox.py)."""
 
 from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,9 +18,8 @@ import standardwebhooks
 from sqlalchemy import update
 
 from tests.support.httpserver import HTTPTestServer
-from worker.errors import Retryable, TransientShareError
-from worker.outbox import deliver_share, plan_shares
-from worker.store.models import Share
+from worker.outbox import RETRY_SCHEDULE, Deferred, deliver_share, plan_shares
+from worker.store.models import Share, utcnow
 
 SECRET = "whsec_" + base64.b64encode(b"pipeline-share-test-secret-32by!").decode()
 ENV = {"HOOK_SECRET": SECRET}
@@ -39,6 +43,8 @@ def _config(site_config: dict, hook_url: str) -> dict:
         },
         {"name": "paused", "kind": "file", "path": "shares/paused.jsonl", "enabled": False},
     ]
+    for endpoint in site_config["endpoints"]:
+        endpoint["back_catalogue"] = True
     return site_config
 
 
@@ -138,13 +144,25 @@ def test_webhook_busy_then_ok_retries_and_then_sends(share_pipe, webhook_receive
     plan_shares(share_pipe.rt, article.id)
     hook = next(s for s in share_pipe.shares() if s.endpoint == "hook" and s.article_id == article.id)
 
-    with pytest.raises(TransientShareError) as caught:
+    before = utcnow()
+    with pytest.raises(Deferred) as caught:
         deliver_share(share_pipe.rt, hook.id)
-    assert isinstance(caught.value, Retryable) and caught.value.status == 503
+    # Back to pending on the retry schedule kept in the database, not a Celery retry.
+    assert caught.value.seconds == RETRY_SCHEDULE[0] and "HTTP 503" in caught.value.reason
     busy = next(s for s in share_pipe.shares() if s.id == hook.id)
     assert busy.status == "pending" and busy.attempts == 1
     assert busy.error is not None and "HTTP 503" in busy.error and busy.remote_id is None
+    assert busy.not_before is not None
+    assert busy.not_before - before >= timedelta(seconds=RETRY_SCHEDULE[0])
 
+    # Not yet: the share waits for its not_before without a request.
+    with pytest.raises(Deferred, match="scheduled time"):
+        deliver_share(share_pipe.rt, hook.id)
+    assert len(webhook_receiver.received) == 1
+
+    # The retry time comes.
+    with share_pipe.rt.session() as session:
+        session.execute(update(Share).where(Share.id == hook.id).values(not_before=utcnow()))
     assert deliver_share(share_pipe.rt, hook.id) == "sent"
     sent = next(s for s in share_pipe.shares() if s.id == hook.id)
     assert sent.status == "sent" and sent.remote_id == "remote-2" and sent.error is None
@@ -233,7 +251,9 @@ def test_file_endpoint_that_cannot_be_written_fails_with_the_reason(
     site_config, make_pipe, tmp_path: Path
 ) -> None:
     (tmp_path / "a-directory.jsonl").mkdir()
-    site_config["endpoints"] = [{"name": "broken", "kind": "file", "path": "a-directory.jsonl"}]
+    site_config["endpoints"] = [
+        {"name": "broken", "kind": "file", "path": "a-directory.jsonl", "back_catalogue": True}
+    ]
     pipe = make_pipe(site_config)
     [article_id] = pipe.crawl("harbour")
     pipe.process([article_id])

@@ -32,7 +32,8 @@ def test_fills_every_field(article: ShareArticle) -> None:
         "Bursa de la București crește pentru a cincea zi consecutiv | stiri-ro | economie | "
         "Ana Popescu, Ion Ionescu",
         article.summary,
-        "#Bursa #piațaDeCapital #BET",
+        # The category leads the hashtags: it is the article's broadest topic.
+        "#economie #Bursa #piațaDeCapital #BET",
         article.url,
     ]
 
@@ -129,8 +130,8 @@ def test_url_alone_at_the_limit_fits(article: ShareArticle) -> None:
 
 def test_tags_are_dropped_last_first(article: ShareArticle) -> None:
     template = "{tags} {url}"
-    text = render_text(template, article, len(article.url) + len(" #Bursa #piațaDeCapital"))
-    assert text == "#Bursa #piațaDeCapital " + article.url
+    text = render_text(template, article, len(article.url) + len(" #economie #Bursa #piațaDeCapital"))
+    assert text == "#economie #Bursa #piațaDeCapital " + article.url
 
 
 def test_counts_code_points_not_bytes() -> None:

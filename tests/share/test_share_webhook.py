@@ -1,4 +1,9 @@
-"""The webhook endpoint against a real local HTTP receiver, verified with `standardwebhooks`."""
+"""The webhook endpoint against a real local HTTP receiver, verified with `standardwebhooks`.
+
+Requests go through :meth:`Endpoint.send` and :class:`worker.http.HttpClient`, so the status
+mapping tested here is the one every network shares: 401/403/404/410 and redirects disable the
+endpoint, other 4xx fail only the post, 408/429/5xx and connection errors are transient.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,10 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from feeds.http import parse_retry_after
-from worker.errors import PermanentShareError, Retryable, TransientShareError
+from worker.errors import EndpointDisabled, PermanentShareError, Retryable, TransientShareError
+from worker.http import HttpClient
 from worker.share import ShareArticle, get_endpoint, idempotency_key
-from worker.share.webhook import WebhookEndpoint
-from worker.share.webhook import encode_body, sign, signing_key
+from worker.share.webhook import WebhookEndpoint, encode_body, sign, signing_key
 
 from .conftest import FIXED_NOW, FIXTURES, SECRET, Receiver, webhook_config
 
@@ -28,7 +33,9 @@ KEY = "syn_42_0123456789abcdef_partner-hook"
 def endpoint(url: str, secret: str = SECRET, timeout: float = 5.0) -> WebhookEndpoint:
     """A webhook endpoint with the golden template and a fixed payload clock."""
     ep = get_endpoint(
-        webhook_config(url, secret, template=GOLDEN_TEMPLATE), timeout=timeout, clock=lambda: FIXED_NOW
+        webhook_config(url, secret, template=GOLDEN_TEMPLATE),
+        http=HttpClient(timeout=timeout),
+        clock=lambda: FIXED_NOW,
     )
     assert isinstance(ep, WebhookEndpoint)
     return ep
@@ -99,9 +106,11 @@ def test_unpadded_whsec_secret_is_accepted() -> None:
 
 
 @pytest.mark.parametrize("secret", ["whsec_not*base64!", "whsec_"])
-def test_bad_whsec_secret_is_permanent(receiver: Receiver, article: ShareArticle, secret: str) -> None:
+def test_bad_whsec_secret_disables_the_endpoint(
+    receiver: Receiver, article: ShareArticle, secret: str
+) -> None:
     ep = endpoint(receiver.url, secret=secret)
-    with pytest.raises(PermanentShareError):
+    with pytest.raises(EndpointDisabled):
         ep.publish(ep.render(article), KEY)
     assert receiver.requests == []
 
@@ -189,11 +198,26 @@ def test_503_retry_after_is_honoured(receiver: Receiver, article: ShareArticle) 
     assert info.value.retry_after == 7.0
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
-def test_client_errors_are_permanent(receiver: Receiver, article: ShareArticle, status: int) -> None:
-    receiver.respond(status, {"error": "invalid signature " + "x" * 500})
+@pytest.mark.parametrize("status", [400, 409, 413, 422])
+def test_other_client_errors_fail_only_the_post(
+    receiver: Receiver, article: ShareArticle, status: int
+) -> None:
+    receiver.respond(status, {"error": "invalid payload " + "x" * 500})
     ep = endpoint(receiver.url)
     with pytest.raises(PermanentShareError) as info:
+        ep.publish(ep.render(article), KEY)
+    assert info.value.status == status
+    assert not isinstance(info.value, EndpointDisabled | Retryable)
+    message = str(info.value)
+    assert f"HTTP {status}" in message and "invalid payload" in message
+    assert len(message) < 400
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 410])
+def test_auth_and_gone_disable_the_endpoint(receiver: Receiver, article: ShareArticle, status: int) -> None:
+    receiver.respond(status, {"error": "invalid signature " + "x" * 500})
+    ep = endpoint(receiver.url)
+    with pytest.raises(EndpointDisabled) as info:
         ep.publish(ep.render(article), KEY)
     assert info.value.status == status
     assert not isinstance(info.value, Retryable)
@@ -202,12 +226,26 @@ def test_client_errors_are_permanent(receiver: Receiver, article: ShareArticle, 
     assert len(message) < 400
 
 
-def test_redirect_is_permanent_and_not_followed(receiver: Receiver, article: ShareArticle) -> None:
-    receiver.respond(301, b"", {"Location": "https://elsewhere.example/hook"})
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirect_disables_the_endpoint_and_is_not_followed(
+    receiver: Receiver, article: ShareArticle, status: int
+) -> None:
+    receiver.respond(status, b"", {"Location": "https://elsewhere.example/hook"})
     ep = endpoint(receiver.url)
-    with pytest.raises(PermanentShareError, match=r"elsewhere\.example"):
+    with pytest.raises(EndpointDisabled, match=r"elsewhere\.example") as info:
         ep.publish(ep.render(article), KEY)
+    assert info.value.status == status
     assert len(receiver.requests) == 1
+
+
+def test_secret_never_appears_in_an_error(receiver: Receiver, article: ShareArticle) -> None:
+    # A receiver that echoes what it got (headers included) must not leak the secret via our message.
+    receiver.respond(400, {"error": f"bad signature for secret {SECRET}"})
+    ep = endpoint(receiver.url)
+    with pytest.raises(PermanentShareError) as info:
+        ep.publish(ep.render(article), KEY)
+    assert SECRET not in str(info.value) and "***" in str(info.value)
+    assert SECRET not in json.dumps(ep.render(article).payload)
 
 
 def test_connection_refused_is_transient(closed_port_url: str, article: ShareArticle) -> None:
@@ -217,13 +255,21 @@ def test_connection_refused_is_transient(closed_port_url: str, article: ShareArt
     assert info.value.status is None
 
 
-def test_timeout_is_transient(receiver: Receiver, article: ShareArticle) -> None:
+def test_connection_refused_was_not_sent(closed_port_url: str, article: ShareArticle) -> None:
+    ep = endpoint(closed_port_url)
+    with pytest.raises(TransientShareError) as info:
+        ep.publish(ep.render(article), KEY)
+    assert info.value.sent is False
+
+
+def test_read_timeout_is_transient_and_may_have_been_sent(receiver: Receiver, article: ShareArticle) -> None:
     receiver.respond(200, b"", delay=2.0)
     ep = endpoint(receiver.url, timeout=0.3)
-    started = time.monotonic()
-    with pytest.raises(TransientShareError, match="timed out"):
+    with pytest.raises(TransientShareError, match="no answer within") as info:
         ep.publish(ep.render(article), KEY)
-    assert time.monotonic() - started < 1.5
+    # The request reached the receiver: only an idempotent endpoint may send it again blindly.
+    assert info.value.sent is True
+    assert len(receiver.requests) == 1
 
 
 @pytest.mark.parametrize("key", ["", "has space", "line\nbreak", "ünïcode", "x" * 256])
@@ -234,14 +280,19 @@ def test_bad_idempotency_key_is_rejected(receiver: Receiver, article: ShareArtic
     assert receiver.requests == []
 
 
-def test_given_session_is_used_and_not_closed(receiver: Receiver, article: ShareArticle) -> None:
+def test_given_client_is_used_and_not_closed(receiver: Receiver, article: ShareArticle) -> None:
     session = requests.Session()
     session.headers["X-Trace"] = "t-1"
-    ep = get_endpoint(webhook_config(receiver.url), session=session)
+    client = HttpClient(session=session, user_agent="Syndicate-test/1")
+    ep = get_endpoint(webhook_config(receiver.url), http=client)
     ep.publish(ep.render(article), KEY)
     ep.close()
-    assert receiver.requests[0].headers["x-trace"] == "t-1"
-    assert session.adapters  # still usable
+    got = receiver.requests[0].headers
+    assert got["x-trace"] == "t-1" and got["user-agent"] == "Syndicate-test/1"
+    # The endpoint did not own the client, so closing it left the pooled session usable.
+    ep2 = get_endpoint(webhook_config(receiver.url), http=client)
+    ep2.publish(ep2.render(article), KEY)
+    assert len(receiver.requests) == 2
     session.close()
 
 
