@@ -329,6 +329,39 @@ def test_other_transient_statuses(http_server: HTTPTestServer, fetcher: Fetcher,
     assert info.value.retry_after is None
 
 
+def test_429_quota_headers_are_read(http_server: HTTPTestServer, fetcher: Fetcher) -> None:
+    http_server.status("/limited", 429, headers={"RateLimit-Remaining": "0", "RateLimit-Reset": "45"})
+    with pytest.raises(TransientFetchError) as info:
+        fetcher.get(http_server.url("/limited"))
+    assert info.value.retry_after == 45.0
+
+
+def test_425_too_early_is_transient(http_server: HTTPTestServer, fetcher: Fetcher) -> None:
+    http_server.status("/early", 425)
+    with pytest.raises(TransientFetchError) as info:
+        fetcher.get(http_server.url("/early"))
+    assert info.value.status == 425
+
+
+def test_an_error_page_body_is_not_read(http_server: HTTPTestServer, fetcher: Fetcher) -> None:
+    # Over max_bytes, but the status alone decides: the answer is a retryable 503, not TooLarge.
+    def answer(_request: object) -> Response:
+        return Response(503, (b"a" * 65536 for _ in range(100)), {"Content-Type": "text/html"})
+
+    http_server.route("/down", answer)
+    with pytest.raises(TransientFetchError) as info:
+        fetcher.get(http_server.url("/down"))
+    assert info.value.status == 503
+
+
+@pytest.mark.parametrize("status", [201, 204, 206])
+def test_other_2xx_are_not_documents(http_server: HTTPTestServer, fetcher: Fetcher, status: int) -> None:
+    http_server.route("/odd", Response(status, b"<p>partial</p>", {"Content-Type": "text/html"}))
+    with pytest.raises(HTTPStatusError) as info:
+        fetcher.get(http_server.url("/odd"))
+    assert info.value.status == status
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("0", 0.0), ("30", 30.0), (" 7 ", 7.0), ("soon", None), ("", None), (None, None), ("-5", None)],
