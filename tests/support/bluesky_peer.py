@@ -121,11 +121,11 @@ class BlueskyPeer:
 
     def start(self) -> BlueskyPeer:
         """Start the PLC directory and the PDS and wait until both answer their health checks."""
-        check_installed(self.directory)
         data = self.tmp / "data"
-        (data / "blobs").mkdir(parents=True, exist_ok=True)
         base = {k: v for k, v in os.environ.items() if not k.startswith("PDS_")}
         try:
+            check_installed(self.directory)
+            (data / "blobs").mkdir(parents=True, exist_ok=True)
             plc = self._spawn("plc", {**base, "PLC_PORT": str(self.plc_port)})
             self._wait_health(f"http://127.0.0.1:{self.plc_port}/_health", plc, 20)
             pds_env = {
