@@ -26,11 +26,14 @@ and where they cannot the share becomes ``uncertain`` for an operator instead of
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 import time
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -101,25 +104,63 @@ def sync_endpoints(session: Session, config: Config) -> dict[str, EndpointRow]:
 
 
 class DatabaseTokenStore:
-    """The :class:`~worker.share.TokenStore` of production: ``endpoints.state`` in the database."""
+    """The :class:`~worker.share.TokenStore` of production: ``endpoints.state`` in the database.
+
+    ``save`` merges: it applies only the keys this process changed or removed since its last
+    ``load`` onto the row as it is now, under a row lock, so two workers that each store
+    something else (Mastodon's instance limits, a Bluesky session) do not undo each other.
+    ``lock`` is a Redis lock shared by every worker (a process lock without Redis).
+    """
 
     def __init__(self, runtime: Runtime) -> None:
-        """Store state through ``runtime``'s sessions."""
+        """Store state through ``runtime``'s sessions (and lock through its Redis)."""
         self.runtime = runtime
+        self._loaded: dict[str, dict[str, Any]] = {}
+        self._local = threading.RLock()
 
     def load(self, endpoint: str) -> dict[str, Any]:
         """The stored state of ``endpoint`` (empty if none)."""
         with self.runtime.session() as session:
             row = session.scalar(select(EndpointRow).where(EndpointRow.name == endpoint))
-            return dict(row.state or {}) if row is not None else {}
+            state = dict(row.state or {}) if row is not None else {}
+        self._loaded[endpoint] = copy.deepcopy(state)
+        return state
+
+    def cached(self, endpoint: str) -> dict[str, Any]:
+        """The state as last loaded or saved by this process (no database round trip)."""
+        if endpoint not in self._loaded:
+            return self.load(endpoint)
+        return copy.deepcopy(self._loaded[endpoint])
 
     def save(self, endpoint: str, state: dict[str, Any]) -> None:
-        """Replace the stored state of ``endpoint`` (committed at once)."""
+        """Merge this process's changes to ``endpoint``'s state into the row (committed at once)."""
+        base = self._loaded.get(endpoint, {})
         with self.runtime.session() as session:
-            rows = sync_endpoints(session, self.runtime.config)
-            row = rows.get(endpoint)
-            if row is not None:
-                row.state = dict(state)
+            # Take the row's write lock first (PostgreSQL row lock; SQLite's write lock).
+            session.execute(
+                update(EndpointRow).where(EndpointRow.name == endpoint).values(kind=EndpointRow.kind)
+            )
+            row = session.scalar(select(EndpointRow).where(EndpointRow.name == endpoint))
+            if row is None:
+                row = sync_endpoints(session, self.runtime.config).get(endpoint)
+                if row is None:
+                    return
+            current = dict(row.state or {})
+            for key in base:
+                if key not in state:
+                    current.pop(key, None)
+            for key, value in state.items():
+                if key not in base or base[key] != value:
+                    current[key] = value
+            row.state = current
+        self._loaded[endpoint] = copy.deepcopy(current)
+
+    def lock(self, endpoint: str) -> AbstractContextManager[object]:
+        """A lock on ``endpoint``'s state held across processes (Redis), for at most a minute."""
+        client = self.runtime.redis_client
+        if client is None:
+            return self._local
+        return client.lock(f"syndicate:endpoint-lock:{endpoint}", timeout=60, blocking_timeout=30)
 
 
 def set_endpoint_enabled(rt: Runtime, name: str, enabled: bool, reason: str | None = None) -> list[int]:
@@ -301,8 +342,11 @@ def quiet_wait(endpoint: EndpointBase, now: datetime) -> float:
     inside = start <= minute < end if start <= end else (minute >= start or minute < end)
     if not inside or start == end:
         return 0.0
-    until = (end - minute) % (24 * 60)
-    return until * 60.0 - local.second - local.microsecond / 1e6
+    ends = local.replace(hour=end // 60, minute=end % 60, second=0, microsecond=0)
+    if ends <= local:
+        ends += timedelta(days=1)
+    # Subtract in UTC: on a night the clocks change, wall-clock minutes are not real minutes.
+    return (ends.astimezone(UTC) - now.astimezone(UTC)).total_seconds()
 
 
 # ---------------------------------------------------------------- delivery

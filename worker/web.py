@@ -194,7 +194,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
 
     @app.get("/api/articles/{ref}/preview", dependencies=[Depends(require_token)])
     def preview(ref: str, r: RT, endpoint: str | None = None) -> list[dict[str, Any]]:
-        """Exactly what each endpoint (or ``?endpoint=NAME``) would receive for an article; nothing is sent."""
+        """What each endpoint (or ``?endpoint=NAME``) would receive for an article; nothing is sent."""
         from worker.outbox import preview_article
 
         try:

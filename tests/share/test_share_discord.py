@@ -25,6 +25,7 @@ from worker.errors import (
     UncertainShare,
 )
 from worker.share import ShareArticle, get_endpoint
+from worker.share.base import secret_forms
 from worker.share.discord import (
     AUTHOR_LIMIT,
     CONTENT_LIMIT,
@@ -34,7 +35,6 @@ from worker.share.discord import (
     TITLE_LIMIT,
     DiscordEndpoint,
     field_errors,
-    url_secrets,
 )
 
 from .conftest import FIXTURES, Receiver, endpoint_config
@@ -213,7 +213,7 @@ def test_the_webhook_token_never_shows(
 
 def test_url_secrets_cover_the_forms_a_url_is_quoted_in() -> None:
     url = f"https://discord.com/api/webhooks/{WEBHOOK_ID}/{TOKEN}"
-    secrets = url_secrets(url)
+    secrets = secret_forms(url)
     assert url in secrets and f"/api/webhooks/{WEBHOOK_ID}/{TOKEN}" in secrets and TOKEN in secrets
     # Short words of the path are not secrets: messages keep them readable.
     assert "api" not in secrets and "webhooks" not in secrets

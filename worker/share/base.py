@@ -21,12 +21,15 @@ live in a :class:`TokenStore` (the database in production), never in the YAML.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import string
+import threading
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,14 +105,23 @@ class ShareResult:
 
 
 class TokenStore(Protocol):
-    """Where an endpoint keeps state that changes at run time (sessions, refreshed tokens, chat ids)."""
+    """Where an endpoint keeps state that changes at run time (sessions, refreshed tokens, chat ids).
+
+    ``save`` writes the keys this process changed or removed since its last ``load`` and keeps the
+    keys other processes changed meanwhile. ``lock`` serializes a read-refresh-write (an OAuth
+    refresh whose old refresh token dies on use) across every worker process.
+    """
 
     def load(self, endpoint: str) -> dict[str, Any]:
         """The stored state of ``endpoint`` (empty if none)."""
         ...
 
     def save(self, endpoint: str, state: dict[str, Any]) -> None:
-        """Replace the stored state of ``endpoint``."""
+        """Store ``state`` for ``endpoint`` (see the class docstring for concurrent writers)."""
+        ...
+
+    def lock(self, endpoint: str) -> AbstractContextManager[object]:
+        """A lock on ``endpoint``'s state, held across processes where the store can."""
         ...
 
 
@@ -119,14 +131,45 @@ class MemoryTokenStore:
     def __init__(self) -> None:
         """Start empty."""
         self.states: dict[str, dict[str, Any]] = {}
+        self._lock = threading.RLock()
 
     def load(self, endpoint: str) -> dict[str, Any]:
         """The stored state of ``endpoint`` (a copy)."""
-        return dict(self.states.get(endpoint, {}))
+        return copy.deepcopy(self.states.get(endpoint, {}))
 
     def save(self, endpoint: str, state: dict[str, Any]) -> None:
         """Replace the stored state of ``endpoint``."""
-        self.states[endpoint] = dict(state)
+        self.states[endpoint] = copy.deepcopy(state)
+
+    def lock(self, endpoint: str) -> AbstractContextManager[object]:
+        """A process-wide re-entrant lock."""
+        return self._lock
+
+
+_MIN_SECRET_PART = 16
+
+
+def secret_forms(secret: str) -> list[str]:
+    """Every form in which ``secret`` may show up in a message, longest first.
+
+    A credential that is a URL (a Discord, Slack or Teams webhook; a bot API path) is also quoted
+    in pieces: urllib3 reports a failed connection as ``host=..., url: /path?query``. So its path,
+    its query, and each long path segment and query value are secrets too.
+    """
+    out = [secret]
+    if secret.startswith(("http://", "https://")):
+        from requests.utils import requote_uri
+
+        for form in dict.fromkeys((secret, requote_uri(secret))):
+            parts = urlsplit(form)
+            out.append(form)
+            out.extend(p for p in (parts.path, parts.query, f"{parts.path}?{parts.query}") if len(p) > 1)
+            out.extend(seg for seg in parts.path.split("/") if len(seg) >= _MIN_SECRET_PART)
+            for pair in parts.query.split("&"):
+                value = pair.partition("=")[2]
+                if len(value) >= _MIN_SECRET_PART:
+                    out.append(value)
+    return sorted((s for s in dict.fromkeys(out) if s), key=len, reverse=True)
 
 
 def with_utm(url: str, utm: Mapping[str, str]) -> str:
@@ -487,15 +530,21 @@ class Endpoint(ABC):
         """
         raise NotImplementedError
 
+    def now(self) -> datetime:
+        """The current time (the clock given for tests, else UTC now)."""
+        return self._clock()
+
     def redact(self, text: str) -> str:
         """``text`` with every credential of this endpoint (and of its stored state) blotted out."""
         secrets = self.config.credentials()
-        for value in self.tokens.load(self.name).values():
+        cached = getattr(self.tokens, "cached", None)
+        state = cached(self.name) if cached is not None else self.tokens.load(self.name)
+        for value in state.values():
             if isinstance(value, str) and len(value) >= 8:
                 secrets.append(value)
-        for secret in sorted(set(secrets), key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "***")
+        forms = sorted({form for secret in secrets for form in secret_forms(secret)}, key=len, reverse=True)
+        for form in forms:
+            text = text.replace(form, "***")
         return text
 
     def error_for(self, answer: Answer) -> ShareError | None:

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
-
-from requests.utils import requote_uri
 
 from config.model import DiscordEndpointConfig
 from worker.errors import EndpointDisabled, PermanentShareError, ShareError, UncertainShare
@@ -47,34 +44,6 @@ EMBED_TOTAL_LIMIT = 6000
 UNKNOWN_WEBHOOK = 10015
 MAX_RESPONSE_BYTES = 256 * 1024
 # Parts of a webhook URL shorter than this are words such as "api" or "webhooks", not secrets.
-_MIN_SECRET_PART = 16
-
-
-def url_secrets(url: str) -> list[str]:
-    """Every piece of the secret ``url`` that an error message may quote on its own.
-
-    urllib3 reports a failed connection as ``host=..., url: /path?query``, so the full URL is not
-    the only form in which a webhook token can appear: its path and query, and each long path
-    segment and query value, are secrets too.
-    """
-    out: list[str] = []
-    for form in dict.fromkeys((url, requote_uri(url))):
-        parts = urlsplit(form)
-        out.append(form)
-        out.extend(p for p in (parts.path, parts.query, f"{parts.path}?{parts.query}") if len(p) > 1)
-        out.extend(s for s in parts.path.split("/") if len(s) >= _MIN_SECRET_PART)
-        for pair in parts.query.split("&"):
-            value = pair.partition("=")[2]
-            if len(value) >= _MIN_SECRET_PART:
-                out.append(value)
-    return [s for s in dict.fromkeys(out) if s]
-
-
-def redact_url(text: str, url: str) -> str:
-    """``text`` with the secret ``url`` and each of its :func:`url_secrets` replaced by ``***``."""
-    for secret in sorted(url_secrets(url), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def field_errors(errors: Any, path: str = "") -> list[str]:
@@ -118,10 +87,6 @@ class DiscordEndpoint(Endpoint):
     def text_length(self, text: str) -> int:
         """The length of ``content`` as sent: code points, with the ``<…>`` added around each link."""
         return len(_suppress_embeds(text))
-
-    def redact(self, text: str) -> str:
-        """Also blot out the pieces of the webhook URL (its token) that HTTP errors quote."""
-        return redact_url(super().redact(text), self.settings.webhook_url.get_secret_value())
 
     def embed(self, article: ShareArticle) -> dict[str, Any]:
         """The article's rich embed, each text within its limit and all of them within 6,000."""

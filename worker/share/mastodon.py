@@ -151,7 +151,7 @@ class MastodonEndpoint(Endpoint):
         """Whether the cached limits were read less than :data:`INSTANCE_TTL` ago."""
         info = self.instance_info()
         fetched = _parse_time(info.get("fetched_at")) if info else None
-        return fetched is not None and self._clock() - fetched < INSTANCE_TTL
+        return fetched is not None and self.now() - fetched < INSTANCE_TTL
 
     def refresh_instance(self) -> dict[str, Any] | None:
         """Read the limits from the instance and cache them; None (cache untouched) if it will not say.
@@ -172,7 +172,7 @@ class MastodonEndpoint(Endpoint):
                 break
         if info is None:
             return None
-        info["fetched_at"] = iso_utc(self._clock())
+        info["fetched_at"] = iso_utc(self.now())
         state = self.tokens.load(self.name)
         state[_INSTANCE] = info
         self.tokens.save(self.name, state)
@@ -346,7 +346,7 @@ class MastodonEndpoint(Endpoint):
 
     def _save_attempts(self, attempts: dict[str, str]) -> None:
         state = self.tokens.load(self.name)
-        now = self._clock()
+        now = self.now()
         state[_ATTEMPTS] = {
             k: v
             for k, v in attempts.items()
@@ -357,7 +357,7 @@ class MastodonEndpoint(Endpoint):
     def _remember_attempt(self, key: str) -> None:
         attempts = self._attempts()
         if key not in attempts:
-            attempts[key] = iso_utc(self._clock())
+            attempts[key] = iso_utc(self.now())
             self._save_attempts(attempts)
 
     def _forget_attempt(self, key: str) -> None:
@@ -368,7 +368,7 @@ class MastodonEndpoint(Endpoint):
     def _earlier_attempt(self, preview: Preview, key: str) -> ShareResult | None:
         """The status an attempt older than Mastodon's key memory made, if it can be found."""
         first = _parse_time(self._attempts().get(key))
-        if first is None or self._clock() - first < IDEMPOTENCY_WINDOW:
+        if first is None or self.now() - first < IDEMPOTENCY_WINDOW:
             return None
         found = self.lookup(preview, key)
         if found is not None:

@@ -76,6 +76,8 @@ class RefreshingToken:
         self.seed_refresh = refresh_token
         self.setting = setting
         self.seed = seed_digest(access_token, refresh_token)
+        # The access token this process last used (a 401 refers to it).
+        self._used: str | None = None
 
     @property
     def can_refresh(self) -> bool:
@@ -83,7 +85,7 @@ class RefreshingToken:
         return self.client is not None and bool(self._state().get("refresh_token"))
 
     def _now(self) -> float:
-        return self.endpoint._clock().timestamp()
+        return self.endpoint.now().timestamp()
 
     def _state(self) -> dict[str, Any]:
         stored = self.endpoint.tokens.load(self.endpoint.name)
@@ -106,9 +108,11 @@ class RefreshingToken:
         expires_at = state.get("expires_at")
         due = isinstance(expires_at, int | float) and self._now() >= expires_at - EXPIRY_MARGIN
         if token and not due:
+            self._used = str(token)
             return str(token)
         if not self.can_refresh:
             if token:
+                self._used = str(token)
                 return str(token)
             raise EndpointDisabled(
                 f"{self.endpoint.name}: no access token and no way to refresh one; set {self.setting}"
@@ -116,8 +120,25 @@ class RefreshingToken:
         return self.refresh()
 
     def refresh(self) -> str:
-        """Exchange the refresh token for a new access token (and, if rotated, a new refresh token)."""
-        state = self._state()
+        """Exchange the refresh token for a new access token (and, if rotated, a new refresh token).
+
+        Runs under the token store's lock: a network that rotates refresh tokens accepts each one
+        once, so two workers refreshing together would leave one of them with a dead token. A
+        worker that waited for the lock uses the token the other one just stored.
+        """
+        with self.endpoint.tokens.lock(self.endpoint.name):
+            state = self._state()
+            token = state.get("access_token")
+            expires_at = state.get("expires_at")
+            fresh = not (isinstance(expires_at, int | float) and self._now() >= expires_at - EXPIRY_MARGIN)
+            if token and fresh and token != self._used and state.get("refreshed_at"):
+                self._used = str(token)
+                return str(token)
+            new_access = self._refresh(state)
+            self._used = new_access
+            return new_access
+
+    def _refresh(self, state: dict[str, Any]) -> str:
         refresh_token = state.get("refresh_token")
         client = self.client
         if client is None or not refresh_token:
@@ -166,7 +187,7 @@ class RefreshingToken:
         rotated = data.get("refresh_token")
         if isinstance(rotated, str) and rotated:
             state["refresh_token"] = rotated
-        state["refreshed_at"] = _iso(self.endpoint._clock())
+        state["refreshed_at"] = _iso(self.endpoint.now())
         self.endpoint.tokens.save(self.endpoint.name, state)
         return new_access
 

@@ -31,7 +31,6 @@ from worker.share.base import (
     render_text,
     shorten,
 )
-from worker.share.discord import redact_url
 
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000
@@ -88,10 +87,6 @@ class SlackEndpoint(Endpoint):
         """The endpoint's config, typed."""
         assert isinstance(self.config, SlackEndpointConfig)
         return self.config
-
-    def redact(self, text: str) -> str:
-        """Also blot out the pieces of the webhook URL (its token) that HTTP errors quote."""
-        return redact_url(super().redact(text), self.settings.webhook_url.get_secret_value())
 
     def render_text(self, article: ShareArticle) -> str:
         """The template filled so that the section's mrkdwn (escaped, with the link) fits 3,000."""

@@ -33,7 +33,6 @@ from worker.share.base import (
     check_idempotency_key,
     shorten,
 )
-from worker.share.discord import redact_url
 
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_VERSION = "1.4"
@@ -70,10 +69,6 @@ class TeamsEndpoint(Endpoint):
         """The endpoint's config, typed."""
         assert isinstance(self.config, TeamsEndpointConfig)
         return self.config
-
-    def redact(self, text: str) -> str:
-        """Also blot out the pieces of the webhook URL (its ``sig``) that HTTP errors quote."""
-        return redact_url(super().redact(text), self.settings.webhook_url.get_secret_value())
 
     def card(self, article: ShareArticle, text: str) -> dict[str, Any]:
         """The Adaptive Card: title, image, text, facts and the link to the story."""

@@ -101,7 +101,7 @@ class ThreadsEndpoint(Endpoint):
     # ------------------------------------------------------------ state
 
     def _now(self) -> float:
-        return self._clock().timestamp()
+        return self.now().timestamp()
 
     def _state(self) -> dict[str, Any]:
         state = self.tokens.load(self.name)
