@@ -220,6 +220,33 @@ def cmd_share_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_share_list(args: argparse.Namespace) -> int:
+    """List the latest shares: status, attempts, where the post landed, why one failed."""
+    settings, config = _load(args)
+    _prepare_database(settings, config)
+    from worker.outbox import recent_shares
+    from worker.runtime import get_runtime
+
+    with get_runtime().session() as session:
+        rows = recent_shares(session, endpoint=args.endpoint, status=args.status, limit=args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no shares")
+    for row in rows:
+        where = row["remote_url"] or row["remote_id"] or ""
+        print(
+            f"{row['id']:>6}  {row['endpoint']:<16} {row['status']:<9} article {row['article_id']:<6} "
+            f"{row['title'][:50]}"
+        )
+        if where:
+            print(f"        -> {where}")
+        if row["error"] and row["status"] != "sent":
+            print(f"        {row['error'][:300]}")
+    return 0
+
+
 def cmd_share_send(args: argparse.Namespace) -> int:
     """Share an article to one endpoint on purpose, even if it is back catalogue."""
     settings, config = _load(args)
@@ -572,13 +599,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate the config and print every problem")
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_check_config)
-    p = sub.add_parser("share", help="share commands: preview, send, retry, mark-sent")
+    p = sub.add_parser("share", help="share commands: preview, list, send, retry, mark-sent")
     share_sub = p.add_subparsers(dest="share_command", required=True)
     q = share_sub.add_parser("preview", help="print what each endpoint would receive for an article")
     q.add_argument("article", help="article id or URL")
     q.add_argument("--endpoint", help="only this endpoint")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_share_preview)
+    q = share_sub.add_parser("list", help="the latest shares, where each post landed and why one failed")
+    q.add_argument("--endpoint")
+    q.add_argument("--status", choices=["pending", "sending", "sent", "failed", "uncertain"])
+    q.add_argument("--limit", type=int, default=20)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_share_list)
     q = share_sub.add_parser("send", help="share an article to an endpoint on purpose (even back catalogue)")
     q.add_argument("article", help="article id or URL")
     q.add_argument("--endpoint", required=True)

@@ -623,6 +623,35 @@ def stale_shares(rt: Runtime, older_than: timedelta) -> list[int]:
         )
 
 
+def recent_shares(
+    session: Session, *, endpoint: str | None = None, status: str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The latest shares (newest first) with where each post landed and why one failed."""
+    query = select(Share).join(Article).order_by(Share.id.desc()).limit(limit)
+    if endpoint:
+        query = query.where(Share.endpoint == endpoint)
+    if status:
+        query = query.where(Share.status == status)
+    out = []
+    for share in session.scalars(query):
+        out.append(
+            {
+                "id": share.id,
+                "article_id": share.article_id,
+                "title": share.article.title or share.article.canonical_url,
+                "endpoint": share.endpoint,
+                "status": share.status,
+                "attempts": share.attempts,
+                "remote_id": share.remote_id,
+                "remote_url": share.remote_url,
+                "error": share.error,
+                "sent_at": share.sent_at.isoformat() if share.sent_at else None,
+                "not_before": share.not_before.isoformat() if share.not_before else None,
+            }
+        )
+    return out
+
+
 def find_article(session: Session, ref: str) -> Article | None:
     """The article with id ``ref`` or with ``ref`` as its URL."""
     if ref.isdigit():
@@ -686,6 +715,7 @@ __all__ = [
     "mark_share_failed",
     "plan_shares",
     "preview_article",
+    "recent_shares",
     "retry_share",
     "routes",
     "set_endpoint_enabled",

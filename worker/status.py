@@ -89,7 +89,10 @@ def snapshot(session: Session, config: Config, base_url: str) -> dict[str, Any]:
                 },
             }
         )
+    from worker.outbox import recent_shares
+
     return {
+        "recent_shares": recent_shares(session, limit=10),
         "articles": {"total": sum(article_counts.values()), **article_counts},
         "sources": sources,
         "feeds": feeds,

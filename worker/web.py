@@ -255,10 +255,22 @@ def render_status_page(snap: dict[str, Any]) -> str:
         + "</li>"
         for p in snap["endpoints"]
     )
+    shares = "".join(
+        f"<tr><td>{e(p['endpoint'])}</td><td>{e(p['status'])}</td><td>{e(p['title'])}</td><td>"
+        + (
+            f'<a href="{e(p["remote_url"])}">{e(p["remote_url"])}</a>'
+            if p["remote_url"]
+            else e(p["remote_id"] or "")
+        )
+        + f"</td><td>{e(p['error'] or '') if p['status'] != 'sent' else ''}</td></tr>"
+        for p in snap.get("recent_shares", [])
+    )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Syndicate</title></head><body>"
         f"<h1>Syndicate</h1><p>{snap['articles']['total']} articles.</p>"
         "<h2>Sources</h2><table><tr><th>name</th><th>kind</th><th>articles</th><th>last crawl</th>"
         f"<th>last error</th></tr>{rows}</table><h2>Feeds</h2><ul>{feeds}</ul>"
-        f"<h2>Endpoints</h2><ul>{endpoints}</ul></body></html>"
+        f"<h2>Endpoints</h2><ul>{endpoints}</ul>"
+        "<h2>Recent shares</h2><table><tr><th>endpoint</th><th>status</th><th>article</th><th>post</th>"
+        f"<th>error</th></tr>{shares}</table></body></html>"
     )
