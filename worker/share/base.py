@@ -147,6 +147,7 @@ class MemoryTokenStore:
 
 
 _MIN_SECRET_PART = 16
+_SECRET_STATE_KEY = re.compile(r"token|jwt|secret|password|session", re.IGNORECASE)
 
 
 def secret_forms(secret: str) -> list[str]:
@@ -539,8 +540,10 @@ class Endpoint(ABC):
         secrets = self.config.credentials()
         cached = getattr(self.tokens, "cached", None)
         state = cached(self.name) if cached is not None else self.tokens.load(self.name)
-        for value in state.values():
-            if isinstance(value, str) and len(value) >= 8:
+        for key, value in state.items():
+            # Stored state also holds public facts (a DID, a handle, instance limits); only what its
+            # key calls a token, JWT, secret or password is blotted out.
+            if isinstance(value, str) and len(value) >= 8 and _SECRET_STATE_KEY.search(key):
                 secrets.append(value)
         forms = sorted({form for secret in secrets for form in secret_forms(secret)}, key=len, reverse=True)
         for form in forms:
