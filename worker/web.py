@@ -192,7 +192,8 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
             return {"id": article_id, "created": created, "status": "stored, queue unavailable"}
         return {"id": article_id, "created": created, "status": "queued"}
 
-    @app.get("/api/articles/{ref}/preview", dependencies=[Depends(require_token)])
+    # ``path``: a ref may be the article URL, slashes and all.
+    @app.get("/api/articles/{ref:path}/preview", dependencies=[Depends(require_token)])
     def preview(ref: str, r: RT, endpoint: str | None = None) -> list[dict[str, Any]]:
         """What each endpoint (or ``?endpoint=NAME``) would receive for an article; nothing is sent."""
         from worker.outbox import preview_article

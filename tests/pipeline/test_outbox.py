@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,6 +27,7 @@ from sqlalchemy import select, update
 import worker.share as share_pkg
 from config.model import parse_config
 from config.settings import Settings
+from tests.pipeline.receivers import Answer, Receiver
 from tests.support.httpserver import HTTPTestServer
 from tests.support.services import RedisServer
 from worker import pipeline
@@ -60,65 +58,6 @@ REDIS_DB = 10  # web tests use 9, end-to-end 1-3
 SECRET = "whsec_" + base64.b64encode(b"outbox-test-secret-of-32-bytes!!").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"the-other-endpoints-secret-32b!!").decode()
 ENV = {"HOOK_SECRET": SECRET, "OTHER_SECRET": OTHER_SECRET}
-
-
-# ---------------------------------------------------------------- a receiver that answers from a script
-
-
-@dataclass
-class Answer:
-    """One scripted answer."""
-
-    status: int = 200
-    body: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1: records each POST and answers with the next scripted answer."""
-
-    def __init__(self) -> None:
-        self.script: list[Answer] = []
-        self.default = Answer()
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                owner.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                answer = owner.script.pop(0) if owner.script else owner.default
-                if answer.delay:
-                    time.sleep(answer.delay)
-                payload = answer.body if answer.body is not None else {"id": f"remote-{len(owner.received)}"}
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(answer.status)
-                    self.send_header("Content-Type", "application/json")
-                    for name, value in answer.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/syndicate"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def titles(self) -> list[str]:
-        """The article titles received, in order."""
-        return [json.loads(body)["data"]["title"] for _, body in self.received]
-
-    def ids(self) -> list[str]:
-        """The webhook-id of every request, in order."""
-        return [headers["webhook-id"] for headers, _ in self.received]
 
 
 @pytest.fixture
