@@ -329,7 +329,7 @@ class LinkedInEndpointConfig(EndpointBase):
     refresh_token: Credential | None = None
     client_id: str | None = None
     client_secret: Credential | None = None
-    version: Annotated[str, Field(pattern=r"^\d{6}(\.\d{2})?$")] = "202505"
+    version: Annotated[str, Field(pattern=r"^\d{6}(\.\d{2})?$")] = "202610"
     visibility: Literal["PUBLIC", "CONNECTIONS", "LOGGED_IN"] = "PUBLIC"
     token_url: HttpURL = Field(
         default="https://www.linkedin.com/oauth/v2/accessToken",

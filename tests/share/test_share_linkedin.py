@@ -48,6 +48,7 @@ def make(api: ContractServer, *, refresh: bool = False, **extra: Any) -> LinkedI
         "access_token": "${LI_ACCESS}",
         "token_url": f"{api.url}/oauth/v2/accessToken",
         "image": False,
+        "version": "202505",  # the version of the documented request/response pairs in the fixtures
         **extra,
     }
     env = {"LI_ACCESS": ACCESS}
