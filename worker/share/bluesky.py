@@ -140,7 +140,7 @@ class BlueskyEndpoint(Endpoint):
         record: dict[str, Any] = {
             "$type": POST_COLLECTION,
             "text": text,
-            "createdAt": iso_utc(self._clock()),
+            "createdAt": iso_utc(self.now()),
         }
         facets = bluesky_facets(text)
         if facets:
@@ -156,7 +156,7 @@ class BlueskyEndpoint(Endpoint):
                 "description": shorten(article.summary.strip(), CARD_DESCRIPTION_CHARS),
             },
         }
-        moment = article.first_seen or article.published or self._clock()
+        moment = article.first_seen or article.published or self.now()
         return {
             "repo": self.bluesky.identifier,
             "collection": POST_COLLECTION,
