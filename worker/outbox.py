@@ -50,7 +50,7 @@ from worker.errors import (
     TransientShareError,
     UncertainShare,
 )
-from worker.share import Endpoint, ShareArticle, ShareResult, idempotency_key
+from worker.share import Endpoint, Preview, ShareArticle, ShareResult, idempotency_key
 from worker.store.models import Article, Share, utcnow
 from worker.store.models import Endpoint as EndpointRow
 
@@ -406,8 +406,16 @@ def _claim(rt: Runtime, share_id: int, lease: float) -> _Claim | str:
                 session.rollback()
                 return "claimed"
         else:
-            share.claimed_at = now
-            share.attempts += 1
+            # Take over a dead worker's claim atomically: two redeliveries must not both recover it.
+            taken = session.execute(  # type: ignore[attr-defined]
+                update(Share)
+                .where(Share.id == share_id, Share.status == "sending", Share.claimed_at == share.claimed_at)
+                .values(claimed_at=now, attempts=Share.attempts + 1)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if taken == 0:
+                session.rollback()
+                return "claimed"
         session.flush()
         session.refresh(share)
         return _Claim(share_id, share.endpoint, share_article_view(share.article), recovering)
@@ -507,6 +515,14 @@ def _deliver_claimed(rt: Runtime, share_id: int, config: EndpointBase) -> str:
     key = idempotency_key(claim.view, config.name)
     try:
         preview = endpoint.render(claim.view)
+    except PermanentShareError as exc:
+        return _finish(rt, share_id, status="failed", error=_short(str(exc)))
+    except Exception as exc:  # a rendering bug: nothing was sent, and retrying renders the same
+        log.exception("%s: rendering share %s failed", config.name, share_id)
+        return _finish(
+            rt, share_id, status="failed", error=_short(f"internal error: {type(exc).__name__}: {exc}")
+        )
+    try:
         if claim.recovering and not endpoint.idempotent:
             try:
                 found = endpoint.lookup(preview, key)
@@ -528,24 +544,46 @@ def _deliver_claimed(rt: Runtime, share_id: int, config: EndpointBase) -> str:
         return _finish(rt, share_id, status="failed", error=_short(str(exc)))
     except UncertainShare as exc:
         return _finish(rt, share_id, status="uncertain", error=_short(str(exc)))
-    except TransientShareError as exc:
-        attempts = _attempts(rt, share_id)
-        if exc.sent and not endpoint.idempotent:
-            try:
-                found = endpoint.lookup(preview, key)
-            except NotImplementedError:
-                return _finish(
-                    rt,
-                    share_id,
-                    status="uncertain",
-                    error=_short(f"no answer after the request went out; the post may exist: {exc}"),
-                )
-            except ShareError:
-                found = None
-            if found is not None:
-                return _sent(rt, share_id, endpoint, found, preview.text)
-        return _retry_later(rt, share_id, config.name, exc, attempts)
+    except Exception as exc:
+        if isinstance(exc, TransientShareError):
+            transient = exc
+        else:
+            # A bug, not an answer: the post may or may not have gone out, so it is treated like a
+            # lost answer (retried on the schedule where that is safe, else uncertain), never looped.
+            log.exception("%s: delivering share %s failed unexpectedly", config.name, share_id)
+            transient = TransientShareError(
+                endpoint.redact(f"{config.name}: internal error: {type(exc).__name__}: {exc}"), sent=True
+            )
+        return _after_transient(rt, share_id, config, endpoint, preview, key, transient)
     return _sent(rt, share_id, endpoint, result, preview.text)
+
+
+def _after_transient(
+    rt: Runtime,
+    share_id: int,
+    config: EndpointBase,
+    endpoint: Endpoint,
+    preview: Preview,
+    key: str,
+    exc: TransientShareError,
+) -> str:
+    """A transient failure: look the post up if it may have gone out, else retry on the schedule."""
+    attempts = _attempts(rt, share_id)
+    if exc.sent and not endpoint.idempotent:
+        try:
+            found = endpoint.lookup(preview, key)
+        except NotImplementedError:
+            return _finish(
+                rt,
+                share_id,
+                status="uncertain",
+                error=_short(f"no answer after the request went out; the post may exist: {exc}"),
+            )
+        except ShareError:
+            found = None
+        if found is not None:
+            return _sent(rt, share_id, endpoint, found, preview.text)
+    return _retry_later(rt, share_id, config.name, exc, attempts)
 
 
 def _attempts(rt: Runtime, share_id: int) -> int:
