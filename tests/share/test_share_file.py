@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from worker.errors import PermanentShareError
-from worker.share.file import FileEndpoint
 from worker.share import Preview, ShareArticle, get_endpoint
+from worker.share.file import FileEndpoint
 
 from .conftest import FIXED_NOW, file_config
 
