@@ -66,7 +66,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-        holding = self.command == "POST" and self.path.startswith(self.server.hold_path) and self.server.take_first()
+        holding = (
+            self.command == "POST"
+            and self.path.startswith(self.server.hold_path)
+            and self.server.take_first()
+        )
         if holding and self.server.phase == "before":
             self.server.held.set()
             self.server.release.wait(60)
@@ -81,7 +85,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             )
             status, payload = answer.status_code, answer.content
             out_headers = {
-                k: v for k, v in answer.headers.items() if k.lower().startswith(("x-ratelimit", "retry-after"))
+                k: v
+                for k, v in answer.headers.items()
+                if k.lower().startswith(("x-ratelimit", "retry-after"))
             }
         if holding and self.server.phase == "after":
             self.server.held.set()
