@@ -11,6 +11,9 @@ from tests.support.services import PostgresServer, PostgresUnavailable, RedisSer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Real peers' fixtures: mastodon-mock (``mastodon``, ``mastodon_peer``, ``mastodon_limited_peer``).
+pytest_plugins = ["tests.support.mastodon_peer"]
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:

@@ -40,9 +40,6 @@ from .conftest import FIXTURES, endpoint_config
 if TYPE_CHECKING:
     from tests.support.mastodon_peer import MastodonPeer
 
-# The peer fixtures: mastodon (session peer, faults cleared per test) and mastodon_limited_peer.
-pytest_plugins = ["tests.support.mastodon_peer"]
-
 INSTANCE_FIXTURES = FIXTURES / "mastodon"
 START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
