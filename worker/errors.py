@@ -7,6 +7,8 @@
     │   ├── BlockedURL                SSRF guard: private/loopback/reserved address, bad scheme
     │   ├── TooLarge                  body larger than fetch.max_bytes
     │   ├── UnsupportedContent        not HTML/XML/feed (an image, a PDF, ...)
+    │   ├── Disallowed                robots.txt forbids the URL: never fetched, shown as skipped
+    │   ├── HostBusy             *    the host's politeness budget is spent: reschedule, not a failure
     │   ├── HTTPStatusError           4xx other than 408/429: permanent
     │   └── TransientFetchError  *    timeouts, connection errors, 408/429/5xx
     ├── NormalizeError                the page holds no article we can extract
@@ -55,6 +57,21 @@ class TooLarge(FetchError):
 
 class UnsupportedContent(FetchError):
     """The response is not something Syndicate can read (not HTML, XML or a feed)."""
+
+
+class Disallowed(FetchError):
+    """robots.txt disallows this URL for our user agent: it is never fetched."""
+
+
+class HostBusy(FetchError, Retryable):
+    """The host's politeness budget (per-host rate limit, ``Crawl-delay``) is spent for now.
+
+    Not a failure: the task is rescheduled after ``retry_after`` seconds without using a retry.
+    """
+
+    def __init__(self, message: str, url: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(message, url)
+        self.retry_after = retry_after
 
 
 class HTTPStatusError(FetchError):
