@@ -104,6 +104,7 @@ class SourceConfig(_Strict):
     """One place articles come from."""
 
     name: Name
+    title: str | None = Field(default=None, description="Display name (feeds' source attribution).")
     kind: Literal["listing", "sitemap", "feed", "page"]
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
     schedule: Duration = 900.0
