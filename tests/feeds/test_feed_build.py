@@ -123,8 +123,10 @@ def test_items_round_trip(sample: tuple[FeedMeta, list[FeedItem]], fmt: str) -> 
         assert [a.name for a in entry.get("authors", [])] == list(item.authors)
         assert [t.term for t in entry.get("tags", [])] == list(item.categories)
         if item.content_html:
-            assert entry.content[0].value == item.content_html
+            # The lead image (if any) is put at the top of the body; the body itself is unchanged.
+            assert entry.content[0].value.endswith(item.content_html)
             assert entry.content[0].type == "text/html"
+            assert (item.image is not None) == ("<img" in entry.content[0].value)
 
 
 def test_atom_updated_falls_back_to_published(sample: tuple[FeedMeta, list[FeedItem]]) -> None:
@@ -159,7 +161,9 @@ def test_rss_has_content_encoded_creator_and_media(rendered: dict[str, RenderedF
         "dc": "http://purl.org/dc/elements/1.1/",
         "media": "http://search.yahoo.com/mrss/",
     }
-    assert item.findtext("content:encoded", namespaces=ns).startswith("<p>Executivul")
+    assert item.findtext("content:encoded", namespaces=ns).startswith(
+        '<p><img src="https://cdn.example.ro/img/buget.jpg?w=800" alt=""></p><p>Executivul'
+    )
     assert [e.text for e in item.findall("dc:creator", ns)] == ["Ana Popescu", "Ștefan Țurcanu"]
     media = item.find("media:content", ns)
     assert media is not None
@@ -170,10 +174,26 @@ def test_rss_has_content_encoded_creator_and_media(rendered: dict[str, RenderedF
     assert parsed.entries[0].media_content[0]["url"] == "https://cdn.example.ro/img/buget.jpg?w=800"
 
 
-def test_atom_source_title(rendered: dict[str, RenderedFeed]) -> None:
+def test_atom_source_is_complete(rendered: dict[str, RenderedFeed]) -> None:
     root = etree.fromstring(rendered["atom"].body)
-    titles = [e.findtext(f"{ATOM}source/{ATOM}title") for e in root.findall(f"{ATOM}entry")]
+    entries = root.findall(f"{ATOM}entry")
+    titles = [e.findtext(f"{ATOM}source/{ATOM}title") for e in entries]
     assert titles == ["Știri Partener", "Arabic Partner", None]
+    source = entries[0].find(f"{ATOM}source")
+    assert source is not None
+    assert source.findtext(f"{ATOM}id") == "https://partner.example.ro/"
+    assert source.findtext(f"{ATOM}updated") == "2024-05-02T08:00:00Z"
+    assert source.find(f"{ATOM}link").get("href") == "https://partner.example.ro/"
+
+
+def test_atom_entry_links_keep_rel_and_type(rendered: dict[str, RenderedFeed]) -> None:
+    entry = etree.fromstring(rendered["atom"].body).find(f"{ATOM}entry")
+    assert entry is not None
+    links = {(el.get("rel"), el.get("type"), el.get("href")) for el in entry.findall(f"{ATOM}link")}
+    assert links == {
+        ("alternate", "text/html", "https://news.example.ro/2024/05/guvernul-aproba"),
+        ("enclosure", "image/jpeg", "https://cdn.example.ro/img/buget.jpg?w=800"),
+    }
 
 
 def test_non_ascii_round_trips_in_every_format(rendered: dict[str, RenderedFeed]) -> None:
@@ -235,7 +255,13 @@ def test_json_feed_required_keys_and_fields(rendered: dict[str, RenderedFeed], s
         assert [a["name"] for a in out.get("authors", [])] == list(item.authors)
         assert out.get("tags", []) == list(item.categories)
     assert doc["items"][0]["image"] == "https://cdn.example.ro/img/buget.jpg?w=800"
-    assert doc["items"][0]["_syndicate"] == {"source_name": "Știri Partener"}
+    assert doc["items"][0]["_syndicate"] == {
+        "source_name": "Știri Partener",
+        "source_url": "https://partner.example.ro/",
+    }
+    assert doc["items"][0]["attachments"] == [
+        {"url": "https://cdn.example.ro/img/buget.jpg?w=800", "mime_type": "image/jpeg"}
+    ]
     assert doc["items"][2]["content_text"] == "Tom & Jerry <3 sport"
 
 
