@@ -107,10 +107,13 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         from worker.runtime import get_runtime
 
         rt = get_runtime()
-        article_ids = pipeline.crawl_source(rt, ids[args.source])
+        report = pipeline.run_crawl(rt, ids[args.source], force=True)
+        if report.failed:
+            print(f"error: crawl of {args.source} failed: {report.error}", file=sys.stderr)
+            return 1
         feeds: set[str] = set()
         sent = 0
-        for article_id in article_ids:
+        for article_id in report.ids:
             outcome = pipeline.process_article(rt, article_id)
             feeds.update(outcome.feeds)
             if outcome.share:
@@ -119,14 +122,49 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         for feed in sorted(feeds):
             pipeline.render_feed(rt, feed)
         print(
-            f"{args.source}: {len(article_ids)} articles processed, feeds {sorted(feeds)}, {sent} shares sent"
+            f"{args.source}: {len(report.ids)} articles processed, feeds {sorted(feeds)}, {sent} shares sent"
+            f" ({report.requests} requests, {report.not_modified} not modified)"
         )
         return 0
+    _require_redis(settings)
     from worker.tasks import crawl_source
 
     crawl_source.delay(ids[args.source])
-    print(f"enqueued a crawl of {args.source} on {settings.effective_redis_url}")
+    print(f"enqueued a crawl of {args.source} on {_redacted(settings.effective_redis_url)}")
     return 0
+
+
+class Unreachable(SyndicateError):
+    """Redis or the database does not answer: said in one line, without a traceback."""
+
+
+def _redacted(url: str) -> str:
+    """``url`` with any password replaced, fit for a message."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (
+            f":{parts.port}" if parts.port else ""
+        )
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def _require_redis(settings: Settings) -> None:
+    """Fail fast with one line when the broker is down (Celery would retry, then print a traceback)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except (redis.exceptions.RedisError, OSError) as exc:
+        raise Unreachable(
+            f"Redis at {_redacted(settings.effective_redis_url)} is unreachable ({type(exc).__name__}); "
+            "is it running? (REDIS_URL)"
+        ) from None
+    finally:
+        client.close()
 
 
 def cmd_feeds_build(args: argparse.Namespace) -> int:
@@ -159,11 +197,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"articles: {counts}")
     print("sources:")
     for s in snap["sources"]:
-        error = f"  error: {s['last_error']}" if s["last_error"] else ""
+        error = ""
+        if s["last_error"]:
+            error = f"  {s['state'].upper()} since {s['failing_since']}: {s['last_error']}"
+            if s["state"] == "backing off":
+                error += f"  (next try {s['next_crawl_at']})"
+        skipped = f", {s['skipped']} skipped" if s["skipped"] else ""
         print(
-            f"  {s['name']:<20} {s['kind']:<8} {s['articles']:>5} articles"
+            f"  {s['name']:<20} {s['kind']:<8} {s['articles']:>5} articles{skipped}"
             f"  last crawl {s['last_crawl_at'] or 'never'}{error}"
         )
+        for entry in s["skipped_recent"][:3]:
+            print(f"      skipped {entry['url']}: {entry['reason']}")
     print("feeds:")
     for f in snap["feeds"]:
         print(f"  {f['name']:<20} {f['items']:>4} items  {f['urls']['rss']}")
@@ -398,6 +443,8 @@ def _crawl_overdue_sources(config: Config, ids: dict[str, int]) -> None:
     now = utcnow()
     for source in config.sources:
         when = last.get(source.name)
+        if source.kind == "push":
+            continue
         if source.enabled and (when is None or (now - when).total_seconds() >= source.schedule):
             crawl_source.delay(ids[source.name])
 
@@ -656,8 +703,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SyndicateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        message = _unreachable_message(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _unreachable_message(exc: BaseException) -> str | None:
+    """One line for "the database or Redis is down", or None for any other error (a real bug)."""
+    import sqlalchemy.exc
+
+    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        original = str(getattr(exc, "orig", exc)).strip().splitlines()
+        reason = original[0] if original else type(exc).__name__
+        try:
+            url = _redacted(load_settings().effective_database_url)
+        except SettingsError:
+            url = "the database"
+        return f"database {url} is unreachable: {reason}"
+    import kombu.exceptions
+    import redis
+
+    if isinstance(exc, kombu.exceptions.OperationalError | redis.exceptions.ConnectionError):
+        return f"Redis is unreachable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    return None
 
 
 if __name__ == "__main__":

@@ -7,27 +7,32 @@ Stages are idempotent: running one twice for the same id changes nothing the sec
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from urllib.parse import urldefrag
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote_plus, urldefrag, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager, defer
 
 from config import Config, FeedConfig
-from feeds.build import FeedItem, FeedMeta, render_all
-from worker.errors import FetchError, NormalizeError, Retryable
-from worker.fetch import Discovered, discover
+from config.model import SourceConfig
+from feeds.build import EPOCH, FeedItem, FeedMeta, RenderedFeed, render_all, tag_authority, tag_uri
+from feeds.build import render_feed as build_feed
+from worker.errors import Disallowed, FetchError, HostBusy, NormalizeError, Retryable
+from worker.fetch import Discovered, FetchResult
+from worker.fetch.sources import Document, crawl
 from worker.normalize import Article as NormalizedArticle
 from worker.normalize import normalize
 from worker.runtime import Runtime
-from worker.store.models import Article, FeedRender, Source, utcnow
+from worker.store.models import Article, FeedRender, FetchState, Source, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +66,62 @@ def sync_sources(session: Session, config: Config) -> dict[str, int]:
     return {name: row.id for name, row in existing.items()}
 
 
+# Query keys that only say where a click came from: the same story with any of them is the same URL.
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "gclsrc",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "twclid",
+        "ttclid",
+        "li_fat_id",
+        "igshid",
+        "igsh",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "vero_conv",
+        "wickedid",
+        "rb_clickid",
+        "s_cid",
+        "ncid",
+        "spm",
+        "__s",
+        "ref_src",
+        "ref_url",
+    }
+)
+
+
+def _tracking(part: str) -> bool:
+    key = unquote_plus(part.split("=", 1)[0]).strip().lower()
+    return key.startswith(("utm_", "pk_", "hsa_")) or key in TRACKING_PARAMS
+
+
 def normalize_url(url: str) -> str:
-    """The form of a URL we key articles by: fragment dropped, surrounding space stripped."""
-    return urldefrag(url.strip())[0]
+    """The form of a URL we key articles by: fragment and tracking parameters dropped, space stripped.
+
+    Tracking parameters are :data:`TRACKING_PARAMS` plus every ``utm_*``, ``pk_*`` and ``hsa_*``
+    key; the other parameters keep their order and spelling, so nothing else about the URL changes.
+    """
+    url = urldefrag(url.strip())[0]
+    scheme, netloc, path, query, _ = urlsplit(url)
+    if not query:
+        return url
+    kept = [part for part in query.split("&") if part and not _tracking(part)]
+    return urlunsplit((scheme, netloc, path, "&".join(kept), ""))
 
 
 def _short(exc: BaseException) -> str:
@@ -72,90 +130,334 @@ def _short(exc: BaseException) -> str:
 
 # ---------------------------------------------------------------- crawl
 
+# A failing source is crawled again after schedule * 2**(errors-1), minus half an interval so that
+# the beat run meant to retry it is not lost to jitter; never later than this.
+MAX_BACKOFF_SECONDS = 24 * 3600.0
 
-def crawl_source(rt: Runtime, source_id: int) -> list[int]:
+
+def backoff_delay(schedule: float, consecutive_errors: int, retry_after: float | None = None) -> float:
+    """Seconds a source that failed ``consecutive_errors`` times in a row waits before its next crawl.
+
+    One failure waits half an interval (the next beat run crawls it); each further failure doubles
+    the wait, so beat runs are skipped: 1.5, 3.5, 7.5... intervals, up to a day. A ``Retry-After``
+    the site sent is honoured when it asks for longer.
+    """
+    if consecutive_errors <= 0:
+        return 0.0
+    exponent = min(consecutive_errors - 1, 30)
+    delay = min(schedule * 2**exponent - schedule / 2, max(MAX_BACKOFF_SECONDS, schedule))
+    return max(delay, retry_after or 0.0)
+
+
+@dataclass
+class CrawlReport:
+    """What one crawl of a source did: the article ids to process and, if it failed, why.
+
+    ``deferred`` means it did not run because the source is backing off; ``requests``,
+    ``not_modified`` and ``bytes`` are the crawl's own requests (not the articles').
+    """
+
+    source: str
+    ids: list[int] = field(default_factory=list)
+    error: str | None = None
+    deferred: datetime | None = None
+    new: int = 0
+    refreshed: int = 0
+    skipped: int = 0
+    requests: int = 0
+    not_modified: int = 0
+    bytes: int = 0
+
+    @property
+    def failed(self) -> bool:
+        """Whether the crawl failed (the error is on the source row too)."""
+        return self.error is not None
+
+
+class DatabaseCrawlState:
+    """The :class:`~worker.fetch.sources.CrawlState` of one source, read from ``fetch_states``.
+
+    Reads come from rows loaded once per crawl; what the crawl learns is written by :meth:`save`
+    in the same transaction that stores the articles, so an interrupted crawl remembers nothing
+    it did not act on.
+    """
+
+    def __init__(self, rt: Runtime, source_id: int) -> None:
+        """Load every stored validator of the source ``source_id``."""
+        self.rt = rt
+        self.source_id = source_id
+        with rt.session() as session:
+            rows = session.scalars(select(FetchState).where(FetchState.source_id == source_id))
+            self.rows = {r.url: (r.etag, r.last_modified, r.lastmod) for r in rows}
+        self.learnt: dict[str, tuple[str | None, str | None, datetime | None, int]] = {}
+
+    def validators(self, url: str) -> tuple[str | None, str | None]:
+        """The ETag and Last-Modified last seen for ``url``."""
+        etag, last_modified, _ = self.rows.get(url, (None, None, None))
+        return etag, last_modified
+
+    def lastmod(self, url: str) -> datetime | None:
+        """The ``lastmod`` last announced for ``url``."""
+        return self.rows.get(url, (None, None, None))[2]
+
+    def known(self, urls: Sequence[str]) -> set[str]:
+        """Which of these article URLs are stored (by URL or canonical URL)."""
+        wanted = [normalize_url(u) for u in urls]
+        with self.rt.session() as session:
+            rows = session.execute(
+                select(Article.url, Article.canonical_url).where(
+                    Article.url.in_(wanted) | Article.canonical_url.in_(wanted)
+                )
+            ).all()
+        stored = {u for row in rows for u in row}
+        return {u for u in urls if normalize_url(u) in stored}
+
+    def fetched(self, url: str, result: FetchResult, lastmod: datetime | None = None) -> None:
+        """Remember the answer for :meth:`save`."""
+        previous = self.rows.get(url, (None, None, None))[2]
+        entry = (result.etag, result.last_modified, lastmod or previous)
+        self.rows[url] = entry
+        self.learnt[url] = (*entry, result.status)
+
+    def save(self, session: Session) -> None:
+        """Write what this crawl learnt."""
+        for url, (etag, last_modified, lastmod, status) in self.learnt.items():
+            if len(url) <= MAX_URL_CHARS:
+                _store_fetch_state(session, url, self.source_id, etag, last_modified, lastmod, status)
+        self.learnt.clear()
+
+
+def _store_fetch_state(
+    session: Session,
+    url: str,
+    source_id: int | None,
+    etag: str | None,
+    last_modified: str | None,
+    lastmod: datetime | None,
+    status: int | None,
+) -> None:
+    row = session.scalar(select(FetchState).where(FetchState.url == url))
+    if row is None:
+        row = FetchState(url=url, source_id=source_id)
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # another worker stored it first: update theirs
+            row = session.scalar(select(FetchState).where(FetchState.url == url))
+            if row is None:
+                return
+    if status != 304 or etag or last_modified:
+        row.etag, row.last_modified = etag, last_modified
+    if lastmod is not None:
+        row.lastmod = lastmod
+    row.status = status
+    row.fetched_at = utcnow()
+
+
+def crawl_source(rt: Runtime, source_id: int, *, force: bool = False) -> list[int]:
     """Discover article URLs of a source; return the ids of articles that need processing.
 
-    New URLs become ``pending`` articles. Already stored ones are only touched (``last_seen_at``).
-    A permanent fetch error is recorded on the source; a transient one is raised for a retry.
+    New URLs become ``pending`` articles (on a first crawl at most ``backfill`` of them, the rest
+    ``skipped``); stored ones are touched (``last_seen_at``) and processed again only when the
+    source announces a newer ``lastmod`` (or, for a ``page`` source, every time: conditionally).
+    A fetch error is recorded on the source, which then backs off (see :func:`backoff_delay`);
+    :class:`~worker.errors.HostBusy` is raised after saving the progress so far, for a reschedule.
+    ``force`` crawls even a source that is backing off (``syndicate crawl``).
     """
+    return run_crawl(rt, source_id, force=force).ids
+
+
+def run_crawl(rt: Runtime, source_id: int, *, force: bool = False) -> CrawlReport:
+    """:func:`crawl_source` with the whole :class:`CrawlReport`."""
     with rt.session() as session:
         source = session.get(Source, source_id)
         if source is None:
             raise LookupError(f"no source with id {source_id}")
-        name = source.name
+        name, next_crawl_at, cursor = source.name, source.next_crawl_at, source.cursor
+        first = source.last_success_at is None
+        stored_count = session.scalar(
+            select(func.count()).select_from(Article).where(Article.source_id == source_id)
+        )
+    report = CrawlReport(source=name)
     try:
         source_config = rt.config.source(name)
     except KeyError:
-        log.warning("source %s is no longer configured; skipping crawl", name)
-        return []
+        if name != PUSH_SOURCE:
+            log.warning("source %s is no longer configured; skipping crawl", name)
+        return report
+    if source_config.kind == "push":
+        return report
+    now = utcnow()
+    if not force and next_crawl_at is not None and now < next_crawl_at:
+        log.info("source %s is backing off until %s; skipping this run", name, next_crawl_at.isoformat())
+        report.deferred = next_crawl_at
+        return report
 
+    state = DatabaseCrawlState(rt, source_id)
+    resume = [Document.from_json(d) for d in (cursor or {}).get("documents", [])]
+    limit = max(source_config.backfill - int(stored_count or 0), 0) if first else None
     try:
-        found = discover(source_config, rt.fetcher)
+        result = crawl(source_config, rt.fetcher, state, first=first, limit=limit, resume=resume or None)
+    except HostBusy:
+        raise  # nothing fetched yet for this document; the task reschedules the crawl
     except FetchError as exc:
-        with rt.session() as session:
-            source = session.get(Source, source_id)
-            assert source is not None
-            source.last_crawl_at = utcnow()
-            source.last_error = _short(exc)
-            source.error_count += 1
-        if isinstance(exc, Retryable):
-            raise
+        report.error = _short(exc)
+        _record_crawl_failure(rt, source_id, source_config.schedule, exc)
         log.warning("crawl of %s failed: %s", name, exc)
-        return []
+        return report
+    report.requests, report.not_modified, report.bytes = result.requests, result.not_modified, result.bytes
 
-    to_process: list[int] = []
+    with rt.session() as session:
+        source = session.get(Source, source_id)
+        assert source is not None
+        ids = _store_found(
+            session, source, source_config, result.found, state, first=first, limit=limit, report=report
+        )
+        state.save(session)
+        # Pending articles are processed whether or not this crawl listed them (a 304 lists nothing);
+        # those a concurrent crawl stored meanwhile are that crawl's to enqueue.
+        pending = session.scalars(
+            select(Article.id)
+            .where(Article.source_id == source_id, Article.status == "pending", Article.last_seen_at < now)
+            .order_by(Article.id)
+            .limit(500)
+        )
+        ids = list(dict.fromkeys([*ids, *pending]))
+        held = list((source.cursor or {}).get("ids", []))
+        if result.busy is not None:
+            # Resume here next time, and process what this part found once the crawl completes.
+            source.cursor = {"documents": [d.to_json() for d in result.remaining], "ids": held + ids}
+        else:
+            source.cursor = None
+            ids = list(dict.fromkeys(held + ids))
+            source.last_crawl_at = now
+            source.last_success_at = now
+            source.last_error = None
+            source.consecutive_errors = 0
+            source.failing_since = None
+            source.next_crawl_at = None
+            source.crawl_count += 1
+    if result.busy is not None:
+        raise result.busy
+    report.ids = ids
+    return report
+
+
+def _record_crawl_failure(rt: Runtime, source_id: int, schedule: float, exc: FetchError) -> None:
     now = utcnow()
     with rt.session() as session:
         source = session.get(Source, source_id)
         assert source is not None
-        # What a source's first successful crawl finds is its back catalogue, not news.
-        first_crawl = source.last_success_at is None
-        hints = {normalize_url(d.url): d for d in reversed(found)}
-        urls = list(dict.fromkeys(normalize_url(d.url) for d in found))
-        too_long = [u for u in urls if len(u) > MAX_URL_CHARS]
-        if too_long:
-            log.warning("source %s: skipped %d link(s) over %d chars", name, len(too_long), MAX_URL_CHARS)
-            urls = [u for u in urls if len(u) <= MAX_URL_CHARS]
-        known = {
-            a.canonical_url: a
-            for a in session.scalars(
-                select(Article).where((Article.canonical_url.in_(urls)) | (Article.url.in_(urls)))
-            )
-        }
-        known.update({a.url: a for a in list(known.values())})
-        for url in urls:
-            article = known.get(url)
-            if article is None:
-                article = Article(
-                    source_id=source_id, url=url, canonical_url=url, status="pending", backfill=first_crawl
-                )
-                article.raw_html = _feed_content(hints[url])
-                try:
-                    with session.begin_nested():
-                        session.add(article)
-                except IntegrityError:  # a concurrent crawl (beat + `syndicate crawl`) stored it first
-                    continue
-                known[url] = article
-                to_process.append(article.id)
-            else:
-                article.last_seen_at = now
-                if article.status == "pending":
-                    to_process.append(article.id)
         source.last_crawl_at = now
-        source.last_success_at = now
-        source.last_error = None
-        source.crawl_count += 1
+        source.last_error = _short(exc)
+        source.error_count += 1
+        source.consecutive_errors += 1
+        source.failing_since = source.failing_since or now
+        wait = backoff_delay(schedule, source.consecutive_errors, getattr(exc, "retry_after", None))
+        source.next_crawl_at = now + timedelta(seconds=wait)
+        source.cursor = None
+
+
+def _hints(found: Discovered) -> dict[str, str] | None:
+    """What a feed or sitemap said about a story, kept for the fields its page lacks."""
+    hints = {
+        "title": found.title,
+        "summary": found.summary,
+        "content_html": found.html,
+        "published": found.published.isoformat() if found.published else None,
+        "modified": found.modified.isoformat() if found.modified else None,
+    }
+    kept = {k: v for k, v in hints.items() if v}
+    return kept or None
+
+
+def _store_found(
+    session: Session,
+    source: Source,
+    config: SourceConfig,
+    found: Sequence[Discovered],
+    state: DatabaseCrawlState,
+    *,
+    first: bool,
+    limit: int | None,
+    report: CrawlReport,
+) -> list[int]:
+    """Store what a crawl found; return the ids to process (new, and changed per ``lastmod``)."""
+    name, source_id = source.name, source.id
+    hints = {normalize_url(d.url): d for d in reversed(found)}
+    urls = list(dict.fromkeys(normalize_url(d.url) for d in found))
+    too_long = [u for u in urls if len(u) > MAX_URL_CHARS]
+    if too_long:
+        log.warning("source %s: skipped %d link(s) over %d chars", name, len(too_long), MAX_URL_CHARS)
+        urls = [u for u in urls if len(u) <= MAX_URL_CHARS]
+    known = {
+        a.canonical_url: a
+        for a in session.scalars(
+            select(Article).where((Article.canonical_url.in_(urls)) | (Article.url.in_(urls)))
+        )
+    }
+    known.update({a.url: a for a in list(known.values())})
+    lastmods = {r.url: r.lastmod for r in session.scalars(select(FetchState).where(FetchState.url.in_(urls)))}
+    now = utcnow()
+    to_process: list[int] = []
+    taken = 0
+    for url in urls:
+        found_item = hints[url]
+        article = known.get(url)
+        if article is None:
+            article = Article(
+                source_id=source_id, url=url, canonical_url=url, status="pending", backfill=first
+            )
+            article.hints = _hints(found_item)
+            over = first and limit is not None and taken >= limit
+            if over:
+                # Remembered, so later crawls do not take the back catalogue as news.
+                article.status = "skipped"
+                article.error = f"beyond the first crawl's backfill of {config.backfill} articles"
+            try:
+                with session.begin_nested():
+                    session.add(article)
+            except IntegrityError:  # a concurrent crawl (beat + `syndicate crawl`) stored it first
+                continue
+            known[url] = article
+            if found_item.modified is not None:
+                _store_fetch_state(session, url, source_id, None, None, found_item.modified, None)
+            if over:
+                report.skipped += 1
+                continue
+            taken += 1
+            report.new += 1
+            to_process.append(article.id)
+            continue
+        article.last_seen_at = now
+        if article.status == "pending":
+            to_process.append(article.id)
+        elif article.status == "ready" and _changed(config, found_item, lastmods.get(url)):
+            article.hints = _hints(found_item) or article.hints
+            if found_item.modified is not None:
+                _store_fetch_state(session, url, source_id, None, None, found_item.modified, None)
+            report.refreshed += 1
+            to_process.append(article.id)
     return to_process
+
+
+def _changed(config: SourceConfig, found: Discovered, stored_lastmod: datetime | None) -> bool:
+    """Whether a stored, ready article must be fetched again."""
+    if config.kind == "page":
+        return True  # one URL watched for changes: a conditional GET, mostly a 304
+    if found.modified is None:
+        return False
+    return stored_lastmod is None or found.modified > stored_lastmod
 
 
 FULL_CONTENT_MIN_CHARS = 500
 
 
 def _feed_content(found: Discovered) -> str | None:
-    """A document built from a feed entry's full content, or None when the page must be fetched.
+    """A document built from a feed entry's full content, or None when there is not enough of it.
 
-    Feeds that carry the whole story (content:encoded, Atom content) save one fetch per article.
+    The page is always fetched for the full text; this is the fallback when the page cannot be
+    read (or holds no article) but the feed carried the whole story (content:encoded, Atom content).
     """
     if not found.html or not found.title:
         return None
@@ -201,43 +503,76 @@ def _apply(article: Article, data: NormalizedArticle) -> bool:
 def process_article(rt: Runtime, article_id: int) -> ProcessOutcome:
     """Fetch (unless the HTML was pushed), normalize and store one article.
 
-    Transient fetch errors are raised for a retry (the row keeps ``pending``); permanent ones and
-    pages that hold no article mark it ``failed`` with the reason.
+    An article we already hold is fetched conditionally: a 304 changes nothing and parses nothing.
+    Fields the page lacks are taken from what its feed or sitemap said (``hints``); when the page
+    cannot be read but the feed carried the whole story, that story is used. Transient fetch errors
+    are raised for a retry (the row keeps ``pending``); a URL robots.txt forbids is ``skipped``
+    (never fetched); permanent errors and pages that hold no article mark it ``failed``.
     """
     with rt.session() as session:
         article = session.get(Article, article_id)
         if article is None:
             raise LookupError(f"no article with id {article_id}")
-        if article.status == "duplicate":
-            return ProcessOutcome(article_id, "duplicate")
-        url, raw_html = article.url, article.raw_html
-        source_name = article.source.name
+        if article.status in ("duplicate", "skipped"):
+            return ProcessOutcome(article_id, article.status)
+        url, raw_html, hints = article.url, article.raw_html, dict(article.hints or {})
+        source_name, source_id = article.source.name, article.source_id
+        held = article.content_hash is not None
         article.attempts += 1
+        state = session.scalar(select(FetchState).where(FetchState.url == url))
+        etag, last_modified = (
+            (state.etag, state.last_modified) if state is not None and held else (None, None)
+        )
     source_config = next((s for s in rt.config.sources if s.name == source_name), None)
     default_category = source_config.category if source_config else None
     language_hint = source_config.options.get("language") if source_config else None
 
+    def parse(document: bytes | str, where: str, content_type: str | None = None) -> NormalizedArticle:
+        return normalize(
+            document,
+            where,
+            content_type=content_type,
+            default_category=default_category,
+            language_hint=language_hint,
+        )
+
+    result: FetchResult | None = None
     try:
         if raw_html is not None:
-            data = normalize(raw_html, url, default_category=default_category, language_hint=language_hint)
+            data = parse(raw_html, url)
             final_url = url
         else:
-            result = rt.fetcher.get(url)
+            result = rt.fetcher.get(url, etag=etag, last_modified=last_modified)
+            if result.not_modified:
+                _touch_fetched(rt, article_id, result, source_id)
+                return ProcessOutcome(article_id, "ready")
             final_url = result.final_url
-            data = normalize(
-                result.body,
-                final_url,
-                content_type=result.content_type,
-                default_category=default_category,
-                language_hint=language_hint,
-            )
+            try:
+                data = parse(result.body, final_url, result.content_type)
+            except NormalizeError:
+                fallback = _hinted_document(url, hints)
+                if fallback is None:
+                    raise
+                data = parse(fallback, url)
+    except Disallowed as exc:
+        mark_article_skipped(rt, article_id, exc)
+        return ProcessOutcome(article_id, "skipped")
     except (FetchError, NormalizeError) as exc:
-        if isinstance(exc, Retryable):
-            raise
-        mark_article_failed(rt, article_id, exc)
-        return ProcessOutcome(article_id, "failed")
+        fallback = None if isinstance(exc, Retryable) else _hinted_document(url, hints)
+        if fallback is not None:
+            data, final_url = parse(fallback, url), url
+        else:
+            if isinstance(exc, Retryable):
+                raise
+            mark_article_failed(rt, article_id, exc)
+            return ProcessOutcome(article_id, "failed")
+    data = _with_hints(data, hints)
 
     with rt.session() as session:
+        if result is not None:
+            _store_fetch_state(
+                session, url, source_id, result.etag, result.last_modified, None, result.status
+            )
         article = session.get(Article, article_id)
         assert article is not None
         canonical = normalize_url(data.canonical_url or final_url)
@@ -262,6 +597,62 @@ def process_article(rt: Runtime, article_id: int) -> ProcessOutcome:
         return ProcessOutcome(article_id, "ready", changed=changed, feeds=feeds, share=not was_ready)
 
 
+def _touch_fetched(rt: Runtime, article_id: int, result: FetchResult, source_id: int) -> None:
+    """A 304 for an article: nothing to parse; note that we asked."""
+    with rt.session() as session:
+        _store_fetch_state(session, result.url, source_id, result.etag, result.last_modified, None, 304)
+        article = session.get(Article, article_id)
+        if article is not None:
+            article.fetched_at = utcnow()
+
+
+def _hint_time(hints: dict[str, str], key: str) -> datetime | None:
+    value = hints.get(key)
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _hinted_document(url: str, hints: dict[str, str]) -> str | None:
+    """The feed's own full story as a document, if it carried one (see :func:`_feed_content`)."""
+    return _feed_content(
+        Discovered(
+            url=url,
+            title=hints.get("title"),
+            published=_hint_time(hints, "published"),
+            html=hints.get("content_html"),
+        )
+    )
+
+
+def _with_hints(data: NormalizedArticle, hints: dict[str, str]) -> NormalizedArticle:
+    """``data`` with the fields its page lacked taken from the feed or sitemap entry."""
+    if not hints:
+        return data
+    changes: dict[str, object] = {}
+    if not data.title and hints.get("title"):
+        changes["title"] = hints["title"]
+    if data.published is None and _hint_time(hints, "published") is not None:
+        changes["published"] = _hint_time(hints, "published")
+    if data.updated is None and _hint_time(hints, "modified") not in (None, data.published):
+        changes["updated"] = _hint_time(hints, "modified")
+    if not data.summary and hints.get("summary"):
+        changes["summary"] = hints["summary"]
+    return dataclasses.replace(data, **changes) if changes else data  # type: ignore[arg-type]
+
+
+def mark_article_skipped(rt: Runtime, article_id: int, exc: BaseException) -> None:
+    """Record that an article is not fetched at all (robots.txt), with the reason."""
+    with rt.session() as session:
+        article = session.get(Article, article_id)
+        if article is not None and article.status != "ready":
+            article.status = "skipped"
+            article.error = _short(exc)
+
+
 def mark_article_failed(rt: Runtime, article_id: int, exc: BaseException) -> None:
     """Record a final failure on an article (used when retries are exhausted too)."""
     with rt.session() as session:
@@ -273,58 +664,273 @@ def mark_article_failed(rt: Runtime, article_id: int, exc: BaseException) -> Non
 
 # ---------------------------------------------------------------- feeds
 
+# An article whose original is gone (a re-crawl answered 404/410) or was withdrawn: it leaves every
+# feed at the next render but keeps its row, so it is not re-created and keeps its place in the
+# archive numbering (its archive page shows a hole rather than every later page shifting).
+RETRACTED = "retracted"
+FEED_STATUSES = ("ready", RETRACTED)
+STYLESHEET_PATH = "/feeds.xsl"
+OPML_PATH = "/feeds.opml"
+
 
 def _fold(values: Iterable[str]) -> set[str]:
     return {v.casefold() for v in values}
 
 
+def _matches(feed: FeedConfig, source_name: str, category: str | None, tags: Iterable[str] | None) -> bool:
+    if feed.sources and source_name not in feed.sources:
+        return False
+    if feed.categories and (category or "").casefold() not in _fold(feed.categories):
+        return False
+    return not (feed.tags and not (_fold(tags or []) & _fold(feed.tags)))
+
+
 def article_in_feed(feed: FeedConfig, article: Article) -> bool:
-    """Whether ``article`` belongs in ``feed`` by the feed's source, category and tag filters."""
-    if feed.sources and article.source.name not in feed.sources:
-        return False
-    if feed.categories and (article.category or "").casefold() not in _fold(feed.categories):
-        return False
-    return not (feed.tags and not (_fold(article.tags or []) & _fold(feed.tags)))
+    """Whether ``article`` belongs in ``feed`` by the feed's source, category and tag filters.
+
+    Status is not looked at: a retracted article still "belongs", so :func:`affected_feeds` names
+    the feeds it has to leave.
+    """
+    return _matches(feed, article.source.name, article.category, article.tags)
 
 
 def affected_feeds(config: Config, article: Article) -> list[str]:
-    """Names of the configured feeds ``article`` belongs to."""
+    """Names of the configured feeds ``article`` belongs to (re-render these after it changes)."""
     return [f.name for f in config.feeds if article_in_feed(f, article)]
 
 
-def feed_items(session: Session, feed: FeedConfig) -> list[FeedItem]:
-    """The newest ready articles of ``feed``, as feed items, newest first."""
+def retract_article(rt: Runtime, article_id: int) -> list[str]:
+    """Mark an article :data:`RETRACTED`; return the feeds to re-render so it leaves them.
+
+    For the re-crawl that finds the original answering 404/410, or an operator withdrawing a story.
+    """
+    with rt.session() as session:
+        article = session.get(Article, article_id)
+        if article is None:
+            raise LookupError(f"no article with id {article_id}")
+        article.status = RETRACTED
+        article.changed_at = utcnow()
+        return affected_feeds(rt.config, article)
+
+
+def entry_id(authority: str, article: Article) -> str:
+    """The article's feed entry id: a tag URI from facts that never change once stored.
+
+    ``tag:<public host>,<first_seen_at date>:articles/<id>`` (RFC 4151). The URL is not part of it,
+    so a changed canonical link, an edit or a re-crawl keep the entry; only a change of the public
+    host (the tagging authority) would change every id.
+    """
+    return tag_uri(authority, article.first_seen_at.astimezone(UTC).date(), f"articles/{article.id}")
+
+
+def _not_after(value: datetime | None, fallback: datetime, now: datetime) -> datetime | None:
+    """``value``, or when it lies after ``now`` the stored ``fallback`` (so the bytes stay stable)."""
+    if value is None or value <= now:
+        return value
+    return min(fallback, now)
+
+
+def _feed_item(article: Article, config: Config | None, authority: str, now: datetime) -> FeedItem:
+    seen = article.first_seen_at
+    published = _not_after(article.published, seen, now) or min(seen, now)
+    updated = _not_after(article.updated or article.changed_at, article.changed_at or seen, now)
+    source_config = _source_config(config, article.source.name)
+    categories = tuple(dict.fromkeys([c for c in [article.category, *(article.tags or [])] if c]))
+    return FeedItem(
+        id=entry_id(authority, article),
+        url=article.canonical_url,
+        title=article.title or article.canonical_url,
+        summary=article.summary or "",
+        content_html=article.content_html or "",
+        published=published,
+        updated=updated,
+        authors=tuple(article.authors or ()),
+        categories=categories,
+        image=article.image,
+        source_name=(source_config.title or source_config.name) if source_config else None,
+        source_url=source_config.url if source_config else None,
+        source_id=source_config.url if source_config else None,
+    )
+
+
+def _source_config(config: Config | None, name: str) -> SourceConfig | None:
+    if config is None:
+        return None
+    return next((s for s in config.sources if s.name == name), None)
+
+
+def _item_order(pair: tuple[int, FeedItem]) -> tuple[datetime, int]:
+    """Newest first when sorted in reverse: by (clamped) publication date, then by id."""
+    return (pair[1].published or EPOCH, pair[0])
+
+
+def _article_query(feed: FeedConfig) -> Select[Article]:
     query = (
         select(Article)
         .join(Source)
+        .options(contains_eager(Article.source), defer(Article.raw_html), defer(Article.text))
         .where(Article.status == "ready")
-        .order_by(func.coalesce(Article.published, Article.first_seen_at).desc(), Article.id.desc())
     )
     if feed.sources:
         query = query.where(Source.name.in_(feed.sources))
-    items: list[FeedItem] = []
-    for article in session.scalars(query.execution_options(yield_per=200)):
-        if not article_in_feed(feed, article):
-            continue
-        categories = tuple(dict.fromkeys([c for c in [article.category, *(article.tags or [])] if c]))
-        items.append(
-            FeedItem(
-                id=article.canonical_url,
-                url=article.canonical_url,
-                title=article.title or article.canonical_url,
-                summary=article.summary or "",
-                content_html=article.content_html or "",
-                published=article.published or article.first_seen_at,
-                updated=article.updated or article.changed_at,
-                authors=tuple(article.authors or ()),
-                categories=categories,
-                image=article.image,
-                source_name=article.source.name,
-            )
-        )
-        if len(items) >= feed.limit:
-            break
-    return items
+    return query
+
+
+def feed_items(
+    session: Session,
+    feed: FeedConfig,
+    *,
+    config: Config | None = None,
+    authority: str = "localhost",
+    now: datetime | None = None,
+    include_ids: Iterable[int] = (),
+) -> list[FeedItem]:
+    """The newest ready articles of ``feed`` (at most ``feed.limit``), as feed items, newest first.
+
+    Failed, pending, duplicate and :data:`RETRACTED` articles are left out. Dates after ``now`` are
+    replaced by when we first saw the article, so a story dated 2099 neither stays on top nor pins
+    the feed's date. ``include_ids`` are articles that must be present whatever their date (the
+    ones no archive page holds yet). With ``config``, items carry their source's display name.
+    """
+    now = now or utcnow()
+    dated = func.coalesce(Article.published, Article.first_seen_at)
+    # Future-dated articles (few) are fetched apart and placed by their clamped date.
+    future = _article_query(feed).where(Article.published > now)
+    current = (
+        _article_query(feed)
+        .where((Article.published.is_(None)) | (Article.published <= now))
+        .order_by(dated.desc(), Article.id.desc())
+    )
+    picked: dict[int, FeedItem] = {}
+
+    def take(rows: Iterable[Article], limit: int | None) -> None:
+        count = 0
+        for article in rows:
+            if article.id in picked or not article_in_feed(feed, article):
+                continue
+            picked[article.id] = _feed_item(article, config, authority, now)
+            count += 1
+            if limit is not None and count >= limit:
+                break
+
+    take(session.scalars(future), None)
+    take(session.scalars(current.execution_options(yield_per=200)), feed.limit)
+    ranked = sorted(picked.items(), key=_item_order, reverse=True)[: feed.limit]
+    wanted = set(include_ids) - {article_id for article_id, _ in ranked}
+    if wanted:
+        picked = {}
+        take(session.scalars(_article_query(feed).where(Article.id.in_(wanted))), None)
+        ranked = sorted([*ranked, *picked.items()], key=_item_order, reverse=True)
+    return [item for _, item in ranked]
+
+
+def archive_page_size(feed: FeedConfig) -> int:
+    """Items per archive page: never more than the feed's ``limit``, so no item falls in between."""
+    return min(feed.archive_page_size, feed.limit)
+
+
+def archive_ids(session: Session, feed: FeedConfig) -> list[int]:
+    """Ids of every article that ever was in ``feed`` (ready or retracted), oldest stored first.
+
+    Archive page ``n`` holds positions ``[(n-1)·size, n·size)`` of this list. Ids only grow, so a page
+    once full keeps its articles; a retracted one leaves a hole instead of shifting later pages.
+    """
+    query = (
+        select(Article.id, Source.name, Article.category, Article.tags)
+        .join(Source)
+        .where(Article.status.in_(FEED_STATUSES))
+        .order_by(Article.id)
+    )
+    if feed.sources:
+        query = query.where(Source.name.in_(feed.sources))
+    return [row[0] for row in session.execute(query) if _matches(feed, row[1], row[2], row[3])]
+
+
+def _feed_meta(rt: Runtime, feed: FeedConfig, self_base: str, **links: Any) -> FeedMeta:
+    base = rt.settings.base_url
+    return FeedMeta(
+        name=feed.name,
+        title=feed.title,
+        home_url=base + "/",
+        self_url_base=self_base,
+        description=feed.description or feed.title,
+        language=feed.language,
+        id=f"{base}/feeds/{feed.name}",
+        stylesheet_url=base + STYLESHEET_PATH,
+        max_item_bytes=feed.max_item_bytes,
+        max_feed_bytes=feed.max_feed_bytes,
+        **links,
+    )
+
+
+def archive_url_base(rt: Runtime, feed_name: str, page: int) -> str:
+    """The URL of archive page ``page`` of a feed, without the ``.fmt``."""
+    return f"{rt.settings.base_url}/feeds/{feed_name}/archive/{page}"
+
+
+def current_feed(
+    rt: Runtime, session: Session, feed: FeedConfig, now: datetime
+) -> tuple[FeedMeta, list[FeedItem]]:
+    """What the current (subscription) document of ``feed`` holds, with its RFC 5005 links.
+
+    The newest ``limit`` items plus any not yet on a full archive page, and ``prev-archive`` to the
+    newest full page.
+    """
+    ids = archive_ids(session, feed)
+    size = archive_page_size(feed)
+    pages = len(ids) // size
+    authority = tag_authority(rt.settings.base_url)
+    items = feed_items(
+        session, feed, config=rt.config, authority=authority, now=now, include_ids=ids[pages * size :]
+    )
+    prev = archive_url_base(rt, feed.name, pages) if pages else None
+    meta = _feed_meta(rt, feed, f"{rt.settings.base_url}/feeds/{feed.name}", prev_archive=prev, now=now)
+    return meta, items
+
+
+def archive_page(
+    rt: Runtime, session: Session, feed: FeedConfig, page: int
+) -> tuple[FeedMeta, list[FeedItem]] | None:
+    """Archive page ``page`` (1 = oldest) of ``feed``, or None if that page is not full yet.
+
+    Only full pages are served: they never gain items, so readers may cache them for good.
+    """
+    ids = archive_ids(session, feed)
+    size = archive_page_size(feed)
+    pages = len(ids) // size
+    if not 1 <= page <= pages:
+        return None
+    wanted = ids[(page - 1) * size : page * size]
+    authority = tag_authority(rt.settings.base_url)
+    rows = session.scalars(_article_query(feed).where(Article.id.in_(wanted)))
+    # Future dates fall back to stored facts (first seen), so the page's bytes do not follow the clock.
+    now = utcnow()
+    pairs = sorted(
+        ((a.id, _feed_item(a, rt.config, authority, now)) for a in rows), key=_item_order, reverse=True
+    )
+    items = [item for _, item in pairs]
+    meta = _feed_meta(
+        rt,
+        feed,
+        archive_url_base(rt, feed.name, page),
+        current=f"{rt.settings.base_url}/feeds/{feed.name}",
+        prev_archive=archive_url_base(rt, feed.name, page - 1) if page > 1 else None,
+        next_archive=archive_url_base(rt, feed.name, page + 1) if page < pages else None,
+    )
+    return meta, items
+
+
+def render_archive(rt: Runtime, feed_name: str, page: int, fmt: str) -> RenderedFeed | None:
+    """Render one archive page of a feed in ``fmt``; None for an unknown feed or page."""
+    try:
+        feed = rt.config.feed(feed_name)
+    except KeyError:
+        return None
+    with rt.session() as session:
+        found = archive_page(rt, session, feed, page)
+    if found is None:
+        return None
+    return build_feed(found[0], found[1], fmt)
 
 
 def render_feed(rt: Runtime, feed_name: str) -> bool:
@@ -334,23 +940,14 @@ def render_feed(rt: Runtime, feed_name: str) -> bool:
     except KeyError:
         log.warning("feed %s is no longer configured; skipping render", feed_name)
         return False
-    base = rt.settings.base_url
     changed = False
+    now = utcnow()
     with rt.session() as session:
-        items = feed_items(session, feed)
-        meta = FeedMeta(
-            name=feed.name,
-            title=feed.title,
-            home_url=base + "/",
-            self_url_base=f"{base}/feeds/{feed.name}",
-            description=feed.description or feed.title,
-            language=feed.language,
-        )
+        meta, items = current_feed(rt, session, feed, now)
         rendered = render_all(meta, items)
         stored = {
             r.format: r for r in session.scalars(select(FeedRender).where(FeedRender.feed_name == feed.name))
         }
-        now = utcnow()
         for fmt, out in rendered.items():
             row = stored.get(fmt)
             if row is None:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config import Config
-from worker.store.models import Article, FeedRender, Share, Source
+from worker.store.models import Article, FeedRender, Share, Source, utcnow
 from worker.store.models import Endpoint as EndpointRow
 
 
@@ -17,8 +17,33 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _source_state(source: Source, now: datetime) -> str:
+    """``ok``, ``failing`` (its last crawl failed) or ``backing off`` (beat runs are being skipped)."""
+    if not source.consecutive_errors:
+        return "ok" if source.last_success_at is not None or source.kind == "push" else "new"
+    if source.next_crawl_at is not None and source.next_crawl_at > now:
+        return "backing off"
+    return "failing"
+
+
+def _recent_skipped(session: Session, source_id: int, limit: int = 5) -> list[dict[str, Any]]:
+    """The latest articles of a source that were not fetched, and why (robots.txt, backfill)."""
+    rows = session.execute(
+        select(Article.url, Article.error)
+        .where(Article.source_id == source_id, Article.status == "skipped")
+        .order_by(Article.id.desc())
+        .limit(limit)
+    ).all()
+    return [{"url": url, "reason": reason} for url, reason in rows]
+
+
 def snapshot(session: Session, config: Config, base_url: str) -> dict[str, Any]:
-    """Sources with last crawl and error, article counts, feeds, and the share outbox backlog."""
+    """Sources with last crawl and error, article counts, feeds, and the share outbox backlog.
+
+    A source's ``state`` is ``new``, ``ok``, ``failing`` or ``backing off``; with ``failing_since``
+    (the first failure in a row) and ``next_crawl_at`` it tells an operator how long it has been
+    broken and when it is tried again. ``skipped_recent`` lists articles never fetched, and why.
+    """
     article_counts = dict(
         session.execute(select(Article.status, func.count()).group_by(Article.status)).all()
     )
@@ -29,6 +54,14 @@ def snapshot(session: Session, config: Config, base_url: str) -> dict[str, Any]:
             .group_by(Article.source_id)
         ).all()
     )
+    skipped_counts = dict(
+        session.execute(
+            select(Article.source_id, func.count())
+            .where(Article.status == "skipped")
+            .group_by(Article.source_id)
+        ).all()
+    )
+    now = utcnow()
     sources = []
     for source in session.scalars(select(Source).order_by(Source.name)):
         configured = any(s.name == source.name for s in config.sources)
@@ -45,6 +78,14 @@ def snapshot(session: Session, config: Config, base_url: str) -> dict[str, Any]:
                 "last_error": source.last_error,
                 "crawls": source.crawl_count,
                 "errors": source.error_count,
+                "state": _source_state(source, now),
+                "consecutive_errors": source.consecutive_errors,
+                "failing_since": _iso(source.failing_since),
+                "next_crawl_at": _iso(source.next_crawl_at),
+                "skipped": skipped_counts.get(source.id, 0),
+                "skipped_recent": _recent_skipped(session, source.id)
+                if skipped_counts.get(source.id)
+                else [],
             }
         )
     renders: dict[str, dict[str, Any]] = {}

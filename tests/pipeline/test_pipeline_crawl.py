@@ -1,5 +1,6 @@
-"""Crawl and process stages against a real local site: idempotent crawls, normalized articles,
-canonical duplicates, SSRF-blocked links and a failing listing, on SQLite and PostgreSQL."""
+"""Crawl and process stages against a real local site: idempotent conditional re-crawls, normalized
+articles, canonical duplicates, SSRF-blocked links and a failing listing that backs off, on SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import time
 import pytest
 
 from tests.support.httpserver import HTTPTestServer, Response
-from worker.errors import Retryable, TransientFetchError
+from worker import pipeline
+from worker.errors import Retryable
 
 STORIES = ["/news/solar-cluster.html", "/news/farm-cooperative.html", "/news/robotics-camp.html"]
 
@@ -31,13 +33,14 @@ def test_crawl_creates_pending_articles_and_is_idempotent(pipe, site: HTTPTestSe
 
     pipe.process(ids)
     before = pipe.articles()
-    time.sleep(0.01)
+    site.requests.clear()
     assert pipe.crawl("valley") == []
+    # The listing answered 304 to our validators: nothing parsed, no article fetched again.
+    assert [(r.path, r.header("If-None-Match") is not None) for r in site.requests] == [("/news/", True)]
     after = pipe.articles()
     assert set(after) == set(before)
     for url, old in before.items():
         new = after[url]
-        assert new.last_seen_at > old.last_seen_at
         for column in (
             "id",
             "status",
@@ -165,24 +168,46 @@ def test_hostile_links_are_blocked_and_never_fetched(site: HTTPTestServer, make_
         assert len(site.requests_to("/hostile/bounce.html")) == 1
 
 
-def test_listing_answering_500_raises_retryable_and_records_the_error(pipe, site: HTTPTestServer) -> None:
+def test_listing_answering_500_records_the_error_and_backs_off(pipe, site: HTTPTestServer) -> None:
+    """A failing crawl is not retried in a tight loop: the source backs off, skipping beat runs."""
     listing = (site.root / "news" / "index.html").read_bytes()  # type: ignore[operator]
     answers = [Response(500, b"oops", {"Content-Type": "text/plain"})]
     site.route("/news/", lambda request: answers[0])
-    with pytest.raises(TransientFetchError) as caught:
-        pipe.crawl("valley")
-    assert isinstance(caught.value, Retryable)
+    report = pipeline.run_crawl(pipe.rt, pipe.source_id("valley"))
+    assert report.failed and "HTTP 500" in (report.error or "") and report.ids == []
 
     source = pipe.source("valley")
     assert source.last_error is not None and "HTTP 500" in source.last_error
-    assert source.error_count == 1 and source.last_success_at is None
+    assert source.error_count == 1 and source.consecutive_errors == 1 and source.last_success_at is None
+    assert source.failing_since == source.last_crawl_at
     assert pipe.articles() == {}
+    # One failure waits half an interval (the next beat run retries); the second skips a run.
+    assert source.next_crawl_at is not None
+    assert (source.next_crawl_at - source.last_crawl_at).total_seconds() == pytest.approx(450, abs=1)
+
+    # Until then a beat run does not even ask the site; `syndicate crawl` (force) does.
+    site.requests.clear()
+    assert pipeline.run_crawl(pipe.rt, pipe.source_id("valley")).deferred == source.next_crawl_at
+    assert site.requests == []
+    assert pipeline.run_crawl(pipe.rt, pipe.source_id("valley"), force=True).failed
+    second = pipe.source("valley")
+    assert second.consecutive_errors == 2 and second.failing_since == source.failing_since
+    assert second.next_crawl_at is not None and second.last_crawl_at is not None
+    assert (second.next_crawl_at - second.last_crawl_at).total_seconds() == pytest.approx(1350, abs=1)
 
     # Once the listing is back the same source crawls normally and the error is cleared.
     answers[0] = Response(200, listing, {"Content-Type": "text/html; charset=utf-8"})
-    assert len(pipe.crawl("valley")) == 3
+    assert len(pipeline.crawl_source(pipe.rt, pipe.source_id("valley"), force=True)) == 3
     recovered = pipe.source("valley")
     assert recovered.last_error is None and recovered.last_success_at is not None
+    assert recovered.consecutive_errors == 0 and recovered.failing_since is None
+    assert recovered.next_crawl_at is None
+
+
+def test_backoff_grows_with_the_error_count_and_honours_retry_after() -> None:
+    assert [pipeline.backoff_delay(100, n) for n in range(5)] == [0, 50, 150, 350, 750]
+    assert pipeline.backoff_delay(900, 40) == pipeline.MAX_BACKOFF_SECONDS
+    assert pipeline.backoff_delay(100, 1, retry_after=600) == 600
 
 
 def test_listing_answering_404_is_recorded_not_raised(pipe, site: HTTPTestServer) -> None:

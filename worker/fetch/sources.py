@@ -9,22 +9,37 @@
   entries come newest first.
 * ``feed`` - RSS, Atom or JSON Feed; entries keep their title, date and full HTML content if any.
 * ``page`` - the source URL itself.
+* ``push`` - nothing: its articles arrive over the ingest API.
+
+:func:`crawl` walks a source's documents (listing pages through ``options.next_selector``,
+sitemap indexes and their children, a robots.txt for its ``Sitemap:`` lines, feeds) as one queue,
+with conditional GETs whose validators a :class:`CrawlState` remembers per URL: a 304 is counted and
+never parsed, and a child sitemap whose index ``<lastmod>`` is not newer than the one we saw is not
+requested at all. A listing's next page is fetched on a source's first crawl until ``limit``
+articles are found, and later only while every link of the page is new (past the first known link
+we are back where the previous crawl was). A :class:`~worker.errors.HostBusy` stops the walk and
+hands back the documents still to fetch, so the crawl resumes there instead of starting over.
 
 Links are made absolute, stripped of fragments, deduplicated in order and capped at
 ``options.max_articles`` (50 by default). Only http(s) links are kept; other sites' links only when
 ``link_pattern`` matches them (feeds excepted: their entries are the partner's own choice).
+``options.include`` / ``options.exclude`` (regexes searched in the URL) then keep or drop links.
+
+XML from outside is parsed without entity expansion: sitemaps by lxml with ``resolve_entities=False``
+and no network, feeds by feedparser after their DOCTYPE (and so every entity declaration) is removed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import feedparser
@@ -33,13 +48,20 @@ from lxml import etree
 from soupsieve import SelectorSyntaxError
 
 from config.model import SourceConfig
-from worker.errors import FetchError, TooLarge, TransientFetchError, UnsupportedContent
-from worker.fetch.http import DEFAULT_ACCEPT, Fetcher
+from worker.errors import Disallowed, FetchError, HostBusy, TooLarge, TransientFetchError, UnsupportedContent
+from worker.fetch.http import DEFAULT_ACCEPT, Fetcher, FetchResult
 
 __all__ = [
     "DEFAULT_MAX_ARTICLES",
+    "DEFAULT_MAX_PAGES",
+    "DEFAULT_NEXT_SELECTOR",
+    "CrawlResult",
+    "CrawlState",
     "Discovered",
+    "Document",
+    "MemoryState",
     "Sitemap",
+    "crawl",
     "discover",
     "discover_from_document",
     "parse_sitemap",
@@ -48,6 +70,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ARTICLES = 50
+DEFAULT_MAX_PAGES = 10
+# rel=next is how HTML (and WordPress, Ghost, Drupal...) marks the next page of a listing.
+DEFAULT_NEXT_SELECTOR = "link[rel~=next], a[rel~=next]"
 MAX_CHILD_SITEMAPS = 10
 MAX_SITEMAP_DEPTH = 2
 # The sitemaps.org limit for one uncompressed sitemap; also bounds gzip bombs.
@@ -168,6 +193,9 @@ class Discovered:
     title: str | None = None
     published: datetime | None = None
     html: str | None = None
+    # When the source says the story last changed (sitemap <lastmod>, a feed entry's updated).
+    modified: datetime | None = None
+    summary: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,26 +204,21 @@ class Sitemap:
 
     entries: tuple[Discovered, ...] = ()
     children: tuple[str, ...] = ()
+    # The index's <lastmod> of each child, in the order of ``children`` (None where absent).
+    child_lastmods: tuple[datetime | None, ...] = ()
 
 
 def discover(source: SourceConfig, fetcher: Fetcher) -> list[Discovered]:
     """Fetch ``source`` with ``fetcher`` and list the articles it offers (see the module doc).
 
-    Raises the fetcher's :class:`~worker.errors.FetchError` subclasses; a sitemap index whose
-    every child failed raises the first child's error (a transient one if any).
+    A one-off :func:`crawl` with nothing remembered. Raises the fetcher's
+    :class:`~worker.errors.FetchError` subclasses; a sitemap index whose every child failed raises
+    the first child's error (a transient one if any).
     """
-    if source.kind == "page":
-        url = _clean_url(source.url, source.url)
-        return [Discovered(url=url or source.url)]
-    accept = {"feed": FEED_ACCEPT, "sitemap": SITEMAP_ACCEPT}.get(source.kind, DEFAULT_ACCEPT)
-    result = fetcher.get(source.url, accept=accept)
-    if source.kind != "sitemap":
-        return discover_from_document(source, result.body, result.final_url, result.content_type)
-    sitemap = parse_sitemap(result.body, result.final_url)
-    entries = list(sitemap.entries)
-    if sitemap.children:
-        entries.extend(_follow_child_sitemaps(source, fetcher, sitemap.children, result.final_url))
-    return _select_sitemap_entries(source, entries, result.final_url)
+    result = crawl(source, fetcher, MemoryState(), first=True)
+    if result.busy is not None:
+        raise result.busy
+    return result.found
 
 
 def discover_from_document(
@@ -210,6 +233,8 @@ def discover_from_document(
     if source.kind == "page":
         url = _clean_url(source.url, source.url)
         return [Discovered(url=url or source.url)]
+    if source.kind == "push":
+        return []
     if source.kind == "listing":
         return _discover_listing(source, body, base_url, content_type)
     if source.kind == "sitemap":
@@ -265,11 +290,17 @@ def _select(
 ) -> list[Discovered]:
     """Filter by pattern or site, drop the source's own URL, dedupe in order, cap."""
     pattern = _pattern(source)
+    include = [re.compile(p) for p in source.options.get("include", [])]
+    exclude = [re.compile(p) for p in source.options.get("exclude", [])]
     sites = {_site_host(source.url), _site_host(base_url)}
     own = {_clean_url(source.url, source.url), _clean_url(base_url, base_url)}
     chosen: dict[str, Discovered] = {}
     for item in items:
         if item.url in own:
+            continue
+        if include and not any(p.search(item.url) for p in include):
+            continue
+        if any(p.search(item.url) for p in exclude):
             continue
         if pattern is not None:
             if not pattern.search(item.url):
@@ -280,7 +311,7 @@ def _select(
         if previous is None:
             chosen[item.url] = item
         elif previous.title is None and item.title:
-            chosen[item.url] = Discovered(previous.url, item.title, previous.published, previous.html)
+            chosen[item.url] = dataclasses.replace(previous, title=item.title)
     return list(chosen.values())[: _max_articles(source)]
 
 
@@ -466,10 +497,13 @@ def parse_sitemap(body: bytes, base_url: str) -> Sitemap:
                 continue
             url = _clean_url(_child_text(node, "loc") or "", base_url)
             if url:
-                published = _parse_datetime(_child_text(node, "publication_date")) or _parse_datetime(
-                    _child_text(node, "lastmod")
+                lastmod = _parse_datetime(_child_text(node, "lastmod"))
+                published = _parse_datetime(_child_text(node, "publication_date")) or lastmod
+                entries.append(
+                    Discovered(
+                        url=url, title=_child_text(node, "title"), published=published, modified=lastmod
+                    )
                 )
-                entries.append(Discovered(url=url, title=_child_text(node, "title"), published=published))
         return Sitemap(entries=tuple(entries))
     if kind == "sitemapindex":
         children: list[tuple[datetime | None, str]] = []
@@ -479,7 +513,11 @@ def parse_sitemap(body: bytes, base_url: str) -> Sitemap:
             url = _clean_url(_child_text(node, "loc") or "", base_url)
             if url:
                 children.append((_parse_datetime(_child_text(node, "lastmod")), url))
-        return Sitemap(children=tuple(url for _, url in _newest_first(children)))
+        ordered = _newest_first(children)
+        return Sitemap(
+            children=tuple(url for _, url in ordered),
+            child_lastmods=tuple(when for when, _ in ordered),
+        )
     raise UnsupportedContent(f"not a sitemap: the root element is <{kind}>", base_url)
 
 
@@ -538,40 +576,6 @@ def _select_sitemap_entries(
     return _select(source, ordered, base_url)
 
 
-def _follow_child_sitemaps(
-    source: SourceConfig, fetcher: Fetcher, children: Sequence[str], index_url: str
-) -> list[Discovered]:
-    sites = {_site_host(source.url), _site_host(index_url)}
-    queue = [(url, 1) for url in children]
-    seen = {_clean_url(source.url, source.url), index_url}
-    entries: list[Discovered] = []
-    errors: list[FetchError] = []
-    fetched = 0
-    while queue and fetched < MAX_CHILD_SITEMAPS:
-        url, depth = queue.pop(0)
-        if url in seen:
-            continue
-        seen.add(url)
-        if not _same_site(url, sites):
-            log.warning("source %s: skipping child sitemap on another site: %s", source.name, url)
-            continue
-        fetched += 1
-        try:
-            result = fetcher.get(url, accept=SITEMAP_ACCEPT)
-            sitemap = parse_sitemap(result.body, result.final_url)
-        except FetchError as exc:
-            log.warning("source %s: child sitemap %s failed: %s", source.name, url, exc)
-            errors.append(exc)
-            continue
-        entries.extend(sitemap.entries)
-        if depth < MAX_SITEMAP_DEPTH:
-            queue.extend((child, depth + 1) for child in sitemap.children)
-    if errors and not entries:
-        transient = [e for e in errors if isinstance(e, TransientFetchError)]
-        raise (transient or errors)[0]
-    return entries
-
-
 # --- feeds --------------------------------------------------------------------------------------
 
 
@@ -586,9 +590,35 @@ def _discover_feed(
     return _select(source, items, base_url, same_site_only=False)
 
 
+_DOCTYPE = re.compile(rb"<!DOCTYPE(?:[^\[>]|\[.*?\])*>", re.IGNORECASE | re.DOTALL)
+
+
+def _without_doctype(body: bytes) -> bytes:
+    """``body`` without its DOCTYPE, so that no entity it declares can be expanded.
+
+    feedparser keeps simple internal entities of a DOCTYPE; one such entity referenced many times
+    still multiplies the document (the "quadratic blowup"), so we drop the DOCTYPE altogether. Only
+    the prolog is looked at: a DOCTYPE cannot come after the root element.
+    """
+    root = re.search(rb"<[A-Za-z]", body)
+    prolog_end = root.start() if root else len(body)
+    head = body[:prolog_end]
+    if b"<!" not in head.upper().replace(b"<!--", b""):
+        return body
+    return _DOCTYPE.sub(b"", head) + body[prolog_end:]
+
+
+def _entry_time(entry: Any, *keys: str) -> datetime | None:
+    for key in keys:
+        when = entry.get(key)
+        if when:
+            return datetime(*when[:6]).replace(tzinfo=UTC)
+    return None
+
+
 def _parse_xml_feed(body: bytes, base_url: str, content_type: str | None) -> list[Discovered]:
     headers = {"content-location": base_url, "content-type": content_type or "application/xml"}
-    parsed = feedparser.parse(body, response_headers=headers)
+    parsed = feedparser.parse(_without_doctype(body), response_headers=headers)
     if not parsed.entries and not parsed.get("version"):
         reason = parsed.get("bozo_exception") or "no RSS or Atom root element"
         raise UnsupportedContent(f"not a feed: {reason}", base_url)
@@ -605,8 +635,8 @@ def _parse_xml_feed(body: bytes, base_url: str, content_type: str | None) -> lis
         url = _clean_url(link, base_url) if isinstance(link, str) else None
         if url is None:
             continue
-        when = entry.get("published_parsed") or entry.get("updated_parsed")
-        published = datetime(*when[:6]).replace(tzinfo=UTC) if when else None
+        published = _entry_time(entry, "published_parsed", "updated_parsed")
+        modified = _entry_time(entry, "updated_parsed", "published_parsed")
         html = next(
             (
                 c.get("value")
@@ -616,7 +646,12 @@ def _parse_xml_feed(body: bytes, base_url: str, content_type: str | None) -> lis
             None,
         )
         title = _plain_text(str(entry.get("title") or "")) or None
-        items.append(Discovered(url=url, title=title, published=published, html=html))
+        summary = _plain_text(str(entry.get("summary") or "")) or None
+        items.append(
+            Discovered(
+                url=url, title=title, published=published, html=html, modified=modified, summary=summary
+            )
+        )
     return items
 
 
@@ -639,12 +674,317 @@ def _parse_json_feed(body: bytes, base_url: str) -> list[Discovered]:
         title = _plain_text(title) if isinstance(title, str) else ""
         html = item.get("content_html")
         published = item.get("date_published") or item.get("date_modified")
+        modified = item.get("date_modified") or item.get("date_published")
+        summary = item.get("summary")
         items.append(
             Discovered(
                 url=url,
                 title=title or None,
                 published=_parse_datetime(published) if isinstance(published, str) else None,
                 html=html if isinstance(html, str) and html.strip() else None,
+                modified=_parse_datetime(modified) if isinstance(modified, str) else None,
+                summary=_plain_text(summary) or None if isinstance(summary, str) else None,
             )
         )
     return items
+
+
+# --- crawling: the document queue, conditional GETs, resumption ---------------------------------
+
+
+class CrawlState(Protocol):
+    """What a crawl remembers between runs (the database in production, a dict in tests)."""
+
+    def validators(self, url: str) -> tuple[str | None, str | None]:
+        """The ETag and Last-Modified last seen for ``url``."""
+        ...
+
+    def lastmod(self, url: str) -> datetime | None:
+        """The modification time the source last announced for ``url`` (a child sitemap)."""
+        ...
+
+    def known(self, urls: Sequence[str]) -> set[str]:
+        """Which of these article URLs are already stored."""
+        ...
+
+    def fetched(self, url: str, result: FetchResult, lastmod: datetime | None = None) -> None:
+        """Remember the answer to a fetch of ``url`` (its validators, the announced ``lastmod``)."""
+        ...
+
+
+@dataclass
+class MemoryState:
+    """A :class:`CrawlState` held in memory: for one-off discovery, tests and benchmarks."""
+
+    states: dict[str, tuple[str | None, str | None, datetime | None]] = field(default_factory=dict)
+    articles: set[str] = field(default_factory=set)
+
+    def validators(self, url: str) -> tuple[str | None, str | None]:
+        """See :meth:`CrawlState.validators`."""
+        etag, last_modified, _ = self.states.get(url, (None, None, None))
+        return etag, last_modified
+
+    def lastmod(self, url: str) -> datetime | None:
+        """See :meth:`CrawlState.lastmod`."""
+        return self.states.get(url, (None, None, None))[2]
+
+    def known(self, urls: Sequence[str]) -> set[str]:
+        """See :meth:`CrawlState.known`."""
+        return self.articles.intersection(urls)
+
+    def fetched(self, url: str, result: FetchResult, lastmod: datetime | None = None) -> None:
+        """See :meth:`CrawlState.fetched`."""
+        previous = self.states.get(url, (None, None, None))
+        self.states[url] = (result.etag, result.last_modified, lastmod or previous[2])
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document of a source still to fetch: a listing page, a sitemap, a feed, or the robots.txt
+    whose ``Sitemap:`` lines a sitemap source given as a site's root reads.
+
+    ``depth`` is the page number of a listing page and the nesting of a sitemap; ``lastmod`` what
+    the parent sitemap index announced for it.
+    """
+
+    url: str
+    role: str
+    depth: int = 1
+    lastmod: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form, for a crawl cursor stored in the database."""
+        return {
+            "url": self.url,
+            "role": self.role,
+            "depth": self.depth,
+            "lastmod": self.lastmod.isoformat() if self.lastmod else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Document:
+        """The document :meth:`to_json` wrote."""
+        return cls(
+            url=str(data["url"]),
+            role=str(data["role"]),
+            depth=int(data.get("depth") or 1),
+            lastmod=_parse_datetime(data.get("lastmod")),
+        )
+
+
+@dataclass
+class CrawlResult:
+    """What one crawl found and what it cost.
+
+    ``found`` are the article URLs offered (deduplicated, in the source's order, newest first for
+    sitemaps); ``requests`` counts the requests sent, ``not_modified`` the 304s among them and
+    ``bytes`` the body bytes received. ``unchanged`` counts documents skipped or answered 304;
+    ``skipped`` the documents robots.txt forbids. ``busy`` is set when the host's budget ran out:
+    ``remaining`` are then the documents still to fetch.
+    """
+
+    found: list[Discovered] = field(default_factory=list)
+    requests: int = 0
+    not_modified: int = 0
+    bytes: int = 0
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    remaining: list[Document] = field(default_factory=list)
+    busy: HostBusy | None = None
+
+
+def start_documents(source: SourceConfig) -> list[Document]:
+    """The documents a crawl of ``source`` begins with."""
+    if source.kind == "listing":
+        urls = [source.url, *source.options.get("start_urls", [])]
+        return [Document(url, "listing") for url in dict.fromkeys(urls)]
+    if source.kind == "sitemap":
+        given = list(source.options.get("sitemaps", []))
+        if not given and urlsplit(source.url).path in ("", "/"):
+            return [Document(urljoin(source.url, "/robots.txt"), "robots")]
+        return [Document(url, "sitemap") for url in dict.fromkeys([*([] if given else [source.url]), *given])]
+    if source.kind == "feed":
+        return [Document(source.url, "feed")]
+    return []
+
+
+def crawl(
+    source: SourceConfig,
+    fetcher: Fetcher,
+    state: CrawlState,
+    *,
+    first: bool,
+    limit: int | None = None,
+    resume: Sequence[Document] | None = None,
+) -> CrawlResult:
+    """Walk the documents of ``source`` (see the module doc) and list the articles found.
+
+    ``first`` says whether this is the source's first crawl, ``limit`` how many articles a first
+    crawl wants (listing pages stop once that many are found); ``resume`` the documents an
+    interrupted crawl had left. Errors on a start document are raised, as are errors of every
+    later document when they leave the crawl with no article at all; :class:`HostBusy` is not
+    raised but returned in :attr:`CrawlResult.busy`.
+    """
+    result = CrawlResult()
+    if source.kind in ("page", "push"):
+        result.found = discover_from_document(source, b"", source.url, None)
+        return result
+    starts = start_documents(source)
+    queue = list(resume) if resume else list(starts)
+    start_urls = {d.url for d in starts}
+    seen: set[str] = {d.url for d in queue}
+    found: dict[str, Discovered] = {}
+    sitemap_entries: list[Discovered] = []
+    errors: list[FetchError] = []
+    children_fetched = 0
+    while queue:
+        document = queue.pop(0)
+        if document.role == "sitemap" and document.url not in start_urls:
+            if children_fetched >= MAX_CHILD_SITEMAPS:
+                continue
+            stored = state.lastmod(document.url)
+            if stored is not None and document.lastmod is not None and document.lastmod <= stored:
+                result.unchanged += 1  # the index says it has not changed since we read it
+                continue
+            children_fetched += 1
+        try:
+            if document.role == "robots":
+                # robots.txt is the Fetcher's (cached, shared): only its Sitemap: lines are ours.
+                for url in _robots_sitemaps(source, fetcher):
+                    if url not in seen:
+                        seen.add(url)
+                        start_urls.add(url)
+                        queue.append(Document(url, "sitemap"))
+                continue
+            fetched = _fetch(source, fetcher, state, document, result)
+        except HostBusy as busy:
+            result.busy = busy
+            result.remaining = [document, *queue]
+            break
+        except Disallowed as exc:
+            result.skipped.append((document.url, str(exc)))
+            if document.url in start_urls and not resume:
+                raise
+            continue
+        except FetchError as exc:
+            if document.url in start_urls and not resume:
+                raise
+            log.warning("source %s: %s %s failed: %s", source.name, document.role, document.url, exc)
+            errors.append(exc)
+            continue
+        if fetched is None:
+            continue
+        follow = _parse_document(source, fetcher, document, fetched, state, first=first, limit=limit)
+        items, more = follow
+        if document.role == "sitemap":
+            sitemap_entries.extend(items)
+        else:
+            for item in items:
+                found.setdefault(item.url, item)
+        for child in more:
+            if child.url not in seen:
+                seen.add(child.url)
+                queue.append(child)
+        if document.role == "listing" and first and limit is not None and len(found) >= limit:
+            queue = [d for d in queue if d.role != "listing" or d.depth == 1]
+    if sitemap_entries:
+        base = source.url
+        for item in _select_sitemap_entries(source, sitemap_entries, base):
+            found.setdefault(item.url, item)
+    result.found = list(found.values())
+    if errors and not result.found and result.busy is None:
+        transient = [e for e in errors if isinstance(e, TransientFetchError)]
+        raise (transient or errors)[0]
+    return result
+
+
+def _accept(role: str) -> str:
+    return {"feed": FEED_ACCEPT, "sitemap": SITEMAP_ACCEPT}.get(role, DEFAULT_ACCEPT)
+
+
+def _fetch(
+    source: SourceConfig, fetcher: Fetcher, state: CrawlState, document: Document, result: CrawlResult
+) -> FetchResult | None:
+    """Conditional GET of ``document``; None for a 304 (counted, never parsed)."""
+    etag, last_modified = state.validators(document.url)
+    answer = fetcher.get(document.url, etag=etag, last_modified=last_modified, accept=_accept(document.role))
+    result.requests += 1
+    result.bytes += len(answer.body)
+    state.fetched(document.url, answer, document.lastmod)
+    if answer.not_modified:
+        result.not_modified += 1
+        result.unchanged += 1
+        return None
+    return answer
+
+
+def _parse_document(
+    source: SourceConfig,
+    fetcher: Fetcher,
+    document: Document,
+    answer: FetchResult,
+    state: CrawlState,
+    *,
+    first: bool,
+    limit: int | None,
+) -> tuple[list[Discovered], list[Document]]:
+    """The articles in a fetched document and the documents it leads to."""
+    base = answer.final_url
+    if document.role == "sitemap":
+        sitemap = parse_sitemap(answer.body, base)
+        sites = {_site_host(source.url), _site_host(base)}
+        children = []
+        if document.depth <= MAX_SITEMAP_DEPTH:
+            lastmods = sitemap.child_lastmods or (None,) * len(sitemap.children)
+            for url, when in zip(sitemap.children, lastmods, strict=False):
+                if not _same_site(url, sites):
+                    log.warning("source %s: skipping child sitemap on another site: %s", source.name, url)
+                    continue
+                children.append(Document(url, "sitemap", document.depth + 1, when))
+        return list(sitemap.entries), children
+    if document.role == "feed":
+        return _discover_feed(source, answer.body, base, answer.content_type), []
+    items = _discover_listing(source, answer.body, base, answer.content_type)
+    if not _is_html(answer):
+        raise UnsupportedContent(f"a listing must be an HTML page, got {answer.media_type!r}", base)
+    max_pages = source.options.get("max_pages", DEFAULT_MAX_PAGES)
+    if document.depth >= max_pages:
+        return items, []
+    if first:
+        wanted = limit is None or len(items) < limit
+    else:
+        # Past the first known link we are back where the previous crawl stopped.
+        wanted = bool(items) and not state.known([i.url for i in items])
+    next_url = _next_page(source, answer.body, base, answer.content_type) if wanted else None
+    return items, [Document(next_url, "listing", document.depth + 1)] if next_url else []
+
+
+def _is_html(answer: FetchResult) -> bool:
+    media = answer.media_type or ""
+    if media in ("text/html", "application/xhtml+xml"):
+        return True
+    head = answer.body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return media in ("", "application/octet-stream", "text/plain") and head.startswith(
+        (b"<!doctype html", b"<html")
+    )
+
+
+def _next_page(source: SourceConfig, body: bytes, base_url: str, content_type: str | None) -> str | None:
+    soup = BeautifulSoup(body, "lxml", from_encoding=_charset(content_type))
+    selector = str(source.options.get("next_selector") or DEFAULT_NEXT_SELECTOR)
+    for element in soup.select(selector):
+        link = element if element.get("href") else element.find("a", href=True)
+        href = link.get("href") if isinstance(link, Tag) else None
+        url = _clean_url(href, _document_base(soup, base_url)) if isinstance(href, str) else None
+        if url and url != _clean_url(base_url, base_url) and _same_site(url, {_site_host(source.url)}):
+            return url
+    return None
+
+
+def _robots_sitemaps(source: SourceConfig, fetcher: Fetcher) -> list[str]:
+    """The sitemaps robots.txt names for the source's site, else ``/sitemap.xml``."""
+    named = fetcher.robots.sitemaps(source.url)
+    cleaned = [u for u in (_clean_url(url, source.url) for url in named) if u]
+    sites = {_site_host(source.url)}
+    same_site = [url for url in dict.fromkeys(cleaned) if _same_site(url, sites)]
+    return same_site or [urljoin(source.url, "/sitemap.xml")]

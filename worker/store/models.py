@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models: sources, articles, feed renders and the share outbox.
+"""SQLAlchemy 2 models: sources, fetch validators, articles, feed renders and the share outbox.
 
 The schema is owned by the Alembic migrations in ``worker/store/migrations``; these classes must
 match them (``tests/store/test_migrations.py`` compares the two).
@@ -83,12 +83,45 @@ class Source(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     crawl_count: Mapped[int] = mapped_column(Integer, default=0)
     error_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Back-off: failures in a row, since when, and the earliest time beat may crawl it again.
+    consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None] = mapped_column(default=None)
+    next_crawl_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Where an interrupted crawl (host busy) resumes: the documents it had still to fetch.
+    cursor: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     articles: Mapped[list[Article]] = relationship(back_populates="source")
 
 
+class FetchState(Base):
+    """What we last learnt about one URL: its validators for conditional GETs, and its ``lastmod``.
+
+    One row per URL fetched or listed: listing pages, sitemaps, feeds and articles alike. ``lastmod``
+    is the modification time the source announced (sitemap ``<lastmod>``, a feed's ``updated``);
+    an article is fetched again only when a newer one is announced.
+    """
+
+    __tablename__ = "fetch_states"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048), unique=True)
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), index=True, default=None
+    )
+    etag: Mapped[str | None] = mapped_column(Text, default=None)
+    last_modified: Mapped[str | None] = mapped_column(Text, default=None)
+    lastmod: Mapped[datetime | None] = mapped_column(default=None)
+    status: Mapped[int | None] = mapped_column(Integer, default=None)
+    fetched_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class Article(Base):
-    """One story, unique by canonical URL. ``status``: pending → ready | failed | duplicate."""
+    """One story, unique by canonical URL. ``status``: pending → ready | failed | duplicate | skipped.
+
+    ``skipped`` articles are never fetched: robots.txt disallows them, or they lie beyond a new
+    source's ``backfill``; ``error`` says which. ``hints`` keeps what the feed or sitemap said about
+    the story (title, dates, summary, content), used where the fetched page lacks a field.
+    """
 
     __tablename__ = "articles"
 
@@ -119,6 +152,7 @@ class Article(Base):
     changed_at: Mapped[datetime | None] = mapped_column(default=None)
     # Found by a source's first crawl: its back catalogue, which endpoints do not announce.
     backfill: Mapped[bool] = mapped_column(Boolean, default=False)
+    hints: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     source: Mapped[Source] = relationship(back_populates="articles")
     shares: Mapped[list[Share]] = relationship(back_populates="article")
