@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -101,40 +101,81 @@ class FetchPolicy(_Strict):
 
 
 class SourceConfig(_Strict):
-    """One place articles come from."""
+    """One place articles come from.
+
+    ``listing`` pages (``url`` plus ``options.start_urls``) are followed through
+    ``options.next_selector`` up to ``options.max_pages``; ``sitemap`` is a sitemap URL, or a site's
+    root, whose robots.txt ``Sitemap:`` lines (else ``/sitemap.xml``) are read; ``feed`` is RSS, Atom
+    or JSON Feed; ``page`` is one URL watched for changes; ``push`` only receives articles over the
+    ingest API. A source's first crawl takes at most ``backfill`` articles.
+    """
+
+    OPTIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "link_selector",
+            "link_pattern",
+            "max_articles",
+            "language",
+            "start_urls",
+            "next_selector",
+            "max_pages",
+            "include",
+            "exclude",
+            "sitemaps",
+        }
+    )
 
     name: Name
     title: str | None = Field(default=None, description="Display name (feeds' source attribution).")
-    kind: Literal["listing", "sitemap", "feed", "page"]
-    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
+    kind: Literal["listing", "sitemap", "feed", "page", "push"]
+    url: Annotated[str, Field(pattern=r"^(?:https?://[^\s/]+|$)")] = ""
     schedule: Duration = 900.0
     category: str | None = None
     enabled: bool = True
+    backfill: int = Field(default=50, ge=0, le=100_000)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _url_for_kind(self) -> SourceConfig:
+        if not self.url and self.kind != "push":
+            raise ValueError(f"a {self.kind} source needs a url")
+        return self
 
     @field_validator("options")
     @classmethod
     def _known_options(cls, value: dict[str, Any]) -> dict[str, Any]:
-        known = {"link_selector", "link_pattern", "max_articles", "language"}
-        unknown = sorted(set(value) - known)
+        unknown = sorted(set(value) - cls.OPTIONS)
         if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        if "max_articles" in value and (
-            not isinstance(value["max_articles"], int) or value["max_articles"] < 1
-        ):
-            raise ValueError("max_articles must be a positive integer")
-        if "link_selector" in value:
-            import soupsieve
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(cls.OPTIONS))}"
+            )
+        for key in ("max_articles", "max_pages"):
+            if key in value and (not isinstance(value[key], int) or value[key] < 1):
+                raise ValueError(f"{key} must be a positive integer")
+        for key in ("start_urls", "sitemaps", "include", "exclude"):
+            if key in value and (
+                not isinstance(value[key], list) or not all(isinstance(v, str) for v in value[key])
+            ):
+                raise ValueError(f"{key} must be a list of strings")
+        for key in ("start_urls", "sitemaps"):
+            bad = [v for v in value.get(key, []) if not re.match(r"^https?://[^\s/]+", v)]
+            if bad:
+                raise ValueError(f"{key}: not an http(s) URL: {bad[0]!r}")
+        for key in ("link_selector", "next_selector"):
+            if key in value:
+                import soupsieve
 
+                try:
+                    soupsieve.compile(str(value[key]))
+                except soupsieve.SelectorSyntaxError as exc:
+                    raise ValueError(f"{key} is not a valid CSS selector: {exc.args[0]}") from None
+        patterns = [("link_pattern", value["link_pattern"])] if "link_pattern" in value else []
+        patterns += [(key, p) for key in ("include", "exclude") for p in value.get(key, [])]
+        for key, pattern in patterns:
             try:
-                soupsieve.compile(str(value["link_selector"]))
-            except soupsieve.SelectorSyntaxError as exc:
-                raise ValueError(f"link_selector is not a valid CSS selector: {exc.args[0]}") from None
-        if "link_pattern" in value:
-            try:
-                re.compile(str(value["link_pattern"]))
+                re.compile(str(pattern))
             except re.error as exc:
-                raise ValueError(f"link_pattern is not a valid regular expression: {exc}") from None
+                raise ValueError(f"{key} {pattern!r} is not a valid regular expression: {exc}") from None
         return value
 
 
