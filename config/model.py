@@ -190,6 +190,27 @@ class FeedConfig(_Strict):
     tags: list[str] = Field(default_factory=list)
     limit: int = Field(default=50, ge=1, le=1000)
     language: str | None = None
+    max_item_bytes: int = Field(
+        default=100_000,
+        ge=2_000,
+        le=5_000_000,
+        description="An item's HTML body over this many UTF-8 bytes is cut at a block boundary and "
+        "ends with a link to the original.",
+    )
+    max_feed_bytes: int = Field(
+        default=2_000_000,
+        ge=20_000,
+        le=50_000_000,
+        description="Once a render's bodies pass this many bytes, the remaining items carry a short "
+        "excerpt and the link instead of their body (no item is dropped).",
+    )
+    archive_page_size: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Items per RFC 5005 archive page (capped at ``limit``, so no item falls between "
+        "the current feed and the newest archive page).",
+    )
 
 
 TEMPLATE_FIELDS = frozenset(

@@ -227,7 +227,69 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         body = path.read_text(encoding="utf-8").replace(DEMO_ORIGIN, origin)
         return HTMLResponse(body)
 
+    add_discovery_routes(app)
     return app
+
+
+def feed_links(config: Any, base_url: str) -> list[Any]:
+    """Every configured feed as a :class:`feeds.opml.FeedLink` (title and URL without ``.fmt``)."""
+    from feeds.opml import FeedLink
+
+    return [
+        FeedLink(
+            title=f.title,
+            url_base=f"{base_url}/feeds/{f.name}",
+            home_url=base_url + "/",
+            description=f.description,
+        )
+        for f in config.feeds
+    ]
+
+
+def autodiscovery_links(config: Any, base_url: str) -> str:
+    """The ``<link rel="alternate">`` tags (every feed, every format, plus the OPML list) for a page head."""
+    from feeds.opml import discovery_links
+    from worker.pipeline import OPML_PATH
+
+    return discovery_links(feed_links(config, base_url), base_url + OPML_PATH)
+
+
+def add_discovery_routes(app: FastAPI) -> None:
+    """``/feeds.opml``, the feeds' XSL stylesheet and the RFC 5005 archive pages."""
+    from feeds import stylesheet
+    from feeds.http import cache_headers, is_not_modified
+    from feeds.opml import CONTENT_TYPE as OPML_TYPE
+    from feeds.opml import render_opml
+    from worker.pipeline import OPML_PATH, STYLESHEET_PATH, render_archive
+
+    @app.get(OPML_PATH)
+    def opml(r: RT) -> Response:
+        """An OPML 2.0 list of every configured feed (one outline each, its RSS URL)."""
+        base = r.settings.base_url
+        body = render_opml("Syndicate feeds", feed_links(r.config, base))
+        return Response(content=body, media_type=OPML_TYPE)
+
+    @app.get(STYLESHEET_PATH)
+    def feed_stylesheet() -> Response:
+        """The XSL that makes a feed opened in a browser read as a page."""
+        return Response(
+            content=stylesheet.STYLESHEET.encode("utf-8"),
+            media_type=stylesheet.CONTENT_TYPE,
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    @app.api_route("/feeds/{name}/archive/{page}.{fmt}", methods=["GET", "HEAD"])
+    def feed_archive(name: str, page: int, fmt: str, request: Request, r: RT) -> Response:
+        """A full RFC 5005 archive page of a feed (1 = oldest); its items never change."""
+        if fmt not in FEED_FORMATS:
+            raise HTTPException(404, f"unknown feed format {fmt!r}; use rss, atom or json")
+        out = render_archive(r, name, page, fmt)
+        if out is None:
+            raise HTTPException(404, f"feed {name!r} has no archive page {page}")
+        headers = cache_headers(out.etag, out.last_modified)
+        if is_not_modified(request.headers, out.etag, out.last_modified):
+            return Response(status_code=304, headers=headers)
+        return Response(content=out.body, media_type=out.content_type, headers=headers)
 
 
 def render_status_page(snap: dict[str, Any]) -> str:

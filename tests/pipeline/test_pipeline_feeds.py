@@ -4,14 +4,24 @@ changes, and hold exactly the articles their source, category and tag filters se
 from __future__ import annotations
 
 import json
+import re
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import feedparser
 import pytest
 
 from tests.support.httpserver import HTTPTestServer
-from worker.pipeline import render_feed
+from worker.pipeline import (
+    PushedArticle,
+    ingest_article,
+    normalize_url,
+    process_article,
+    render_archive,
+    render_feed,
+    retract_article,
+)
 
 SOLAR = "Solar cluster opens a shared test lab"
 FARM = "Farm cooperative launches a seed exchange"
@@ -178,3 +188,168 @@ def test_failed_and_duplicate_articles_stay_out_of_feeds(site: HTTPTestServer, m
     assert sorted(a.status for a in pipe.articles().values()) == ["duplicate", "failed", "ready"]
     render_feed(pipe.rt, "all")
     assert _titles(pipe, "all", "atom") == ["The river festival moves to September"]
+
+
+# ---------------------------------------------------------------- entries, archives (issue 8)
+
+PUBLIC_HOST_TAG = re.compile(r"^tag:[a-z0-9.-]+,\d{4}-\d{2}-\d{2}:articles/\d+$")
+
+
+def _push(pipe, n: int, **fields: Any) -> int:
+    item = PushedArticle(
+        url=fields.pop("url", f"https://partner.example/news/{n}"),
+        title=fields.pop("title", f"Pushed story {n}"),
+        content_html=fields.pop(
+            "content_html", f"<p>Pushed story {n} tells of a partnership between two clusters and more.</p>"
+        ),
+        published=fields.pop("published", datetime(2024, 4, 1, 9, 0, tzinfo=UTC) + timedelta(hours=n)),
+        **fields,
+    )
+    article_id, _ = ingest_article(pipe.rt, item)
+    assert process_article(pipe.rt, article_id).status == "ready"
+    return article_id
+
+
+@pytest.fixture
+def push_pipe(make_pipe):
+    return make_pipe({"feeds": [{"name": "all", "title": "All", "limit": 3, "archive_page_size": 2}]})
+
+
+def _json(pipe, feed: str = "all") -> dict[str, Any]:
+    return json.loads(pipe.renders(feed)["json"].body)
+
+
+def test_entry_ids_are_tag_uris_that_survive_edits_and_new_canonical_links(push_pipe) -> None:
+    _push(push_pipe, 1)
+    render_feed(push_pipe.rt, "all")
+    first = _json(push_pipe)["items"][0]
+    assert PUBLIC_HOST_TAG.match(first["id"]), first["id"]
+    atom = feedparser.parse(push_pipe.renders("all")["atom"].body)
+    assert atom.entries[0].id == first["id"]
+
+    # Edited: same id, new title and date_modified, still one entry.
+    _push(push_pipe, 1, title="Pushed story 1, corrected")
+    assert render_feed(push_pipe.rt, "all") is True
+    items = _json(push_pipe)["items"]
+    assert [(i["id"], i["title"]) for i in items] == [(first["id"], "Pushed story 1, corrected")]
+
+
+def test_tracking_parameters_do_not_make_a_second_entry(push_pipe) -> None:
+    _push(push_pipe, 1)
+    _push(push_pipe, 1, url="https://partner.example/news/1?utm_source=x&utm_medium=y&fbclid=z&gclid=1")
+    render_feed(push_pipe.rt, "all")
+    items = _json(push_pipe)["items"]
+    assert [i["url"] for i in items] == ["https://partner.example/news/1"]
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://a.example/x?utm_source=s&id=7&_ga=1#top", "https://a.example/x?id=7"),
+        ("https://a.example/x?mc_cid=1&mc_eid=2&igshid=3", "https://a.example/x"),
+        ("https://a.example/x?page=2&UTM_Campaign=c&q=a%20b", "https://a.example/x?page=2&q=a%20b"),
+        ("  https://a.example/x?ref=home  ", "https://a.example/x?ref=home"),
+    ],
+)
+def test_normalize_url_strips_tracking_parameters(url: str, key: str) -> None:
+    assert normalize_url(url) == key
+
+
+def test_a_future_date_neither_stays_on_top_nor_pins_the_feed(push_pipe) -> None:
+    _push(push_pipe, 1)
+    _push(push_pipe, 2, published=datetime(2099, 1, 1, tzinfo=UTC))
+    render_feed(push_pipe.rt, "all")
+    rss = feedparser.parse(push_pipe.renders("all")["rss"].body)
+    assert rss.bozo == 0
+    assert rss.feed.updated_parsed.tm_year < 2099
+    assert all(e.published_parsed.tm_year < 2099 for e in rss.entries)
+    # Rendering again later gives the same bytes: the clamp uses stored facts, not the clock.
+    assert render_feed(push_pipe.rt, "all") is False
+
+
+def test_a_retracted_article_leaves_every_feed(push_pipe) -> None:
+    keep, gone = _push(push_pipe, 1), _push(push_pipe, 2)
+    render_feed(push_pipe.rt, "all")
+    assert len(_json(push_pipe)["items"]) == 2
+    assert retract_article(push_pipe.rt, gone) == ["all"]
+    assert render_feed(push_pipe.rt, "all") is True
+    assert [i["title"] for i in _json(push_pipe)["items"]] == ["Pushed story 1"]
+    assert keep != gone
+
+
+def test_source_attribution_uses_the_display_name(site_config, make_pipe, site: HTTPTestServer) -> None:
+    site_config["sources"][0]["title"] = "Valley Cluster News"
+    site_config["feeds"] = [{"name": "all", "title": "All"}]
+    pipe = make_pipe(site_config)
+    pipe.crawl_and_process("valley", "harbour")
+    render_feed(pipe.rt, "all")
+    names = {i.get("_syndicate", {}).get("source_name") for i in _json(pipe)["items"]}
+    assert names == {"Valley Cluster News", "harbour"}
+    atom = feedparser.parse(pipe.renders("all")["atom"].body)
+    assert {e.source.title for e in atom.entries} == {"Valley Cluster News", "harbour"}
+
+
+def _fetch(pipe, url: str) -> bytes:
+    """GET a feed or archive URL the way a reader would, from the stored render or the archive route."""
+    base = pipe.rt.settings.base_url
+    path = url.removeprefix(base)
+    if "/archive/" not in path:
+        name, fmt = path.removeprefix("/feeds/").rsplit(".", 1)
+        return pipe.renders(name)[fmt].body
+    name, rest = path.removeprefix("/feeds/").split("/archive/")
+    page, fmt = rest.rsplit(".", 1)
+    out = render_archive(pipe.rt, name, int(page), fmt)
+    assert out is not None, url
+    return out.body
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_a_reader_walks_the_archive_to_the_end(push_pipe, fmt: str) -> None:
+    ids = [_push(push_pipe, n) for n in range(1, 8)]  # 7 articles, limit 3, pages of 2
+    retract_article(push_pipe.rt, ids[2])  # a hole in page 2, not a shift
+    render_feed(push_pipe.rt, "all")
+    url = f"{push_pipe.rt.settings.base_url}/feeds/all.{fmt}"
+    seen: list[str] = []
+    visited = []
+    while url:
+        parsed = feedparser.parse(_fetch(push_pipe, url))
+        assert parsed.bozo == 0, parsed.get("bozo_exception")
+        visited.append(url)
+        seen += [e.title for e in parsed.entries]
+        links = {link.rel: link.href for link in parsed.feed.get("links", [])}
+        if len(visited) > 1:
+            assert links["current"] == f"{push_pipe.rt.settings.base_url}/feeds/all.{fmt}"
+        url = links.get("prev-archive", "")
+        assert len(visited) < 10
+    assert [u.rsplit("/", 1)[-1] for u in visited] == [f"all.{fmt}", f"3.{fmt}", f"2.{fmt}", f"1.{fmt}"]
+    assert set(seen) == {f"Pushed story {n}" for n in (1, 2, 4, 5, 6, 7)}
+    # Pages link forward too, and a page that is not full yet is not served.
+    page1 = feedparser.parse(_fetch(push_pipe, f"{push_pipe.rt.settings.base_url}/feeds/all/archive/1.{fmt}"))
+    assert {link.rel: link.href for link in page1.feed.links}["next-archive"].endswith(f"/archive/2.{fmt}")
+    assert render_archive(push_pipe.rt, "all", 4, fmt) is None
+    assert render_archive(push_pipe.rt, "all", 0, fmt) is None
+
+
+def test_json_feed_pages_to_older_items_with_next_url(push_pipe) -> None:
+    for n in range(1, 6):
+        _push(push_pipe, n)
+    render_feed(push_pipe.rt, "all")
+    doc = _json(push_pipe)
+    titles = [i["title"] for i in doc["items"]]
+    while doc.get("next_url"):
+        doc = json.loads(_fetch(push_pipe, doc["next_url"]))
+        titles += [i["title"] for i in doc["items"]]
+    assert set(titles) == {f"Pushed story {n}" for n in range(1, 6)}
+
+
+def test_archive_pages_are_byte_stable(push_pipe) -> None:
+    for n in range(1, 5):
+        _push(push_pipe, n)
+    before = render_archive(push_pipe.rt, "all", 1, "atom")
+    for n in range(5, 8):
+        _push(push_pipe, n)
+    after = render_archive(push_pipe.rt, "all", 1, "atom")
+    assert before is not None and after is not None
+    # A full page never changes: same bytes, same ETag, however many articles come after it.
+    assert before.body == after.body and before.etag == after.etag
+    assert len(feedparser.parse(before.body).entries) == 2

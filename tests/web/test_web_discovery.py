@@ -1,0 +1,76 @@
+"""Discovery routes: ``/feeds.opml`` lists every feed, ``/feeds.xsl`` turns a feed into a readable
+page, archive pages are served only when full, and the autodiscovery ``<link>`` tags cover every feed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from worker.pipeline import PushedArticle, ingest_article, process_article, render_feed
+from worker.runtime import Runtime
+
+
+@pytest.fixture
+def rendered(runtime: Runtime) -> Runtime:
+    """Two pushed articles, processed, and the feeds rendered."""
+    for n in (1, 2):
+        article_id, _ = ingest_article(
+            runtime,
+            PushedArticle(
+                url=f"https://partner.example/news/{n}",
+                title=f"Story number {n}",
+                content_html=f"<p>Story number {n} tells of a partnership between two clusters.</p>",
+                published=datetime(2024, 4, n, 9, 0, tzinfo=UTC),
+            ),
+        )
+        assert process_article(runtime, article_id).status == "ready"
+    assert render_feed(runtime, "all")
+    return runtime
+
+
+def test_opml_lists_every_feed(client: TestClient, runtime: Runtime) -> None:
+    from lxml import etree
+
+    resp = client.get("/feeds.opml")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/x-opml")
+    outlines = etree.fromstring(resp.content).findall("body/outline")
+    base = runtime.settings.base_url
+    assert [(o.get("type"), o.get("xmlUrl")) for o in outlines] == [
+        ("rss", f"{base}/feeds/{f.name}.rss") for f in runtime.config.feeds
+    ]
+    assert [o.get("title") for o in outlines] == [f.title for f in runtime.config.feeds]
+
+
+def test_stylesheet_is_served_and_referenced(client: TestClient, rendered: Runtime) -> None:
+    from lxml import etree
+
+    xsl = client.get("/feeds.xsl")
+    assert xsl.status_code == 200 and xsl.headers["content-type"].startswith("text/xsl")
+    transform = etree.XSLT(etree.fromstring(xsl.content))
+    for fmt in ("rss", "atom"):
+        body = client.get(f"/feeds/all.{fmt}").content
+        assert f'href="{rendered.settings.base_url}/feeds.xsl"'.encode() in body.split(b"\n")[1]
+        page = str(transform(etree.fromstring(body)))
+        assert "Story number 2" in page and "<script" not in page
+
+
+def test_archive_route_serves_full_pages_only(client: TestClient, rendered: Runtime) -> None:
+    # Two articles and the default page size of 50: no full page yet.
+    assert client.get("/feeds/all/archive/1.atom").status_code == 404
+    assert client.get("/feeds/all/archive/1.xml").status_code == 404
+    assert client.get("/feeds/nope/archive/1.rss").status_code == 404
+
+
+def test_autodiscovery_links_cover_every_feed_and_format(runtime: Runtime) -> None:
+    from worker.web import autodiscovery_links
+
+    tags = autodiscovery_links(runtime.config, runtime.settings.base_url)
+    base = runtime.settings.base_url
+    for feed in runtime.config.feeds:
+        for fmt in ("rss", "atom", "json"):
+            assert f'href="{base}/feeds/{feed.name}.{fmt}"' in tags
+    assert tags.count('rel="alternate"') == 3 * len(runtime.config.feeds)
+    assert f'href="{base}/feeds.opml"' in tags
