@@ -88,7 +88,14 @@ Credential = Annotated[SecretStr, BeforeValidator(_require_env_reference)]
 
 
 class FetchPolicy(_Strict):
-    """How Syndicate fetches partner pages: identity, limits and the SSRF allow-list."""
+    """How Syndicate fetches partner pages: identity, limits, politeness and the SSRF allow-list.
+
+    ``allow_hosts`` entries are ``host``, ``host:port``, an IP or CIDR (``10.0.0.0/8``,
+    ``127.0.0.1/32:8000``, ``[::1]:8000``): see :mod:`worker.ssrf`. They apply to source fetches;
+    URLs pushed over the ingest API are additionally kept off Syndicate's own web, Flower and Redis
+    ports. ``host_interval`` is the least time between two requests to one host (``host:port``)
+    across every worker; a robots.txt ``Crawl-delay`` that asks for more wins.
+    """
 
     user_agent: str = "Syndicate/0.1 (+https://github.com/syndicate-news/syndicate)"
     timeout: Duration = 15.0
@@ -96,8 +103,22 @@ class FetchPolicy(_Strict):
     max_redirects: int = Field(default=5, ge=0, le=20)
     allow_hosts: list[str] = Field(
         default_factory=list,
-        description="Hosts exempt from the private/loopback address block (e.g. a demo site on 127.0.0.1).",
+        description="Hosts, host:port, CIDR or CIDR:port exempt from the private/loopback address block.",
     )
+    host_interval: Duration = Field(default=0.0, ge=0, le=3600)
+    robots: bool = Field(default=True, description="Obey robots.txt (RFC 9309) for our user agent.")
+    robots_ttl: Duration = Field(default=86_400.0, ge=1, le=86_400 * 7)
+    robots_error_ttl: Duration = Field(default=600.0, ge=1, le=86_400)
+    max_crawl_delay: Duration = Field(default=60.0, ge=0, le=3600)
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _host_rules(cls, value: list[str]) -> list[str]:
+        from worker.ssrf import parse_host_rule
+
+        for entry in value:
+            parse_host_rule(entry)
+        return value
 
 
 class SourceConfig(_Strict):

@@ -2,7 +2,9 @@
 
 :class:`HttpClient` owns one pooled :class:`requests.Session` per process and purpose and sends
 every request the same way: Syndicate's user agent, a connect/read timeout plus one deadline for
-the whole exchange (headers and body), a cap on the body size while it streams (decoded bytes, so
+the whole exchange (connect, headers and body) enforced by a watchdog that shuts the socket when
+it passes (a per-read timeout alone lets a server that drips one byte at a time hold a worker for
+ever), a cap on the body size while it streams (decoded bytes, so
 a gzip bomb counts at its inflated size), no redirects followed behind the caller's back, no proxy
 or ``.netrc`` credentials from the environment, and the SSRF guard (:mod:`worker.ssrf`) for URLs
 that did not come from the operator's config. It returns an :class:`Answer` (status, headers, the
@@ -20,26 +22,33 @@ WebSub turn the outcome into their branch of :mod:`worker.errors`.
 from __future__ import annotations
 
 import enum
+import heapq
+import itertools
 import json
 import math
+import socket
+import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from feeds.http import parse_http_date, parse_retry_after
 from worker.errors import BlockedURL, SyndicateError, TransientFetchError
-from worker.ssrf import check_url
+from worker.ssrf import Guard, HostRule
 
 DEFAULT_USER_AGENT = "Syndicate/0.1 (+https://github.com/syndicate-news/syndicate)"
 CHUNK_SIZE = 64 * 1024
 # A per-read timeout does not bound a server that drips one byte just inside it, so a whole
-# exchange (headers and body) also has a deadline of this many times the timeout.
+# exchange (connect, headers and body) also has a deadline of this many times the timeout.
 DEADLINE_FACTOR = 3
 # Epoch seconds are at least this large; anything smaller in a reset header is a delay.
 _EPOCH_FLOOR = 1_000_000_000
@@ -228,11 +237,155 @@ def retry_delay(
     return None
 
 
+# --- the deadline watchdog ------------------------------------------------------------------------
+
+
+class _Watch:
+    """One exchange's deadline; ``conn`` is the connection carrying it once a request starts."""
+
+    __slots__ = ("conn", "deadline", "done", "fired")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.conn: _WatchedMixin | None = None
+        self.fired = False
+        self.done = False
+
+
+class _Watchdog:
+    """One daemon thread per process that shuts the socket of every exchange still running at its deadline.
+
+    ``shutdown`` (not ``close``) wakes a thread blocked reading the socket, and it is called on the
+    plain socket so that an SSL wrapper's state is not touched from this thread. A connection is
+    reused from the pool by the next request only after it registered its own watch, so a late
+    watch of an earlier request never shuts a socket another request is using.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float) -> _Watch:
+        """Start watching an exchange that must end by ``deadline`` (a monotonic moment)."""
+        watch = _Watch(deadline)
+        with self._cond:
+            heapq.heappush(self._heap, (deadline, next(self._order), watch))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="syndicate-http-deadline", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return watch
+
+    def done(self, watch: _Watch) -> None:
+        """The exchange ended: its deadline no longer matters."""
+        with self._cond:
+            watch.done = True
+
+    def attach(self, watch: _Watch, conn: _WatchedMixin) -> None:
+        """``conn`` carries ``watch``'s exchange from now on."""
+        with self._cond:
+            watch.conn = conn
+            conn.syndicate_watch = watch
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                _, _, watch = heapq.heappop(self._heap)
+                self._fire(watch)
+
+    @staticmethod
+    def _fire(watch: _Watch) -> None:
+        """Called with the lock held: shut the exchange's socket, if it still has one."""
+        watch.fired = True
+        conn = watch.conn
+        if conn is None or conn.syndicate_watch is not watch:
+            return
+        _shutdown(conn)
+
+    def fired(self, watch: _Watch) -> bool:
+        """Whether ``watch``'s deadline passed while its exchange ran."""
+        with self._cond:
+            return watch.fired
+
+
+def _shutdown(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        return
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+_WATCHDOG = _Watchdog()
+_current = threading.local()
+
+
+class _WatchedMixin:
+    """A urllib3 connection that registers the calling thread's watch whenever a request starts on it."""
+
+    syndicate_watch: _Watch | None = None
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        watch: _Watch | None = getattr(_current, "watch", None)
+        if watch is not None:
+            _WATCHDOG.attach(watch, self)
+        else:
+            self.syndicate_watch = None
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        watch = self.syndicate_watch
+        if watch is not None and _WATCHDOG.fired(watch):
+            _shutdown(self)  # the deadline passed while connecting
+
+
+class _WatchedHTTPConnection(_WatchedMixin, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedMixin, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class WatchedAdapter(HTTPAdapter):
+    """A requests adapter whose connections obey the :class:`HttpClient` deadline watchdog."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """Build the pool manager with watched connection pools."""
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
 class HttpClient:
     """Sends requests under one policy and reuses its connections; build one per process and purpose.
 
-    ``allow_hosts`` (``host`` or ``host:port``) is handed to the SSRF guard for requests made with
-    ``guard=True``; operator-configured URLs (API base URLs, webhook URLs) are sent unguarded.
+    ``allow_hosts`` (see :mod:`worker.ssrf`) and ``deny`` make the SSRF guard used for requests
+    made with ``guard=True``; a request may also pass its own :class:`~worker.ssrf.Guard`.
+    Operator-configured URLs (API base URLs, webhook URLs) are sent unguarded. The deadline
+    watchdog covers sessions this client creates; a session passed in keeps its own adapters, so
+    its exchanges are bounded only by the per-read timeout and the between-chunks deadline check.
     """
 
     def __init__(
@@ -242,6 +395,7 @@ class HttpClient:
         timeout: float = 15.0,
         max_bytes: int = 1_000_000,
         allow_hosts: Collection[str] = (),
+        deny: Iterable[HostRule] = (),
         session: requests.Session | None = None,
     ) -> None:
         """Use the given policy for every request, on ``session`` or a new session of its own."""
@@ -249,10 +403,13 @@ class HttpClient:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.allow_hosts = tuple(allow_hosts)
+        self.guard = Guard(self.allow_hosts, deny)
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
             session.trust_env = False
+            session.mount("http://", WatchedAdapter())
+            session.mount("https://", WatchedAdapter())
         self.session = session
 
     def close(self) -> None:
@@ -268,13 +425,13 @@ class HttpClient:
         """Close on leaving the ``with`` block."""
         self.close()
 
-    def check(self, url: str) -> None:
-        """Apply the SSRF guard to ``url``; raise :class:`TransportError` (``blocked``) if refused.
+    def check(self, url: str, guard: Guard | None = None) -> None:
+        """Apply ``guard`` (default: the client's) to ``url``; raise a ``blocked`` TransportError if refused.
 
         A host that does not resolve is a TransportError that is neither ``blocked`` nor ``sent``.
         """
         try:
-            check_url(url, self.allow_hosts)
+            (guard or self.guard).check(url)
         except BlockedURL as exc:
             raise TransportError(str(exc), url, blocked=True) from None
         except TransientFetchError as exc:
@@ -292,7 +449,7 @@ class HttpClient:
         files: Any = None,
         timeout: float | None = None,
         max_bytes: int | None = None,
-        guard: bool = False,
+        guard: bool | Guard = False,
         before_body: Callable[[requests.Response], bool | None] | None = None,
         deadline: float | None = None,
     ) -> Answer:
@@ -303,13 +460,16 @@ class HttpClient:
         :class:`Answer` then has an empty body: an error page or a redirect the caller does not
         need). ``deadline`` (a :func:`time.monotonic` moment) bounds a caller's longer exchange,
         such as a chain of redirects; the request's own deadline is ``DEADLINE_FACTOR`` times the
-        timeout, and the earlier of the two wins. Raises :class:`TransportError`.
+        timeout, and the earlier of the two wins: connect, headers and body must all be in by then
+        (the watchdog shuts the socket at that moment). ``guard`` is True for the client's SSRF
+        guard or a :class:`~worker.ssrf.Guard` of the caller's. Raises :class:`TransportError`.
         """
         timeout = timeout if timeout is not None else self.timeout
         limit = max_bytes if max_bytes is not None else self.max_bytes
         if guard:
-            self.check(url)
-        ends = time.monotonic() + timeout * DEADLINE_FACTOR
+            self.check(url, guard if isinstance(guard, Guard) else None)
+        started = time.monotonic()
+        ends = started + timeout * DEADLINE_FACTOR
         if deadline is not None:
             ends = min(ends, deadline)
         remaining = ends - time.monotonic()
@@ -318,8 +478,10 @@ class HttpClient:
         # No single wait may outlast the deadline, so a late first byte is bounded too.
         wait = min(timeout, remaining)
         sent_headers = {"User-Agent": self.user_agent, **(headers or {})}
+        watch = _WATCHDOG.watch(ends)
+        _current.watch = watch
         try:
-            response = self.session.request(
+            return self._exchange(
                 method,
                 url,
                 headers=sent_headers,
@@ -327,9 +489,40 @@ class HttpClient:
                 json=json,
                 data=data,
                 files=files,
-                timeout=(wait, wait),
-                allow_redirects=False,
-                stream=True,
+                wait=wait,
+                limit=limit,
+                ends=ends,
+                before_body=before_body,
+                watch=watch,
+            )
+        except TransportError as exc:
+            if _WATCHDOG.fired(watch):
+                raise TransportError(
+                    f"the answer took too long: not complete within the deadline of {ends - started:.3g}s",
+                    url,
+                    sent=True,
+                ) from None
+            raise exc from None
+        finally:
+            _current.watch = None
+            _WATCHDOG.done(watch)
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        wait: float,
+        limit: int,
+        ends: float,
+        before_body: Callable[[requests.Response], bool | None] | None,
+        watch: _Watch,
+        **send: Any,
+    ) -> Answer:
+        """Send the request and read the answer (see :meth:`request`)."""
+        try:
+            response = self.session.request(
+                method, url, **send, timeout=(wait, wait), allow_redirects=False, stream=True
             )
         except requests.exceptions.ConnectTimeout as exc:
             raise TransportError(f"connecting timed out after {wait:g}s: {exc}", url) from None
@@ -348,6 +541,11 @@ class HttpClient:
         with response:
             wanted = before_body(response) if before_body is not None else None
             body = b"" if wanted is False else _read_body(response, url, limit, ends)
+            if _WATCHDOG.fired(watch):
+                # A body without Content-Length ends at EOF, which is what the watchdog's shutdown looks like.
+                raise TransportError(
+                    "the answer took too long: the deadline passed while it arrived", url, sent=True
+                )
             return Answer(
                 status=response.status_code,
                 headers=CaseInsensitiveDict(response.headers),

@@ -45,8 +45,20 @@ class Runtime:
 
     @cached_property
     def fetcher(self) -> Fetcher:
-        """One fetcher per process, so connections to a partner site are pooled across tasks."""
-        return Fetcher(self.config.fetch)
+        """One fetcher per process: pooled connections; robots.txt cache and host limits shared in Redis.
+
+        ``ingest=True`` fetches also refuse this deployment's own web app, Flower and Redis ports.
+        """
+        from worker.ssrf import own_service_rules
+
+        settings = self.settings
+        deny = own_service_rules(
+            http_port=settings.http_port,
+            flower_port=settings.flower_port,
+            redis_url=settings.effective_redis_url,
+            public_url=settings.public_url,
+        )
+        return Fetcher(self.config.fetch, redis=self.redis_client, deny=deny)
 
     @cached_property
     def share_http(self) -> HttpClient:

@@ -1,71 +1,219 @@
 """The SSRF guard: refuse URLs whose host is (or resolves to) an address Syndicate must not contact.
 
-URLs that come from partner pages (article links, lead images, redirect targets) could point at
-the worker's own network: a metadata service, a database, a router. :func:`check_url` allows only
-http and https URLs without credentials whose host resolves to public unicast addresses only.
-:class:`worker.http.HttpClient` applies it to every request made with ``guard=True``; the fetcher
-applies it to every redirect hop it follows.
+URLs that come from partner pages (article links, lead images, redirect targets) or from the ingest
+API could point at the worker's own network: a metadata service, a database, a router, Syndicate's
+own web app, Flower or Redis. :class:`Guard` allows only http and https URLs without credentials
+whose host resolves to public unicast addresses only, except where the operator's ``allow_hosts``
+says otherwise, and never where a ``deny`` rule matches.
+
+Rules (:func:`parse_host_rule`), as written in ``fetch.allow_hosts``:
+
+- ``partner.internal`` or ``partner.internal:8080``: that host *name* (any port, or that port); the
+  name is trusted, so its addresses are not checked.
+- ``127.0.0.1``, ``10.0.0.0/8``, ``::1``, ``fd00::/8``: addresses (any port) the host may resolve to.
+- ``127.0.0.1:8000``, ``127.0.0.1/32:8000``, ``[::1]:8000``, ``[fd00::/8]:8000``: the same, one port.
+
+A URL passes an allow rule when its name matches a name rule, or when *every* address it resolves
+to is public or inside an address rule for its port. Deny rules are checked first, always against
+the resolved addresses (so ``localhost``, ``127.1`` or a name resolving to this machine cannot go
+round them): :func:`own_service_rules` builds the ones that keep ingest-supplied URLs off
+Syndicate's own ports (web app, Flower, Redis) on loopback and on this host's addresses, whatever
+``allow_hosts`` says. :class:`worker.http.HttpClient` applies a guard to every request made with
+``guard=...``; the fetcher applies it to every redirect hop and to robots.txt.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from worker.errors import BlockedURL, TransientFetchError
 
-__all__ = ["check_url"]
+__all__ = ["Guard", "HostRule", "check_url", "own_service_rules", "parse_host_rule"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # A host written as a number in a form other than a canonical dotted quad (2130706433, 0177.0.0.1,
 # 0x7f.1, 127.1): resolvers disagree about these, so they are refused outright.
 _NUMERIC_HOST = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+))*\.?$", re.IGNORECASE)
+_HOST_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?$")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
-def check_url(url: str, allow_hosts: Collection[str] = ()) -> None:
+@dataclass(frozen=True)
+class HostRule:
+    """One allow or deny rule: a host name, a network or "this machine", with an optional port.
+
+    ``local`` rules match loopback, unspecified and this host's own addresses (see
+    :func:`local_addresses`); ``label`` names what the rule protects, for error messages.
+    """
+
+    name: str | None = None
+    network: Network | None = None
+    local: bool = False
+    port: int | None = None
+    label: str = ""
+
+    def matches_name(self, host: str, port: int) -> bool:
+        """Whether this is a name rule for ``host`` (lower-case, no trailing dot) and ``port``."""
+        return self.name is not None and self.name == host and self.port in (None, port)
+
+    def matches_address(self, address: Address, port: int) -> bool:
+        """Whether this is an address (or local) rule covering ``address`` on ``port``."""
+        if self.port not in (None, port):
+            return False
+        candidates = [address, *_embedded(address)]
+        if self.local:
+            return any(a.is_loopback or a.is_unspecified or a in local_addresses() for a in candidates)
+        network = self.network
+        return network is not None and any(a.version == network.version and a in network for a in candidates)
+
+    def __str__(self) -> str:
+        if self.local:
+            where = "this host"
+        elif self.name is not None:
+            where = self.name
+        else:
+            where = str(self.network)
+        return f"{where}:{self.port}" if self.port is not None else where
+
+
+def _port(text: str, entry: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{entry!r}: port {text!r} is not a number from 1 to 65535")
+    return int(text)
+
+
+def _network(text: str, entry: str) -> Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(f"{entry!r}: {text!r} is not an IP address or CIDR network") from None
+
+
+def parse_host_rule(entry: str) -> HostRule:
+    """Parse one ``allow_hosts`` entry (see the module docstring); raise ValueError if malformed."""
+    text = entry.strip().rstrip(".").lower()
+    if not text:
+        raise ValueError("an empty entry allows nothing")
+    if text.startswith("["):  # [v6], [v6]:port, [v6/len], [v6/len]:port
+        inside, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{entry!r}: write an IPv6 address as [::1] or [::1]:8000")
+        port = _port(rest[1:], entry) if rest else None
+        return HostRule(network=_network(inside, entry), port=port)
+    if text.count(":") > 1:  # a bare IPv6 address or network: no port
+        return HostRule(network=_network(text, entry))
+    host, colon, port_text = text.partition(":")
+    port = _port(port_text, entry) if colon else None
+    if "/" in host or _is_canonical_ipv4(host):
+        return HostRule(network=_network(host, entry), port=port)
+    if not _HOST_NAME.match(host) or _NUMERIC_HOST.match(host):
+        raise ValueError(f"{entry!r}: {host!r} is not a host name, an IP address or a CIDR network")
+    return HostRule(name=host, port=port)
+
+
+def own_service_rules(
+    *, http_port: int, flower_port: int, redis_url: str | None = None, public_url: str | None = None
+) -> list[HostRule]:
+    """Deny rules for Syndicate's own services: web app, Flower and Redis ports on this machine.
+
+    Each port is denied on loopback, the unspecified address and this host's addresses; the Redis
+    URL's host and the public URL's host are denied on their ports too, wherever they live, since
+    both are Syndicate itself.
+    """
+    rules = [
+        HostRule(local=True, port=http_port, label="Syndicate's web app"),
+        HostRule(local=True, port=flower_port, label="Flower"),
+    ]
+    for url, label, default_port in ((redis_url, "Redis", 6379), (public_url, "Syndicate's web app", None)):
+        if not url:
+            continue
+        parts = urlsplit(url)
+        try:
+            port = parts.port or default_port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            continue
+        host = (parts.hostname or "").rstrip(".").lower()
+        rules.append(HostRule(local=True, port=port, label=label))
+        if host:
+            try:
+                rules.append(HostRule(network=ipaddress.ip_network(host), port=port, label=label))
+            except ValueError:
+                rules.append(HostRule(name=host, port=port, label=label))
+    return rules
+
+
+class Guard:
+    """Decides which URLs may be fetched: ``allow`` widens the public-only default, ``deny`` wins."""
+
+    def __init__(self, allow: Iterable[str | HostRule] = (), deny: Iterable[HostRule] = ()) -> None:
+        """Build from ``allow_hosts`` entries (strings are parsed) and deny rules."""
+        self.allow = tuple(rule if isinstance(rule, HostRule) else parse_host_rule(rule) for rule in allow)
+        self.deny = tuple(deny)
+
+    def with_deny(self, deny: Iterable[HostRule]) -> Guard:
+        """A guard with the same allow rules and these deny rules added."""
+        return Guard(self.allow, (*self.deny, *deny))
+
+    def check(self, url: str) -> None:
+        """Raise :class:`BlockedURL` if ``url`` must not be fetched (see :func:`check_url`)."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise BlockedURL(f"malformed URL: {exc}", url) from None
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise BlockedURL(f"scheme {scheme or '(none)'!r} is not allowed, only http and https", url)
+        if parts.username is not None or parts.password is not None:
+            raise BlockedURL("URLs with credentials are not allowed", url)
+        host = (parts.hostname or "").rstrip(".").lower()
+        if not host:
+            raise BlockedURL("URL has no host", url)
+        if port is None:
+            port = 443 if scheme == "https" else 80
+        if _NUMERIC_HOST.match(host) and not _is_canonical_ipv4(host):
+            raise BlockedURL(f"host {host!r} is a non-canonical numeric address", url)
+        for rule in self.deny:
+            if rule.matches_name(host, port):
+                raise BlockedURL(f"{host}:{port} is {rule.label or 'denied'}: never fetched", url)
+        named = any(rule.matches_name(host, port) for rule in self.allow)
+        if named and not self.deny:
+            return
+        addresses = _resolve(host, port, url)
+        for address in addresses:
+            for rule in self.deny:
+                if rule.matches_address(address, port):
+                    what = rule.label or "denied"
+                    raise BlockedURL(f"{host}:{port} ({address}) is {what} on this host: never fetched", url)
+        if named:
+            return
+        for address in addresses:
+            if any(rule.matches_address(address, port) for rule in self.allow):
+                continue
+            reason = _blocked_reason(address)
+            if reason:
+                raise BlockedURL(f"host {host!r} resolves to {reason} address {address}", url)
+
+
+def check_url(url: str, allow_hosts: Collection[str] = (), deny: Iterable[HostRule] = ()) -> None:
     """Refuse (raise :class:`BlockedURL`) a URL Syndicate must not fetch.
 
     Only http and https URLs without credentials are allowed, and only when every address the
     host resolves to is public: private, loopback, link-local, multicast, reserved and
     unspecified addresses are blocked, also when wrapped in IPv4-mapped, 6to4, Teredo or NAT64
-    IPv6 forms. Hosts (``host`` or ``host:port``) listed in ``allow_hosts`` skip the address check.
-    A host that does not resolve raises :class:`TransientFetchError`.
+    IPv6 forms. ``allow_hosts`` entries (see :func:`parse_host_rule`) exempt hosts, networks and
+    ports; ``deny`` rules refuse whatever they match first. A host that does not resolve raises
+    :class:`TransientFetchError`.
     """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise BlockedURL(f"malformed URL: {exc}", url) from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise BlockedURL(f"scheme {scheme or '(none)'!r} is not allowed, only http and https", url)
-    if parts.username is not None or parts.password is not None:
-        raise BlockedURL("URLs with credentials are not allowed", url)
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        raise BlockedURL("URL has no host", url)
-    if port is None:
-        port = 443 if scheme == "https" else 80
-    if _is_allowed(host, port, allow_hosts):
-        return
-    if _NUMERIC_HOST.match(host) and not _is_canonical_ipv4(host):
-        raise BlockedURL(f"host {host!r} is a non-canonical numeric address", url)
-    for address in _resolve(host, port, url):
-        reason = _blocked_reason(address)
-        if reason:
-            raise BlockedURL(f"host {host!r} resolves to {reason} address {address}", url)
-
-
-def _is_allowed(host: str, port: int, allow_hosts: Collection[str]) -> bool:
-    wanted = {host, f"{host}:{port}"}
-    if ":" in host:  # IPv6 literals may be listed with or without brackets
-        wanted |= {f"[{host}]", f"[{host}]:{port}"}
-    return any(entry.strip().rstrip(".").lower() in wanted for entry in allow_hosts)
+    Guard(allow_hosts, deny).check(url)
 
 
 def _is_canonical_ipv4(host: str) -> bool:
@@ -93,25 +241,67 @@ def _resolve(host: str, port: int, url: str) -> list[Address]:
     return addresses
 
 
+@functools.lru_cache(maxsize=1)
+def local_addresses() -> frozenset[Address]:
+    """This machine's own addresses, as far as the standard library can tell (cached per process).
+
+    The host name's addresses, the address the kernel would send from (a UDP "connect" sends
+    nothing) and, on Linux, every IPv6 interface address from ``/proc/net/if_inet6``.
+    """
+    found: set[Address] = set()
+    for name in {socket.gethostname(), socket.getfqdn()}:
+        try:
+            infos = socket.getaddrinfo(name, None)
+        except (OSError, UnicodeError):
+            continue
+        for info in infos:
+            try:
+                found.add(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
+            except ValueError:
+                continue
+    for family, probe in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                udp.connect((probe, 9))
+                found.add(ipaddress.ip_address(udp.getsockname()[0].split("%", 1)[0]))
+        except (OSError, ValueError):
+            continue
+    try:
+        with open("/proc/net/if_inet6") as lines:
+            for line in lines:
+                raw = line.split()[0]
+                found.add(ipaddress.IPv6Address(int(raw, 16)))
+    except (OSError, ValueError, IndexError):
+        pass
+    return frozenset(found)
+
+
+def _embedded(address: Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address wraps (IPv4-mapped, 6to4, Teredo, NAT64)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    embedded: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        embedded.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        embedded.append(address.sixtofour)
+    if address.teredo is not None:
+        embedded.extend(address.teredo)
+    if address in _NAT64:
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
+
+
 def _blocked_reason(address: Address) -> str | None:
     """Why ``address`` must not be contacted, or None if it is a public unicast address."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded: list[ipaddress.IPv4Address] = []
-        if address.ipv4_mapped is not None:
-            embedded.append(address.ipv4_mapped)
-        if address.sixtofour is not None:
-            embedded.append(address.sixtofour)
-        if address.teredo is not None:
-            embedded.extend(address.teredo)
-        if address in _NAT64:
-            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-        for inner in embedded:
-            reason = _blocked_reason(inner)
-            if reason:
-                return f"{reason} (embedded {inner})"
-        if embedded:
-            # A wrapper is as safe as what it wraps; Python < 3.11.10 also calls all of 2002::/16 private.
-            return None
+    embedded = _embedded(address)
+    for inner in embedded:
+        reason = _blocked_reason(inner)
+        if reason:
+            return f"{reason} (embedded {inner})"
+    if embedded:
+        # A wrapper is as safe as what it wraps; Python < 3.11.10 also calls all of 2002::/16 private.
+        return None
     checks = (
         ("a loopback", address.is_loopback),
         ("an unspecified", address.is_unspecified),

@@ -17,7 +17,7 @@ from celery import Task
 
 from worker import outbox, pipeline
 from worker.app import app
-from worker.errors import Retryable
+from worker.errors import HostBusy, Retryable
 from worker.runtime import get_runtime
 
 log = logging.getLogger(__name__)
@@ -34,15 +34,29 @@ class PipelineTask(Task):
     max_retries = MAX_RETRIES
 
     def retry_countdown(self, exc: BaseException) -> float:
-        """Honour the remote's Retry-After, else exponential backoff; never past the visibility timeout."""
-        hinted = getattr(exc, "retry_after", None)
-        backoff = 2.0 ** (self.request.retries + 1)
-        return float(min(max(hinted or 0.0, backoff), self.app.conf.syndicate_max_retry_countdown))
+        """Honour the remote's Retry-After, else exponential backoff, both with jitter; capped.
+
+        Jitter spreads tasks that failed together (one partner's outage) so they do not all come
+        back in the same instant; it only ever adds to a Retry-After, never waits less than asked.
+        """
+        hinted = getattr(exc, "retry_after", None) or 0.0
+        backoff = 2.0 ** (self.request.retries + 1) * random.uniform(0.75, 1.25)
+        countdown = max(hinted + random.uniform(0.0, 0.5 + hinted * 0.1), backoff)
+        return float(min(countdown, self.app.conf.syndicate_max_retry_countdown))
 
     def run_stage(self, func: Any, *args: Any, on_give_up: Any = None) -> Any:
-        """Call a pipeline function; turn Retryable errors into Celery retries."""
+        """Call a pipeline function; turn Retryable errors into Celery retries.
+
+        :class:`~worker.errors.HostBusy` (a partner host's politeness budget is spent) is no
+        failure: the same task is sent again with a countdown to the host's next turn, without
+        using a retry, and the worker never sleeps. :class:`Rescheduled` then ends this run.
+        """
         try:
             return func(get_runtime(), *args)
+        except HostBusy as busy:
+            countdown = min(max(busy.retry_after or 0.0, 0.0), self.app.conf.syndicate_max_retry_countdown)
+            self.apply_async(args, dict(self.request.kwargs or {}), countdown=countdown)
+            raise Rescheduled(f"{busy}; rescheduled in {countdown:.2f}s") from None
         except Retryable as exc:
             # Celery's retry() re-raises ``exc`` itself once retries run out, so decide here.
             if self.request.retries >= self.max_retries:
@@ -51,6 +65,18 @@ class PipelineTask(Task):
                 log.warning("%s%r gave up after %d retries: %s", self.name, args, self.max_retries, exc)
                 return None
             raise self.retry(exc=exc, countdown=self.retry_countdown(exc)) from exc
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task; a run that rescheduled itself (see :meth:`run_stage`) returns None."""
+        try:
+            return super().__call__(*args, **kwargs)
+        except Rescheduled as done:
+            log.info("%s%r: %s", self.name, args, done)
+            return None
+
+
+class Rescheduled(Exception):
+    """This run handed its work to a copy of the task sent with a countdown (see ``run_stage``)."""
 
 
 @lru_cache(maxsize=1)

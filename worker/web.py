@@ -121,6 +121,23 @@ def require_token(r: RT, authorization: Annotated[str | None, Header()] = None) 
         raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
+def refuse_unfetchable(r: Runtime, field: str, url: str) -> None:
+    """Answer 422 for a pushed URL the fetcher would refuse as an ingest URL.
+
+    Ingest URLs obey ``fetch.allow_hosts`` and can never reach Syndicate's own web app, Flower or
+    Redis ports on this host (see :mod:`worker.fetch.http`); the fetch checks again, on every
+    redirect hop. A host that does not resolve now is left for the fetch to retry.
+    """
+    from worker.errors import BlockedURL, TransientFetchError
+
+    try:
+        r.fetcher.check(url, ingest=True)
+    except BlockedURL as exc:
+        raise HTTPException(422, f"{field}: {exc}") from None
+    except TransientFetchError:
+        pass
+
+
 def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     """Build the FastAPI app; ``runtime`` defaults to the process-wide one."""
     app = FastAPI(title="Syndicate", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
@@ -168,6 +185,10 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         """Accept a pushed article; it flows through the same pipeline as crawled ones."""
         if payload.source and payload.source not in {s.name for s in r.config.sources}:
             raise HTTPException(422, f"source: no source named {payload.source!r}")
+        if payload.html is None and payload.title is None:  # only then is the URL itself fetched
+            refuse_unfetchable(r, "url", str(payload.url))
+        if payload.image:
+            refuse_unfetchable(r, "image", str(payload.image))
         item = PushedArticle(
             url=str(payload.url),
             html=payload.html,

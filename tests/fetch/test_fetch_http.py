@@ -163,7 +163,8 @@ def test_user_agent_and_accept_are_sent(http_server: HTTPTestServer, policy: Fet
     with Fetcher(policy.model_copy(update={"user_agent": "SyndicateTest/1.0 (+ops@example.org)"})) as fetcher:
         fetcher.get(http_server.url("/gazette/news/"))
         fetcher.get(http_server.url("/gazette/feeds/rss.xml"), accept="application/rss+xml")
-    first, second = http_server.requests
+    robots, first, second = http_server.requests
+    assert robots.path == "/robots.txt" and robots.header("User-Agent") == first.header("User-Agent")
     assert first.header("User-Agent") == "SyndicateTest/1.0 (+ops@example.org)"
     assert first.header("Accept") == fetch_http.DEFAULT_ACCEPT
     assert second.header("Accept") == "application/rss+xml"
@@ -213,7 +214,7 @@ def test_redirects_are_followed_to_the_final_url(http_server: HTTPTestServer, fe
     result = fetcher.get(http_server.url("/old"))
     assert result.final_url == http_server.url("/gazette/news/")
     assert result.url == http_server.url("/old")
-    assert [r.path for r in http_server.requests] == ["/old", "/moved", "/gazette/news/"]
+    assert [r.path for r in http_server.requests] == ["/robots.txt", "/old", "/moved", "/gazette/news/"]
 
 
 def test_too_many_redirects(http_server: HTTPTestServer, fetcher: Fetcher) -> None:
@@ -221,7 +222,8 @@ def test_too_many_redirects(http_server: HTTPTestServer, fetcher: Fetcher) -> No
     http_server.redirect("/b", "/a")
     with pytest.raises(HTTPStatusError, match="redirects"):
         fetcher.get(http_server.url("/a"))
-    assert len(http_server.requests) == 4  # max_redirects=3: the first request and three hops
+    # max_redirects=3: the first request and three hops, after the one robots.txt
+    assert len(http_server.requests) == 5
 
 
 def test_redirects_disabled(http_server: HTTPTestServer, policy: FetchPolicy) -> None:
@@ -240,7 +242,6 @@ def test_redirect_without_location(http_server: HTTPTestServer, fetcher: Fetcher
     "target",
     [
         "http://169.254.169.254/latest/meta-data/",
-        "http://localhost:{port}/gazette/news/",
         "http://[::1]:{port}/gazette/news/",
         "http://2130706433:{port}/gazette/news/",
         "file:///etc/passwd",
@@ -252,7 +253,7 @@ def test_redirect_from_an_allowed_host_to_a_blocked_one_is_blocked(
     http_server.redirect("/leak", target.format(port=http_server.port))
     with pytest.raises(BlockedURL):
         fetcher.get(http_server.url("/leak"))
-    assert [r.path for r in http_server.requests] == ["/leak"]
+    assert [r.path for r in http_server.requests] == ["/robots.txt", "/leak"]
 
 
 def test_redirect_to_a_private_address_after_a_public_looking_hop(
@@ -281,7 +282,7 @@ def test_redirect_to_a_private_address_after_a_public_looking_hop(
         http_server.redirect("/story", "http://127.0.0.1/admin")
         with pytest.raises(BlockedURL, match="loopback"):
             fetcher.get("http://partner.example/story")
-    assert [r.path for r in http_server.requests] == ["/story"]
+    assert [r.path for r in http_server.requests] == ["/robots.txt", "/story"]
 
 
 # --- status codes -------------------------------------------------------------------------------

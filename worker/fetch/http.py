@@ -2,22 +2,41 @@
 
 :class:`Fetcher` sends every request through one :class:`~worker.http.HttpClient` built from the
 :class:`~config.model.FetchPolicy`, which owns the user agent, the timeout, one deadline over the
-whole exchange, the streamed size cap (decoded bytes) and the SSRF guard (:mod:`worker.ssrf`).
-What is the Fetcher's own: it follows redirects itself, so that every hop passes the guard and the
-deadline covers the whole chain; it sends conditional GETs; it refuses content that is not a
-document (images, PDFs, video...) before the body is read; and it turns every failure and every
-status (as :func:`worker.http.classify` reads it) into one of the :mod:`worker.errors` fetch
-errors, so that callers only ever see :class:`~worker.errors.FetchError`.
+whole exchange (enforced by a watchdog that shuts the socket), the streamed size cap (decoded
+bytes) and the SSRF guard (:mod:`worker.ssrf`). What is the Fetcher's own:
+
+- it follows redirects itself, so that every hop passes the guard, robots.txt and the host limit,
+  and the deadline covers the whole chain;
+- politeness: robots.txt (:mod:`worker.fetch.robots`, exposed as :attr:`Fetcher.robots`) is
+  obeyed for our user agent, a disallowed URL raises :class:`~worker.errors.Disallowed` and is
+  never requested; requests to one host (``host:port``) are spaced by
+  ``max(fetch.host_interval, Crawl-delay)`` across all workers (:mod:`worker.fetch.hostlimit`),
+  and a host over budget raises :class:`~worker.errors.HostBusy` with ``retry_after`` *before*
+  anything is sent (the task reschedules itself; it does not sleep). robots.txt itself is one
+  request under the same limit. Hops of one redirect chain on a host already granted in that
+  chain go out at once, so a same-host redirect cannot make a task reschedule for ever;
+- two trust levels. Source fetches (crawls, the links they find, sitemaps, feeds) obey
+  ``fetch.allow_hosts``. URLs someone pushed over the ingest API (``get(..., ingest=True)``)
+  obey it too, and are *additionally* refused on Syndicate's own ports (web app, Flower, Redis:
+  the ``deny`` rules :func:`worker.ssrf.own_service_rules` builds from the settings) on loopback
+  and this host's addresses, on every redirect hop and for their robots.txt. So the demo source
+  may fetch ``http://127.0.0.1:8000/demo/`` (``allow_hosts: ["127.0.0.1:8000"]``), while an
+  ingested ``http://127.0.0.1:8000/api/status`` or ``http://localhost:5555/`` is never fetched;
+- it sends conditional GETs; it refuses content that is not a document (images, PDFs, video...)
+  before the body is read; and it turns every failure and every status (as
+  :func:`worker.http.classify` reads it) into one of the :mod:`worker.errors` fetch errors, so
+  that callers only ever see :class:`~worker.errors.FetchError`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from urllib.parse import urljoin
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -25,14 +44,18 @@ from config.model import FetchPolicy
 from feeds.http import parse_retry_after
 from worker.errors import (
     BlockedURL,
+    Disallowed,
     FetchError,
+    HostBusy,
     HTTPStatusError,
     TooLarge,
     TransientFetchError,
     UnsupportedContent,
 )
+from worker.fetch.hostlimit import HostLimiter, LocalHostLimiter, RedisHostLimiter
+from worker.fetch.robots import ROBOTS_PATH, Robots, RobotsAnswer
 from worker.http import DEADLINE_FACTOR, Answer, HttpClient, Outcome, TransportError, retry_delay
-from worker.ssrf import check_url
+from worker.ssrf import Guard, HostRule, check_url
 
 __all__ = ["DEFAULT_ACCEPT", "FetchResult", "Fetcher", "check_url", "parse_retry_after"]
 
@@ -44,6 +67,9 @@ TOTAL_TIMEOUT_FACTOR = DEADLINE_FACTOR
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Only these carry the document asked for; 201, 204 or 206 would be a server misunderstanding us.
 DOCUMENT_STATUSES = frozenset({200, 203})
+# RFC 9309: follow at least five redirects for robots.txt.
+ROBOTS_REDIRECTS = 5
+ROBOTS_ACCEPT = "text/plain,*/*;q=0.1"
 
 _ACCEPTED_TYPES = frozenset(
     {
@@ -135,6 +161,19 @@ def _wants_body(response: requests.Response) -> bool:
     return True
 
 
+def _wants_robots_body(response: requests.Response) -> bool:
+    """``before_body`` hook for robots.txt: only a 2xx body is read, whatever its type."""
+    return 200 <= response.status_code < 300
+
+
+def host_key(url: str) -> str:
+    """``host:port`` of ``url``, the unit the per-host limit counts."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".").lower()
+    return f"{host}:{parts.port or (443 if scheme == 'https' else 80)}"
+
+
 def _fetch_error(exc: TransportError) -> FetchError:
     """The fetch error for an exchange that brought no usable answer."""
     message, url = str(exc), exc.url
@@ -150,12 +189,23 @@ def _fetch_error(exc: TransportError) -> FetchError:
 class Fetcher:
     """Fetches URLs under a :class:`FetchPolicy`; reuse one per worker for connection pooling.
 
-    A session passed in is used as is (and not closed by :meth:`close`); the Fetcher's own session
-    ignores proxy and ``.netrc`` settings from the environment, so that partner requests never
-    carry local credentials and always go where :func:`check_url` looked.
+    ``redis`` (a ``redis.Redis``) makes the robots.txt cache and the per-host limit shared by every
+    worker; without it both hold per process. ``deny`` rules (see
+    :func:`worker.ssrf.own_service_rules`) apply to ``ingest=True`` fetches only. A session passed
+    in is used as is (and not closed by :meth:`close`); the Fetcher's own session ignores proxy
+    and ``.netrc`` settings from the environment, so that partner requests never carry local
+    credentials and always go where the guard looked.
     """
 
-    def __init__(self, policy: FetchPolicy, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        session: requests.Session | None = None,
+        *,
+        redis: Any = None,
+        deny: Iterable[HostRule] = (),
+        limiter: HostLimiter | None = None,
+    ) -> None:
         """Use ``policy`` for every request, on ``session`` or a new session of its own."""
         self.policy = policy
         self.http = HttpClient(
@@ -164,6 +214,19 @@ class Fetcher:
             max_bytes=policy.max_bytes,
             allow_hosts=policy.allow_hosts,
             session=session,
+        )
+        self.guard = Guard(policy.allow_hosts)
+        self.ingest_guard = self.guard.with_deny(deny)
+        self.limiter: HostLimiter = limiter or (
+            RedisHostLimiter(redis) if redis is not None else LocalHostLimiter()
+        )
+        self.robots = Robots(
+            self._fetch_robots,
+            user_agent=policy.user_agent,
+            ttl=policy.robots_ttl,
+            error_ttl=policy.robots_error_ttl,
+            max_crawl_delay=policy.max_crawl_delay,
+            redis=redis,
         )
 
     @property
@@ -183,6 +246,19 @@ class Fetcher:
         """Release pooled connections (only of a session this Fetcher created)."""
         self.http.close()
 
+    def check(self, url: str, *, ingest: bool = False) -> None:
+        """Raise :class:`BlockedURL` if ``url`` may not be fetched (``ingest``: as a pushed URL).
+
+        Only the guard: nothing is sent. A host that does not resolve raises
+        :class:`TransientFetchError`.
+        """
+        (self.ingest_guard if ingest else self.guard).check(url)
+
+    def host_interval(self, url: str) -> float:
+        """Least seconds between requests to ``url``'s host: ``host_interval`` or a cached Crawl-delay."""
+        delay = self.robots.known_crawl_delay(url) if self.policy.robots else None
+        return max(self.policy.host_interval, delay or 0.0)
+
     def get(
         self,
         url: str,
@@ -190,45 +266,139 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         accept: str = DEFAULT_ACCEPT,
+        ingest: bool = False,
+        patience: float = 0.0,
     ) -> FetchResult:
         """GET ``url``, following up to ``policy.max_redirects`` redirects, each one checked.
 
         With ``etag`` / ``last_modified`` the request is conditional and a 304 answer comes back
-        as a result whose :attr:`~FetchResult.not_modified` is true. Raises :class:`BlockedURL`,
+        as a result whose :attr:`~FetchResult.not_modified` is true. ``ingest=True`` for a URL
+        pushed over the ingest API (Syndicate's own ports are refused too). ``patience`` is how
+        long this call may *sleep* waiting for a busy host (for the CLI; workers leave it 0 and
+        reschedule on :class:`HostBusy`). Raises :class:`BlockedURL`, :class:`Disallowed`
+        (robots.txt; nothing was sent for this URL), :class:`HostBusy` (nothing was sent),
         :class:`TooLarge`, :class:`UnsupportedContent`, :class:`HTTPStatusError` (permanent 4xx),
         :class:`TransientFetchError` (timeouts, connection errors, 408/425/429/5xx) or
         :class:`FetchError` (anything else, such as a redirect loop or a broken encoding).
         """
-        policy = self.policy
         headers = {"Accept": accept}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        deadline = time.monotonic() + policy.timeout * TOTAL_TIMEOUT_FACTOR
+        guard = self.ingest_guard if ingest else self.guard
+        answer = self._chain(
+            url,
+            headers,
+            guard=guard,
+            max_redirects=self.policy.max_redirects,
+            patience=patience,
+            obey_robots=self.policy.robots,
+        )
+        return self._finish(url, answer, etag, last_modified)
+
+    def _chain(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        guard: Guard,
+        max_redirects: int,
+        patience: float,
+        obey_robots: bool,
+        before_body: Any = _wants_body,
+    ) -> Answer:
+        """The final answer for ``url`` after its redirects; each hop guarded, robots-checked, limited."""
+        deadline: float | None = None
+        granted: set[str] = set()
         current = url
-        for _hop in range(policy.max_redirects + 1):
-            if time.monotonic() > deadline:
+        for _hop in range(max_redirects + 1):
+            guard.check(current)
+            if obey_robots and urlsplit(current).path != ROBOTS_PATH:
+                self._obey_robots(current, guard, patience)
+            self._acquire(current, granted, patience)
+            if deadline is None:
+                deadline = time.monotonic() + self.policy.timeout * TOTAL_TIMEOUT_FACTOR
+            elif time.monotonic() > deadline:
                 raise TransientFetchError("redirects took too long", current)
             try:
                 # Check-then-connect: the address is resolved again when connecting, so a DNS
                 # rebinding attacker could still switch to a private address in between. Pinning
                 # the checked IP in a custom adapter would close that gap; acceptable for now.
-                answer = self.http.get(
-                    current, headers=headers, guard=True, before_body=_wants_body, deadline=deadline
-                )
+                answer = self.http.get(current, headers=headers, before_body=before_body, deadline=deadline)
             except TransportError as exc:
                 raise _fetch_error(exc) from None
-            status = answer.status
-            if status in REDIRECT_STATUSES:
-                location = answer.headers.get("Location")
-                if not location:
-                    raise HTTPStatusError(f"redirect {status} without Location", current, status)
-                log.debug("redirect %s %s -> %s", status, current, location)
-                current = urljoin(current, location.strip())
-                continue
-            return self._finish(url, answer, etag, last_modified)
-        raise HTTPStatusError(f"more than {policy.max_redirects} redirects", current)
+            if answer.status not in REDIRECT_STATUSES:
+                return answer
+            location = answer.headers.get("Location")
+            if not location:
+                raise HTTPStatusError(f"redirect {answer.status} without Location", current, answer.status)
+            log.debug("redirect %s %s -> %s", answer.status, current, location)
+            current = urljoin(current, location.strip())
+        raise HTTPStatusError(f"more than {max_redirects} redirects", current)
+
+    def _obey_robots(self, url: str, guard: Guard, patience: float) -> None:
+        """Raise :class:`Disallowed` if robots.txt forbids ``url``; a transient error while it is unreachable.
+
+        RFC 9309 says to crawl nothing while robots.txt is unreachable; that is an outage, not a
+        verdict on the URL, so it is a :class:`TransientFetchError` retried once the short cache
+        entry expired, not a :class:`Disallowed` that would skip the URL for good.
+        """
+        rules = self.robots.rules(url, guard=guard, patience=patience)
+        if rules.state == "disallow":
+            retry_after = max(1.0, rules.expires - self.robots.clock())
+            raise TransientFetchError(
+                f"robots.txt of {rules.origin} is unreachable ({rules.reason}): nothing is fetched there",
+                url,
+                retry_after=retry_after,
+            )
+        if not rules.allowed(url, self.robots.token):
+            raise Disallowed(f"robots.txt disallows {url} for {self.robots.token}", url)
+
+    def _acquire(self, url: str, granted: set[str], patience: float) -> None:
+        """Take the host's turn, or raise :class:`HostBusy`; a host granted earlier in this chain goes on."""
+        key = host_key(url)
+        if key in granted:
+            return
+        interval = self.host_interval(url)
+        waited_until = time.monotonic() + patience
+        while True:
+            wait = self.limiter.acquire(key, interval)
+            if wait <= 0:
+                granted.add(key)
+                return
+            if time.monotonic() + wait > waited_until:
+                raise HostBusy(
+                    f"{key} is busy: one request per {interval:g}s; next turn in {wait:.2f}s",
+                    url,
+                    retry_after=wait,
+                )
+            time.sleep(wait)
+
+    def _fetch_robots(self, url: str, *, guard: Guard | None = None, patience: float = 0.0) -> RobotsAnswer:
+        """Fetch one robots.txt and say what it means (RFC 9309 2.3.1; see :mod:`worker.fetch.robots`)."""
+        try:
+            answer = self._chain(
+                url,
+                {"Accept": ROBOTS_ACCEPT},
+                guard=guard or self.guard,
+                max_redirects=ROBOTS_REDIRECTS,
+                patience=patience,
+                obey_robots=False,
+                before_body=_wants_robots_body,
+            )
+        except HostBusy:
+            raise
+        except TransientFetchError as exc:
+            return RobotsAnswer("disallow", reason=f"unreachable: {exc}")
+        except FetchError as exc:
+            return RobotsAnswer("allow", reason=f"unavailable: {exc}")
+        status = answer.status
+        if 200 <= status < 300:
+            return RobotsAnswer("rules", answer.body.decode("utf-8", errors="replace"))
+        if status == 429 or status >= 500:
+            return RobotsAnswer("disallow", reason=f"unreachable: HTTP {status}")
+        return RobotsAnswer("allow", reason=f"unavailable: HTTP {status}")
 
     def _finish(self, url: str, answer: Answer, etag: str | None, last_modified: str | None) -> FetchResult:
         """The result for the final (non-redirect) answer, or the fetch error its status means."""
