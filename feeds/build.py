@@ -351,8 +351,14 @@ def _clean_items(items: Sequence[FeedItem], meta: FeedMeta, fallback: datetime) 
         size = len(cleaned.content_html.encode("utf-8"))
         if spent + size > meta.max_feed_bytes and cleaned.content_html:
             # Over the feed budget: the item stays (no hole in the history) with a short body.
-            short = excerpt_body(cleaned.content_html, cleaned.url)
-            cleaned = replace(cleaned, content_html=short, truncated=True)
+            key = ("short", cleaned)
+            short_item: _Clean | None = _CACHE.get(key)
+            if short_item is None:
+                short = excerpt_body(cleaned.content_html, cleaned.url)
+                short_item = replace(cleaned, content_html=short, truncated=True)
+                _CACHE.put(key, short_item, len(short) + 1000)
+            cleaned = short_item
+            short = cleaned.content_html
             size = len(short.encode("utf-8"))
         spent += size
         out.append(cleaned)
@@ -375,7 +381,7 @@ def _new_generator(meta: FeedMeta, fmt: str, updated: datetime) -> FeedGenerator
     fg = FeedGenerator()
     fg.register_extension(EXTENSION_NAME, SyndicateExtension, SyndicateEntryExtension)
     ext: SyndicateExtension = getattr(fg, EXTENSION_NAME)
-    title = clean_line(meta.title) or clean_line(meta.name) or "Feed"
+    title = plain_text(meta.title) or clean_line(meta.name) or "Feed"
     self_url = clean_text(feed_url(meta, fmt)).strip()
     home_url = clean_text(meta.home_url).strip() or self_url
     description = plain_text(meta.description)
@@ -483,7 +489,7 @@ def _render_xml(meta: FeedMeta, items: list[_Clean], fmt: str, updated: datetime
     for item in items:
         fg.add_entry(_entry(item, fmt), order="append")
     body: bytes = fg.rss_str(pretty=True) if fmt == "rss" else fg.atom_str(pretty=True)
-    plain = [meta.title, *(i.title for i in items), *(a for i in items for a in i.authors)]
+    plain = [plain_text(meta.title), *(i.title for i in items), *(a for i in items for a in i.authors)]
     plain += [c for i in items for c in i.categories]
     if any("<" in p or "&" in p for p in plain):
         body = _PLAIN_ELEMENTS.sub(_hex_refs, body)
@@ -495,7 +501,7 @@ def _iso(value: datetime) -> str:
 
 
 def _render_json(meta: FeedMeta, items: list[_Clean]) -> bytes:
-    title = clean_line(meta.title) or clean_line(meta.name) or "Feed"
+    title = plain_text(meta.title) or clean_line(meta.name) or "Feed"
     doc: dict[str, Any] = {"version": JSON_FEED_VERSION, "title": title}
     home_url = clean_text(meta.home_url).strip()
     if home_url:
