@@ -42,7 +42,7 @@ _HTML_NAMES = (
     "tfoot|th|thead|time|title|tr|track|tt|u|ul|var|video|wbr|" + _OPAQUE
 )
 _HTML_TAG = re.compile(rf"<\s*/?\s*(?:{_HTML_NAMES})(?=[\s/>])[^>]*(?:>|\Z)", re.IGNORECASE)
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)|<!\[CDATA\[|\]\]>|<![^>]*>|<\?[^>]*>", re.DOTALL)
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)|<!(?!\[CDATA\[)[^>]*>|<\?[^>]*>", re.DOTALL)
 _ALLOWED_TAGS = set(nh3.ALLOWED_TAGS) - {"area", "map"}
 # "*": attributes every element may carry; dir keeps right-to-left paragraphs right-to-left.
 _ALLOWED_ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()} | {
@@ -89,6 +89,9 @@ def sanitize_html(value: str) -> str:
         generic_attribute_prefixes=None,
         url_schemes=_URL_SCHEMES,
         link_rel="noopener noreferrer",
+        # Bodies arrive with absolute URLs from the normalizer; a relative one would resolve against
+        # the feed's URL in a reader, so it is dropped rather than guessed.
+        url_relative="deny",
     ).strip()
 
 
