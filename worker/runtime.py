@@ -49,16 +49,22 @@ class Runtime:
 
         ``ingest=True`` fetches also refuse this deployment's own web app, Flower and Redis ports.
         """
+        return Fetcher(self.config.fetch, redis=self.redis_client, deny=self.own_services)
+
+    @cached_property
+    def own_services(self) -> tuple[Any, ...]:
+        """Guard rules for this deployment's own web app, Flower and Redis, which no outside URL may reach."""
         from worker.ssrf import own_service_rules
 
         settings = self.settings
-        deny = own_service_rules(
-            http_port=settings.http_port,
-            flower_port=settings.flower_port,
-            redis_url=settings.effective_redis_url,
-            public_url=settings.public_url,
+        return tuple(
+            own_service_rules(
+                http_port=settings.http_port,
+                flower_port=settings.flower_port,
+                redis_url=settings.effective_redis_url,
+                public_url=settings.public_url,
+            )
         )
-        return Fetcher(self.config.fetch, redis=self.redis_client, deny=deny)
 
     @cached_property
     def share_http(self) -> HttpClient:
@@ -67,13 +73,18 @@ class Runtime:
 
     @cached_property
     def media_http(self) -> HttpClient:
-        """One pooled client per process for lead images (partner URLs: SSRF-guarded)."""
+        """One pooled client per process for lead images.
+
+        Their URLs come from partner pages or pushed articles, so they pass the SSRF guard and may
+        never reach this deployment's own services, whatever ``allow_hosts`` admits.
+        """
         fetch = self.config.fetch
         return HttpClient(
             user_agent=fetch.user_agent,
             timeout=fetch.timeout,
             max_bytes=15_000_000,
             allow_hosts=fetch.allow_hosts,
+            deny=self.own_services,
         )
 
     @cached_property
