@@ -6,7 +6,8 @@ COPY pyproject.toml README.md ./
 COPY config ./config
 COPY feeds ./feeds
 COPY worker ./worker
-RUN pip install --no-cache-dir . && useradd --create-home syndicate && mkdir -p /app/var && chown syndicate /app/var
+RUN pip install --no-cache-dir . && useradd --create-home syndicate \
+    && mkdir -p /app/var /app/feeds && chown syndicate /app/var /app/feeds
 USER syndicate
 EXPOSE 8000 5555
 ENTRYPOINT ["syndicate"]

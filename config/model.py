@@ -548,6 +548,12 @@ class ApiConfig(_Strict):
     token: Credential | None = None
 
 
+class WebSubConfig(_Strict):
+    """WebSub (W3C): the hub that feeds advertise and that is pinged after every change."""
+
+    hub: HttpURL | None = Field(default=None, description="The hub's URL, e.g. https://websub.example/hub.")
+
+
 class Config(_Strict):
     """The whole YAML config."""
 
@@ -556,6 +562,7 @@ class Config(_Strict):
     sources: list[SourceConfig] = Field(default_factory=list)
     feeds: list[FeedConfig] = Field(default_factory=list)
     endpoints: list[EndpointConfig] = Field(default_factory=list)
+    websub: WebSubConfig = Field(default_factory=WebSubConfig)
 
     def source(self, name: str) -> SourceConfig:
         """The source called ``name`` (KeyError if none)."""

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
 
     config_path: Path = Field(default=DEFAULT_CONFIG_PATH, validation_alias="SYNDICATE_CONFIG")
     var_dir: Path = Field(default=Path("var"), validation_alias="SYNDICATE_VAR_DIR")
+    # Every render is also written here (atomically, plus .gz/.br) for a static web server in front.
+    feed_dir: Path | None = Field(default=None, validation_alias="SYNDICATE_FEED_DIR")
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     embedded_redis_port: int = Field(default=6379, validation_alias="SYNDICATE_REDIS_PORT")
@@ -52,6 +54,11 @@ class Settings(BaseSettings):
     def effective_redis_url(self) -> str:
         """``REDIS_URL`` or the embedded Redis server that ``syndicate up`` starts."""
         return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def effective_feed_dir(self) -> Path:
+        """Where renders are exported: ``SYNDICATE_FEED_DIR`` or ``<var dir>/feeds``."""
+        return self.feed_dir if self.feed_dir is not None else self.var_dir / "feeds"
 
     @property
     def base_url(self) -> str:

@@ -2,7 +2,9 @@
 
 Pure functions over plain mappings, so any web framework can use them:
 :func:`is_not_modified` decides between 200 and 304, :func:`cache_headers` builds the
-validators and the ``Link`` header (WebSub discovery) to send with either.
+validators and the ``Link`` header (WebSub discovery) to send with either,
+:func:`choose_encoding` negotiates ``Accept-Encoding`` (RFC 9110 §12.5.3) and
+:func:`variant_etag` names each encoded representation's own entity-tag.
 """
 
 from __future__ import annotations
@@ -159,6 +161,60 @@ def cache_headers(
     if links:
         headers["Link"] = ", ".join(links)
     return headers
+
+
+# Our preference among the codings a client accepts equally: smallest first.
+ENCODING_PREFERENCE = ("br", "gzip")
+
+
+def _accepted_codings(accept_encoding: str) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for part in accept_encoding.split(","):
+        coding, _, params = part.strip().partition(";")
+        coding = coding.strip().lower()
+        if not coding:
+            continue
+        weight = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = min(1.0, max(0.0, float(value.strip())))
+                except ValueError:
+                    weight = 0.0
+        if coding == "x-gzip":
+            coding = "gzip"
+        weights[coding] = weight
+    return weights
+
+
+def choose_encoding(accept_encoding: str | None, available: tuple[str, ...] = ENCODING_PREFERENCE) -> str:
+    """The content coding to answer with: one of ``available`` or ``"identity"``.
+
+    The client's highest ``q`` wins, ties going to the order of ``available``; ``*`` stands for
+    every coding not named, and ``q=0`` refuses one. No header means identity (RFC 9110 allows any
+    coding then, but a client that sends none may not decode any).
+    """
+    if not accept_encoding:
+        return "identity"
+    weights = _accepted_codings(accept_encoding)
+    star = weights.get("*")
+    best, best_q = "identity", 0.0
+    for coding in available:
+        q = weights.get(coding, star if star is not None else 0.0)
+        if q > best_q:
+            best, best_q = coding, q
+    return best
+
+
+def variant_etag(etag: str, encoding: str) -> str:
+    """The strong entity-tag of ``etag``'s representation in ``encoding`` (RFC 9110 §8.8.3.3).
+
+    Each coding has different bytes, so each needs its own tag: ``"abc"`` → ``"abc-gzip"``.
+    """
+    if not etag.startswith('"'):
+        etag = f'"{etag}"'
+    return etag if encoding == "identity" else f'{etag[:-1]}-{encoding}"'
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -26,3 +26,30 @@ def test_compose_has_every_part_and_uses_real_cli_commands() -> None:
     assert services["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["syndicate"]' in dockerfile
+
+
+def test_nginx_serves_the_exported_feeds_and_proxies_the_rest_to_web() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    nginx, web, worker = services["nginx"], services["web"], services["worker"]
+    assert nginx["ports"] == ["127.0.0.1:8000:80"]
+    assert "ports" not in web  # only nginx is published
+    feed_dir = worker["environment"]["SYNDICATE_FEED_DIR"]
+    assert web["environment"]["SYNDICATE_FEED_DIR"] == feed_dir
+    assert f"syndicate-feeds:{feed_dir}" in worker["volumes"]
+    mounts = {m.split(":")[1]: m for m in nginx["volumes"]}
+    root = nginx["environment"]["SYNDICATE_FEED_ROOT"]
+    assert mounts[f"{root}/feeds"] == f"syndicate-feeds:{root}/feeds:ro"
+    template = mounts["/etc/nginx/templates/default.conf.template"].split(":")[0]
+    text = (ROOT / template).read_text()
+    host, port = nginx["environment"]["SYNDICATE_WEB_UPSTREAM"].split(":")
+    assert host == "web" and port == "8000"
+    for needed in ("gzip_static on", "etag on", "try_files $uri @app", 'rel=\\"hub\\"', 'rel=\\"self\\"'):
+        assert needed in text, needed
+    for variable in (
+        "SYNDICATE_FEED_ROOT",
+        "SYNDICATE_WEB_UPSTREAM",
+        "SYNDICATE_PUBLIC_URL",
+        "SYNDICATE_WEBSUB_HUB",
+    ):
+        assert "${" + variable + "}" in text and variable in nginx["environment"], variable
+    assert "/app/feeds" in (ROOT / "Dockerfile").read_text()

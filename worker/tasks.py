@@ -15,15 +15,18 @@ from typing import Any
 import redis
 from celery import Task
 
-from worker import outbox, pipeline
+from worker import feedcache, outbox, pipeline, websub
 from worker.app import app
 from worker.errors import HostBusy, Retryable
-from worker.runtime import get_runtime
+from worker.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 5
-RENDER_DEBOUNCE_SECONDS = 1.0
+# The first change renders at once; later ones within this window share one render at its end.
+RENDER_WINDOW_SECONDS = 0.25
+# Longer than any wait in the queue before the trailing render starts, short enough to be no lock.
+RENDER_TRAILING_TTL = RENDER_WINDOW_SECONDS + 5.0
 
 
 class PipelineTask(Task):
@@ -107,20 +110,58 @@ def process_article(self: PipelineTask, article_id: int) -> str | None:
     return str(outcome.status)
 
 
-def schedule_render(feed_name: str) -> None:
-    """Enqueue one render of ``feed_name`` soon, collapsing bursts of changes into one render.
+def _render_keys(feed_name: str) -> tuple[str, str]:
+    return f"syndicate:render-window:{feed_name}", f"syndicate:render-trailing:{feed_name}"
 
-    The flag is cleared when the render starts, so a change after that schedules another render.
+
+def schedule_render(feed_name: str) -> None:
+    """Render ``feed_name`` because an article in it changed: at once, and bursts collapsed.
+
+    The first change of a quiet feed renders immediately (leading edge) and opens a window of
+    :data:`RENDER_WINDOW_SECONDS`; changes inside the window schedule one more render at its end
+    (trailing edge), which they all share. Nothing is lost: the trailing render clears its key
+    before it reads the articles, so a change committed after that read schedules a new render.
+
+    Both keys expire on their own (the window after itself, the trailing key shortly after its
+    render was due), so a render killed with its worker cannot hold the debounce state: the next
+    change after :data:`RENDER_TRAILING_TTL` renders again even if the lost task never comes back.
     """
-    if _redis().set(f"syndicate:render-scheduled:{feed_name}", "1", nx=True, ex=300):
-        render_feed.apply_async((feed_name,), countdown=RENDER_DEBOUNCE_SECONDS)
+    window, trailing = _render_keys(feed_name)
+    client = _redis()
+    if client.set(window, "1", nx=True, px=int(RENDER_WINDOW_SECONDS * 1000)):
+        render_feed.delay(feed_name)
+    elif client.set(trailing, "1", nx=True, px=int(RENDER_TRAILING_TTL * 1000)):
+        render_feed.apply_async((feed_name,), countdown=RENDER_WINDOW_SECONDS)
+
+
+def render_and_publish(rt: Runtime, feed_name: str, client: redis.Redis) -> bool:
+    """Render ``feed_name``; publish it to the web processes and the export directory if it changed.
+
+    Also publishes an unchanged render Redis does not hold yet (a flushed Redis, or the first render
+    done by ``syndicate up``), so the cache and the exported files never wait for the next change.
+    Returns whether the feed's bytes changed (the reason to ping the WebSub hub).
+    """
+    changed = bool(pipeline.render_feed(rt, feed_name))
+    if changed or not feedcache.is_published(client, feed_name):
+        feedcache.publish_feed(rt, feed_name, client)
+    return changed
 
 
 @app.task(bind=True, base=PipelineTask, name="syndicate.render_feed")
 def render_feed(self: PipelineTask, feed_name: str) -> bool:
-    """Re-render one feed in every format from the stored articles."""
-    _redis().delete(f"syndicate:render-scheduled:{feed_name}")
-    return bool(self.run_stage(pipeline.render_feed, feed_name))
+    """Re-render one feed in every format, publish it, and ping the WebSub hub when it changed."""
+    client = _redis()
+    client.delete(_render_keys(feed_name)[1])
+    changed = bool(self.run_stage(render_and_publish, feed_name, client))
+    if changed and get_runtime().config.websub.hub:
+        publish_websub.delay(feed_name)
+    return changed
+
+
+@app.task(bind=True, base=PipelineTask, name="syndicate.publish_websub", queue="render")
+def publish_websub(self: PipelineTask, feed_name: str) -> bool:
+    """Tell the WebSub hub that every format of ``feed_name`` changed (retried while the hub is down)."""
+    return bool(self.run_stage(websub.publish_feed, feed_name))
 
 
 @app.task(bind=True, base=PipelineTask, name="syndicate.plan_shares")

@@ -1,4 +1,9 @@
-"""The HTTP app: feeds with conditional GET, the ingest API, status, health and the offline demo site."""
+"""The HTTP app: feeds with conditional GET, the ingest API, status, health and the offline demo site.
+
+Feeds take a raw ASGI fast path (:class:`FeedFastPath`) in front of FastAPI's routing: a hit is
+answered from the process's :class:`~worker.feedcache.FeedCache` with prebuilt headers, no database
+and usually no Redis round trip; a miss falls through to the FastAPI route, which explains the 404.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,14 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select, text
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from feeds.http import cache_headers, is_not_modified
+from worker.feedcache import CachedFeed, FeedCache
 from worker.pipeline import MAX_URL_CHARS, PushedArticle, ingest_article
 from worker.runtime import Runtime, get_runtime
 from worker.status import snapshot
-from worker.store.models import FeedRender
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,74 @@ class BodyLimitMiddleware:
         return JSONResponse({"detail": self._detail()}, status_code=413)
 
 
+def feed_cache(app: Any) -> FeedCache:
+    """The app's feed cache, made on first use (the runtime may be the process-wide one)."""
+    cache: FeedCache | None = app.state.feed_cache
+    if cache is None:
+        cache = app.state.feed_cache = FeedCache(app.state.runtime or get_runtime())
+    return cache
+
+
+def _split_feed_path(path: str) -> tuple[str, str] | None:
+    name, dot, fmt = path[len("/feeds/") :].rpartition(".")
+    if not dot or fmt not in FEED_FORMATS or not name or "/" in name:
+        return None
+    return name, fmt
+
+
+def _request_validators(scope: Scope) -> tuple[bytes, str | None, str | None]:
+    accept, inm, ims = b"", None, None
+    for key, value in scope["headers"]:
+        if key == b"accept-encoding":
+            accept = value
+        elif key == b"if-none-match":
+            inm = value.decode("latin-1")
+        elif key == b"if-modified-since":
+            ims = value.decode("latin-1")
+    return accept, inm, ims
+
+
+class FeedFastPath:
+    """Answer ``GET``/``HEAD /feeds/<name>.<fmt>`` from memory before FastAPI routes anything.
+
+    Routing, dependency injection and a Response object cost several times what the answer itself
+    does; here a 200 or 304 is two ``send`` calls with headers built at render time. Anything not
+    in the cache (unknown feed, not rendered yet, another path) goes on to the app unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, web_app: FastAPI) -> None:
+        self.app = app
+        self.web_app = web_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/feeds/") and scope["method"] in HEAD_GET:
+            entry = await self._lookup(scope["path"])
+            if entry is not None:
+                accept, inm, ims = _request_validators(scope)
+                status, headers, body = entry.answer(accept, inm, ims, scope["method"] == "HEAD")
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    async def _lookup(self, path: str) -> CachedFeed | None:
+        parsed = _split_feed_path(path)
+        if parsed is None:
+            return None
+        name, fmt = parsed
+        cache = feed_cache(self.web_app)
+        if not cache.knows(name):
+            return None
+        entry, stale = cache.peek(name, fmt)
+        if stale:
+            # Redis (and, rarely, the database) is read off the event loop.
+            entry = await run_in_threadpool(cache.refreshed, name, fmt)
+        return entry
+
+
+HEAD_GET = frozenset({"GET", "HEAD"})
+
+
 def current_runtime(request: Request) -> Runtime:
     """The runtime given to :func:`create_web_app`, else the process-wide one."""
     return request.app.state.runtime or get_runtime()
@@ -142,7 +215,10 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     """Build the FastAPI app; ``runtime`` defaults to the process-wide one."""
     app = FastAPI(title="Syndicate", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.runtime = runtime
+    app.state.feed_cache = None
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
+    # Added last, so it is the outermost of ours: feed hits skip the body limit and routing.
+    app.add_middleware(FeedFastPath, web_app=app)
 
     @app.get("/healthz")
     def healthz(r: RT) -> JSONResponse:
@@ -165,20 +241,22 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         return JSONResponse({"status": "ok" if ok else "degraded", **checks}, status_code=200 if ok else 503)
 
     @app.api_route("/feeds/{name}.{fmt}", methods=["GET", "HEAD"])
-    def feed(name: str, fmt: str, request: Request, r: RT) -> Response:
-        """Serve a stored feed render with ETag/Last-Modified and 304 Not Modified."""
+    def feed(name: str, fmt: str, request: Request) -> Response:
+        """A stored feed render with ETag/Last-Modified, 304, gzip/brotli and WebSub ``Link`` headers.
+
+        Hits are answered by :class:`FeedFastPath` before routing; this route documents the path
+        and explains misses (and answers a hit that raced in after the fast path looked).
+        """
         if fmt not in FEED_FORMATS:
             raise HTTPException(404, f"unknown feed format {fmt!r}; use rss, atom or json")
-        with r.session() as session:
-            row = session.scalar(
-                select(FeedRender).where(FeedRender.feed_name == name, FeedRender.format == fmt)
-            )
-        if row is None:
+        entry = feed_cache(request.app).get(name, fmt)
+        if entry is None:
             raise HTTPException(404, f"no feed named {name!r} has been rendered")
-        headers = cache_headers(row.etag, row.last_modified)
-        if is_not_modified(request.headers, row.etag, row.last_modified):
-            return Response(status_code=304, headers=headers)
-        return Response(content=row.body, media_type=row.content_type, headers=headers)
+        accept, inm, ims = _request_validators(request.scope)
+        status, headers, body = entry.answer(accept, inm, ims, request.method == "HEAD")
+        response = Response(content=body, status_code=status)
+        response.raw_headers = list(headers)
+        return response
 
     @app.post("/api/articles", status_code=202, dependencies=[Depends(require_token)])
     def ingest(payload: IngestRequest, r: RT) -> dict[str, Any]:
@@ -358,3 +436,21 @@ def render_status_page(snap: dict[str, Any]) -> str:
         "<h2>Recent shares</h2><table><tr><th>endpoint</th><th>status</th><th>article</th><th>post</th>"
         f"<th>error</th></tr>{shares}</table></body></html>"
     )
+
+
+def server_options(log_level: str = "info") -> dict[str, Any]:
+    """The uvicorn settings the app is meant to run with in production (``syndicate web``).
+
+    httptools and uvloop are used when installed (uvicorn's ``auto``; measured against h11 and asyncio
+    here: see ``bench/feeds.py``). The per-request access log is off: at thousands of feed polls a
+    second it costs more than serving them (a static server in front logs them anyway).
+    """
+    return {
+        "http": "auto",
+        "loop": "auto",
+        "access_log": False,
+        "log_level": log_level.lower(),
+        "backlog": 4096,
+        "timeout_keep_alive": 30,
+        "server_header": False,
+    }

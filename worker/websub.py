@@ -5,19 +5,29 @@ The protocol (the form, the order of topics, what an answer means) is pure and l
 hub ping gets the same user agent, timeouts, deadline, size cap and status meaning
 (:func:`~worker.http.classify`, :func:`~worker.http.retry_delay`) as every other request. The hub
 URL is operator configuration, so it is sent without the SSRF guard, like share endpoints' URLs.
+
+:func:`publish_feed` is the pipeline stage the ``syndicate.publish_websub`` task runs after a render
+changed a feed: a hub that may recover (429, 5xx, unreachable) raises :class:`HubUnavailable`, a
+:class:`~worker.errors.Retryable`, so the task retries it with backoff and the hub's Retry-After.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import requests
 
 from feeds import websub
+from feeds.build import FORMATS
 from feeds.websub import WebSubError
+from worker.errors import Retryable
 from worker.http import HttpClient, TransportError, retry_delay
+from worker.runtime import Runtime
 
-__all__ = ["WebSubError", "publish"]
+__all__ = ["HubUnavailable", "WebSubError", "feed_topics", "publish", "publish_feed"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -65,3 +75,35 @@ def _ping(http: HttpClient, hub_url: str, topic: str, timeout: float) -> None:
     )
     if error is not None:
         raise error
+
+
+class HubUnavailable(Retryable):
+    """The hub refused a ping for now (429, 5xx) or could not be reached: try again later."""
+
+    def __init__(self, error: WebSubError) -> None:
+        super().__init__(str(error))
+        self.retry_after = error.retry_after
+        self.status = error.status
+
+
+def feed_topics(base_url: str, feed_name: str) -> list[str]:
+    """The topic (self) URL of every format of a feed, as its ``Link: rel="self"`` header names it."""
+    return [f"{base_url}/feeds/{feed_name}.{fmt}" for fmt in FORMATS]
+
+
+def publish_feed(rt: Runtime, feed_name: str) -> bool:
+    """Ping the configured hub that ``feed_name`` changed; ``False`` if no hub is configured.
+
+    A hub that refuses for good (4xx) is logged and not retried: a later change pings it again.
+    """
+    hub = rt.config.websub.hub
+    if not hub:
+        return False
+    try:
+        publish(hub, feed_topics(rt.settings.base_url, feed_name), client=rt.share_http)
+    except WebSubError as exc:
+        if exc.retryable:
+            raise HubUnavailable(exc) from None
+        log.warning("WebSub: %s", exc)
+        return False
+    return True

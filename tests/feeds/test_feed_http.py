@@ -11,11 +11,13 @@ import pytest
 
 from feeds.http import (
     cache_headers,
+    choose_encoding,
     etag_matches,
     format_http_date,
     is_not_modified,
     parse_entity_tags,
     parse_http_date,
+    variant_etag,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
@@ -121,3 +123,38 @@ def test_headers_round_trip_through_conditional_get() -> None:
     assert is_not_modified({"If-None-Match": headers["ETag"]}, ETAG, LAST_MODIFIED)
     assert is_not_modified({"If-Modified-Since": headers["Last-Modified"]}, ETAG, LAST_MODIFIED)
     assert parse_http_date(format_http_date(LAST_MODIFIED)) == LAST_MODIFIED
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (None, "identity"),
+        ("", "identity"),
+        ("gzip", "gzip"),
+        ("x-gzip", "gzip"),
+        ("gzip, deflate, br", "br"),
+        ("br;q=0.5, gzip", "gzip"),
+        ("GZIP;Q=0.8", "gzip"),
+        ("gzip;q=0", "identity"),
+        ("*", "br"),
+        ("*;q=0", "identity"),
+        ("br;q=0, *", "gzip"),
+        ("deflate, identity", "identity"),
+        ("gzip;q=bogus", "identity"),
+    ],
+)
+def test_choose_encoding(accept: str | None, expected: str) -> None:
+    assert choose_encoding(accept) == expected
+
+
+def test_choose_encoding_only_offers_what_is_available() -> None:
+    assert choose_encoding("br, gzip", ("gzip",)) == "gzip"
+    assert choose_encoding("br", ("gzip",)) == "identity"
+
+
+def test_variant_etag_is_distinct_per_coding_and_still_matches_itself() -> None:
+    assert variant_etag('"abc"', "identity") == '"abc"'
+    assert variant_etag('"abc"', "gzip") == '"abc-gzip"'
+    assert variant_etag("abc", "br") == '"abc-br"'
+    assert etag_matches('W/"abc-gzip"', variant_etag('"abc"', "gzip"))
+    assert not etag_matches('"abc"', variant_etag('"abc"', "gzip"))

@@ -1,0 +1,73 @@
+"""When feeds render: the first change at once, a burst after it as one more render, and debounce
+state that expires by itself (so a killed render cannot hold it). Real Redis, real Celery messages."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+import redis
+
+from worker import tasks
+
+
+def render_messages(client: redis.Redis) -> list[dict[str, Any]]:
+    """The ``render_feed`` messages waiting in the render queue: args and ETA (None = now)."""
+    out = []
+    # kombu LPUSHes and its consumers pop from the right: the oldest message is last in the list.
+    for raw in reversed(client.lrange("render", 0, -1)):
+        message = json.loads(raw)
+        body = json.loads(base64.b64decode(message["body"]))
+        out.append(
+            {"task": message["headers"]["task"], "args": body[0], "eta": message["headers"].get("eta")}
+        )
+    return out
+
+
+@pytest.fixture
+def trigger(broker: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> redis.Redis:
+    """``schedule_render`` on the test's Redis (for its keys and for the broker)."""
+    monkeypatch.setattr(tasks, "_redis", lambda: broker)
+    return broker
+
+
+def test_first_change_renders_at_once_and_a_burst_adds_one_render(trigger: redis.Redis) -> None:
+    tasks.schedule_render("all")
+    first = render_messages(trigger)
+    assert first == [{"task": "syndicate.render_feed", "args": ["all"], "eta": None}]
+
+    for _ in range(10):
+        tasks.schedule_render("all")
+    messages = render_messages(trigger)
+    assert len(messages) == 2
+    assert messages[1]["args"] == ["all"] and messages[1]["eta"] is not None
+
+
+def test_feeds_are_debounced_separately(trigger: redis.Redis) -> None:
+    tasks.schedule_render("all")
+    tasks.schedule_render("it")
+    assert [m["args"] for m in render_messages(trigger)] == [["all"], ["it"]]
+    assert all(m["eta"] is None for m in render_messages(trigger))
+
+
+def test_debounce_keys_expire_by_themselves(trigger: redis.Redis) -> None:
+    tasks.schedule_render("all")
+    tasks.schedule_render("all")
+    window, trailing = tasks._render_keys("all")
+    assert 0 < trigger.pttl(window) <= tasks.RENDER_WINDOW_SECONDS * 1000
+    assert 0 < trigger.pttl(trailing) <= tasks.RENDER_TRAILING_TTL * 1000
+    # A render killed before it cleared its key: once the keys lapse, the next change renders at once.
+    trigger.delete(window, trailing)
+    trigger.delete("render")
+    tasks.schedule_render("all")
+    assert [m["eta"] for m in render_messages(trigger)] == [None]
+
+
+def test_a_started_render_lets_the_next_change_schedule_another(trigger: redis.Redis) -> None:
+    tasks.schedule_render("all")
+    tasks.schedule_render("all")  # trailing render scheduled
+    trigger.delete(tasks._render_keys("all")[1])  # what render_feed does before it reads the articles
+    tasks.schedule_render("all")
+    assert len(render_messages(trigger)) == 3
