@@ -4,6 +4,7 @@ Redis or the database being down is one line (no traceback), and status shows a 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from tests.support.services import Syndicate, free_port
 
 
 @pytest.fixture
-def site() -> HTTPTestServer:
+def site() -> Iterator[HTTPTestServer]:
     """A site whose listing serves a PDF."""
     with HTTPTestServer(root=None) as server:
         server.route("/news/", Response(200, b"%PDF-1.7 not a page", {"Content-Type": "application/pdf"}))
