@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 
 def beat_schedule(config: Config, source_ids: dict[str, int]) -> dict[str, dict[str, object]]:
-    """One beat entry per enabled source, at the source's own interval."""
+    """One beat entry per enabled source that is crawled (not ``push``), at the source's own interval."""
     return {
         f"crawl:{source.name}": {
             "task": "syndicate.crawl_source",
@@ -85,7 +85,7 @@ def beat_schedule(config: Config, source_ids: dict[str, int]) -> dict[str, dict[
             "options": {"expires": max(source.schedule, 30)},
         }
         for source in config.sources
-        if source.enabled and source.name in source_ids
+        if source.enabled and source.kind != "push" and source.name in source_ids
     }
 
 

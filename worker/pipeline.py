@@ -37,6 +37,7 @@ from worker.store.models import Article, FeedRender, FetchState, Source, utcnow
 log = logging.getLogger(__name__)
 
 PUSH_SOURCE = "api"
+PUSHED_HINT = "pushed"
 MAX_ERROR_CHARS = 2000
 # Column sizes of ``articles`` (PostgreSQL enforces them; a longer value would fail the whole stage).
 MAX_URL_CHARS = 2048
@@ -542,7 +543,9 @@ def process_article(rt: Runtime, article_id: int) -> ProcessOutcome:
             data = parse(raw_html, url)
             final_url = url
         else:
-            result = rt.fetcher.get(url, etag=etag, last_modified=last_modified)
+            result = rt.fetcher.get(
+                url, etag=etag, last_modified=last_modified, ingest=hints.get(PUSHED_HINT) == "1"
+            )
             if result.not_modified:
                 _touch_fetched(rt, article_id, result, source_id)
                 return ProcessOutcome(article_id, "ready")
@@ -1031,6 +1034,8 @@ def ingest_article(rt: Runtime, item: PushedArticle) -> tuple[int, bool]:
             article = Article(source_id=ids[source_name], url=url, canonical_url=url)
             session.add(article)
         article.raw_html = raw
+        # A URL someone pushed is fetched under the ingest rules (never this deployment's own services).
+        article.hints = {**(article.hints or {}), PUSHED_HINT: "1"}
         if article.status == "failed":
             article.status = "pending"
         article.last_seen_at = utcnow()

@@ -116,7 +116,8 @@ class FetchState(Base):
 
 
 class Article(Base):
-    """One story, unique by canonical URL. ``status``: pending → ready | failed | duplicate | skipped.
+    """One story, unique by canonical URL. ``status``: pending → ready | failed | duplicate | skipped;
+    ready → retracted (it leaves the feeds).
 
     ``skipped`` articles are never fetched: robots.txt disallows them, or they lie beyond a new
     source's ``backfill``; ``error`` says which. ``hints`` keeps what the feed or sitemap said about
