@@ -9,7 +9,9 @@ means over pages and F1 is the harmonic mean of those two means. Accuracy is the
 token list equals the truth's. ± is the standard deviation of F1 over 1,000 bootstrap resamples.
 
 Timing is parse + extract of the page bytes, one page at a time, extractors interleaved page by page so
-that machine noise hits them alike. Run from the repository root::
+that machine noise hits them alike. "vs fast" is pages/s relative to trafilatura ``fast=True`` (the goal is
+>= 1.00x). Below the table, the per-stage profile of our normalizer in the same run.
+Run from the repository root::
 
     .venv/bin/python bench/extraction.py [--data DIR] [--limit N] [--no-peer]
 """
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worker.errors import NormalizeError
 from worker.normalize import normalize
+from worker.normalize.core import PROFILE
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "article-extraction"
 _TOKEN = re.compile(r"\w+")
@@ -114,17 +117,37 @@ def ours(document: bytes, url: str) -> str:
         return ""
 
 
-def load_peer() -> tuple[Extractor | None, str]:
-    """trafilatura's default extraction if it is importable, else None and the reason."""
+def load_peers() -> tuple[list[tuple[str, Extractor]], str]:
+    """trafilatura's default and ``fast=True`` extractions if it is importable, and a note."""
     try:
         import trafilatura
     except ImportError:
-        return None, "trafilatura not installed (.venv/bin/pip install trafilatura) - column skipped"
+        return [], "trafilatura not installed (.venv/bin/pip install -e '.[bench]') - columns skipped"
 
-    def extract(document: bytes, url: str) -> str:
+    def default(document: bytes, url: str) -> str:
         return trafilatura.extract(document, url=url) or ""
 
-    return extract, f"trafilatura {getattr(trafilatura, '__version__', '?')}"
+    def fast(document: bytes, url: str) -> str:
+        return trafilatura.extract(document, url=url, fast=True) or ""
+
+    version = getattr(trafilatura, "__version__", "?")
+    return [(f"trafilatura {version} default", default), (f"trafilatura {version} fast", fast)], (
+        f"trafilatura {version}"
+    )
+
+
+def print_profile(pages: int, total: float) -> None:
+    """Per-stage seconds of our normalizer (from ``worker.normalize.core.PROFILE``), share and ms per page."""
+    print()
+    print("Per-stage profile of worker.normalize (timed in the same run):")
+    print()
+    print("| stage | ms per page | share |")
+    print("|---|---|---|")
+    stages = PROFILE.seconds
+    for name, seconds in stages.items():
+        print(f"| {name} | {seconds * 1000 / pages:.2f} | {seconds / total:.0%} |")
+    rest = total - sum(stages.values())
+    print(f"| (outside the stages) | {rest * 1000 / pages:.2f} | {rest / total:.0%} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,13 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = [Run("worker.normalize", ours)]
     notes = []
     if not args.no_peer:
-        peer, note = load_peer()
+        peers, note = load_peers()
         notes.append(note)
-        if peer is not None:
-            runs.append(Run(note, peer))
+        runs.extend(Run(name, extract) for name, extract in peers)
 
     for run in runs:  # warm-up: imports and lazy initialisation are not the page's cost
         run.extract(pages[0][1], truth[pages[0][0]]["url"])
+    PROFILE.enabled = True
 
     for key, document in pages:
         url = truth[key]["url"]
@@ -173,9 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"peer: {note}")
     print()
     print(
-        "| extractor | pages | median ms | p95 ms | pages/s | F1 | precision | recall | accuracy | failures |"
+        "| extractor | pages | median ms | p95 ms | pages/s | vs fast | F1 | precision | recall | accuracy "
+        "| failures |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    reference = next((r for r in runs if r.name.endswith(" fast")), runs[0])
+    reference_rate = len(reference.seconds) / sum(reference.seconds)
     for run in runs:
         f1, precision, recall, accuracy = corpus(run.scores)
         ordered = sorted(run.seconds)
@@ -184,9 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         rate = len(ordered) / sum(ordered)
         print(
             f"| {run.name} | {len(run.seconds)} | {median_ms:.1f} | {p95 * 1000:.1f} | {rate:.1f} | "
+            f"{rate / reference_rate:.2f}x | "
             f"{f1:.3f} ± {bootstrap_std(run.scores):.3f} | {precision:.3f} | {recall:.3f} | {accuracy:.3f} | "
             f"{run.failures} |"
         )
+    print_profile(len(pages), sum(runs[0].seconds))
     return 0
 
 

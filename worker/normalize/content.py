@@ -1,113 +1,83 @@
-"""Find the article body in a parsed page and strip everything around and inside it that is not the article.
+"""Find the article body in the parsed page and strip what is not the article, on the lxml tree.
 
-The approach: drop page furniture by tag, role and class/id hints (navigation, comments, share widgets,
-cookie banners, ads, newsletter boxes...), score paragraph containers by text density, take the best one
-(plus the siblings that look like more of the same article), then clean inside it: share links, short
-boilerplate lines, link lists, the visible date line and a heading that repeats the title.
+The signals are language-independent wherever possible: the DOM role of an element (tag, ARIA role,
+class/id tokens), its text density and link density (from one :func:`~worker.normalize.tree.measure`
+pass), and its position relative to the headline. Words are only used for the short lines no structure
+gives away ("Advertisement", "Read more"), in :mod:`worker.normalize.boilerplate`, for several languages.
+
+Steps: :func:`prune` drops page furniture; :func:`select_main` scores paragraph containers, takes the best
+one and gathers the sibling blocks (also one level up) that read as more of the same article;
+:func:`clean_main` removes what sits inside the article column but is not the article.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from functools import lru_cache
 
-from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
-from bs4.element import PreformattedString
+from lxml import etree
 
+from worker.normalize import boilerplate
 from worker.normalize.dates import find_date
-from worker.normalize.metadata import attr, date_line, line_element
-from worker.normalize.textutil import element_text, same_text, squash
+from worker.normalize.metadata import date_line
+from worker.normalize.textutil import same_text
+from worker.normalize.tree import (
+    Element,
+    Measure,
+    attr,
+    classes,
+    elements,
+    measure,
+    new_element,
+    remove,
+    tag_name,
+    text_of,
+    unwrap,
+)
 from worker.normalize.urls import absolute
 
 _DROP_TAGS = frozenset(
-    {
-        "script",
-        "style",
-        "noscript",
-        "template",
-        "iframe",
-        "frame",
-        "frameset",
-        "svg",
-        "canvas",
-        "object",
-        "embed",
-        "applet",
-        "button",
-        "input",
-        "select",
-        "textarea",
-        "option",
-        "optgroup",
-        "label",
-        "link",
-        "meta",
-        "dialog",
-        "map",
-        "audio",
-        "video",
-        "source",
-        "track",
-        "head",
-        "title",
-        "base",
-    }
+    "script style noscript template iframe frame frameset svg canvas object embed applet button input "
+    "select textarea option optgroup label link meta dialog map audio video source track head title base "
+    "picture-source".split()
 )
 _BLOCK_TAGS = frozenset(
     "address article aside blockquote body details dialog dd div dl dt fieldset figcaption figure footer "
     "form h1 h2 h3 h4 h5 h6 header hgroup hr li main nav ol p pre section table tbody thead tfoot tr td th "
     "ul center menu".split()
 )
-_PARAGRAPH_TAGS = ("p", "pre", "td", "div", "section")
+_PARAGRAPH_TAGS = frozenset({"p", "pre", "td", "div", "section", "blockquote"})
 
-_STRONG_PREFIXES = (
-    "comment",
-    "disqus",
-    "share",
-    "sharing",
-    "social",
-    "sharedaddy",
-    "addtoany",
-    "a2a",
-    "relatedpost",
-    "related",
-    "recommend",
-    "newsletter",
-    "subscri",
-    "signup",
-    "cookie",
-    "consent",
-    "gdpr",
-    "advert",
-    "sponsor",
-    "promo",
-    "outbrain",
-    "taboola",
-    "popup",
-    "modal",
-    "paywall",
-    "breadcrumb",
-    "jp-relatedposts",
+# Class/id parts naming widgets that never hold article text. Matched against whole parts of a
+# class name ("social-share" -> "social", "share"), not prefixes: "shareable" or "paywall-body" is content.
+_STRONG_PARTS = frozenset(
+    "comment comments commentlist disqus share shares sharing sharer sharebar sharedaddy social socials "
+    "addtoany a2a relatedposts related recommended recommendations recirculation newsletter subscribe "
+    "subscription signup cookie cookies consent gdpr advert advertisement advertising adsense sponsor "
+    "sponsored promo promotion outbrain taboola popup modal breadcrumb breadcrumbs teaser teasers "
+    "jp-relatedposts most-read mostread trending".split()
 )
-_STRONG_EXCEPTIONS = ("commentary", "shareable")
-_WEAK_TOKENS = frozenset(
+_WEAK_PARTS = frozenset(
     "ad ads adslot adunit nav navbar navigation menu footer header masthead sidebar widget banner tags "
-    "taglist meta byline print skip toolbar pagination pager".split()
+    "taglist byline print skip toolbar pagination pager caption credit credits copyright".split()
 )
+# A class that names the article itself wins over a widget word in the same name ("paywall-content").
+_CONTENT_PARTS = frozenset("content body article text story entry post main".split())
+_COMMENT_PARTS = frozenset("comment comments commentlist disqus".split())
 _TAXONOMY_PREFIXES = ("tag-", "category-", "cat-", "topic-", "section-", "format-", "type-", "status-")
 _HIDDEN_CLASSES = frozenset("hidden sr-only screen-reader-text visually-hidden visuallyhidden".split())
-_TOKEN_SPLIT = re.compile(r"[\s_-]+")
+_SPLIT = re.compile(r"[\s_\-]+|(?<=[a-z])(?=[A-Z])")
 _WEAK_ROLES = frozenset(
     "navigation banner contentinfo complementary search menu menubar toolbar dialog alertdialog".split()
 )
 _WEAK_TAG_NAMES = frozenset({"nav", "aside", "footer", "header", "form"})
-_ARIA_HINT = re.compile(r"share|social|comment|related|cookie|consent|newsletter|advert|sponsor", re.I)
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 _POSITIVE = re.compile(r"article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story", re.I)
 _NEGATIVE = re.compile(
     r"hidden|banner|combx|comment|com-|contact|foot|footer|footnote|gdpr|masthead|media|meta|outbrain|promo|"
-    r"related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|tool|widget|cookie|newsletter",
+    r"related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|tool|widget|cookie|newsletter|"
+    r"teaser|caption|credit",
     re.I,
 )
 _SHARER = re.compile(
@@ -118,22 +88,6 @@ _SHARER = re.compile(
     r"vk\.com/share|xing\.com/(?:spi/)?share|buffer\.com/add|^mailto:\?|addtoany\.com/share",
     re.I,
 )
-_BOILERPLATE = re.compile(
-    r"^(?:share(?: this)?(?: article| post| story| page| on \w+)?|share via .*|tweet(?: this)?|email|print|"
-    r"advertisement|advertising|ad|sponsored(?: content)?|"
-    r"related(?: posts| articles| stories| news| content)?|"
-    r"you (?:may|might) also (?:like|enjoy)|read (?:more|next|also)|recommended(?: for you| articles)?|"
-    r"more (?:stories|news|from .{1,30})|leave a (?:reply|comment)|post a comment|comments?(?: \(\d+\))?|"
-    r"\d+ comments?|no comments(?: yet)?|subscribe(?: to our newsletter| now)?|"
-    r"sign up for (?:our|the) .{1,40}|"
-    r"accept(?: all)? cookies|tags?|filed under|follow us(?: on .{1,30})?|continue reading.{0,60}|"
-    r"skip to (?:main )?content|back to top|previous (?:post|article)|next (?:post|article))[\s:.!…]*$",
-    re.I,
-)
-_COOKIE = re.compile(r"\bcookies?\b", re.I)
-_CONSENT_WORD = re.compile(r"\b(?:accept|agree|consent|got it|allow|reject|decline)\b", re.I)
-_NEWSLETTER = re.compile(r"\bnewsletter\b", re.I)
-_SIGNUP_WORD = re.compile(r"\b(?:sign ?up|subscribe|inbox|e-?mail address)\b", re.I)
 _LAZY_SRC_ATTRS = (
     "data-src",
     "data-lazy-src",
@@ -145,382 +99,426 @@ _LAZY_SRC_ATTRS = (
 )
 _PLACEHOLDER = re.compile(r"^data:|blank\.(?:gif|png)|spacer\.gif|placeholder|lazy[-_]?load", re.I)
 _TABLE_PARTS = frozenset({"td", "th", "li", "tr"})
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_MAX_LINE = 120
 
 
-@dataclass
-class _Measure:
-    text: int = 0
-    links: int = 0
-    paragraphs: int = 0
-    images: int = 0
+def _is_article_body(element: Element) -> bool:
+    return "articlebody" in attr(element, "itemprop").lower().split()
 
 
-def _measure(root: Tag) -> dict[int, _Measure]:
-    """Text, link-text, paragraph and image counts for every element under root, in one linear pass."""
-    measures: dict[int, _Measure] = {}
-    nodes: list[PageElement] = [root, *root.descendants]
-    for node in reversed(nodes):
-        parent = node.parent
-        if isinstance(node, Tag):
-            own = measures.setdefault(id(node), _Measure())
-            if node.name == "a":
-                own.links = own.text
-            elif node.name == "p" and own.text >= 20:
-                own.paragraphs += 1
-            elif node.name == "img":
-                own.images += 1
-            if node is root or parent is None:
-                continue
-            total = measures.setdefault(id(parent), _Measure())
-            total.text += own.text
-            total.links += own.links
-            total.paragraphs += own.paragraphs
-            total.images += own.images
-        elif isinstance(node, NavigableString) and not isinstance(node, PreformattedString):
-            if node is root or parent is None:
-                continue
-            length = len(" ".join(node.split()))
-            if length:
-                measures.setdefault(id(parent), _Measure()).text += length + 1
-    return measures
+def _hint_parts(element: Element) -> frozenset[str]:
+    return _parts(element.get("class") or "", element.get("id") or "")
 
 
-def _gone(tag: Tag) -> bool:
-    """True once a tag (or an ancestor) was decomposed.
-
-    ``Tag.decomposed`` and even ``.parent`` on a removed tag are avoided: both fall back to a subtree search
-    through ``Tag.__getattr__``, which makes loops over deeply nested pages quadratic. Decomposing clears
-    the instance attributes, so a removed tag has no ``parent`` entry left.
-    """
-    return vars(tag).get("parent") is None
-
-
-def _tags(root: Tag) -> list[Tag]:
-    """Every element under root in document order (much faster than ``find_all(True)``)."""
-    return [node for node in root.descendants if isinstance(node, Tag)]
-
-
-def _is_article_body(tag: Tag) -> bool:
-    return "articlebody" in attr(tag, "itemprop").lower().split()
-
-
-def _hint_tokens(tag: Tag) -> list[str]:
-    values = [*(tag.get("class") or []), attr(tag, "id")]
-    tokens: list[str] = []
-    for value in values:
-        lowered = str(value).lower()
+@lru_cache(maxsize=8192)
+def _parts(class_value: str, id_value: str) -> frozenset[str]:
+    """Class names and ids with their parts split on "-", "_" and camelCase, lower case."""
+    parts: set[str] = set()
+    for value in (*class_value.split(), id_value):
+        lowered = value.lower()
         # WordPress-style taxonomy classes ("tag-social-media") describe the post, not a widget.
         if lowered and not lowered.startswith(_TAXONOMY_PREFIXES):
-            tokens.append(lowered)
-            tokens.extend(t for t in _TOKEN_SPLIT.split(lowered) if t)
-    return tokens
+            parts.add(lowered)
+            parts.update(p.lower() for p in _SPLIT.split(value) if p)
+    return frozenset(parts)
 
 
-def _junk_kind(tag: Tag) -> str | None:
-    """'strong' for widgets that are never article text, 'weak' for furniture that only may not be."""
-    if tag.name == "dialog":
+def _junk_kind(element: Element, name: str) -> str | None:
+    """'comment', 'strong' (never article text), 'weak' (furniture that only may not be), or None."""
+    if name == "dialog":
         return "strong"
-    tokens = _hint_tokens(tag)
-    for token in tokens:
-        if token.startswith(_STRONG_PREFIXES) and not token.startswith(_STRONG_EXCEPTIONS):
+    if not len(element.attrib):
+        return "weak" if name in _WEAK_TAG_NAMES else None
+    parts = _hint_parts(element)
+    if parts:
+        if parts & _COMMENT_PARTS:
+            return "comment"
+        if parts & _STRONG_PARTS and not parts & _CONTENT_PARTS:
             return "strong"
-    aria = attr(tag, "aria-label")
-    if aria and _ARIA_HINT.search(aria):
+    aria = attr(element, "aria-label")
+    if aria and boilerplate.widget_label(aria):
         return "strong"
-    if tag.name in _WEAK_TAG_NAMES or attr(tag, "role").lower() in _WEAK_ROLES:
+    if name in _WEAK_TAG_NAMES or attr(element, "role").lower() in _WEAK_ROLES:
         return "weak"
-    if any(token in _WEAK_TOKENS for token in tokens) or _HIDDEN_CLASSES.intersection(tag.get("class") or []):
+    if parts & _WEAK_PARTS or _HIDDEN_CLASSES.intersection(classes(element)):
         return "weak"
-    if tag.has_attr("hidden") or attr(tag, "aria-hidden").lower() == "true":
+    if element.get("hidden") is not None or attr(element, "aria-hidden").lower() == "true":
         return "weak"
-    style = attr(tag, "style")
+    style = element.get("style")
     if style and _HIDDEN_STYLE.search(style):
         return "weak"
     return None
 
 
-def prune(root: Tag) -> None:
+# Only these tags can be furniture without an attribute saying so.
+_HINT_TAGS = frozenset({"nav", "aside", "footer", "header", "form", "dialog"})
+
+
+def _discount(element: Element, measures: dict[Element, Measure]) -> None:
+    """Take a removed element's counts off its ancestors, so one measuring pass serves every stage."""
+    gone = measures.get(element)
+    if gone is None:
+        return
+    extra = _tail_length(element)
+    for ancestor in element.iterancestors():
+        m = measures.get(ancestor)
+        if m is None:
+            break
+        m.text -= gone.text + extra
+        m.links -= gone.links
+        m.paragraphs -= gone.paragraphs
+        m.images -= gone.images
+
+
+def _tail_length(element: Element) -> int:
+    tail = element.tail
+    if not tail:
+        return 0
+    squashed = " ".join(tail.split())
+    return len(squashed) + 1 if squashed else 0
+
+
+def prune(root: Element) -> dict[Element, Measure]:
     """Remove non-content tags and page furniture recognized by tag, role, class/id and aria hints.
 
     Size guards keep a wrapper that happens to carry a hint (``<div class="has-sidebar">``) from taking
-    the article with it: nothing holding the ``<h1>`` or the marked-up article body goes, and nothing
-    holding most of the page's text.
+    the article with it: nothing holding the ``<h1>`` or the marked-up article body goes, nothing holding
+    most of the page's text, and no widget-named block that is itself dense, link-poor prose. Returns the
+    measures of what is left (kept up to date while removing).
     """
-    tags = _tags(root)
-    for tag in tags:
-        if tag.name in _DROP_TAGS and not _gone(tag):
-            tag.decompose()
-    tags = [tag for tag in tags if not _gone(tag)]
-    protected = {id(root)}
-    for tag in tags:
-        if tag.name == "h1" or _is_article_body(tag):
-            protected.update(id(parent) for parent in tag.parents)
-            protected.add(id(tag))
-    measures = _measure(root)
-    total = max(1, measures[id(root)].text)
-    for tag in tags:
-        if _gone(tag) or id(tag) in protected or tag.name in ("html", "body"):
+    etree.strip_elements(root, *_DROP_TAGS, with_tail=False)
+    protected = {root}
+    for element in root.iter():
+        if element.tag == "h1" or _is_article_body(element):
+            protected.update(element.iterancestors())
+            protected.add(element)
+    measures = measure(root)
+    total = max(1, measures[root].text)
+    for element in list(measures):
+        name = element.tag
+        if name not in _HINT_TAGS and not element.keys():
             continue
-        kind = _junk_kind(tag)
+        if element in protected or name in ("html", "body"):
+            continue
+        kind = _junk_kind(element, name)
         if kind is None:
             continue
-        size = measures.get(id(tag), _Measure()).text
-        limit = 0.8 if kind == "strong" and tag.name not in ("article", "main") else 0.4
-        if size < limit * total:
-            tag.decompose()
+        m = measures[element]
+        if kind == "strong" and m.paragraphs >= 3 and m.density < 0.2:
+            continue  # a "share"/"promo"-named wrapper around real prose: the article
+        limit = 0.8 if kind != "weak" and name not in ("article", "main") else 0.4
+        if m.text < limit * total and element.getparent() is not None:
+            _discount(element, measures)
+            remove(element)
+    return measures
 
 
-def _initial_score(tag: Tag) -> float:
+def _initial_score(element: Element, name: str) -> float:
     score = {"div": 5.0, "article": 10.0, "main": 5.0, "pre": 3.0, "td": 3.0, "blockquote": 3.0}.get(
-        tag.name, 0.0
+        name, 0.0
     )
-    if tag.name in ("address", "ol", "ul", "dl", "dd", "dt", "li", "form"):
+    if name in ("address", "ol", "ul", "dl", "dd", "dt", "li", "form"):
         score -= 3
-    elif tag.name in ("h1", "h2", "h3", "h4", "h5", "h6", "th"):
+    elif name in _HEADINGS or name == "th":
         score -= 5
-    for value in (" ".join(tag.get("class") or []), attr(tag, "id")):
+    for value in (attr(element, "class"), attr(element, "id")):
         if value:
             if _NEGATIVE.search(value):
                 score -= 25
             if _POSITIVE.search(value):
                 score += 25
-    if "articlebody" in attr(tag, "itemprop").lower():
+    if _is_article_body(element):
         score += 30
     return score
 
 
-def _has_block_child(tag: Tag) -> bool:
-    return any(isinstance(child, Tag) and child.name in _BLOCK_TAGS for child in tag.children)
+def _has_block_child(element: Element) -> bool:
+    return any(tag_name(child) in _BLOCK_TAGS for child in element)
 
 
-def _loose_text(tag: Tag) -> str:
-    parts = []
-    for child in tag.children:
-        if isinstance(child, Tag):
-            if child.name not in _BLOCK_TAGS and child.name != "a":
-                parts.append(child.get_text(" "))
-        elif isinstance(child, NavigableString) and not isinstance(child, PreformattedString):
-            parts.append(str(child))
-    return squash(" ".join(parts))
+def _loose_text(element: Element) -> str:
+    """Text written straight into a container between its blocks (``text<br><br>text``)."""
+    parts = [element.text or ""]
+    for child in element:
+        name = tag_name(child)
+        if name not in _BLOCK_TAGS and name != "a":
+            parts.append(text_of(child))
+        parts.append(child.tail or "")
+    return " ".join(" ".join(parts).split())
 
 
-def _score(root: Tag, measures: dict[int, _Measure]) -> list[tuple[float, Tag]]:
-    scores: dict[int, list[object]] = {}
-    for para in _tags(root):
-        if para.name not in _PARAGRAPH_TAGS:
+def _score(root: Element, measures: dict[Element, Measure]) -> dict[Element, float]:
+    scores: dict[Element, float] = {}
+    for para in root.iter(*_PARAGRAPH_TAGS):
+        name = tag_name(para)
+        if name not in _PARAGRAPH_TAGS:
             continue
-        if para.name in ("div", "section") and _has_block_child(para):
-            # Text written straight into a container between its blocks (``text<br><br>text``) is a
-            # paragraph of that container itself.
+        if name in ("div", "section") and _has_block_child(para):
             text = _loose_text(para)
-            ancestors = [para, *para.parents]
+            ancestors = [para, *para.iterancestors()]
         else:
-            text = element_text(para)
-            ancestors = list(para.parents)
+            if measures[para].text < 25:
+                continue
+            text = text_of(para)
+            ancestors = list(para.iterancestors())
         if len(text) < 25:
             continue
         points = 1 + text.count(",") + text.count("،") + text.count("\uff0c") + min(len(text) // 100, 3)
         for level, ancestor in enumerate(ancestors):
-            if level >= 5 or ancestor.name in ("[document]", "html"):
+            if level >= 5 or tag_name(ancestor) == "html":
                 break
-            entry = scores.get(id(ancestor))
-            if entry is None:
-                entry = scores[id(ancestor)] = [ancestor, _initial_score(ancestor)]
+            if ancestor not in scores:
+                scores[ancestor] = _initial_score(ancestor, tag_name(ancestor))
             divider = 1 if level == 0 else 2 if level == 1 else level * 3
-            entry[1] = float(entry[1]) + points / divider  # type: ignore[arg-type]
-    ranked: list[tuple[float, Tag]] = []
-    for tag, score in scores.values():
-        assert isinstance(tag, Tag) and isinstance(score, float)
-        measure = measures.get(id(tag), _Measure())
-        density = measure.links / measure.text if measure.text else 0.0
-        ranked.append((score * (1 - min(1.0, density)), tag))
-    ranked.sort(key=lambda item: item[0], reverse=True)
-    return ranked
+            scores[ancestor] += points / divider
+    return {element: score * (1 - min(1.0, measures[element].density)) for element, score in scores.items()}
 
 
-def _ancestors(tag: Tag) -> set[int]:
-    return {id(parent) for parent in tag.parents}
-
-
-def _pick(root: Tag, ranked: list[tuple[float, Tag]]) -> Tag:
+def _pick(root: Element, ranked: list[tuple[float, Element]]) -> Element:
     top_score, top = ranked[0]
     # Several strong candidates under one ancestor: the article is split into blocks, take the ancestor.
-    rivals = [_ancestors(tag) for score, tag in ranked[1:5] if score >= 0.75 * top_score]
+    rivals = [set(tag.iterancestors()) for score, tag in ranked[1:5] if score >= 0.75 * top_score]
     if len(rivals) >= 3:
-        for parent in top.parents:
-            if parent is root or parent.name in ("body", "html", "[document]"):
+        for parent in top.iterancestors():
+            if parent is root or tag_name(parent) in ("body", "html"):
                 break
-            if sum(id(parent) in ancestors for ancestors in rivals) >= 3:
+            if sum(parent in ancestors for ancestors in rivals) >= 3:
                 return parent
     return top
 
 
+def _prose(element: Element, measures: dict[Element, Measure]) -> bool:
+    """A block of running text: long enough, few links, and ending like a sentence or holding paragraphs."""
+    m = measures.get(element)
+    if m is None or m.text == 0 or m.density >= 0.25:
+        return False
+    if m.paragraphs:
+        return True
+    name = tag_name(element)
+    text = text_of(element)
+    if name in _HEADINGS:
+        return False
+    if len(text) > 80:
+        return True
+    return (
+        name == "p" and 0 < len(text) and m.links == 0 and text.endswith((".", "!", "?", "\u201d", '"', "»"))
+    )
+
+
 def _sibling_belongs(
-    sibling: Tag, top: Tag, scores: dict[int, float], top_score: float, measures: dict[int, _Measure]
+    sibling: Element,
+    top: Element,
+    scores: dict[Element, float],
+    top_score: float,
+    measures: dict[Element, Measure],
 ) -> bool:
     threshold = max(10.0, top_score * 0.2)
     bonus = top_score * 0.2 if sibling.get("class") and sibling.get("class") == top.get("class") else 0.0
-    if scores.get(id(sibling), 0.0) + bonus >= threshold:
+    if scores.get(sibling, 0.0) + bonus >= threshold:
         return True
-    if sibling.name == "p":
-        measure = measures.get(id(sibling), _Measure())
-        density = measure.links / measure.text if measure.text else 0.0
-        text = element_text(sibling)
-        if len(text) > 80 and density < 0.25:
-            return True
-        if 0 < len(text) <= 80 and density == 0 and text.endswith((".", "!", "?", "\u201d", '"')):
-            return True
-    return False
+    return tag_name(sibling) in ("p", "blockquote", "pre") and _prose(sibling, measures)
 
 
-def select_main(soup: BeautifulSoup) -> Tag:
-    """Return a container holding the article body (the page is modified: chosen nodes are moved into it)."""
-    root = soup.body or soup
-    marked = next((tag for tag in _tags(root) if _is_article_body(tag)), None)
-    if marked is not None and len(element_text(marked)) >= 200:
-        return marked
-    measures = _measure(root)
-    ranked = _score(root, measures)
-    if not ranked:
-        return root
-    top = _pick(root, ranked)
-    scores = {id(tag): score for score, tag in ranked}
-    top_score = scores.get(id(top), ranked[0][0])
-    parent = top.parent
-    if parent is None or top is root:
-        return top
+def _gather(top: Element, scores: dict[Element, float], measures: dict[Element, Measure]) -> list[Element]:
+    """The top block and its siblings that read as more of the same article, in document order."""
+    parent = top.getparent()
+    if parent is None:
+        return [top]
+    top_score = scores.get(top, 0.0)
     keep = [
         child
-        for child in parent.children
+        for child in parent
         if child is top
-        or (isinstance(child, Tag) and _sibling_belongs(child, top, scores, top_score, measures))
+        or (isinstance(child.tag, str) and _sibling_belongs(child, top, scores, top_score, measures))
     ]
+    # A heading right before a kept block introduces it (a section title or the lead's kicker).
+    out: list[Element] = []
+    kept = set(keep)
+    for child in parent:
+        if child in kept:
+            out.append(child)
+        elif tag_name(child) in _HEADINGS - {"h1"}:
+            following = child.getnext()
+            if following is not None and following in kept and out:
+                out.append(child)
+    return out
+
+
+def select_main(root: Element, measures: dict[Element, Measure]) -> Element:
+    """Return a container holding the article body (the tree is modified: chosen blocks move into it).
+
+    ``measures`` are those :func:`prune` returned for this tree.
+    """
+    body = next((e for e in root if tag_name(e) == "body"), root)
+    marked = next((e for e in body.iter() if _is_article_body(e)), None)
+    if marked is not None and measures[marked].text >= 200:
+        return marked
+    scores = _score(body, measures)
+    if not scores:
+        return body
+    ranked = sorted(((score, element) for element, score in scores.items()), key=lambda item: -item[0])
+    top = _pick(body, ranked)
+    if top is body:
+        return top
+    keep = _gather(top, scores, measures)
     if len(keep) == 1:
         return top
-    container = soup.new_tag("div")
-    top.insert_before(container)
+    container = new_element("div")
+    top.addprevious(container)
     for child in keep:
-        container.append(child.extract())
+        tail = child.tail
+        child.tail = None
+        container.append(child)
+        if tail and tail.strip():
+            container.append(_text_block(tail))
     return container
 
 
-def _is_boilerplate_line(text: str) -> bool:
-    return len(text) <= 80 and bool(_BOILERPLATE.match(text))
+def _text_block(text: str) -> Element:
+    block = new_element("p")
+    block.text = text
+    return block
 
 
-def _remove_share_links(container: Tag) -> None:
-    for link in container.find_all("a", href=_SHARER):
-        if _gone(link):
+def _remove_share_links(container: Element, measures: dict[Element, Measure]) -> None:
+    for link in list(container.iter("a")):
+        if not _SHARER.search(attr(link, "href")):
             continue
-        node: Tag = link
-        while node.parent is not None and node.parent is not container:
-            parent = node.parent
-            text = element_text(parent)
-            linked = sum(len(element_text(a)) for a in parent.find_all("a"))
-            if len(text) - linked > 40 and not _is_boilerplate_line(text):
+        node = link
+        for parent in link.iterancestors():
+            if parent is container:
+                break
+            m = measures.get(parent)
+            if m is None or (m.text - m.links > 40 and not boilerplate.is_boilerplate(text_of(parent))):
                 break
             node = parent
-        node.decompose()
+        remove(node)
 
 
-def _remove_boilerplate(container: Tag) -> None:
-    tags = (
-        "p",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "div",
-        "span",
-        "strong",
-        "b",
-        "li",
-        "section",
-        "aside",
-        "figure",
-        "ul",
-        "header",
-        "footer",
-        "a",
-        "em",
-    )
-    measures = _measure(container)
-    for tag in container.find_all(tags):
-        if _gone(tag) or measures.get(id(tag), _Measure()).text > 90:
+_LINE_TAGS = frozenset(
+    "p h1 h2 h3 h4 h5 h6 div span strong b li section aside figure ul header footer a em".split()
+)
+
+
+def _remove_boilerplate(container: Element) -> None:
+    """Short lines of page furniture, captions and credits, cookie and newsletter boxes."""
+    measures = measure(container)
+    for element in list(measures):
+        if element is container:
             continue
-        if _is_boilerplate_line(element_text(tag)):
-            tag.decompose()
-    for tag in container.find_all(("div", "section", "aside", "form", "footer")):
-        if _gone(tag) or measures.get(id(tag), _Measure()).text > 500:
+        name = tag_name(element)
+        m = measures[element]
+        if name == "figcaption" or (name in ("div", "span", "p") and _caption_like(element)):
+            if m.text < 400:
+                remove(element)
             continue
-        text = element_text(tag)
-        if (_COOKIE.search(text) and _CONSENT_WORD.search(text)) or (
-            _NEWSLETTER.search(text) and _SIGNUP_WORD.search(text)
+        if name in _LINE_TAGS and m.text <= 90 and boilerplate.is_boilerplate(text_of(element)):
+            remove(element)
+        elif name in ("div", "section", "aside", "form", "footer", "p") and m.text <= 600:
+            if boilerplate.is_pitch(text_of(element)):
+                remove(element)
+
+
+def _caption_like(element: Element) -> bool:
+    parts = _hint_parts(element)
+    return bool(parts & {"caption", "credit", "credits", "copyright", "photo-credit", "image-credit"})
+
+
+def _clean_conditionally(container: Element) -> None:
+    measures = measure(container)
+    for element in reversed(list(measures)):
+        if element is container or tag_name(element) not in (
+            "div",
+            "section",
+            "ul",
+            "ol",
+            "table",
+            "aside",
+            "form",
+            "nav",
         ):
-            tag.decompose()
-
-
-def _clean_conditionally(container: Tag) -> None:
-    measures = _measure(container)
-    for tag in reversed(container.find_all(("div", "section", "ul", "ol", "table", "aside", "form", "nav"))):
-        if _gone(tag):
             continue
-        m = measures.get(id(tag), _Measure())
+        m = measures[element]
         if m.text == 0 and m.images == 0:
-            tag.decompose()
+            remove(element)
             continue
-        density = m.links / m.text if m.text else 0.0
         # A block that is mostly links and holds no real paragraph: related posts, tag clouds, menus.
-        if density > 0.5 and m.paragraphs == 0 and m.text < 3000:
-            tag.decompose()
-        elif tag.name in ("div", "section", "aside") and density > 0.33 and not m.paragraphs and m.text < 200:
-            tag.decompose()
+        if m.density > 0.5 and m.paragraphs == 0 and m.text < 3000:
+            remove(element)
+        elif (
+            tag_name(element) in ("div", "section", "aside")
+            and m.density > 0.33
+            and not m.paragraphs
+            and m.text < 200
+        ):
+            remove(element)
 
 
-def _inside_table_or_list(tag: Tag, container: Tag) -> bool:
-    node: Tag | None = tag
-    depth = 0
-    while node is not None and node is not container and depth < 8:
-        if node.name in _TABLE_PARTS:
+def _inside_table_or_list(element: Element, container: Element) -> bool:
+    for depth, node in enumerate([element, *element.iterancestors()]):
+        if node is container or depth >= 8:
+            return False
+        if tag_name(node) in _TABLE_PARTS:
             return True
-        node = node.parent
-        depth += 1
     return False
 
 
-def _remove_date_lines(container: Tag) -> None:
-    for string in list(container.find_all(string=True)):
-        if not isinstance(string, NavigableString) or isinstance(string, PreformattedString):
-            continue
-        # Strings inside an already removed line lose their attributes, parent included.
-        if getattr(string, "parent", None) is None or not 6 <= len(string.strip()) <= 120:
-            continue
-        if find_date(string) is None:
-            continue
-        element = line_element(string)
-        if element is None or element is container or _gone(element):
-            continue
-        if _inside_table_or_list(element, container):
-            continue
-        if date_line(element_text(element)) is not None:
-            element.decompose()
+def _line_element(start: Element, container: Element, measures: dict[Element, Measure]) -> Element | None:
+    """The largest ancestor of ``start`` (inside container) that still reads as one short line."""
+    m = measures.get(start)
+    if m is None or m.text > _MAX_LINE:
+        return None
+    element = start
+    for parent in start.iterancestors():
+        if parent is container:
+            break
+        pm = measures.get(parent)
+        if pm is None or pm.text > _MAX_LINE:
+            break
+        if pm.text != measures[element].text and _has_block_child(parent):
+            break
+        element = parent
+    return element
 
 
-def _drop_title_heading(container: Tag, title: str | None) -> None:
+def _remove_date_lines(container: Element) -> None:
+    """Drop visible date lines ("6 March 2019 - Section"): each text node is tested once (linear)."""
+    measures = measure(container)
+    doomed: list[Element] = []
+    seen: set[Element] = set()
+    for element in list(measures):
+        for value, owner in ((element.text, element), (element.tail, element.getparent())):
+            if owner is None or not value or not 6 <= len(value.strip()) <= _MAX_LINE:
+                continue
+            if find_date(value) is None:
+                continue
+            line = _line_element(owner, container, measures)
+            if line is None or line is container or line in seen:
+                continue
+            seen.add(line)
+            if not _inside_table_or_list(line, container) and date_line(text_of(line)) is not None:
+                doomed.append(line)
+    for line in doomed:
+        remove(line)
+
+
+def _drop_title_heading(container: Element, title: str | None) -> None:
     if not title:
         return
-    # A paragraph that only repeats the title is a "title line" above the heading (the seed has one).
-    for heading in container.find_all(("h1", "h2", "h3", "p"), limit=12):
-        if same_text(element_text(heading), title):
-            heading.decompose()
+    found = 0
+    for element in elements(container):
+        if tag_name(element) not in ("h1", "h2", "h3", "p"):
+            continue
+        found += 1
+        if found > 12:
+            break
+        if same_text(text_of(element), title):
+            remove(element)
 
 
-def _image_source(img: Tag, base: str) -> str | None:
-    candidates = [attr(img, "src")]
-    candidates.extend(attr(img, name) for name in _LAZY_SRC_ATTRS)
-    for candidate in candidates:
+def _image_source(img: Element, base: str) -> str | None:
+    for candidate in (attr(img, "src"), *(attr(img, name) for name in _LAZY_SRC_ATTRS)):
         candidate = candidate.strip()
         if not candidate or _PLACEHOLDER.search(candidate):
             continue
@@ -532,26 +530,30 @@ def _image_source(img: Tag, base: str) -> str | None:
     return None
 
 
-def absolutize(container: Tag, base: str) -> None:
+def absolutize(container: Element, base: str) -> None:
     """Resolve link targets and image sources against the page URL; drop unusable ones."""
-    for link in container.find_all("a"):
+    for link in list(container.iter("a")):
         href = absolute(base, attr(link, "href"), schemes=("http", "https", "mailto"))
+        link.attrib.clear()
         if href is None:
-            link.unwrap()
+            unwrap(link)
         else:
-            link.attrs = {"href": href}
-    for img in container.find_all("img"):
+            link.set("href", href)
+    for img in list(container.iter("img")):
         src = _image_source(img, base)
         if src is None:
-            img.decompose()
-        else:
-            alt = attr(img, "alt")
-            img.attrs = {"src": src, "alt": alt} if alt else {"src": src}
+            remove(img)
+            continue
+        alt = attr(img, "alt")
+        img.attrib.clear()
+        img.set("src", src)
+        if alt:
+            img.set("alt", alt)
 
 
-def clean_main(container: Tag, title: str | None, base: str) -> None:
+def clean_main(container: Element, title: str | None, base: str) -> None:
     """Strip share widgets, boilerplate lines, link lists, date lines and the repeated title from the body."""
-    _remove_share_links(container)
+    _remove_share_links(container, measure(container))
     _remove_boilerplate(container)
     _clean_conditionally(container)
     _remove_date_lines(container)
@@ -559,7 +561,10 @@ def clean_main(container: Tag, title: str | None, base: str) -> None:
     absolutize(container, base)
 
 
-def first_image(container: Tag) -> str | None:
+def first_image(container: Element) -> str | None:
     """The first image left in the cleaned body (already absolute)."""
-    img = container.find("img", src=True)
-    return attr(img, "src") if isinstance(img, Tag) else None
+    for img in container.iter("img"):
+        src = img.get("src")
+        if src:
+            return src
+    return None

@@ -88,9 +88,12 @@ _CONTROL_CHARS[0x0C] = " "
 _CONTROL_CHARS[0xFFFD] = None  # replacement characters carry nothing a reader could use
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f\ufffd]")
 
+_CONTROL_SEARCH = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+
 _RAW_OPEN = re.compile(r"<(script|style|svg|noscript|template|math)\b([^>]*)>|<!--", re.I)
 _RAW_NAMES = ("script", "style", "svg", "noscript", "template", "math")
-_RAW_CLOSE = {name: re.compile(rf"</{name}\s*>", re.I) for name in _RAW_NAMES}
+# As in the HTML tokenizer: "</script" followed by whitespace, "/" or ">" closes, whatever comes before ">".
+_RAW_CLOSE = {name: re.compile(rf"</{name}(?:[\s/][^>]*)?>", re.I) for name in _RAW_NAMES}
 _COMMENT_CLOSE = re.compile(r"--!?>")
 
 
@@ -100,6 +103,7 @@ class Prepared:
 
     html: str
     json_ld: tuple[str, ...]
+    noscript: str = ""
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -249,6 +253,7 @@ def prepare(text: str) -> Prepared:
     """
     out: list[str] = []
     json_ld: list[str] = []
+    noscript: list[str] = []
     pos = 0
     while True:
         match = _RAW_OPEN.search(text, pos)
@@ -263,9 +268,17 @@ def prepare(text: str) -> Prepared:
             close = _RAW_CLOSE[name.lower()].search(text, match.end())
         if close is None:
             break
-        if name is not None and name.lower() == "script" and "ld+json" in (match.group(2) or "").lower():
+        lowered = name.lower() if name is not None else ""
+        if lowered == "script" and "ld+json" in (match.group(2) or "").lower():
             json_ld.append(text[match.end() : close.start()])
+        elif lowered == "noscript" and sum(map(len, noscript)) < MAX_MARKUP:
+            noscript.append(text[match.end() : close.start()])
         out.append(" ")
         pos = close.end()
-    html = "".join(out)[:MAX_MARKUP].translate(_CONTROL_CHARS)
-    return Prepared(html=html, json_ld=tuple(json_ld))
+    html = _strip_controls("".join(out)[:MAX_MARKUP])
+    return Prepared(html=html, json_ld=tuple(json_ld), noscript=_strip_controls("".join(noscript)))
+
+
+def _strip_controls(text: str) -> str:
+    # str.translate walks every character in Python; most pages hold no control character at all.
+    return text.translate(_CONTROL_CHARS) if _CONTROL_SEARCH.search(text) else text

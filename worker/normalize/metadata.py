@@ -1,69 +1,46 @@
-"""Article metadata from JSON-LD, OpenGraph/``article:*``/Twitter meta, microdata and visible page text."""
+"""Article metadata from JSON-LD, OpenGraph/``article:*``/Twitter meta, microdata and visible page text.
+
+Works on the lxml tree before any pruning; the tree is not modified.
+"""
 
 from __future__ import annotations
 
-import html as html_lib
-import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
-
-from worker.normalize.dates import find_date, parse_datetime
+from worker.normalize import titles
+from worker.normalize.dates import date_in_url, find_date, has_time, parse_datetime
 from worker.normalize.language import primary_subtag
-from worker.normalize.textutil import clean_value, element_text, same_text, squash
+from worker.normalize.linked_data import dedupe, linked_data, split_keywords
+from worker.normalize.textutil import clean_value, comparable
+from worker.normalize.tree import Element, attr, elements, squash, tag_name, text_of
 from worker.normalize.urls import absolute, same_site, strip_fragment
 
-_ARTICLE_TYPES = {
-    "newsarticle": 0,
-    "reportagenewsarticle": 0,
-    "analysisnewsarticle": 0,
-    "opinionnewsarticle": 0,
-    "reviewnewsarticle": 0,
-    "backgroundnewsarticle": 0,
-    "askpublicquestionnewsarticle": 0,
-    "article": 1,
-    "blogposting": 1,
-    "liveblogposting": 1,
-    "techarticle": 1,
-    "scholarlyarticle": 1,
-    "report": 2,
-    "socialmediaposting": 2,
-    "discussionforumposting": 2,
-    "webpage": 3,
-    "itempage": 3,
-}
-_WEBPAGE_RANK = 3
-_TITLE_SEPARATORS = (
-    " | ",
-    " - ",
-    " \u2013 ",
-    " \u2014 ",
-    " :: ",
-    " \u00b7 ",
-    " \u2022 ",
-    " \u00ab ",
-    " \u00bb ",
-)
 _AUTHOR_CLASSES = re.compile(
-    r"^(?:author|author-?name|byline|by-line|byline-?author|byline__name|post-author|entry-author|"
-    r"article-author|author-link|meta-author)$",
+    r"^(?:author|authors|author-?name|byline|by-line|byline-?author|byline__name|post-author|entry-author|"
+    r"article-author|author-link|meta-author|autor|auteur|autore|signature)$",
     re.I,
 )
-_BY_PREFIX = re.compile(r"^(?:written\s+|posted\s+|published\s+)?by[:\s]+", re.I)
+# "By", and its equivalents in the languages we cover, before a byline name.
+_BY_PREFIX = re.compile(
+    r"^(?:(?:written|posted|published|reported|text|texte|texto|testo)\s+)?"
+    r"(?:by|von|vom|par|di|de|por|da|door|av|af|de către|scris de|autor(?:in)?|auteur|autore|author|"
+    r"بقلم|كتب|كتبه|كتبت|إعداد|تحرير)[:\s]+",
+    re.I,
+)
 _DATE_LINE_SEPARATORS = "-\u2013\u2014|\u2022\u00b7/,:"
 _LINE_END = re.compile(r"[.!?\"”]$")
 _DIGIT = re.compile(r"\d")
-_TRAILING_COMMAS = re.compile(r",\s*([}\]])")
 _MAX_LINE = 120
 _LINE_BREAKERS = frozenset(
     "address article aside blockquote details div dl figure footer form h1 h2 h3 h4 h5 h6 header hr li main "
     "nav ol p pre section table ul br".split()
 )
+_AUTHOR_HINT = re.compile(r"auth|by|aut|signature", re.I)
+_NAMES = frozenset({"meta", "link", "a", "time", "h1", "title", "base", "html"})
 
 
 @dataclass
@@ -72,9 +49,11 @@ class Metadata:
 
     title: str | None = None
     published: datetime | None = None
+    published_has_time: bool = True
     updated: datetime | None = None
+    updated_has_time: bool = True
     authors: list[str] = field(default_factory=list)
-    category: str | None = None
+    categories: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     image: str | None = None
     description: str | None = None
@@ -84,52 +63,59 @@ class Metadata:
     body_text: str | None = None
     base_url: str = ""
 
+    @property
+    def category(self) -> str | None:
+        """The first category (the one older code reads)."""
+        return self.categories[0] if self.categories else None
+
 
 class PageIndex:
-    """The tags metadata extraction looks at, gathered in one pass (bs4 searches are slow on big pages)."""
+    """The elements metadata extraction looks at, gathered in one pass over the tree."""
 
-    _NAMES = frozenset({"meta", "link", "a", "time", "h1", "title", "base", "html"})
-
-    def __init__(self, soup: BeautifulSoup) -> None:
-        self.by_name: dict[str, list[Tag]] = defaultdict(list)
-        self.itemprop: dict[str, list[Tag]] = defaultdict(list)
-        self.author_classed: list[Tag] = []
-        self.position: dict[int, int] = {}
-        for position, node in enumerate(soup.descendants):
-            if not isinstance(node, Tag):
-                continue
-            self.position[id(node)] = position
-            if node.name in self._NAMES:
-                self.by_name[node.name].append(node)
+    def __init__(self, root: Element) -> None:
+        self.root = root
+        self.by_name: dict[str, list[Element]] = defaultdict(list)
+        self.itemprop: dict[str, list[Element]] = defaultdict(list)
+        self.author_classed: list[Element] = []
+        for node in elements(root):
+            name = node.tag
+            if name in _NAMES:
+                self.by_name[name].append(node)
             props = node.get("itemprop")
             if props:
-                for prop in str(props).split():
+                for prop in props.split():
                     self.itemprop[prop.lower()].append(node)
-            classes = node.get("class")
-            if classes and any(_AUTHOR_CLASSES.match(c) for c in classes):
+            value = node.get("class")
+            if value and _AUTHOR_HINT.search(value) and any(_AUTHOR_CLASSES.match(c) for c in value.split()):
                 self.author_classed.append(node)
+        self._order: list[Element] | None = None
+        self._position: dict[Element, int] = {}
 
-    def first(self, name: str) -> Tag | None:
-        """First tag of that name in document order."""
-        tags = self.by_name.get(name)
-        return tags[0] if tags else None
+    @property
+    def order(self) -> list[Element]:
+        """Every element in document order (built on first use: most pages never need it)."""
+        if self._order is None:
+            self._order = list(elements(self.root))
+            self._position = {node: position for position, node in enumerate(self._order)}
+        return self._order
 
-    def after(self, anchor: Tag | None, tags: Iterable[Tag]) -> list[Tag]:
-        """The given tags that come after ``anchor`` in the document (all of them without an anchor)."""
+    @property
+    def position(self) -> dict[Element, int]:
+        """Document position of every element."""
+        self.order  # noqa: B018 - builds the index
+        return self._position
+
+    def first(self, name: str) -> Element | None:
+        """First element of that name in document order."""
+        found = self.by_name.get(name)
+        return found[0] if found else None
+
+    def after(self, anchor: Element | None, found: Iterable[Element]) -> list[Element]:
+        """The given elements that come after ``anchor`` in the document (all of them without an anchor)."""
         if anchor is None:
-            return list(tags)
-        start = self.position.get(id(anchor), -1)
-        return [tag for tag in tags if self.position.get(id(tag), -1) > start]
-
-
-def attr(tag: Tag, name: str) -> str:
-    """An attribute as one string (BeautifulSoup returns lists for multi-valued ones such as ``rel``)."""
-    value = tag.get(name)
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return " ".join(value)
-    return str(value)
+            return list(found)
+        start = self.position.get(anchor, -1)
+        return [e for e in found if self.position.get(e, -1) > start]
 
 
 def _collect_meta(index: PageIndex) -> dict[str, list[str]]:
@@ -150,194 +136,6 @@ def _first(meta: dict[str, list[str]], *keys: str) -> str | None:
             if value:
                 return value
     return None
-
-
-def _load_json_ld(blocks: Iterable[str]) -> list[Any]:
-    loaded: list[Any] = []
-    for raw in blocks:
-        text = raw.strip()
-        for junk in ("<!--", "-->", "//<![CDATA[", "//]]>", "<![CDATA[", "]]>"):
-            text = text.replace(junk, "")
-        text = text.strip().rstrip(";")
-        if not text:
-            continue
-        try:
-            loaded.append(json.loads(text, strict=False))
-        except ValueError:
-            try:
-                loaded.append(json.loads(_TRAILING_COMMAS.sub(r"\1", text), strict=False))
-            except ValueError:
-                continue
-    return loaded
-
-
-def _walk(data: Any) -> Iterator[dict[str, Any]]:
-    stack: list[tuple[Any, int]] = [(data, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > 25:
-            continue
-        if isinstance(item, list):
-            stack.extend((child, depth + 1) for child in reversed(item))
-        elif isinstance(item, dict):
-            yield item
-            children = [value for value in item.values() if isinstance(value, list | dict)]
-            stack.extend((child, depth + 1) for child in reversed(children))
-
-
-def _types(node: dict[str, Any]) -> set[str]:
-    raw = node.get("@type")
-    values = raw if isinstance(raw, list) else [raw]
-    out = set()
-    for value in values:
-        if isinstance(value, str):
-            out.add(value.rsplit("/", 1)[-1].rsplit(":", 1)[-1].lower())
-    return out
-
-
-def _ld_strings(value: Any, index: dict[str, dict[str, Any]], key: str = "name") -> list[str]:
-    """Strings from a JSON-LD value that may be a string, a node (resolved by ``@id``) or a list."""
-    out: list[str] = []
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > 5:
-            continue
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in reversed(item))
-        elif isinstance(item, dict):
-            if key in item:
-                stack.append((item[key], depth + 1))
-            elif isinstance(item.get("@id"), str) and item["@id"] in index and index[item["@id"]] is not item:
-                stack.append((index[item["@id"]], depth + 1))
-    return [text for text in (clean_value(v) for v in out) if text]
-
-
-def _ld_image(value: Any, index: dict[str, dict[str, Any]]) -> str | None:
-    for key in ("url", "contentUrl", "@id"):
-        found = _ld_strings(value, index, key)
-        if found:
-            return found[0]
-    return None
-
-
-def _split_keywords(values: Iterable[str]) -> list[str]:
-    out: list[str] = []
-    for value in values:
-        out.extend(part.strip() for part in re.split(r"[,;]", value))
-    return [part for part in out if part]
-
-
-def _dedupe(values: Iterable[str], *, limit: int = 50, max_length: int = 100) -> list[str]:
-    seen: set[str] = set()
-    out: list[str] = []
-    for value in values:
-        text = squash(value)
-        key = text.casefold()
-        if not text or key in seen or len(text) > max_length:
-            continue
-        seen.add(key)
-        out.append(text)
-        if len(out) >= limit:
-            break
-    return out
-
-
-@dataclass
-class _LinkedData:
-    title: str | None = None
-    published: str | None = None
-    updated: str | None = None
-    authors: list[str] = field(default_factory=list)
-    section: str | None = None
-    keywords: list[str] = field(default_factory=list)
-    image: str | None = None
-    description: str | None = None
-    language: str | None = None
-    url: str | None = None
-    site_name: str | None = None
-    body: str | None = None
-
-
-def _linked_data(blocks: Sequence[str]) -> _LinkedData:
-    nodes = [node for data in _load_json_ld(blocks) for node in _walk(data)]
-    # Bare {"@id": ...} references must not shadow the node they point to.
-    index = {node["@id"]: node for node in nodes if isinstance(node.get("@id"), str) and len(node) > 1}
-    best: tuple[int, int, dict[str, Any]] | None = None
-    site_name = None
-    for position, node in enumerate(nodes):
-        types = _types(node)
-        if "website" in types or "organization" in types or "newsmediaorganization" in types:
-            site_name = site_name or next(iter(_ld_strings(node.get("name"), index)), None)
-        ranks = [_ARTICLE_TYPES[t] for t in types if t in _ARTICLE_TYPES]
-        if not ranks:
-            continue
-        # Rank by type, then prefer nodes that actually carry a headline.
-        key = (min(ranks) * 2 + (0 if node.get("headline") else 1), position)
-        if best is None or key < best[:2]:
-            best = (key[0], key[1], node)
-    out = _LinkedData(site_name=site_name)
-    if best is None:
-        return out
-    node = best[2]
-    is_page = min(_ARTICLE_TYPES[t] for t in _types(node) if t in _ARTICLE_TYPES) >= _WEBPAGE_RANK
-    if not is_page:
-        out.title = next(iter(_ld_strings(node.get("headline") or node.get("name"), index)), None)
-        body = node.get("articleBody")
-        # Kept raw (not squashed): its blank lines are the only paragraph breaks it has.
-        out.body = html_lib.unescape(body).strip() or None if isinstance(body, str) else None
-        out.section = next(iter(_ld_strings(node.get("articleSection"), index)), None)
-        out.keywords = _split_keywords(_ld_strings(node.get("keywords"), index))
-        out.image = _ld_image(node.get("image") or node.get("thumbnailUrl"), index)
-        out.description = next(iter(_ld_strings(node.get("description"), index)), None)
-        publisher = _ld_strings(node.get("publisher"), index)
-        out.site_name = publisher[0] if publisher else site_name
-    out.published = next(iter(_ld_strings(node.get("datePublished") or node.get("dateCreated"), index)), None)
-    out.updated = next(iter(_ld_strings(node.get("dateModified"), index)), None)
-    authors = _ld_strings(node.get("author") or node.get("creator"), index)
-    out.authors = [name for name in authors if not name.lower().startswith(("http://", "https://"))]
-    out.language = next(iter(_ld_strings(node.get("inLanguage"), index)), None)
-    url = node.get("url") or node.get("mainEntityOfPage")
-    out.url = next(iter(_ld_strings(url, index, "@id")), None)
-    return out
-
-
-def _strip_site_name(title: str, site_name: str | None) -> str:
-    if site_name:
-        for sep in _TITLE_SEPARATORS:
-            if sep not in title:
-                continue
-            head, _, tail = title.rpartition(sep)
-            if same_text(tail, site_name) and head.strip():
-                return head.strip()
-            first, _, rest = title.partition(sep)
-            if same_text(first, site_name) and rest.strip():
-                return rest.strip()
-    return title
-
-
-def _title_from_page(index: PageIndex, site_name: str | None) -> str | None:
-    title_tag = index.first("title")
-    page_title = clean_value(title_tag.get_text()) if title_tag is not None else ""
-    headings = [element_text(h) for h in index.by_name["h1"][:10]]
-    headings = [h for h in headings if 3 <= len(h) <= 300]
-    # The longest h1 contained in <title> is the headline; a short one is usually the site logo.
-    inside = [h for h in headings if page_title and h.casefold() in page_title.casefold()]
-    if inside:
-        return max(inside, key=len)
-    if page_title:
-        stripped = _strip_site_name(page_title, site_name)
-        if stripped != page_title:
-            return stripped
-        for sep in _TITLE_SEPARATORS:
-            head, found, tail = page_title.rpartition(sep)
-            # "Headline | Site": drop a short trailing segment that reads like a site name.
-            if found and len(tail) <= 0.4 * len(page_title) and len(tail.split()) <= 4 and head.strip():
-                return head.strip()
-        return page_title
-    return headings[0] if headings else None
 
 
 def date_line(text: str) -> tuple[datetime, str | None] | None:
@@ -361,63 +159,63 @@ def date_line(text: str) -> tuple[datetime, str | None] | None:
             and 1 <= len(words) <= 5
             and len(candidate) <= 40
             and not _DIGIT.search(candidate)
-            and not candidate.lower().startswith("by ")
+            and not _BY_PREFIX.match(candidate)
         ):
             category = candidate
     return value, category
 
 
-def line_element(string: NavigableString) -> Tag | None:
-    """The largest ancestor of a text node that still reads as one short line (<= 120 characters)."""
-    element = string.parent
-    if element is None:
-        return None
-    length = len(element_text(element))
+def _line_element(start: Element) -> Element | None:
+    """The largest ancestor of an element that still reads as one short line (<= 120 characters)."""
+    length = len(text_of(start))
     if length > _MAX_LINE:
         return None
-    while element.parent is not None and element.parent.name not in ("body", "html", "[document]"):
-        parent = element.parent
-        parent_length = len(element_text(parent))
+    element = start
+    for parent in start.iterancestors():
+        if tag_name(parent) in ("body", "html"):
+            break
+        parent_length = len(text_of(parent))
         if parent_length > _MAX_LINE:
             break
         # Climb through inline wrappers and pure wrappers, but stop at a block holding other blocks
         # (a hero box with the <h1> and the date line is not one line).
-        holds_blocks = any(isinstance(c, Tag) and c.name in _LINE_BREAKERS for c in parent.children)
+        holds_blocks = any(tag_name(c) in _LINE_BREAKERS for c in parent)
         if parent_length != length and holds_blocks:
             break
         element, length = parent, parent_length
     return element
 
 
-def _visible_date(soup: BeautifulSoup, index: PageIndex) -> tuple[datetime, str | None] | None:
+def _visible_date(index: PageIndex) -> tuple[datetime, str | None] | None:
+    """The first date line after the headline, else the first one on the page."""
     heading = index.first("h1")
     if heading is not None:
-        found = _date_line_in(heading.next_elements)
+        found = _date_line_in(index.order[index.position[heading] :])
         if found is not None:
             return found
-    # Many blogs print the date line above the heading ("title, date - category, heading" in the seed).
-    return _date_line_in((soup.body or soup).descendants)
+    return _date_line_in(index.order)
 
 
-def _date_line_in(elements: Iterable[PageElement]) -> tuple[datetime, str | None] | None:
-    for count, node in enumerate(elements):
-        if count > 5000:
+def _date_line_in(nodes: Sequence[Element]) -> tuple[datetime, str | None] | None:
+    for count, node in enumerate(nodes):
+        if count > 3000:
             break
-        if not isinstance(node, NavigableString) or not 6 <= len(node.strip()) <= _MAX_LINE:
-            continue
-        if find_date(node) is None:
-            continue
-        element = line_element(node)
-        if element is None:
-            continue
-        parsed = date_line(element_text(element))
-        if parsed:
-            return parsed
+        for value, owner in ((node.text, node), (node.tail, node.getparent())):
+            if owner is None or not value or not 6 <= len(value.strip()) <= _MAX_LINE:
+                continue
+            if tag_name(owner) in ("script", "style", "title", "head") or find_date(value) is None:
+                continue
+            element = _line_element(owner)
+            if element is None:
+                continue
+            parsed = date_line(text_of(element))
+            if parsed:
+                return parsed
     return None
 
 
-def _inside_comments(tag: Tag) -> bool:
-    for depth, parent in enumerate(tag.parents):
+def _inside_comments(element: Element) -> bool:
+    for depth, parent in enumerate(element.iterancestors()):
         if depth > 40:
             break
         hints = (attr(parent, "class") + " " + attr(parent, "id")).lower()
@@ -426,23 +224,29 @@ def _inside_comments(tag: Tag) -> bool:
     return False
 
 
+def clean_author(value: str) -> str:
+    """A byline as a bare name: "By"/"von"/"par"/"بقلم"... and separators stripped."""
+    value = squash(value)
+    for _ in range(2):
+        value = _BY_PREFIX.sub("", value).strip(" ,|-\u2013\u2014:\u00b7\u2022")
+    return value
+
+
 def _dom_authors(index: PageIndex) -> list[str]:
     found: list[str] = []
     for tag in index.itemprop["author"][:5]:
-        name_tag = tag.find(itemprop="name")
-        source = name_tag if isinstance(name_tag, Tag) else tag
-        value = clean_value(attr(source, "content")) or element_text(source)
-        found.append(value)
+        name_tag = next((e for e in elements(tag) if "name" in attr(e, "itemprop").split()), None)
+        source = name_tag if name_tag is not None else tag
+        found.append(clean_value(attr(source, "content")) or text_of(source))
     for tag in index.by_name["a"]:
         if "author" in attr(tag, "rel").lower().split() and len(found) < 10:
-            found.append(element_text(tag))
+            found.append(text_of(tag))
     if not found:
         for tag in index.author_classed[:10]:
             if not _inside_comments(tag):
-                found.append(element_text(tag))
+                found.append(text_of(tag))
     names = []
-    for value in found:
-        value = _BY_PREFIX.sub("", value).strip(" ,|-")
+    for value in _split_authors(found):
         if value and len(value) <= 60 and len(value.split()) <= 6 and not _DIGIT.search(value):
             names.append(value)
     return names
@@ -451,30 +255,44 @@ def _dom_authors(index: PageIndex) -> list[str]:
 def _split_authors(values: Iterable[str]) -> list[str]:
     out: list[str] = []
     for value in values:
-        value = _BY_PREFIX.sub("", value).strip()
+        value = clean_author(value)
         if value.lower().startswith(("http://", "https://", "@")):
             continue
-        parts = [p.strip() for p in re.split(r"\s*(?:;|&|\band\b)\s*", value) if p.strip()]
-        for part in parts:
+        parts = re.split(r"\s*(?:;|&|\||\band\b|\bund\b|\bet\b|\by\b|\be\b|\bși\b|\bsi\b|\bو)\s*", value)
+        for part in (p.strip() for p in parts):
+            if not part:
+                continue
             pieces = [p.strip() for p in part.split(",") if p.strip()]
             # "Smith, John" is one name; "John Smith, Jane Doe" are two.
             if len(pieces) > 1 and all(len(p.split()) >= 2 for p in pieces):
-                out.extend(pieces)
+                out.extend(clean_author(p) for p in pieces)
             else:
-                out.append(part)
-    return out
+                out.append(clean_author(part))
+    return [name for name in out if name]
+
+
+def _unique_people(names: Iterable[str]) -> list[str]:
+    """Drop repeats, also a name that another entry holds whole ("Jane Doe" beside "Jane Doe, Reuters")."""
+    kept: list[str] = []
+    for name in dedupe(names, limit=10):
+        key = comparable(name)
+        if any(key == comparable(other) or key in comparable(other).split(", ") for other in kept):
+            continue
+        kept = [other for other in kept if comparable(other) not in key.split(", ")]
+        kept.append(name)
+    return kept
 
 
 def _time_element(index: PageIndex, itemprop: str) -> str | None:
     for tag in index.itemprop[itemprop.lower()][:1]:
-        value = attr(tag, "datetime") or attr(tag, "content") or element_text(tag)
+        value = attr(tag, "datetime") or attr(tag, "content") or text_of(tag)
         if value:
             return value
     if itemprop != "datePublished":
         return None
     times = index.by_name["time"]
     for tag in times:
-        if tag.has_attr("pubdate") and attr(tag, "datetime"):
+        if tag.get("pubdate") is not None and attr(tag, "datetime"):
             return attr(tag, "datetime")
     for time_tag in [*index.after(index.first("h1"), times)[:20], *times[:20]]:
         value = attr(time_tag, "datetime")
@@ -523,75 +341,122 @@ def base_url(index: PageIndex, url: str) -> str:
     return url
 
 
-def extract_metadata(soup: BeautifulSoup, json_ld: Sequence[str], url: str, index: PageIndex) -> Metadata:
-    """Read everything the page declares about its article; the soup is not modified."""
+_PUBLISHED_KEYS = (
+    "article:published_time",
+    "article:published",
+    "og:published_time",
+    "datepublished",
+    "publishdate",
+    "publish-date",
+    "publish_date",
+    "pubdate",
+    "publication_date",
+    "sailthru.date",
+    "parsely-pub-date",
+    "dc.date.issued",
+    "dcterms.created",
+    "dcterms.issued",
+    "dc.date",
+    "date",
+)
+_UPDATED_KEYS = (
+    "article:modified_time",
+    "og:updated_time",
+    "datemodified",
+    "dcterms.modified",
+    "last-modified",
+)
+
+
+def _when(value: str | None) -> tuple[datetime, bool] | None:
+    parsed = parse_datetime(value)
+    return (parsed, has_time(value)) if parsed else None
+
+
+def _published(
+    ld_value: str | None, meta: dict[str, list[str]], index: PageIndex, markup: str, url: str
+) -> tuple[datetime | None, bool, tuple[datetime, str | None] | None]:
+    """(date, has a time of day, visible date line): JSON-LD, meta, ``<time>``, then the page and its URL."""
+    for value in (ld_value, _first(meta, *_PUBLISHED_KEYS), _time_element(index, "datePublished")):
+        found = _when(value)
+        if found:
+            return found[0], found[1], None
+    guessed = _htmldate(markup, url)
+    if guessed is not None:
+        return guessed, False, None
+    visible = _visible_date(index)
+    if visible is not None:
+        return visible[0], False, visible
+    from_url = date_in_url(url)
+    return from_url, False, None
+
+
+def _htmldate(markup: str, url: str) -> datetime | None:
+    """htmldate's guess (its fast mode, original date) when the library is installed; None otherwise.
+
+    It is given the markup, not our tree: it only accepts ``lxml.html`` elements, which our parser does
+    not build (see :mod:`worker.normalize.tree`). It runs only when JSON-LD, meta and ``<time>`` said nothing.
+    """
+    try:
+        from htmldate import find_date as htmldate_find
+    except ImportError:
+        return None
+    try:
+        value = htmldate_find(
+            markup, url=url, original_date=True, extensive_search=False, outputformat="%Y-%m-%d"
+        )
+    except Exception:
+        return None
+    return parse_datetime(value) if isinstance(value, str) else None
+
+
+def extract_metadata(markup: str, json_ld: Sequence[str], url: str, index: PageIndex) -> Metadata:
+    """Read everything the page declares about its article; the tree is not modified."""
     base = base_url(index, url)
     meta = _collect_meta(index)
-    ld = _linked_data(json_ld)
+    ld = linked_data(json_ld)
     site_name = _first(meta, "og:site_name", "application-name") or ld.site_name
 
-    title = ld.title or _first(meta, "og:title", "twitter:title", "headline", "dc.title")
-    title = _strip_site_name(title, site_name) if title else _title_from_page(index, site_name)
-
-    visible = None
-    published = parse_datetime(ld.published)
-    for value in (
-        _first(
-            meta,
-            "article:published_time",
-            "article:published",
-            "og:published_time",
-            "datepublished",
-            "publishdate",
-            "publish-date",
-            "pubdate",
-            "publication_date",
-            "sailthru.date",
-            "parsely-pub-date",
-            "dc.date.issued",
-            "dcterms.created",
-            "dc.date",
-            "date",
-        ),
-        _time_element(index, "datePublished"),
-    ):
-        published = published or parse_datetime(value)
-    if published is None:
-        visible = _visible_date(soup, index)
-        published = visible[0] if visible else None
-    updated = parse_datetime(ld.updated) or parse_datetime(
-        _first(
-            meta,
-            "article:modified_time",
-            "og:updated_time",
-            "datemodified",
-            "dcterms.modified",
-            "last-modified",
-        )
-        or _time_element(index, "dateModified")
+    title_tag = index.first("title")
+    title = titles.choose(
+        headline=ld.title,
+        og_title=_first(meta, "og:title", "twitter:title", "headline", "dc.title"),
+        page_title=clean_value(text_of(title_tag)) if title_tag is not None else "",
+        headings=[text_of(h) for h in index.by_name["h1"][:10]],
+        site_name=site_name,
+        url=url,
     )
 
-    authors = ld.authors or _split_authors(meta.get("author", []) + meta.get("article:author", []))
-    authors = _dedupe(authors or _dom_authors(index), limit=10)
+    published, published_has_time, visible = _published(ld.published, meta, index, markup, url)
+    updated_found = _when(ld.updated) or _when(
+        _first(meta, *_UPDATED_KEYS) or _time_element(index, "dateModified")
+    )
+
+    people = ld.authors or _split_authors(meta.get("author", []) + meta.get("article:author", []))
+    people = [p for p in people if not p.lower().startswith(("http://", "https://"))]
+    authors = _unique_people(people or _dom_authors(index) or ld.organisations)
 
     category_links = []
     tag_links = []
     for link in index.by_name["a"]:
         rel = attr(link, "rel").lower().split()
         if "category" in rel:
-            category_links.append(element_text(link))
+            category_links.append(text_of(link))
         elif "tag" in rel:
-            tag_links.append(element_text(link))
-    category = ld.section or _first(meta, "article:section", "section", "category")
-    category = category or next((c for c in category_links if c), None)
-    if category is None:
-        visible = visible if visible is not None else _visible_date(soup, index)
-        category = visible[1] if visible else None
+            tag_links.append(text_of(link))
+    categories = dedupe(
+        [*ld.sections, *meta.get("article:section", []), *meta.get("section", []), *meta.get("category", [])],
+        limit=10,
+        max_length=1000,  # the store truncates; an over-long section is still the section
+    ) or dedupe(category_links, limit=10, max_length=60)
+    if not categories:
+        visible = visible if visible is not None else _visible_date(index)
+        categories = [visible[1]] if visible and visible[1] else []
 
-    tags = _dedupe([*ld.keywords, *meta.get("article:tag", []), *tag_links], limit=30, max_length=60)
+    tags = dedupe([*ld.keywords, *meta.get("article:tag", []), *tag_links], limit=30, max_length=60)
     if not tags:
-        tags = _dedupe(
-            _split_keywords(meta.get("news_keywords", []) + meta.get("keywords", [])), limit=30, max_length=60
+        tags = dedupe(
+            split_keywords(meta.get("news_keywords", []) + meta.get("keywords", [])), limit=30, max_length=60
         )
 
     image = None
@@ -619,15 +484,17 @@ def extract_metadata(soup: BeautifulSoup, json_ld: Sequence[str], url: str, inde
     return Metadata(
         title=clean_value(title) or None,
         published=published,
-        updated=updated,
+        published_has_time=published_has_time,
+        updated=updated_found[0] if updated_found else None,
+        updated_has_time=updated_found[1] if updated_found else True,
         authors=authors,
-        category=clean_value(category) or None,
+        categories=[clean_value(c) for c in categories if clean_value(c)],
         tags=tags,
         image=image,
         description=description,
         language=_language(index, meta, ld.language),
         canonical_url=_canonical(index, meta, ld.url, url, base),
-        site_name=site_name,
+        site_name=clean_value(site_name) or None,
         body_text=ld.body,
         base_url=base,
     )

@@ -16,6 +16,8 @@ import nh3
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import PreformattedString
 
+from worker.normalize.tree import Element, tag_name
+
 ALLOWED_TAGS = frozenset(
     "p h2 h3 h4 h5 h6 ul ol li blockquote a img figure figcaption em strong b i code pre br "
     "table thead tbody tfoot tr td th caption".split()
@@ -45,7 +47,7 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 def events(root: Tag) -> Iterator[tuple[str, Tag | str]]:
-    """Walk a tree without recursion, yielding ("start", tag), ("text", str) and ("end", tag)."""
+    """Walk a BeautifulSoup tree without recursion, yielding ("start", tag), ("text", str), ("end", tag)."""
     stack: list[tuple[Tag, Iterator[object]]] = [(root, iter(list(root.children)))]
     yield "start", root
     while stack:
@@ -61,6 +63,35 @@ def events(root: Tag) -> Iterator[tuple[str, Tag | str]]:
             stack.append((child, iter(list(child.children))))
         elif isinstance(child, NavigableString) and not isinstance(child, PreformattedString):
             yield "text", str(child)
+
+
+def element_events(root: Element) -> Iterator[tuple[str, Element | str]]:
+    """The same walk over an lxml tree: an element's text after its start, its tail after its end."""
+    yield "start", root
+    if root.text:
+        yield "text", root.text
+    stack: list[tuple[Element, Iterator[Element]]] = [(root, iter(root))]
+    while stack:
+        element, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            yield "end", element
+            if stack and element.tail:
+                yield "text", element.tail
+            continue
+        if not isinstance(child.tag, str):
+            if child.tail:
+                yield "text", child.tail
+            continue
+        if tag_name(child) in _SKIP:
+            if child.tail:
+                yield "text", child.tail
+            continue
+        yield "start", child
+        if child.text:
+            yield "text", child.text
+        stack.append((child, iter(child)))
 
 
 class _Writer:
@@ -116,7 +147,7 @@ class _Writer:
         self.flush_breaks()
         self.out.append(html.escape(value, quote=False))
 
-    def start(self, tag: Tag, name: str) -> bool:
+    def start(self, tag: Element, name: str) -> bool:
         """Emit a kept tag's opening; False when it is dropped (too deep)."""
         if len(self.open) >= _MAX_DEPTH:
             return False
@@ -159,34 +190,35 @@ class _Writer:
         return "".join(self.out)
 
 
-def flatten(root: Tag) -> str:
+def flatten(root: Element) -> str:
     """Serialize root's content keeping only allowed tags; unwrapped blocks still separate paragraphs."""
     writer = _Writer()
-    emitted: set[int] = set()
+    emitted: set[Element] = set()
     preformatted = 0
-    for kind, item in events(root):
+    for kind, item in element_events(root):
         if kind == "text":
             assert isinstance(item, str)
             writer.text(item, preformatted > 0)
             continue
-        assert isinstance(item, Tag)
+        assert not isinstance(item, str)
         if item is root:
             continue
-        name = _RENAME.get(item.name, item.name)
+        raw = tag_name(item)
+        name = _RENAME.get(raw, raw)
         if kind == "start":
             if name == "pre":
                 preformatted += 1
             if name in ALLOWED_TAGS:
                 if writer.start(item, name):
-                    emitted.add(id(item))
-            elif item.name in _BLOCKISH:
+                    emitted.add(item)
+            elif raw in _BLOCKISH:
                 writer.boundary()
         else:
             if name == "pre":
                 preformatted -= 1
-            if id(item) in emitted:
+            if item in emitted:
                 writer.end()
-            elif item.name in _BLOCKISH:
+            elif raw in _BLOCKISH:
                 writer.boundary()
     return writer.result()
 
@@ -237,7 +269,7 @@ def plain_text(fragment: str) -> str:
     return "\n\n".join(paragraphs)
 
 
-def render(container: Tag) -> tuple[str, str]:
+def render(container: Element) -> tuple[str, str]:
     """Return (sanitized HTML, plain text) for a cleaned body container."""
     content_html = sanitize(flatten(container))
     return content_html, plain_text(content_html)
