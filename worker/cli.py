@@ -455,13 +455,13 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     settings, config = _load(args)
     _prepare_database(settings, config)
-    from worker.web import create_web_app
+    from worker.web import create_web_app, server_options
 
     uvicorn.run(
         create_web_app(),
         host=settings.http_host,
         port=settings.http_port,
-        log_level=settings.log_level.lower(),
+        **server_options(settings.log_level),
     )
     return 0
 

@@ -862,6 +862,7 @@ def _feed_meta(rt: Runtime, feed: FeedConfig, self_base: str, **links: Any) -> F
         stylesheet_url=base + STYLESHEET_PATH,
         max_item_bytes=feed.max_item_bytes,
         max_feed_bytes=feed.max_feed_bytes,
+        hub_url=rt.config.websub.hub,
         **links,
     )
 

@@ -8,7 +8,6 @@ import redis
 from fastapi.testclient import TestClient
 
 from tests.support.services import free_port
-from worker.errors import TransientFetchError
 from worker.outbox import deliver_share, plan_shares
 from worker.pipeline import (
     PushedArticle,
@@ -53,8 +52,7 @@ def busy(runtime: Runtime) -> Runtime:
     """A runtime with a failed crawl, two ready articles, rendered feeds and shares in each state."""
     with runtime.session() as session:
         ids = sync_sources(session, runtime.config)
-    with pytest.raises(TransientFetchError):  # nothing listens on port 9: a recorded error
-        crawl_source(runtime, ids["valley"])
+    crawl_source(runtime, ids["valley"])  # nothing listens on port 9: an error recorded on the source
     for n, category in ((1, "IT Systems"), (2, "Agriculture")):
         article_id, _ = ingest_article(
             runtime,
