@@ -1,6 +1,6 @@
 """Normalization stage: turn a fetched page ``(html, url)`` into an :class:`Article`.
 
-Pure (no network, no database). Built on BeautifulSoup with the lxml parser, sanitized with nh3::
+Pure (no network, no database). The page is parsed once with lxml; the body is sanitized with nh3::
 
     from worker.normalize import Article, normalize
 

@@ -320,21 +320,38 @@ def _sibling_belongs(
     return tag_name(sibling) in ("p", "blockquote", "pre") and _prose(sibling, measures)
 
 
-def _gather(top: Element, scores: dict[Element, float], measures: dict[Element, Measure]) -> list[Element]:
-    """The top block and its siblings that read as more of the same article, in document order."""
-    parent = top.getparent()
+def _gather(
+    anchor: Element,
+    top_score: float,
+    scores: dict[Element, float],
+    measures: dict[Element, Measure],
+    *,
+    strict: bool = False,
+) -> list[Element]:
+    """The anchor block and its siblings that read as more of the same article, in document order.
+
+    ``strict`` (above the top block) asks more of a sibling: a real score, paragraphs and few links.
+    """
+    parent = anchor.getparent()
     if parent is None:
-        return [top]
-    top_score = scores.get(top, 0.0)
-    keep = [
-        child
-        for child in parent
-        if child is top
-        or (isinstance(child.tag, str) and _sibling_belongs(child, top, scores, top_score, measures))
-    ]
+        return [anchor]
+
+    def belongs(child: Element) -> bool:
+        if not isinstance(child.tag, str):
+            return False
+        if strict:
+            m = measures.get(child)
+            return (
+                m is not None
+                and m.paragraphs >= 1
+                and m.density < 0.2
+                and scores.get(child, 0.0) >= max(10.0, 0.3 * top_score)
+            )
+        return _sibling_belongs(child, anchor, scores, top_score, measures)
+
+    kept = {child for child in parent if child is anchor or belongs(child)}
     # A heading right before a kept block introduces it (a section title or the lead's kicker).
     out: list[Element] = []
-    kept = set(keep)
     for child in parent:
         if child in kept:
             out.append(child)
@@ -343,6 +360,29 @@ def _gather(top: Element, scores: dict[Element, float], measures: dict[Element, 
             if following is not None and following in kept and out:
                 out.append(child)
     return out
+
+
+def _split_article(
+    top: Element, body: Element, scores: dict[Element, float], measures: dict[Element, Measure]
+) -> list[Element]:
+    """The blocks of an article that may be split across sibling containers, up to three levels up.
+
+    Climbs only through wrappers (the block holds most of its parent's text), so that gathering at a
+    higher level cannot pull in a sidebar that sat beside the article inside the same parent.
+    """
+    top_score = scores.get(top, 0.0)
+    anchor = top
+    for level in range(3):
+        keep = _gather(anchor, top_score, scores, measures, strict=level > 0)
+        if len(keep) > 1:
+            return keep
+        parent = anchor.getparent()
+        if parent is None or parent is body or tag_name(parent) in ("body", "html"):
+            break
+        if measures[anchor].text < 0.7 * measures[parent].text:
+            break
+        anchor = parent
+    return [top]
 
 
 def select_main(root: Element, measures: dict[Element, Measure]) -> Element:
@@ -361,11 +401,11 @@ def select_main(root: Element, measures: dict[Element, Measure]) -> Element:
     top = _pick(body, ranked)
     if top is body:
         return top
-    keep = _gather(top, scores, measures)
+    keep = _split_article(top, body, scores, measures)
     if len(keep) == 1:
-        return top
+        return keep[0]
     container = new_element("div")
-    top.addprevious(container)
+    keep[0].addprevious(container)
     for child in keep:
         tail = child.tail
         child.tail = None

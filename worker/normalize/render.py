@@ -13,10 +13,8 @@ import re
 from collections.abc import Iterator
 
 import nh3
-from bs4 import BeautifulSoup, NavigableString, Tag
-from bs4.element import PreformattedString
 
-from worker.normalize.tree import Element, tag_name
+from worker.normalize.tree import Element, parse, tag_name
 
 ALLOWED_TAGS = frozenset(
     "p h2 h3 h4 h5 h6 ul ol li blockquote a img figure figcaption em strong b i code pre br "
@@ -44,25 +42,6 @@ _EMPTY = re.compile(
     r"(?:\s|<br>)*</\1>"
 )
 _WHITESPACE = re.compile(r"\s+")
-
-
-def events(root: Tag) -> Iterator[tuple[str, Tag | str]]:
-    """Walk a BeautifulSoup tree without recursion, yielding ("start", tag), ("text", str), ("end", tag)."""
-    stack: list[tuple[Tag, Iterator[object]]] = [(root, iter(list(root.children)))]
-    yield "start", root
-    while stack:
-        tag, children = stack[-1]
-        child = next(children, None)
-        if child is None:
-            stack.pop()
-            yield "end", tag
-        elif isinstance(child, Tag):
-            if child.name in _SKIP:
-                continue
-            yield "start", child
-            stack.append((child, iter(list(child.children))))
-        elif isinstance(child, NavigableString) and not isinstance(child, PreformattedString):
-            yield "text", str(child)
 
 
 def element_events(root: Element) -> Iterator[tuple[str, Element | str]]:
@@ -245,20 +224,22 @@ def plain_text(fragment: str) -> str:
     """Plain text of sanitized HTML: one paragraph per block, blank lines between; ``<br>`` is a newline."""
     if not fragment:
         return ""
-    soup = BeautifulSoup(fragment, "lxml")
-    root = soup.body or soup
+    # The sanitized fragment is small and well formed: lxml reads it (and decodes its entities) fast.
+    root = parse(f"<html><body>{fragment}</body></html>")
+    body = next((e for e in root if tag_name(e) == "body"), root)
     blocks: list[list[str]] = [[]]
-    for kind, item in events(root):
+    for kind, item in element_events(body):
         if kind == "text":
             assert isinstance(item, str)
             blocks[-1].append(item)
             continue
-        assert isinstance(item, Tag)
-        if item.name == "br" and kind == "start":
+        assert not isinstance(item, str)
+        name = tag_name(item)
+        if name == "br" and kind == "start":
             blocks[-1].append("\n")
-        elif item.name in ("td", "th") and kind == "end":
+        elif name in ("td", "th") and kind == "end":
             blocks[-1].append(" ")
-        elif item.name in _TEXT_BLOCKS and item.name not in ("td", "th") and blocks[-1]:
+        elif name in _TEXT_BLOCKS and name not in ("td", "th") and blocks[-1]:
             blocks.append([])
     paragraphs = []
     for pieces in blocks:

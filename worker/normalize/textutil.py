@@ -5,8 +5,6 @@ from __future__ import annotations
 import html
 import unicodedata
 
-from bs4 import Tag
-
 _QUOTES = str.maketrans(
     {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"}
 )
@@ -32,17 +30,3 @@ def same_text(first: str, second: str) -> bool:
 def comparable(value: str) -> str:
     """The loose form used by :func:`same_text`."""
     return squash(unicodedata.normalize("NFKC", value).translate(_QUOTES)).casefold().rstrip(" .:!?")
-
-
-def element_text(tag: Tag) -> str:
-    """Visible text of an element with whitespace collapsed (inline boundaries become spaces)."""
-    return squash(tag.get_text(" "))
-
-
-def link_density(tag: Tag, text_length: int | None = None) -> float:
-    """Share of an element's text that sits inside links."""
-    total = text_length if text_length is not None else len(element_text(tag))
-    if total == 0:
-        return 0.0
-    linked = sum(len(element_text(a)) for a in tag.find_all("a"))
-    return min(1.0, linked / total)
