@@ -74,22 +74,48 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_scrape(args: argparse.Namespace) -> int:
-    """Fetch and normalize one page now; print the article as JSON."""
+    """Normalize pages now (fetched URLs and saved files); print one article JSON object per line.
+
+    A page that fails prints ``{"url": ..., "error": ...}`` on its line (and the reason on stderr) and the
+    others go on; the exit status is 1 when any page failed.
+    """
     from worker.fetch import Fetcher
     from worker.normalize import normalize
 
-    _settings, config = _load(args)
-    fetcher = Fetcher(config.fetch)
+    jobs: list[tuple[str, Path | None]] = [(url, None) for url in args.urls]
+    jobs += [(url, Path(path)) for path, url in args.saved or []]
+    if not jobs:
+        print("nothing to scrape: give URLs or --saved FILE URL", file=sys.stderr)
+        return EXIT_CONFIG
+    fetcher: Fetcher | None = None
+    failed = 0
     try:
-        result = fetcher.get(args.url)
+        for url, path in jobs:
+            try:
+                if path is not None:
+                    article = normalize(path.read_bytes(), url, content_type=args.content_type)
+                else:
+                    if fetcher is None:
+                        _settings, config = _load(args)
+                        fetcher = Fetcher(config.fetch)
+                    result = fetcher.get(url)
+                    article = normalize(result.body, result.final_url, content_type=result.content_type)
+            except Exception as exc:  # one bad page must not stop the others: it gets its error line
+                failed += 1
+                reason = (
+                    str(exc) if isinstance(exc, SyndicateError | OSError) else f"{type(exc).__name__}: {exc}"
+                )
+                print(f"{url}: {reason}", file=sys.stderr)
+                print(json.dumps({"url": url, "error": reason}, ensure_ascii=False), flush=True)
+                continue
+            data = article.to_dict()
+            if not args.full:
+                data.pop("content_html", None)
+            print(json.dumps(data, ensure_ascii=False), flush=True)
     finally:
-        fetcher.close()
-    article = normalize(result.body, result.final_url, content_type=result.content_type)
-    data = article.to_dict()
-    if not args.full:
-        data.pop("content_html", None)
-    print(json.dumps(data, indent=2, ensure_ascii=False))
-    return 0
+        if fetcher is not None:
+            fetcher.close()
+    return 1 if failed else 0
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
@@ -632,8 +658,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("web", help="serve feeds, the ingest API and the status page").set_defaults(func=cmd_web)
     sub.add_parser("monitor", help="run Flower").set_defaults(func=cmd_monitor)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    p = sub.add_parser("scrape", help="fetch and normalize a page now; print JSON")
-    p.add_argument("url")
+    p = sub.add_parser(
+        "scrape", help="fetch and normalize pages now (URLs or saved files); print one JSON article per line"
+    )
+    p.add_argument("urls", nargs="*", metavar="URL", help="pages to fetch and normalize")
+    p.add_argument(
+        "--saved",
+        nargs=2,
+        action="append",
+        metavar=("FILE", "URL"),
+        help="a saved page and the URL it came from (repeatable; nothing is fetched)",
+    )
+    p.add_argument("--content-type", help="Content-Type of the saved files (charset), if known")
     p.add_argument("--full", action="store_true", help="include content_html")
     p.set_defaults(func=cmd_scrape)
     p = sub.add_parser("crawl", help="enqueue one crawl of a source now")

@@ -59,7 +59,7 @@ _STRONG_PARTS = frozenset(
 )
 _WEAK_PARTS = frozenset(
     "ad ads adslot adunit nav navbar navigation menu footer header masthead sidebar widget banner tags "
-    "taglist byline print skip toolbar pagination pager caption credit credits copyright".split()
+    "taglist byline author authors autor auteur autore print skip toolbar pagination pager caption credit credits copyright".split()
 )
 # A class that names the article itself wins over a widget word in the same name ("paywall-content").
 _CONTENT_PARTS = frozenset("content body article text story entry post main".split())
@@ -345,7 +345,7 @@ def _gather(
                 m is not None
                 and m.paragraphs >= 1
                 and m.density < 0.2
-                and scores.get(child, 0.0) >= max(10.0, 0.3 * top_score)
+                and scores.get(child, 0.0) >= max(0.5 * scores.get(anchor, top_score), 0.2 * top_score)
             )
         return _sibling_belongs(child, anchor, scores, top_score, measures)
 
@@ -484,8 +484,10 @@ def _clean_conditionally(container: Element) -> None:
             remove(element)
             continue
         # A block that is mostly links and holds no real paragraph: related posts, tag clouds, menus.
+        # A list with the article's prose after it is part of the article (sources, a reading list).
         if m.density > 0.5 and m.paragraphs == 0 and m.text < 3000:
-            remove(element)
+            if not (tag_name(element) in ("ul", "ol") and _prose_follows(element, container, measures)):
+                remove(element)
         elif (
             tag_name(element) in ("div", "section", "aside")
             and m.density > 0.33
@@ -493,6 +495,18 @@ def _clean_conditionally(container: Element) -> None:
             and m.text < 200
         ):
             remove(element)
+
+
+def _prose_follows(element: Element, container: Element, measures: dict[Element, Measure]) -> bool:
+    """True when a paragraph of running text comes after the element inside the container."""
+    node = element
+    while node is not None and node is not container:
+        for sibling in node.itersiblings():
+            m = measures.get(sibling)
+            if m is not None and m.paragraphs and m.density < 0.25:
+                return True
+        node = node.getparent()
+    return False
 
 
 def _inside_table_or_list(element: Element, container: Element) -> bool:
