@@ -59,7 +59,8 @@ _STRONG_PARTS = frozenset(
 )
 _WEAK_PARTS = frozenset(
     "ad ads adslot adunit nav navbar navigation menu footer header masthead sidebar widget banner tags "
-    "taglist byline author authors autor auteur autore print skip toolbar pagination pager caption credit credits copyright".split()
+    "taglist byline author authors autor auteur autore print skip toolbar pagination pager caption credit "
+    "credits copyright".split()
 )
 # A class that names the article itself wins over a widget word in the same name ("paywall-content").
 _CONTENT_PARTS = frozenset("content body article text story entry post main".split())
