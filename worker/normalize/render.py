@@ -202,12 +202,15 @@ def flatten(root: Element) -> str:
     return writer.result()
 
 
-def sanitize(fragment: str) -> str:
-    """Run the HTML through nh3 with the article allow-list, then drop elements left empty."""
+_TAG_SET = set(ALLOWED_TAGS)
+_ATTRIBUTE_SETS = {tag: set(names) for tag, names in _ATTRIBUTES.items()}
+
+
+def _clean(fragment: str) -> str:
     cleaned = nh3.clean(
         fragment,
-        tags=set(ALLOWED_TAGS),
-        attributes={tag: set(names) for tag, names in _ATTRIBUTES.items()},
+        tags=_TAG_SET,
+        attributes=_ATTRIBUTE_SETS,
         url_schemes={"http", "https", "mailto"},
         strip_comments=True,
         link_rel="noopener noreferrer",
@@ -218,6 +221,21 @@ def sanitize(fragment: str) -> str:
             break
         cleaned = reduced
     return cleaned.strip()
+
+
+def sanitize(fragment: str) -> str:
+    """Run the HTML through nh3 with the article allow-list, then drop elements left empty.
+
+    Repeated until it no longer changes (twice for nearly every input): nh3 serializes mis-nested input
+    (``<li>`` inside ``<li>``) in a form that parses differently again, and sanitizing must be idempotent.
+    """
+    cleaned = _clean(fragment)
+    for _ in range(4):
+        again = _clean(cleaned)
+        if again == cleaned:
+            break
+        cleaned = again
+    return cleaned
 
 
 def plain_text(fragment: str) -> str:
