@@ -125,28 +125,39 @@ def _parts(class_value: str, id_value: str) -> frozenset[str]:
     return frozenset(parts)
 
 
+_HINT_ATTRS = frozenset({"class", "id", "role", "aria-label", "hidden", "aria-hidden", "style"})
+
+
 def _junk_kind(element: Element, name: str) -> str | None:
     """'comment', 'strong' (never article text), 'weak' (furniture that only may not be), or None."""
+    hints = tuple(item for item in element.items() if item[0] in _HINT_ATTRS)
+    if not hints and name not in _HINT_TAGS:
+        return None
+    return _kind(name, hints)
+
+
+@lru_cache(maxsize=16384)
+def _kind(name: str, hints: tuple[tuple[str, str], ...]) -> str | None:
+    """The decision of :func:`_junk_kind` for one tag name and hint attributes (pages repeat them a lot)."""
     if name == "dialog":
         return "strong"
-    if not len(element.attrib):
-        return "weak" if name in _WEAK_TAG_NAMES else None
-    parts = _hint_parts(element)
+    values = dict(hints)
+    parts = _parts(values.get("class", ""), values.get("id", ""))
     if parts:
         if parts & _COMMENT_PARTS:
             return "comment"
         if parts & _STRONG_PARTS and not parts & _CONTENT_PARTS:
             return "strong"
-    aria = attr(element, "aria-label")
+    aria = values.get("aria-label", "")
     if aria and boilerplate.widget_label(aria):
         return "strong"
-    if name in _WEAK_TAG_NAMES or attr(element, "role").lower() in _WEAK_ROLES:
+    if name in _WEAK_TAG_NAMES or values.get("role", "").lower() in _WEAK_ROLES:
         return "weak"
-    if parts & _WEAK_PARTS or _HIDDEN_CLASSES.intersection(classes(element)):
+    if parts & _WEAK_PARTS or _HIDDEN_CLASSES.intersection(values.get("class", "").split()):
         return "weak"
-    if element.get("hidden") is not None or attr(element, "aria-hidden").lower() == "true":
+    if "hidden" in values or values.get("aria-hidden", "").lower() == "true":
         return "weak"
-    style = element.get("style")
+    style = values.get("style", "")
     if style and _HIDDEN_STYLE.search(style):
         return "weak"
     return None
@@ -191,15 +202,13 @@ def prune(root: Element) -> dict[Element, Measure]:
     etree.strip_elements(root, *_DROP_TAGS, with_tail=False)
     protected = {root}
     for element in root.iter():
-        if element.tag == "h1" or _is_article_body(element):
+        if element.tag == "h1" or ("itemprop" in element.attrib and _is_article_body(element)):
             protected.update(element.iterancestors())
             protected.add(element)
     measures = measure(root)
     total = max(1, measures[root].text)
     for element in list(measures):
         name = element.tag
-        if name not in _HINT_TAGS and not element.keys():
-            continue
         if element in protected or name in ("html", "body"):
             continue
         kind = _junk_kind(element, name)
