@@ -25,7 +25,6 @@ from worker.normalize.tree import (
     Element,
     Measure,
     attr,
-    classes,
     elements,
     measure,
     new_element,
