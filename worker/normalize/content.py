@@ -566,6 +566,31 @@ def _remove_date_lines(container: Element) -> None:
         remove(line)
 
 
+def _drop_trailing_headings(container: Element) -> None:
+    """A heading with nothing after it ends the body ("Join the conversation", "More on this"): drop it."""
+    for _ in range(5):
+        last = _last_text_element(container)
+        if last is None or tag_name(last) not in _HEADINGS:
+            return
+        remove(last)
+
+
+def _last_text_element(container: Element) -> Element | None:
+    """The innermost block holding the last piece of text in the container."""
+    for element in reversed(list(elements(container))):
+        if element is container:
+            return None
+        if (element.tail or "").strip():
+            return None  # loose text after the last block
+        if "".join(element.itertext()).strip():
+            for block in [element, *element.iterancestors()]:
+                if block is container:
+                    return element
+                if tag_name(block) in _BLOCK_TAGS:
+                    return block
+    return None
+
+
 def _drop_title_heading(container: Element, title: str | None) -> None:
     if not title:
         return
@@ -621,6 +646,7 @@ def clean_main(container: Element, title: str | None, base: str) -> None:
     _clean_conditionally(container)
     _remove_date_lines(container)
     _drop_title_heading(container, title)
+    _drop_trailing_headings(container)
     absolutize(container, base)
 
 
