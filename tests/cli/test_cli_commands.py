@@ -55,10 +55,10 @@ def test_scrape_prints_the_normalized_article(syn: Syndicate, site: str) -> None
     article = json.loads(result.stdout)
     assert article["title"] == "Cluj IT Cluster and the Rawabi Tech Hub establish international partnership"
     assert article["published"].startswith("2019-03-06")
-    assert article["category"] == "IT Systems"
+    assert article["categories"] == ["IT Systems"]
     assert "content_html" not in article
-    assert "Share this article" not in article["text"]
-    assert "Cluj-Napoca" in article["text"]
+    assert "Share this article" not in article["content_text"]
+    assert "Cluj-Napoca" in article["content_text"]
 
 
 def test_scrape_refuses_hostile_and_missing_pages(syn: Syndicate, site: str) -> None:
