@@ -72,12 +72,15 @@ def plain_text(value: str | None) -> str:
     each serializer, never interpreted.
     """
     text = clean_text(value)
+    if "<" not in text:
+        # Every pattern below starts at a "<": most titles and summaries have none.
+        return " ".join(text.split())
     for _ in range(5):
         stripped = _HTML_TAG.sub(" ", _OPAQUE_BLOCK.sub(" ", _COMMENT.sub(" ", text)))
         if stripped == text:
             break
         text = stripped
-    return _WHITESPACE.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def sanitize_html(value: str) -> str:
@@ -101,7 +104,15 @@ def html_excerpt(content_html: str, limit: int = EXCERPT_CHARS) -> str:
         text = lxml.html.fromstring(content_html).text_content()
     except (etree.ParserError, ValueError):
         return ""
-    text = _WHITESPACE.sub(" ", clean_text(text)).strip()
+    # Only the words that can reach the excerpt are joined (bodies run to many KB of text).
+    words: list[str] = []
+    used = 0
+    for word in clean_text(text).split():
+        words.append(word)
+        used += len(word) + 1
+        if used > limit + 1:
+            break
+    text = " ".join(words)
     if len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0] + "…"
@@ -132,12 +143,19 @@ def _blocks(fragment: str) -> tuple[str, list[etree._Element]]:
     return lead, elements
 
 
-def fit_html(content_html: str, max_bytes: int, url: str | None) -> tuple[str, bool]:
+def fit_html(
+    content_html: str, max_bytes: int, url: str | None, *, sanitized: bool = False
+) -> tuple[str, bool]:
     """Sanitize ``content_html`` and keep it within ``max_bytes`` UTF-8 bytes; return ``(html, cut)``.
 
     A body over budget keeps its leading blocks that fit whole (never half a paragraph or an open
     tag) and ends with :func:`read_more`. Only the first ``2 * max_bytes`` characters are parsed, so a
     3 MB body costs no more than one at the budget.
+
+    ``sanitized=True`` says the caller's body already went through an nh3 allowlist no wider than
+    :func:`sanitize_html`'s (the normalizer's, for stored articles), so it is not sanitized again:
+    that second nh3 pass was most of a cold render. A body cut to the parse prefix is sanitized
+    anyway: the cut may fall inside an attribute value, and the sanitizer closes whatever it opened.
     """
     text = clean_text(content_html)
     cut = len(text) > 2 * max_bytes
@@ -145,7 +163,7 @@ def fit_html(content_html: str, max_bytes: int, url: str | None) -> tuple[str, b
         # Cut before a tag starts so the sanitizer never sees half an attribute.
         end = text.rfind("<", 0, 2 * max_bytes)
         text = text[: end if end > 0 else 2 * max_bytes]
-    clean = sanitize_html(text)
+    clean = text.strip() if sanitized and not cut else sanitize_html(text)
     if not cut and len(clean.encode("utf-8")) <= max_bytes:
         return clean, False
     tail = read_more(url)

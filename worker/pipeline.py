@@ -811,7 +811,11 @@ def feed_items(
         for article in rows:
             if article.id in picked or not article_in_feed(feed, article):
                 continue
-            picked[article.id] = _feed_item(article, config, authority, now)
+            # Stored bodies are the normalizer's nh3 output (crawled and pushed alike): the
+            # feed builder need not sanitize them again.
+            picked[article.id] = dataclasses.replace(
+                _feed_item(article, config, authority, now), content_is_clean=True
+            )
             count += 1
             if limit is not None and count >= limit:
                 break
