@@ -392,8 +392,21 @@ def add_discovery_routes(app: FastAPI) -> None:
 
 
 def render_status_page(snap: dict[str, Any]) -> str:
-    """The status snapshot as a plain HTML page."""
+    """The status snapshot as a plain HTML page, its ``<head>`` advertising every feed for autodiscovery.
+
+    The ``<link rel="alternate">`` tags are the ones :func:`autodiscovery_links` writes, built from the
+    feed URLs the snapshot already carries (the snapshot was made from the same config and base URL).
+    """
+    from feeds.opml import FeedLink, discovery_links
+    from worker.pipeline import OPML_PATH
+
     e = html.escape
+    links = [
+        FeedLink(title=f["title"], url_base=f["urls"]["rss"].removesuffix(".rss")) for f in snap["feeds"]
+    ]
+    # Feed URLs are "<base>/feeds/<name>.<fmt>": the OPML list sits at the same base.
+    base = links[0].url_base.rsplit("/feeds/", 1)[0] if links else ""
+    head_links = discovery_links(links, base + OPML_PATH if links else None)
     rows = "".join(
         f"<tr><td>{e(s['name'])}</td><td>{e(s['kind'])}</td><td>{s['articles']}</td>"
         f"<td>{e(s['last_crawl_at'] or 'never')}</td><td>{e(s['last_error'] or '')}</td></tr>"
@@ -428,7 +441,8 @@ def render_status_page(snap: dict[str, Any]) -> str:
         for p in snap.get("recent_shares", [])
     )
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Syndicate</title></head><body>"
+        "<!doctype html><html><head><meta charset='utf-8'><title>Syndicate</title>\n"
+        f"{head_links}\n</head><body>"
         f"<h1>Syndicate</h1><p>{snap['articles']['total']} articles.</p>"
         "<h2>Sources</h2><table><tr><th>name</th><th>kind</th><th>articles</th><th>last crawl</th>"
         f"<th>last error</th></tr>{rows}</table><h2>Feeds</h2><ul>{feeds}</ul>"

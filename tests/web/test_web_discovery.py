@@ -74,3 +74,26 @@ def test_autodiscovery_links_cover_every_feed_and_format(runtime: Runtime) -> No
             assert f'href="{base}/feeds/{feed.name}.{fmt}"' in tags
     assert tags.count('rel="alternate"') == 3 * len(runtime.config.feeds)
     assert f'href="{base}/feeds.opml"' in tags
+
+
+def test_status_page_head_advertises_every_feed(client: TestClient, runtime: Runtime) -> None:
+    import lxml.html
+
+    from worker.web import autodiscovery_links
+
+    resp = client.get("/")
+    assert resp.status_code == 200
+    head = lxml.html.fromstring(resp.text).find("head")
+    assert head is not None
+    base = runtime.settings.base_url
+    found = {
+        (link.get("type"), link.get("href")) for link in head.iter("link") if link.get("rel") == "alternate"
+    }
+    types = {"rss": "application/rss+xml", "atom": "application/atom+xml", "json": "application/feed+json"}
+    assert found == {
+        (types[fmt], f"{base}/feeds/{feed.name}.{fmt}") for feed in runtime.config.feeds for fmt in types
+    }
+    outline = [link.get("href") for link in head.iter("link") if link.get("rel") == "outline"]
+    assert outline == [f"{base}/feeds.opml"]
+    # The same tags the helper writes for any other page.
+    assert autodiscovery_links(runtime.config, base) in resp.text
