@@ -1,152 +1,492 @@
-"""Crawl benchmark: a local site of 1,000 articles across 50 listing pages and a sitemap, with a
-robots.txt ``Crawl-delay``; first crawl and unchanged re-crawl with 1 and 4 worker processes.
+"""Crawl benchmark through real Celery workers: polite first crawl and unchanged re-crawl.
 
-Prints requests sent, 304s, bytes, requests per article and wall time against the floor the
-politeness rule allows (requests x Crawl-delay: every request to the one host must be that far
-apart, however many workers there are). Each worker process has its own Runtime and Fetcher; the
-per-host limit and the robots.txt cache are shared through a real Redis (part A's
-``worker.fetch.hostlimit``). A ``HostBusy`` is where a Celery task would reschedule itself; here
-the process waits the ``retry_after`` it was given, which is what the reschedule amounts to.
+A local site (``tests/pipeline/sitegen.py``) with N articles across P listing pages linked by
+``rel=next`` and a sitemap, whose robots.txt asks for a ``Crawl-delay``. For a ``listing`` and a
+``sitemap`` source, and for 1 and 4 Celery worker processes, each run starts a real Redis-backed
+``syndicate worker`` setup on a fresh SQLite database, enqueues the crawl with ``syndicate crawl``
+(as an operator does), waits until every article is ``ready`` and the queues are drained, then does
+the same again for the unchanged re-crawl. What the site received is read from its own request log:
+requests (robots.txt included), 304 answers, bytes sent (status line, headers and body, as written to
+the socket), article pages fetched.
 
-    .venv/bin/python bench/crawl.py [--articles 1000] [--pages 50] [--delay 0.02]
+"4 workers" are four ``syndicate worker --concurrency 1`` processes by default (``--layout pool``: one
+``syndicate worker --concurrency 4``): four Celery consumers that each hold their own countdown tasks
+and their own Fetcher, like four machines, which is the case the Redis-kept host limit exists for.
+
+The floor is requests x Crawl-delay: the per-host limit (kept in Redis, shared by every worker) lets
+one request reach the host per Crawl-delay, however many workers there are. A task that meets a busy
+host is rescheduled with a countdown by ``worker.tasks.PipelineTask``; nothing sleeps in the bench.
+
+    .venv/bin/python bench/crawl.py                       # 1,000 articles, 50 pages, Crawl-delay 0.05 s
+    .venv/bin/python bench/crawl.py --articles 200 --pages 10 --delay 0.1 --layout pool
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import contextlib
+import itertools
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, BinaryIO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python bench/crawl.py` puts bench/ first, not the repo root
+    sys.path.insert(0, str(ROOT))
 
-from config.model import parse_config
-from config.settings import Settings
-from tests.pipeline.sitegen import NewsSite, Story
-from tests.support.httpserver import HTTPTestServer
-from tests.support.services import RedisServer
-from worker import pipeline
-from worker.errors import HostBusy
-from worker.runtime import Runtime
-from worker.store.db import upgrade
+import redis  # noqa: E402
+from sqlalchemy import create_engine, func, select  # noqa: E402
 
+from tests.pipeline.sitegen import NewsSite, Story  # noqa: E402
+from tests.support.httpserver import (  # noqa: E402
+    HTTPTestServer,
+    _ignore_client_errors,
+    _RequestHandler,
+)
+from tests.support.services import RedisServer, Syndicate  # noqa: E402
 
-def runtime(config: dict[str, Any], database_url: str, redis_url: str) -> Runtime:
-    """A Runtime like a worker's, on the bench database and Redis."""
-    import redis
-
-    settings = Settings(database_url=database_url, redis_url=redis_url, public_url="http://bench.test")
-    return Runtime(
-        settings=settings, config=parse_config(config), redis_client=redis.Redis.from_url(redis_url)
-    )
-
-
-def patient(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a stage; on HostBusy wait as told and run it again (the task's reschedule)."""
-    while True:
-        try:
-            return call(*args, **kwargs)
-        except HostBusy as busy:
-            time.sleep(busy.retry_after or 0.01)
+SOURCE = "bench"
+POLL_SECONDS = 0.05
+READY_TIMEOUT = 90.0
+KINDS = ("listing", "sitemap")
+PHASES = ("first crawl", "unchanged re-crawl")
+# Arrival times at the site jitter by a few ms around the limiter's grants; closer than this is a breach.
+TOO_CLOSE = 0.8
 
 
-def worker(job: tuple[dict[str, Any], str, str, list[int]]) -> int:
-    """One worker process: process its share of the article ids."""
-    config, database_url, redis_url, ids = job
-    rt = runtime(config, database_url, redis_url)
-    for article_id in ids:
-        patient(pipeline.process_article, rt, article_id)
-    return len(ids)
+class BenchError(RuntimeError):
+    """A run did not finish as expected (the message carries the worker logs)."""
 
 
-def run(kind: str, processes: int, args: argparse.Namespace, redis_url: str) -> list[dict[str, Any]]:
-    """First crawl and unchanged re-crawl of one source kind with ``processes`` workers."""
-    rows = []
-    with HTTPTestServer(root=None) as server:
-        site = NewsSite(server, per_page=args.articles // args.pages)
-        site.stories = [
-            Story(f"bench-story-number-{n}", f"Bench story number {n}") for n in range(args.articles)
-        ]
-        site.extra["/robots.txt"] = (f"User-agent: *\nCrawl-delay: {args.delay}\n".encode(), "text/plain")
-        site.install()
-        tmp = tempfile.mkdtemp(prefix="syn-bench-crawl-")
-        database_url = f"sqlite:///{tmp}/bench.db"
-        upgrade(database_url)
-        url = server.url("/news/") if kind == "listing" else server.url("/sitemap.xml")
-        config = {
-            "fetch": {"allow_hosts": [server.host_port], "timeout": "10s"},
-            "sources": [
-                {
-                    "name": "bench",
-                    "kind": kind,
-                    "url": url,
-                    "backfill": args.articles,
-                    "options": {"max_pages": args.pages, "max_articles": args.articles},
-                }
-            ],
-        }
-        rt = runtime(config, database_url, redis_url)
-        rt.redis_client.flushdb()
-        with rt.session() as session:
-            source_id = pipeline.sync_sources(session, rt.config)["bench"]
-        for phase in ("first crawl", "unchanged re-crawl"):
-            server.requests.clear()
-            started = time.monotonic()
-            ids = patient(pipeline.crawl_source, rt, source_id, force=True)
-            if phase == "unchanged re-crawl":
-                # Every stored article is announced unchanged; ask each page anyway (page-watch load).
-                ids = ids or []
-            chunks = [ids[i::processes] for i in range(processes)]
-            with multiprocessing.get_context("spawn").Pool(processes) as pool:
-                pool.map(worker, [(config, database_url, redis_url, c) for c in chunks if c])
-            wall = time.monotonic() - started
-            sent = [r for r in server.requests if r.path != "/robots.txt"]
-            rows.append(
-                {
-                    "kind": kind,
-                    "workers": processes,
-                    "phase": phase,
-                    "requests": len(sent),
-                    "304s": sum(1 for r in sent if r.header("If-None-Match")),
-                    "articles": len(ids),
-                    "wall": wall,
-                    "floor": len(sent) * args.delay,
-                }
-            )
-    return rows
+# ------------------------------------------------------------------------------ the counted site
 
 
-def main() -> None:
-    """Run every combination and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--articles", type=int, default=1000)
-    parser.add_argument("--pages", type=int, default=50)
-    parser.add_argument("--delay", type=float, default=0.02, help="robots.txt Crawl-delay in seconds")
-    args = parser.parse_args()
-    redis_server = RedisServer().start()
-    try:
-        rows = [
-            r for kind in ("listing", "sitemap") for n in (1, 4) for r in run(kind, n, args, redis_server.url)
-        ]
-    finally:
-        redis_server.stop()
-    print(f"\n{args.articles} articles, {args.pages} listing pages, Crawl-delay {args.delay}s\n")
-    print(
-        "| source | workers | phase | requests | conditional (304) | articles fetched"
-        " | req/article | wall s | floor s | wall/floor |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        per = r["requests"] / args.articles
-        ratio = r["wall"] / r["floor"] if r["floor"] else float("nan")
-        print(
-            f"| {r['kind']} | {r['workers']} | {r['phase']} | {r['requests']} | {r['304s']} "
-            f"| {r['articles']} | {per:.3f} | {r['wall']:.2f} | {r['floor']:.2f} | {ratio:.2f} |"
+@dataclass(frozen=True)
+class Hit:
+    """One answer the site sent: path, status, bytes written to the socket, and when it arrived."""
+
+    path: str
+    status: int
+    bytes: int
+    at: float
+
+
+class _CountingWriter:
+    """Wraps a handler's ``wfile`` and counts what is written to it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.count += len(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+class _CountingHandler(_RequestHandler):
+    """The test server's handler, logging status and bytes of every answer in ``owner.hits``."""
+
+    owner: CountingServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.wfile = _CountingWriter(self.wfile)  # type: ignore[arg-type,assignment]
+        self._status = 0
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response(code, message)
+
+    def _handle(self, send_body: bool = True) -> None:
+        arrived = time.monotonic()
+        super()._handle(send_body)
+        wfile = self.wfile
+        sent = wfile.count if isinstance(wfile, _CountingWriter) else 0
+        self.owner.record(Hit(self.path.split("?", 1)[0], self._status, sent, arrived))
+
+
+class CountingServer(HTTPTestServer):
+    """:class:`HTTPTestServer` whose log also holds each answer's status, size and arrival time."""
+
+    def __init__(self) -> None:
+        """Routes only (the generated site registers them)."""
+        super().__init__(root=None)
+        self.hits: list[Hit] = []
+        self._hits_lock = threading.Lock()
+
+    def start(self) -> CountingServer:
+        """Like :meth:`HTTPTestServer.start`, with the counting handler."""
+        handler = type("CountingBoundHandler", (_CountingHandler,), {"owner": self})
+        httpd = ThreadingHTTPServer((self.host, 0), handler)
+        httpd.daemon_threads = True
+        httpd.handle_error = _ignore_client_errors  # type: ignore[method-assign]
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="bench-site", daemon=True
         )
+        self._thread.start()
+        return self
+
+    def record(self, hit: Hit) -> None:
+        """Log one answer."""
+        with self._hits_lock:
+            self.hits.append(hit)
+
+    def take(self) -> list[Hit]:
+        """The answers logged since the last call, and start a new log."""
+        with self._hits_lock:
+            hits, self.hits = self.hits, []
+        return hits
+
+
+def build_site(server: CountingServer, articles: int, pages: int, delay: float) -> NewsSite:
+    """N stories over ``pages`` listing pages, a sitemap, and robots.txt with ``Crawl-delay``."""
+    site = NewsSite(server, per_page=-(-articles // pages))
+    site.stories = [Story(f"bench-story-number-{n}", f"Bench story number {n}") for n in range(articles)]
+    site.extra["/robots.txt"] = (f"User-agent: *\nCrawl-delay: {delay:g}\n".encode(), "text/plain")
+    site.install()
+    return site
+
+
+# ------------------------------------------------------------------------------------ one run
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    kind: str
+    workers: int
+    phase: str
+    requests: int
+    not_modified: int
+    bytes: int
+    fetched: int
+    articles: int
+    wall: float
+    floor: float
+    min_gap: float
+    too_close: int
+    robots: int
+
+
+@dataclass
+class Run:
+    """One source kind with one worker layout: its dir, config, database, workers."""
+
+    kind: str
+    workers: int
+    layout: str
+    args: argparse.Namespace
+    site: NewsSite
+    server: CountingServer
+    redis_url: str
+    tmp: Path
+    syn: Syndicate | None = None
+    hostnames: list[str] = field(default_factory=list)
+
+    @property
+    def database_url(self) -> str:
+        """The run's fresh SQLite file."""
+        return f"sqlite:///{self.tmp / 'syndicate.db'}"
+
+    def prepare(self) -> None:
+        """Write the config, flush Redis, migrate the fresh database."""
+        self.tmp.mkdir(parents=True)
+        url = self.server.url("/news/") if self.kind == "listing" else self.server.url("/sitemap.xml")
+        config = self.tmp / "syndicate.yaml"
+        config.write_text(
+            f"""
+fetch:
+  allow_hosts: ["{self.server.host_port}"]
+  timeout: 10s
+sources:
+  - name: {SOURCE}
+    kind: {self.kind}
+    url: {url}
+    schedule: 1d
+    backfill: {self.args.articles}
+    options: {{max_pages: {self.args.pages}, max_articles: {self.args.articles}}}
+""",
+            encoding="utf-8",
+        )
+        redis.Redis.from_url(self.redis_url).flushdb()
+        self.syn = Syndicate.make(
+            self.tmp,
+            {
+                "DATABASE_URL": self.database_url,
+                "REDIS_URL": self.redis_url,
+                "SYNDICATE_CONFIG": str(config),
+                "SYNDICATE_VAR_DIR": str(self.tmp / "var"),
+                "SYNDICATE_LOG_LEVEL": "INFO",
+            },
+        )
+        migrated = self.syn.run("migrate")
+        if migrated.returncode != 0:
+            raise BenchError(f"`syndicate migrate` failed: {migrated.stderr[-3000:]}")
+
+    def start_workers(self) -> None:
+        """Start the workers and wait until each answers a Celery ping."""
+        assert self.syn is not None
+        if self.layout == "pool":
+            plan = [("worker-0", self.workers)]
+        else:
+            plan = [(f"worker-{i}", 1) for i in range(self.workers)]
+        for name, concurrency in plan:
+            hostname = f"bench-crawl-{self.kind}-{self.workers}-{name}@localhost"
+            self.syn.start(name, "worker", "--concurrency", str(concurrency), "--hostname", hostname)
+            self.hostnames.append(hostname)
+        from worker.app import app
+
+        app.conf.broker_url = self.redis_url
+        waiting = set(self.hostnames)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while waiting and time.monotonic() < deadline:
+            self.check_alive()
+            for answer in app.control.ping(destination=sorted(waiting), timeout=0.5) or []:
+                waiting -= set(answer)
+        if waiting:
+            raise BenchError(f"no ping from {sorted(waiting)} in {READY_TIMEOUT:.0f}s:\n{self.syn.logs()}")
+
+    def check_alive(self) -> None:
+        """Raise if a worker process exited."""
+        assert self.syn is not None
+        for name, proc in self.syn.procs:
+            if proc.poll() is not None:
+                raise BenchError(f"{name} exited with {proc.returncode}:\n{self.syn.logs()}")
+
+    def crawl(self) -> float:
+        """``syndicate crawl SOURCE``; the monotonic time it printed that the crawl is enqueued."""
+        assert self.syn is not None
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "crawl", SOURCE],
+            env=self.syn.env,
+            cwd=self.syn.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the CLI prints one line and exits; PYTHONUNBUFFERED is set
+        t0 = time.monotonic()
+        _out, err = proc.communicate(timeout=120)
+        if proc.returncode != 0 or b"enqueued a crawl" not in line:
+            raise BenchError(f"`syndicate crawl {SOURCE}` failed ({proc.returncode}): {line!r} {err!r}")
+        return t0
+
+    def state(self, engine: Any) -> tuple[int, int, int]:
+        """(ready articles, all articles, crawls finished) in the database."""
+        from worker.store.models import Article, Source
+
+        with engine.connect() as conn:
+            ready = conn.scalar(select(func.count()).select_from(Article).where(Article.status == "ready"))
+            total = conn.scalar(select(func.count()).select_from(Article))
+            crawls = conn.scalar(select(Source.crawl_count).where(Source.name == SOURCE))
+        return int(ready or 0), int(total or 0), int(crawls or 0)
+
+    def drained(self, client: redis.Redis) -> bool:
+        """Every queue empty and nothing unacked (tasks held for a countdown stay in ``unacked``)."""
+        from worker.app import QUEUES
+
+        pipe = client.pipeline(transaction=False)
+        for queue in QUEUES:
+            pipe.llen(queue)
+        pipe.hlen("unacked")
+        return sum(pipe.execute()) == 0
+
+    def phase(self, phase: str, crawls_before: int) -> tuple[Row, int]:
+        """One crawl, timed from enqueue until every article is ready, the crawl done, queues empty."""
+        engine = create_engine(self.database_url)
+        client = redis.Redis.from_url(self.redis_url)
+        self.server.take()
+        t0 = self.crawl()
+        deadline = t0 + self.args.timeout
+        while True:
+            ready, total, crawls = self.state(engine)
+            if crawls > crawls_before and ready == total == self.args.articles and self.drained(client):
+                end = time.monotonic()
+                break
+            if time.monotonic() > deadline:
+                assert self.syn is not None
+                raise BenchError(
+                    f"{self.kind}/{self.workers} {phase}: {ready}/{total} ready, crawls {crawls} after "
+                    f"{self.args.timeout:.0f}s:\n{self.syn.logs()}"
+                )
+            self.check_alive()
+            time.sleep(POLL_SECONDS)
+        engine.dispose()
+        hits = sorted(self.server.take(), key=lambda h: h.at)
+        with open(self.tmp / "requests.log", "a", encoding="utf-8") as out:  # kept with --keep
+            out.writelines(f"{phase}\t{h.at - t0:.4f}\t{h.status}\t{h.bytes}\t{h.path}\n" for h in hits)
+        story_paths = {s.path for s in self.site.stories}
+        gaps = [b.at - a.at for a, b in itertools.pairwise(hits)]
+        row = Row(
+            kind=self.kind,
+            workers=self.workers,
+            phase=phase,
+            requests=len(hits),
+            not_modified=sum(1 for h in hits if h.status == 304),
+            bytes=sum(h.bytes for h in hits),
+            fetched=sum(1 for h in hits if h.status == 200 and h.path in story_paths),
+            articles=self.args.articles,
+            wall=end - t0,
+            floor=len(hits) * self.args.delay,
+            min_gap=min(gaps) if gaps else float("nan"),
+            too_close=sum(1 for g in gaps if g < self.args.delay * TOO_CLOSE),
+            robots=sum(1 for h in hits if h.path == "/robots.txt"),
+        )
+        return row, crawls
+
+    def execute(self) -> list[Row]:
+        """Prepare, start the workers, run both phases, stop the workers."""
+        self.prepare()
+        self.start_workers()
+        rows = []
+        crawls = 0
+        for phase in PHASES:
+            row, crawls = self.phase(phase, crawls)
+            rows.append(row)
+            print(
+                f"{row.kind} / {row.workers} workers / {row.phase}: {row.requests} requests, "
+                f"{row.not_modified} 304s, {row.bytes:,} bytes, wall {row.wall:.2f}s, floor {row.floor:.2f}s",
+                flush=True,
+            )
+        self.stop()
+        return rows
+
+    def stop(self) -> None:
+        """Warm-stop every worker this run started."""
+        if self.syn is not None:
+            self.syn.stop()
+            self.syn.procs.clear()
+
+
+# ------------------------------------------------------------------------------------ report
+
+
+def table(rows: list[Row]) -> str:
+    """The Markdown table."""
+    lines = [
+        "| source | workers | phase | requests | 304s | bytes | articles fetched | req/article "
+        "| wall s | floor s | wall/floor |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ratio = f"{r.wall / r.floor:.2f}" if r.floor else "n/a"
+        lines.append(
+            f"| {r.kind} | {r.workers} | {r.phase} | {r.requests:,} | {r.not_modified:,} | {r.bytes:,} "
+            f"| {r.fetched:,} | {r.requests / r.articles:.3f} | {r.wall:.2f} | {r.floor:.2f} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--articles", type=int, default=1000, help="articles on the site")
+    parser.add_argument("--pages", type=int, default=50, help="listing pages they are spread over")
+    parser.add_argument("--delay", type=float, default=0.05, help="robots.txt Crawl-delay in seconds")
+    parser.add_argument(
+        "--layout",
+        choices=("processes", "pool"),
+        default="processes",
+        help="N workers as N `syndicate worker --concurrency 1` processes (default) "
+        "or one `syndicate worker --concurrency N`",
+    )
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 4], help="worker counts to run")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds one phase may take")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temp dir (configs, worker logs, databases, each run's requests.log)",
+    )
+    args = parser.parse_args(argv)
+    if args.articles < 1 or args.pages < 1 or args.delay <= 0:
+        parser.error("--articles and --pages must be at least 1, --delay above 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every combination and print the table."""
+    args = parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="syn-bench-crawl-"))
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    redis_server = RedisServer().start()
+    server = CountingServer().start()
+    rows: list[Row] = []
+    run: Run | None = None
+    started = time.monotonic()
+    print(
+        f"{args.articles} articles, {args.pages} listing pages, robots.txt Crawl-delay {args.delay:g}s, "
+        f"workers {args.workers} as {args.layout}",
+        flush=True,
+    )
+    try:
+        site = build_site(server, args.articles, args.pages, args.delay)
+        for kind in args.kinds:
+            for workers in args.workers:
+                run_dir = tmp / f"{kind}-{workers}"
+                run = Run(kind, workers, args.layout, args, site, server, redis_server.url, run_dir)
+                rows += run.execute()
+                run = None
+    except KeyboardInterrupt:
+        print("interrupted; stopping everything", file=sys.stderr)
+        return 130
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if run is not None:
+            with contextlib.suppress(Exception):
+                run.stop()
+        server.stop()
+        redis_server.stop()
+        signal.signal(signal.SIGTERM, previous)
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    layout = (
+        "N processes of `syndicate worker --concurrency 1`"
+        if args.layout == "processes"
+        else "one `syndicate worker --concurrency N`"
+    )
+    print(
+        f"\n{args.articles} articles, {args.pages} listing pages, robots.txt Crawl-delay {args.delay:g}s, "
+        f"workers: {layout}; total {time.monotonic() - started:.0f}s\n"
+    )
+    print(table(rows))
+    print(
+        f"\nPoliteness check: the closest two requests the site received, how many successive requests came "
+        f"less than {TOO_CLOSE:g} x Crawl-delay apart, robots.txt fetches:"
+    )
+    for r in rows:
+        gap = f"{r.min_gap:.3f}s" if r.requests > 1 else "n/a"
+        print(
+            f"- {r.kind} / {r.workers} / {r.phase}: closest {gap}, {r.too_close} of {max(r.requests - 1, 0)} "
+            f"gaps too close; robots.txt {r.robots}x"
+        )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
