@@ -247,10 +247,13 @@ def _store_fetch_state(
             row = session.scalar(select(FetchState).where(FetchState.url == url))
             if row is None:
                 return
-    if status != 304 or etag or last_modified:
-        row.etag, row.last_modified = etag, last_modified
     if lastmod is not None:
         row.lastmod = lastmod
+    if status is None:
+        # Only the source's new lastmod, no fetch: the validators stay, so the refetch is conditional.
+        return
+    if status != 304 or etag or last_modified:
+        row.etag, row.last_modified = etag, last_modified
     row.status = status
     row.fetched_at = utcnow()
 
