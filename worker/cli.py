@@ -30,7 +30,12 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Config]:
     settings = load_settings()
     path = Path(getattr(args, "config", None) or settings.config_path)
     config = load_config(path)
-    set_runtime(Runtime(settings=settings, config=config))
+    import redis
+
+    # Every process shares pacing, host limits and the robots.txt cache through Redis: a runtime
+    # without a client would quietly keep them per process (redis-py connects on first use).
+    client = redis.Redis.from_url(settings.effective_redis_url)
+    set_runtime(Runtime(settings=settings, config=config, redis_client=client))
     return settings, config
 
 

@@ -318,17 +318,29 @@ class Pacer:
         """Take a send slot for ``endpoint`` now (return 0) or say how many seconds until one opens."""
         if self._script is None:
             return 0.0
-        wait = self._script(
-            keys=[f"syndicate:pace:{endpoint.name}", f"syndicate:block:{endpoint.name}"],
-            args=[time.time(), endpoint.min_interval or 0, endpoint.max_per_hour or 0, token],
-        )
+        import redis
+
+        try:
+            wait = self._script(
+                keys=[f"syndicate:pace:{endpoint.name}", f"syndicate:block:{endpoint.name}"],
+                args=[time.time(), endpoint.min_interval or 0, endpoint.max_per_hour or 0, token],
+            )
+        except redis.RedisError as exc:
+            if not (endpoint.min_interval or endpoint.max_per_hour):
+                return 0.0  # nothing to pace; a network's block is lost with Redis, its 429 comes back
+            raise Deferred(30.0, f"pacing needs Redis, which is unreachable: {exc}") from None
         return float(wait)
 
     def block(self, endpoint: str, seconds: float) -> None:
         """Hold every post to ``endpoint`` for ``seconds`` (the network said so)."""
         if self.redis is not None and seconds > 0:
+            import redis
+
             until = time.time() + seconds
-            self.redis.set(f"syndicate:block:{endpoint}", str(until), ex=int(seconds) + 1)
+            try:
+                self.redis.set(f"syndicate:block:{endpoint}", str(until), ex=int(seconds) + 1)
+            except redis.RedisError as exc:
+                log.warning("%s: cannot record the network's rate-limit block: %s", endpoint, exc)
 
 
 def quiet_wait(endpoint: EndpointBase, now: datetime) -> float:
