@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 import random
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 import redis
 from celery import Task
+from sqlalchemy import select
 
 from worker import feedcache, outbox, pipeline, websub
 from worker.app import app
 from worker.errors import HostBusy, Retryable
 from worker.runtime import Runtime, get_runtime
+from worker.store.models import Article, Share
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +31,20 @@ RENDER_WINDOW_SECONDS = 0.25
 RENDER_TRAILING_TTL = RENDER_WINDOW_SECONDS + 5.0
 
 
+class GaveUp(Exception):
+    """The task's work failed for good (its reason is recorded in the database): Celery FAILURE.
+
+    Listed in :attr:`PipelineTask.throws`, so Celery logs it as an expected failure, one line
+    without a traceback (the reason was logged at ERROR just before).
+    """
+
+
 class PipelineTask(Task):
     """Base task: retries :class:`~worker.errors.Retryable` errors with backoff, records the rest."""
 
     abstract = True
     acks_late = True
+    throws = (GaveUp,)
     max_retries = MAX_RETRIES
 
     def retry_countdown(self, exc: BaseException) -> float:
@@ -63,11 +74,22 @@ class PipelineTask(Task):
         except Retryable as exc:
             # Celery's retry() re-raises ``exc`` itself once retries run out, so decide here.
             if self.request.retries >= self.max_retries:
-                if on_give_up is not None:
-                    on_give_up(get_runtime(), *args, exc)
-                log.warning("%s%r gave up after %d retries: %s", self.name, args, self.max_retries, exc)
-                return None
+                self.give_up(args, exc, on_give_up)
             raise self.retry(exc=exc, countdown=self.retry_countdown(exc)) from exc
+
+    def give_up(self, args: tuple[Any, ...], exc: BaseException, on_give_up: Any = None) -> NoReturn:
+        """Record the final failure (``on_give_up``), then end the task in Celery's FAILURE state.
+
+        Raising :class:`GaveUp` rather than returning makes Flower and the task events show the
+        task as failed, with the reason. The message is still acked: Celery acks a task that raised
+        (``task_acks_on_failure_or_timeout``), and ``task_reject_on_worker_lost`` only concerns a
+        worker process that died, so a given-up task is never delivered again.
+        """
+        if on_give_up is not None:
+            on_give_up(get_runtime(), *args, exc)
+        reason = f"gave up after {self.max_retries} retries: {type(exc).__name__}: {exc}"
+        log.error("%s%r %s", self.name, args, reason)
+        raise GaveUp(reason) from exc
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task; a run that rescheduled itself (see :meth:`run_stage`) returns None."""
@@ -103,6 +125,8 @@ def process_article(self: PipelineTask, article_id: int) -> str | None:
     outcome = self.run_stage(pipeline.process_article, article_id, on_give_up=pipeline.mark_article_failed)
     if outcome is None:
         return None
+    if outcome.status == "failed":
+        raise GaveUp(f"article {article_id} failed: {_recorded_error(Article, article_id)}")
     for feed_name in outcome.feeds:
         schedule_render(feed_name)
     if outcome.share:
@@ -182,13 +206,23 @@ def deliver_share(self: PipelineTask, share_id: int) -> str | None:
     countdown stays under the visibility timeout and longer waits simply hop.
     """
     try:
-        return str(self.run_stage(outbox.deliver_share, share_id))
+        status = str(self.run_stage(outbox.deliver_share, share_id))
     except outbox.Deferred as deferred:
         # A little jitter so that shares held by one block do not all wake in the same instant.
         wait = deferred.seconds * (1 + random.random() / 10) + random.random() / 10
         countdown = min(wait, self.app.conf.syndicate_max_retry_countdown)
         deliver_share.apply_async((share_id,), countdown=countdown)
         return f"deferred {countdown:.1f}s: {deferred.reason}"
+    if status == "failed":
+        raise GaveUp(f"share {share_id} failed: {_recorded_error(Share, share_id)}")
+    return status
+
+
+def _recorded_error(model: type[Article] | type[Share], row_id: int) -> str:
+    """The failure reason stored on an article or share row (what the status page shows too)."""
+    with get_runtime().session() as session:
+        error = session.scalar(select(model.error).where(model.id == row_id))
+        return error or "no reason recorded"
 
 
 @app.task(name="syndicate.noop", acks_late=True)
