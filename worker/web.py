@@ -12,12 +12,15 @@ import html
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -67,6 +70,153 @@ class IngestRequest(BaseModel):
         if value is not None and value.tzinfo is None:
             raise ValueError("published needs a timezone, e.g. 2019-03-06T10:00:00Z")
         return value
+
+
+class IngestAccepted(BaseModel):
+    """The 202 answer of ``POST /api/articles``: the stored article's id and whether it was new."""
+
+    id: int
+    created: bool
+    status: Literal["queued", "stored, queue unavailable"]
+
+
+class ErrorMessage(BaseModel):
+    """An error answer with one message (401, 413, 503 and the ingest rules' own 422s)."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One invalid part of a request: where, what is wrong, and at most a short excerpt of the value."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    input_excerpt: str | None = None
+
+
+class ValidationErrors(BaseModel):
+    """A 422 answer: the first few field errors (``errors`` counts them all) or one rule's message."""
+
+    detail: list[FieldError] | str
+    errors: int = 0
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorMessage, "description": "The body could not be read (not UTF-8, nested too deep)"},
+    401: {"model": ErrorMessage, "description": "Missing or wrong bearer token (checked before the body)"},
+    413: {"model": ErrorMessage, "description": "The body is over the size limit"},
+    422: {"model": ValidationErrors, "description": "The body is not a valid article"},
+    503: {"model": ErrorMessage, "description": "Ingest is disabled: no api.token in the config"},
+}
+
+# 422 answers stay small whatever was sent: a few errors, each with short excerpts.
+MAX_REPORTED_ERRORS = 10
+EXCERPT_CHARS = 40
+LOC_PART_CHARS = 64
+MSG_CHARS = 300
+SECRET_WORDS = ("token", "secret", "passw", "authoriz", "api_key", "apikey", "cookie", "credential", "key")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} chars)"
+
+
+def _looks_secret(loc: list[str | int]) -> bool:
+    return any(isinstance(part, str) and any(w in part.lower() for w in SECRET_WORDS) for part in loc)
+
+
+def value_excerpt(value: Any) -> str:
+    """A short description of a bad value: strings and numbers clipped, containers only sized."""
+    if isinstance(value, dict):
+        return f"an object with {len(value)} keys"
+    if isinstance(value, list | tuple):
+        return f"an array of {len(value)} items"
+    if isinstance(value, str):
+        return _clip(value, EXCERPT_CHARS)
+    return _clip(repr(value), EXCERPT_CHARS)
+
+
+def safe_error(error: dict[str, Any]) -> dict[str, Any]:
+    """One pydantic error as a :class:`FieldError` dict that cannot echo more than a few dozen characters.
+
+    Keys of the input appear in ``loc`` (an unknown key is an error), so each part is clipped too; the
+    excerpt is left out wherever the path names something secret-looking (``password``, ``token``, …).
+    """
+    loc: list[str | int] = [p if isinstance(p, int) else _clip(str(p), LOC_PART_CHARS) for p in error["loc"]]
+    out: dict[str, Any] = {
+        "loc": loc,
+        "msg": _clip(str(error.get("msg", "")), MSG_CHARS),
+        "type": error["type"],
+    }
+    if "input" in error and not _looks_secret(loc) and error["type"] != "missing":
+        out["input_excerpt"] = value_excerpt(error["input"])
+    return out
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Answer 422 with :func:`safe_error` entries instead of FastAPI's default, which echoes every input."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [safe_error(dict(e)) for e in errors[:MAX_REPORTED_ERRORS]]
+    return JSONResponse({"detail": detail, "errors": len(errors)}, status_code=422)
+
+
+def bearer_token_matches(authorization: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header carries ``Bearer <token>`` (scheme case-insensitive)."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
+
+
+def configured_token(runtime: Runtime) -> str:
+    """The ingest API token from the config ('' when ingest is disabled)."""
+    return runtime.config.api.token.get_secret_value() if runtime.config.api.token else ""
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TOKEN_PATHS = ("/api/articles",)
+
+
+def needs_token(method: str, path: str) -> bool:
+    """Any method but GET/HEAD/OPTIONS (anything that can change state), and all of ``/api/articles``."""
+    return method not in SAFE_METHODS or path == TOKEN_PATHS[0] or path.startswith(TOKEN_PATHS[0] + "/")
+
+
+class AuthGate:
+    """Refuse requests without the bearer token before any of their body is read.
+
+    FastAPI reads and parses a body before it solves a route's dependencies, so a stranger's
+    invalid JSON got a 422 describing it, and a stranger's 10 MB body was read whole, before the
+    token was looked at. Here the headers alone decide: a refused request's ``receive`` is never
+    called (so uvicorn never sends ``100 Continue``), and a request that announced a body gets
+    ``Connection: close`` so the rest of it is not waited for.
+    """
+
+    def __init__(self, app: ASGIApp, web_app: FastAPI) -> None:
+        self.app = app
+        self.web_app = web_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not needs_token(scope["method"], scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        token = configured_token(self.web_app.state.runtime or get_runtime())
+        headers = dict(scope["headers"])
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        if token and bearer_token_matches(authorization, token):
+            await self.app(scope, receive, send)
+            return
+        if token:
+            status, detail, extra = 401, "missing or wrong bearer token", [(b"www-authenticate", b"Bearer")]
+        else:
+            status, detail, extra = 503, "ingest is disabled: set api.token in the config", []
+        has_body = (
+            headers.get(b"content-length", b"0").strip() not in (b"", b"0") or b"transfer-encoding" in headers
+        )
+        response = JSONResponse({"detail": detail}, status_code=status)
+        response.raw_headers.extend(extra)
+        if has_body:
+            response.raw_headers.append((b"connection", b"close"))
+        await response(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -184,13 +334,18 @@ def current_runtime(request: Request) -> Runtime:
 RT = Annotated[Runtime, Depends(current_runtime)]
 
 
-def require_token(r: RT, authorization: Annotated[str | None, Header()] = None) -> None:
-    """Check the ingest bearer token; runs before the body is validated, so strangers learn nothing."""
-    token = r.config.api.token.get_secret_value() if r.config.api.token else ""
+bearer_scheme = HTTPBearer(auto_error=False, description="The config's `api.token`.")
+
+
+def require_token(
+    r: RT, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+) -> None:
+    """Check the bearer token again at the route (:class:`AuthGate` has refused strangers before the body)."""
+    token = configured_token(r)
     if not token:
         raise HTTPException(503, "ingest is disabled: set api.token in the config")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    given = f"Bearer {credentials.credentials}" if credentials else None
+    if not bearer_token_matches(given, token):
         raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -211,12 +366,41 @@ def refuse_unfetchable(r: Runtime, field: str, url: str) -> None:
         pass
 
 
+def store_pushed(r: Runtime, payload: IngestRequest) -> tuple[int, bool]:
+    """Store a validated push; ``(id, created)``.
+
+    Two pushes of one new URL at the same moment both find no row and both insert; the loser's
+    unique-URL violation means the row now exists, so it is pushed once more as an update.
+    """
+    item = PushedArticle(
+        url=str(payload.url),
+        html=payload.html,
+        title=payload.title,
+        content_html=payload.content_html,
+        summary=payload.summary,
+        published=payload.published,
+        authors=tuple(payload.authors),
+        category=payload.category,
+        tags=tuple(payload.tags),
+        image=str(payload.image) if payload.image else None,
+        language=payload.language,
+        source=payload.source,
+    )
+    try:
+        return ingest_article(r, item)
+    except IntegrityError:
+        return ingest_article(r, item)
+
+
 def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     """Build the FastAPI app; ``runtime`` defaults to the process-wide one."""
     app = FastAPI(title="Syndicate", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.runtime = runtime
     app.state.feed_cache = None
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
+    # Outside the body limit: a stranger's body is refused unread, whatever its size.
+    app.add_middleware(AuthGate, web_app=app)
     # Added last, so it is the outermost of ours: feed hits skip the body limit and routing.
     app.add_middleware(FeedFastPath, web_app=app)
 
@@ -258,30 +442,22 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         response.raw_headers = list(headers)
         return response
 
-    @app.post("/api/articles", status_code=202, dependencies=[Depends(require_token)])
+    @app.post(
+        "/api/articles",
+        status_code=202,
+        dependencies=[Depends(require_token)],
+        response_model=IngestAccepted,
+        responses=ERROR_RESPONSES,
+    )
     def ingest(payload: IngestRequest, r: RT) -> dict[str, Any]:
         """Accept a pushed article; it flows through the same pipeline as crawled ones."""
         if payload.source and payload.source not in {s.name for s in r.config.sources}:
-            raise HTTPException(422, f"source: no source named {payload.source!r}")
+            raise HTTPException(422, f"source: no source named {_clip(payload.source, EXCERPT_CHARS)!r}")
         if payload.html is None and payload.title is None:  # only then is the URL itself fetched
             refuse_unfetchable(r, "url", str(payload.url))
         if payload.image:
             refuse_unfetchable(r, "image", str(payload.image))
-        item = PushedArticle(
-            url=str(payload.url),
-            html=payload.html,
-            title=payload.title,
-            content_html=payload.content_html,
-            summary=payload.summary,
-            published=payload.published,
-            authors=tuple(payload.authors),
-            category=payload.category,
-            tags=tuple(payload.tags),
-            image=str(payload.image) if payload.image else None,
-            language=payload.language,
-            source=payload.source,
-        )
-        article_id, created = ingest_article(r, item)
+        article_id, created = store_pushed(r, payload)
         from worker.tasks import process_article
 
         try:
