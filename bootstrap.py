@@ -3,6 +3,8 @@
 
 Creates ``.venv`` next to this file on first use (and refreshes it when pyproject.toml changes),
 installs Syndicate into it, then runs ``syndicate up`` or the test suite with that interpreter.
+Both install the ``dev`` extra, so ``.venv/bin/ruff`` and ``.venv/bin/mypy`` (named in the README)
+exist whichever command ran first; ``test`` adds the test tools on top.
 Only the Python standard library is used here, so it runs on a bare Python 3.11.
 """
 
@@ -46,6 +48,11 @@ def ensure_venv(extras: str) -> None:
     stamp.write_text(digest)
 
 
+def extras_for(command: str) -> str:
+    """The extras installed before ``command``: the test tools for ``test``, the dev tools for anything."""
+    return "test" if command == "test" else "dev"
+
+
 def main(argv: list[str]) -> int:
     """Dispatch ``up`` / ``test`` / any other syndicate subcommand."""
     if not argv or argv[0] in ("-h", "--help"):
@@ -53,10 +60,9 @@ def main(argv: list[str]) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     os.chdir(ROOT)
+    ensure_venv(extras_for(command))
     if command == "test":
-        ensure_venv("test")
         return run_forwarding_ctrl_c([str(PYTHON), "-m", "pytest", *rest])
-    ensure_venv("")
     return run_forwarding_ctrl_c([str(BIN / "syndicate"), command, *rest])
 
 
