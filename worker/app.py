@@ -71,8 +71,18 @@ def create_app(settings: Settings | None = None) -> Celery:
             "syndicate.noop": {"queue": "fetch"},
         },
         beat_schedule={},
+        # Celery's persistent scheduler plus beat's heartbeat (see worker/heartbeat.py).
+        beat_scheduler="worker.heartbeat:HeartbeatScheduler",
     )
+    connect_observability()
     return app
+
+
+def connect_observability() -> None:
+    """Connect the heartbeat and metrics signal handlers (before a worker boots, which checks for them)."""
+    from worker import heartbeat
+
+    heartbeat.connect_signals()
 
 
 def beat_schedule(config: Config, source_ids: dict[str, int]) -> dict[str, dict[str, object]]:

@@ -1,0 +1,227 @@
+"""Worker and beat heartbeats in Redis, and the liveness they give ``/healthz``, the status page and metrics.
+
+Each Celery worker node (its main process, not every pool child) writes ``hostname -> time`` into the
+hash :data:`WORKERS_KEY` from Celery's own ``heartbeat_sent`` signal: the consumer's event loop fires
+it every 2 s, so a worker whose loop is stuck or that lost its broker stops beating even though its
+process lives. Writes are throttled to one per :data:`INTERVAL` seconds; ``worker_ready`` writes at
+once and ``worker_shutdown`` removes the entry, so a worker stopped on purpose disappears instead of
+turning stale. Beat writes into :data:`BEAT_KEY` from its scheduler's ``tick`` (see
+:class:`HeartbeatScheduler`, installed as ``beat_scheduler`` by :mod:`worker.app`, which also caps
+beat's sleep between ticks at :data:`INTERVAL`), so only a beat whose loop turns counts as alive.
+
+Times are Redis's own clock (``TIME`` inside a script for writes, in the same pipeline for reads), so
+the age of a heartbeat written on another machine does not depend on the two machines' clocks.
+Heartbeat writes use their own client with short timeouts: a slow Redis delays a beat by at most
+one second and never raises into Celery.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+log = logging.getLogger(__name__)
+
+WORKERS_KEY = "syndicate:heartbeat:workers"
+BEAT_KEY = "syndicate:heartbeat:beat"
+INTERVAL = 5.0
+# A heartbeat older than this means the process (or its loop) is gone: several missed beats.
+STALE_AFTER = 30.0
+# Entries of processes gone this long are dropped from the hashes (a worker renamed or retired).
+FORGET_AFTER = 86_400.0
+
+# HSET field -> Redis server time; then drop fields older than ARGV[2] seconds (0: keep all).
+_BEAT_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%.6f', now))
+local forget = tonumber(ARGV[2])
+if forget > 0 then
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    if now - tonumber(all[i + 1]) > forget then redis.call('HDEL', KEYS[1], all[i]) end
+  end
+end
+return string.format('%.6f', now)
+"""
+
+
+def beat(client: redis.Redis, key: str, name: str, *, prune: bool = False) -> float:
+    """Record that ``name`` is alive now (Redis time) in hash ``key``; returns that time."""
+    forget = FORGET_AFTER if prune else 0
+    return float(client.eval(_BEAT_SCRIPT, 1, key, name, forget))
+
+
+def forget(client: redis.Redis, key: str, name: str) -> None:
+    """Remove ``name``'s heartbeat (a clean shutdown: the process is gone, not stale)."""
+    client.hdel(key, name)
+
+
+def _ages(entries: dict[Any, Any], now: float) -> list[dict[str, Any]]:
+    rows = []
+    for name, stamp in entries.items():
+        age = max(0.0, now - float(stamp))
+        if age <= FORGET_AFTER:
+            rows.append({"name": _text(name), "age_seconds": round(age, 3)})
+    return sorted(rows, key=lambda row: row["name"])
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def liveness(client: redis.Redis) -> dict[str, Any]:
+    """Every worker's and beat's heartbeat age, read in one round trip.
+
+    ``{"workers": [{"name", "age_seconds"}, ...], "beat": {"name", "age_seconds"} | None}``;
+    ``beat`` is the freshest beat heartbeat (one beat should run; two would show as the younger).
+    Raises :class:`redis.RedisError` when Redis does not answer.
+    """
+    pipe = client.pipeline(transaction=False)
+    pipe.time()
+    pipe.hgetall(WORKERS_KEY)
+    pipe.hgetall(BEAT_KEY)
+    (seconds, micros), workers, beats = pipe.execute()
+    now = seconds + micros / 1e6
+    beat_rows = _ages(beats, now)
+    return {
+        "workers": _ages(workers, now),
+        "beat": min(beat_rows, key=lambda row: row["age_seconds"]) if beat_rows else None,
+    }
+
+
+def is_alive(age_seconds: float | None, threshold: float = STALE_AFTER) -> bool:
+    """Whether a heartbeat of this age (None: never seen) means the process is alive."""
+    return age_seconds is not None and age_seconds <= threshold
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What :func:`liveness` means for health: ``worker``/``beat`` are "ok", "stale" or "missing"."""
+
+    worker: str
+    beat: str
+    live_workers: int
+
+    @property
+    def ok(self) -> bool:
+        """At least one live worker and a live beat."""
+        return self.worker == "ok" and self.beat == "ok"
+
+
+def judge(live: dict[str, Any], threshold: float = STALE_AFTER) -> Verdict:
+    """Pure: "ok" when some worker (and the beat) beat within ``threshold`` s, else "stale" or "missing"."""
+    workers = live.get("workers") or []
+    alive = sum(1 for row in workers if is_alive(row["age_seconds"], threshold))
+    worker = "ok" if alive else ("stale" if workers else "missing")
+    beat_row = live.get("beat")
+    beat_state = (
+        "missing" if beat_row is None else ("ok" if is_alive(beat_row["age_seconds"], threshold) else "stale")
+    )
+    return Verdict(worker=worker, beat=beat_state, live_workers=alive)
+
+
+# ---- writers: Celery signal handlers and the beat scheduler ---------------------------------------------
+
+_client: redis.Redis | None = None
+_last_beat: dict[str, float] = {}
+
+
+def _heartbeat_client() -> redis.Redis:
+    global _client
+    if _client is None:
+        from config import get_settings
+
+        _client = redis.Redis.from_url(
+            get_settings().effective_redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+    return _client
+
+
+def beat_safely(key: str, name: str, *, force: bool = False, prune: bool = False) -> None:
+    """Write a heartbeat unless one was written less than :data:`INTERVAL` s ago; never raises."""
+    now = time.monotonic()
+    if not force and now - _last_beat.get(key + name, -INTERVAL) < INTERVAL:
+        return
+    try:
+        beat(_heartbeat_client(), key, name, prune=prune)
+        _last_beat[key + name] = now
+    except Exception as exc:  # a heartbeat must never break the worker or beat it reports on
+        log.warning("could not write the %s heartbeat to Redis: %s", name, exc)
+
+
+def _hostname(sender: Any) -> str:
+    for owner in (sender, getattr(sender, "eventer", None)):
+        name = getattr(owner, "hostname", None)
+        if name:
+            return str(name)
+    import socket
+
+    return socket.gethostname()
+
+
+def on_worker_ready(sender: Any = None, **_: Any) -> None:
+    """``worker_ready``: beat at once, and drop long-gone workers' entries."""
+    beat_safely(WORKERS_KEY, _hostname(sender), force=True, prune=True)
+
+
+def on_heartbeat_sent(sender: Any = None, **_: Any) -> None:
+    """``heartbeat_sent`` (every 2 s from the consumer's loop): beat, throttled."""
+    beat_safely(WORKERS_KEY, _hostname(sender))
+
+
+def on_worker_shutdown(sender: Any = None, **_: Any) -> None:
+    """``worker_shutdown``: this worker is going away on purpose, so it leaves the list."""
+    try:
+        forget(_heartbeat_client(), WORKERS_KEY, _hostname(sender))
+    except Exception as exc:
+        log.warning("could not remove the worker heartbeat: %s", exc)
+
+
+def connect_signals() -> None:
+    """Connect the worker handlers; must run before the worker boots (Celery checks for receivers then)."""
+    from celery import signals
+
+    signals.worker_ready.connect(on_worker_ready, weak=False, dispatch_uid="syndicate-heartbeat-ready")
+    signals.heartbeat_sent.connect(on_heartbeat_sent, weak=False, dispatch_uid="syndicate-heartbeat-sent")
+    signals.worker_shutdown.connect(on_worker_shutdown, weak=False, dispatch_uid="syndicate-heartbeat-down")
+
+
+def beat_name() -> str:
+    """The name beat's heartbeat carries: ``beat@<host>``."""
+    import socket
+
+    return f"beat@{socket.gethostname()}"
+
+
+def _scheduler_base() -> type:
+    from celery.beat import PersistentScheduler
+
+    return PersistentScheduler
+
+
+class HeartbeatScheduler(_scheduler_base()):  # type: ignore[misc]
+    """Celery's default (persistent) beat scheduler that also writes beat's heartbeat on each tick."""
+
+    def setup_schedule(self) -> None:
+        """Load the schedule as usual, then beat at once (beat is up)."""
+        super().setup_schedule()
+        beat_safely(BEAT_KEY, beat_name(), force=True, prune=True)
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """Run due entries as usual, beat (throttled), and never sleep longer than :data:`INTERVAL`."""
+        interval = super().tick(*args, **kwargs)
+        beat_safely(BEAT_KEY, beat_name())
+        return float(min(interval, INTERVAL))
+
+    def close(self) -> None:
+        """Stop as usual; a beat stopped on purpose removes its heartbeat."""
+        super().close()
+        try:
+            forget(_heartbeat_client(), BEAT_KEY, beat_name())
+        except Exception as exc:
+            log.warning("could not remove the beat heartbeat: %s", exc)
