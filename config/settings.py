@@ -11,7 +11,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("syndicate.yaml")
@@ -33,9 +33,24 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, validation_alias="SYNDICATE_HTTP_PORT")
     public_url: str | None = Field(default=None, validation_alias="SYNDICATE_PUBLIC_URL")
     flower_port: int = Field(default=5555, validation_alias="SYNDICATE_FLOWER_PORT")
+    # Flower listens on SYNDICATE_FLOWER_HOST (default: SYNDICATE_HTTP_HOST); on any address but
+    # loopback it refuses to start without FLOWER_BASIC_AUTH ("user:password[,user2:password2]").
+    flower_host: str | None = Field(default=None, validation_alias="SYNDICATE_FLOWER_HOST")
+    flower_basic_auth: SecretStr | None = Field(default=None, validation_alias="FLOWER_BASIC_AUTH")
     visibility_timeout: int = Field(default=3600, ge=10, validation_alias="SYNDICATE_VISIBILITY_TIMEOUT")
     worker_concurrency: int = Field(default=2, ge=1, validation_alias="SYNDICATE_WORKER_CONCURRENCY")
     log_level: str = Field(default="INFO", validation_alias="SYNDICATE_LOG_LEVEL")
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _user_password_pairs(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        for pair in value.get_secret_value().split(","):
+            user, colon, password = pair.partition(":")
+            if not (user and colon and password):
+                raise ValueError("expected user:password (several separated by commas)")
+        return value
 
     @property
     def effective_database_url(self) -> str:
