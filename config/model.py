@@ -586,29 +586,50 @@ class Config(_Strict):
         raise KeyError(name)
 
 
-def _cross_check(config: Config) -> list[str]:
+def _cross_check(data: Mapping[str, Any]) -> list[str]:
+    """Duplicate names and references to missing sources/feeds, read from the raw (env-resolved) data.
+
+    Working on the raw mapping rather than the validated :class:`Config` lets these problems be
+    reported in the same run as the field errors: an item with a bad field still defines its name.
+    """
+
+    def items(section: str) -> list[tuple[int, Mapping[str, Any]]]:
+        value = data.get(section)
+        if not isinstance(value, list):
+            return []
+        return [(i, item) for i, item in enumerate(value) if isinstance(item, Mapping)]
+
+    def refs(item: Mapping[str, Any], key: str) -> list[tuple[int, str]]:
+        value = item.get(key)
+        if not isinstance(value, list):
+            return []
+        return [(j, ref) for j, ref in enumerate(value) if isinstance(ref, str)]
+
     problems: list[str] = []
+    names: dict[str, set[str]] = {}
     for section in ("sources", "feeds", "endpoints"):
         seen: dict[str, int] = {}
-        for i, item in enumerate(getattr(config, section)):
-            if item.name in seen:
+        for i, item in items(section):
+            name = item.get("name")
+            if not isinstance(name, str):
+                continue
+            if name in seen:
                 problems.append(
-                    f"{section}[{i}].name: duplicate name {item.name!r} (also {section}[{seen[item.name]}])"
+                    f"{section}[{i}].name: duplicate name {name!r} (also {section}[{seen[name]}])"
                 )
-            seen.setdefault(item.name, i)
-    source_names = {s.name for s in config.sources}
-    feed_names = {f.name for f in config.feeds}
-    for i, feed in enumerate(config.feeds):
-        for j, ref in enumerate(feed.sources):
-            if ref not in source_names:
+            seen.setdefault(name, i)
+        names[section] = set(seen)
+    for i, feed in items("feeds"):
+        for j, ref in refs(feed, "sources"):
+            if ref not in names["sources"]:
                 problems.append(f"feeds[{i}].sources[{j}]: no source named {ref!r}")
-    source_names.add("api")  # pushed articles
-    for i, endpoint in enumerate(config.endpoints):
-        for j, ref in enumerate(endpoint.feeds):
-            if ref not in feed_names:
+    sources = names["sources"] | {"api"}  # pushed articles
+    for i, endpoint in items("endpoints"):
+        for j, ref in refs(endpoint, "feeds"):
+            if ref not in names["feeds"]:
                 problems.append(f"endpoints[{i}].feeds[{j}]: no feed named {ref!r}")
-        for j, ref in enumerate(endpoint.sources):
-            if ref not in source_names:
+        for j, ref in refs(endpoint, "sources"):
+            if ref not in sources:
                 problems.append(f"endpoints[{i}].sources[{j}]: no source named {ref!r}")
     return problems
 
@@ -663,6 +684,7 @@ def parse_config(
         raise ConfigError(["(top level): expected a mapping with sources, feeds and endpoints"], path)
     problems: list[str] = []
     resolved = _resolve_env(data, "", lookup, problems)
+    references = _cross_check(resolved)
     try:
         config = Config.model_validate(resolved)
     except ValidationError as exc:
@@ -681,8 +703,8 @@ def parse_config(
                 err = {**err, "loc": (*err["loc"], "kind")}
             msg = msg.removeprefix("Value error, ")
             problems.append(f"{_format_loc(err['loc'])}: {msg}")
-        raise ConfigError(problems, path) from None
-    problems.extend(_cross_check(config))
+        raise ConfigError(problems + references, path) from None
+    problems.extend(references)
     if problems:
         raise ConfigError(problems, path)
     return config
