@@ -17,7 +17,6 @@ before. Cleaned items and their feedgen-built RSS/Atom elements are kept in a by
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import html
 import json
@@ -32,11 +31,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 
 from feeds.content import clean_line, clean_text, excerpt_body, fit_html, html_excerpt, plain_text
-from feeds.extensions import EXTENSION_NAME, SyndicateEntryExtension, SyndicateExtension
+from feeds.entries import WRITERS, WrittenEntry
+from feeds.entries import CleanItem as _Clean
+from feeds.extensions import EXTENSION_NAME, SyndicateExtension
 
 __all__ = [
     "CONTENT_TYPES",
@@ -227,28 +227,6 @@ def feed_updated(meta: FeedMeta, items: Iterable[FeedItem]) -> datetime:
     return max(dates) if dates else EPOCH
 
 
-@dataclass(frozen=True)
-class _Clean:
-    """An item after cleaning, shared by all three writers."""
-
-    raw_id: str
-    iri: str
-    url: str | None
-    title: str
-    summary: str
-    content_html: str
-    truncated: bool
-    published: datetime | None
-    updated: datetime
-    authors: tuple[str, ...]
-    categories: tuple[str, ...]
-    image: str | None
-    image_type: str | None
-    source_name: str
-    source_url: str | None
-    source_id: str | None
-
-
 class _LRU:
     """A thread-safe LRU bounded by the approximate bytes of what it holds."""
 
@@ -389,7 +367,7 @@ def _rss_links(meta: FeedMeta, fmt: str) -> list[tuple[str, str]]:
 
 def _new_generator(meta: FeedMeta, fmt: str, updated: datetime) -> FeedGenerator:
     fg = FeedGenerator()
-    fg.register_extension(EXTENSION_NAME, SyndicateExtension, SyndicateEntryExtension)
+    fg.register_extension(EXTENSION_NAME, SyndicateExtension)
     ext: SyndicateExtension = getattr(fg, EXTENSION_NAME)
     title = plain_text(meta.title) or clean_line(meta.name) or "Feed"
     self_url = clean_text(feed_url(meta, fmt)).strip()
@@ -422,71 +400,13 @@ def _new_generator(meta: FeedMeta, fmt: str, updated: datetime) -> FeedGenerator
     return fg
 
 
-class _PrebuiltEntry(FeedEntry):
-    """A feedgen entry whose RSS or Atom element feedgen built earlier; each render gets a copy."""
-
-    def __init__(self, element: Any) -> None:
-        super().__init__()
-        self._element = element
-
-    def register_extension(self, *args: Any, **kwargs: Any) -> None:
-        """Nothing to register: the extensions already ran when the element was built."""
-
-    def rss_entry(self, extensions: bool = True) -> Any:
-        """A copy of the stored RSS ``<item>``."""
-        return copy.deepcopy(self._element)
-
-    def atom_entry(self, extensions: bool = True) -> Any:
-        """A copy of the stored Atom ``<entry>``."""
-        return copy.deepcopy(self._element)
-
-
-def _build_entry(item: _Clean, fmt: str) -> Any:
-    """The item's RSS ``<item>`` or Atom ``<entry>`` element, built by feedgen and our extension."""
-    fe = FeedEntry()
-    fe.register_extension(EXTENSION_NAME, SyndicateEntryExtension)
-    ext: SyndicateEntryExtension = getattr(fe, EXTENSION_NAME)
-    fe.guid(item.iri, permalink=item.url is not None and item.url == item.iri)
-    fe.title(item.title)
-    if item.url and fmt == "rss":
-        fe.link(href=item.url, rel="alternate")
-    fe.updated(item.updated)
-    if item.published:
-        fe.published(item.published)
-    if item.content_html:
-        fe.content(item.content_html, type="html")
-    if item.summary:
-        # RSS <description> is HTML, so the plain-text summary is escaped and labelled html
-        # in Atom too, keeping the two formats saying the same thing.
-        fe.summary(html.escape(item.summary, quote=False), type="html")
-    if fmt == "atom" and not item.content_html:
-        # feedgen insists on content or an alternate link before it builds an entry, and its Atom
-        # links are written by our extension (see there); the summary or title is the content.
-        fe.content(html.escape(item.summary or item.title, quote=False), type="html")
-    if item.authors:
-        fe.author([{"name": name} for name in item.authors])
-        ext.creators = list(item.authors)
-    if item.categories:
-        fe.category([{"term": term} for term in item.categories])
-    if item.image:
-        ext.image_url = item.image
-        ext.image_type = item.image_type
-    ext.link_url = item.url
-    if item.source_name and item.source_id:
-        ext.source_title = item.source_name
-        ext.source_id = item.source_id
-        ext.source_url = item.source_url
-        ext.source_updated = item.updated
-    return fe.rss_entry() if fmt == "rss" else fe.atom_entry()
-
-
-def _entry(item: _Clean, fmt: str) -> _PrebuiltEntry:
+def _entry(item: _Clean, fmt: str) -> WrittenEntry:
     key = (fmt, item)
     element = _CACHE.get(key)
     if element is None:
-        element = _build_entry(item, fmt)
+        element = WRITERS[fmt](item)
         _CACHE.put(key, element, 2 * len(item.content_html) + 2000)
-    return _PrebuiltEntry(element)
+    return WrittenEntry(element)
 
 
 def _hex_refs(match: re.Match[bytes]) -> bytes:
