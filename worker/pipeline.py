@@ -154,7 +154,8 @@ def backoff_delay(schedule: float, consecutive_errors: int, retry_after: float |
 class CrawlReport:
     """What one crawl of a source did: the article ids to process and, if it failed, why.
 
-    ``deferred`` means it did not run because the source is backing off; ``requests``,
+    ``deferred`` means it did not run because the source is backing off, ``paused`` because an
+    operator paused it (``syndicate source pause``); ``requests``,
     ``not_modified`` and ``bytes`` are the crawl's own requests (not the articles').
     """
 
@@ -162,6 +163,7 @@ class CrawlReport:
     ids: list[int] = field(default_factory=list)
     error: str | None = None
     deferred: datetime | None = None
+    paused: bool = False
     new: int = 0
     refreshed: int = 0
     skipped: int = 0
@@ -278,6 +280,7 @@ def run_crawl(rt: Runtime, source_id: int, *, force: bool = False) -> CrawlRepor
         if source is None:
             raise LookupError(f"no source with id {source_id}")
         name, next_crawl_at, cursor = source.name, source.next_crawl_at, source.cursor
+        paused = source.paused_at is not None
         first = source.last_success_at is None
         stored_count = session.scalar(
             select(func.count()).select_from(Article).where(Article.source_id == source_id)
@@ -290,6 +293,10 @@ def run_crawl(rt: Runtime, source_id: int, *, force: bool = False) -> CrawlRepor
             log.warning("source %s is no longer configured; skipping crawl", name)
         return report
     if source_config.kind == "push":
+        return report
+    if paused:  # an operator's `syndicate source pause`: beat's runs and forced crawls alike fetch nothing
+        log.info("source %s is paused; skipping this crawl", name)
+        report.paused = True
         return report
     now = utcnow()
     if not force and next_crawl_at is not None and now < next_crawl_at:

@@ -89,6 +89,9 @@ class Source(Base):
     next_crawl_at: Mapped[datetime | None] = mapped_column(default=None)
     # Where an interrupted crawl (host busy) resumes: the documents it had still to fetch.
     cursor: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Paused by an operator (`syndicate source pause`): neither beat nor the crawl task fetches it.
+    paused_at: Mapped[datetime | None] = mapped_column(default=None)
+    pause_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
     articles: Mapped[list[Article]] = relationship(back_populates="source")
 
