@@ -225,3 +225,34 @@ class HeartbeatScheduler(_scheduler_base()):  # type: ignore[misc]
             forget(_heartbeat_client(), BEAT_KEY, beat_name())
         except Exception as exc:
             log.warning("could not remove the beat heartbeat: %s", exc)
+
+
+# ---- what /healthz says ----------------------------------------------------------------------------------
+
+#: After the web process starts, a worker or beat not seen yet is "starting", not missing: ``syndicate up``
+#: and compose start web, worker and beat together and a worker takes seconds to boot.
+STARTUP_GRACE = 60.0
+
+
+def health_checks(live: dict[str, Any], uptime: float, threshold: float = STALE_AFTER) -> dict[str, str]:
+    """Pure: ``{"worker": ..., "beat": ...}`` for ``/healthz``; "ok" and "starting" are healthy.
+
+    Anything else ("stale: ...", "missing") makes the deployment degraded: no worker beat within
+    ``threshold`` seconds, or beat did not.
+    """
+    verdict = judge(live, threshold)
+    out: dict[str, str] = {}
+    workers = live.get("workers") or []
+    freshest = min((row["age_seconds"] for row in workers), default=None)
+    beat_row = live.get("beat")
+    for part, state, age in (
+        ("worker", verdict.worker, freshest),
+        ("beat", verdict.beat, beat_row["age_seconds"] if beat_row else None),
+    ):
+        if state == "missing" and uptime < STARTUP_GRACE:
+            out[part] = "starting"
+        elif state == "stale":
+            out[part] = f"stale: last heartbeat {age:.0f}s ago"
+        else:
+            out[part] = state
+    return out

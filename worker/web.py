@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from worker import heartbeat
 from worker.feedcache import CachedFeed, FeedCache
 from worker.pipeline import MAX_URL_CHARS, PushedArticle, ingest_article
 from worker.runtime import Runtime, get_runtime
@@ -397,6 +399,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     app = FastAPI(title="Syndicate", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.runtime = runtime
     app.state.feed_cache = None
+    app.state.started = time.monotonic()  # /healthz: the start-up grace for workers and beat
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
     # Outside the body limit: a stranger's body is refused unread, whatever its size.
@@ -405,8 +408,15 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(FeedFastPath, web_app=app)
 
     @app.get("/healthz")
-    def healthz(r: RT) -> JSONResponse:
-        """Liveness and readiness: the database and Redis both answer."""
+    def healthz(r: RT, request: Request) -> JSONResponse:
+        """Liveness and readiness: the database and Redis answer, a worker and beat sent heartbeats.
+
+        503 "degraded" when a check fails, no worker beat within ``heartbeat.STALE_AFTER`` s or beat
+        did not; a worker or beat not seen yet in the first ``heartbeat.STARTUP_GRACE`` s of this
+        process is "starting" (``syndicate up`` and compose start them together).
+        """
+        import redis
+
         checks: dict[str, str] = {}
         try:
             with r.session() as session:
@@ -414,15 +424,21 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"
+        live: dict[str, Any] = {"workers": [], "beat": None}
+        client = redis.Redis.from_url(r.settings.effective_redis_url, socket_timeout=2)
         try:
-            import redis
-
-            redis.Redis.from_url(r.settings.effective_redis_url, socket_timeout=2).ping()
+            client.ping()
             checks["redis"] = "ok"
+            live = heartbeat.liveness(client)
+            checks.update(heartbeat.health_checks(live, time.monotonic() - request.app.state.started))
         except Exception as exc:
-            checks["redis"] = f"error: {type(exc).__name__}"
-        ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", **checks}, status_code=200 if ok else 503)
+            checks.setdefault("redis", f"error: {type(exc).__name__}")
+            checks.update(worker="unknown", beat="unknown")
+        finally:
+            client.close()
+        ok = all(v in ("ok", "starting") for v in checks.values())
+        body = {"status": "ok" if ok else "degraded", **checks, "liveness": live}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.api_route("/feeds/{name}.{fmt}", methods=["GET", "HEAD"])
     def feed(name: str, fmt: str, request: Request) -> Response:
