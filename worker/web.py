@@ -59,6 +59,15 @@ class IngestRequest(BaseModel):
     language: str | None = Field(default=None, max_length=16)
     source: str | None = Field(default=None, max_length=63)
 
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # JSON may carry "\\u0000", which PostgreSQL's text columns refuse: a 422 here, not a failed INSERT.
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and "\x00" in item:
+                raise ValueError("text must not contain NUL characters")
+        return value
+
     @field_validator("url")
     @classmethod
     def _url_length(cls, value: AnyHttpUrl) -> AnyHttpUrl:
@@ -121,7 +130,9 @@ SECRET_WORDS = ("token", "secret", "passw", "authoriz", "api_key", "apikey", "co
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} chars)"
+    clipped = text if len(text) <= limit else f"{text[:limit]}… ({len(text)} chars)"
+    # A lone surrogate from JSON ("\\ud800") cannot be encoded in the UTF-8 answer: shown escaped.
+    return clipped.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _looks_secret(loc: list[str | int]) -> bool:
