@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("syndicate.yaml")
 
@@ -40,6 +41,28 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(default=3600, ge=10, validation_alias="SYNDICATE_VISIBILITY_TIMEOUT")
     worker_concurrency: int = Field(default=2, ge=1, validation_alias="SYNDICATE_WORKER_CONCURRENCY")
     log_level: str = Field(default="INFO", validation_alias="SYNDICATE_LOG_LEVEL")
+    # Seconds between a share's failed attempts, e.g. "1,2,4" (default: worker.outbox.RETRY_SCHEDULE).
+    # Shortened by the fault tests, which cannot wait out the production schedule.
+    share_retry_schedule: Annotated[tuple[float, ...] | None, NoDecode] = Field(
+        default=None, validation_alias="SYNDICATE_SHARE_RETRY_SCHEDULE"
+    )
+
+    @field_validator("share_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not parts:
+                return None
+            return tuple(parts)
+        return value
+
+    @field_validator("share_retry_schedule")
+    @classmethod
+    def _positive_schedule(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is not None and any(wait <= 0 for wait in value):
+            raise ValueError("every wait must be a positive number of seconds")
+        return value
 
     @field_validator("flower_basic_auth")
     @classmethod

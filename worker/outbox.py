@@ -471,9 +471,10 @@ def _retry_later(rt: Runtime, share_id: int, endpoint: str, exc: TransientShareE
             not_before=utcnow() + timedelta(seconds=exc.retry_after),
         )
         raise Deferred(exc.retry_after, message)
-    if attempts > len(RETRY_SCHEDULE):
+    schedule = rt.settings.share_retry_schedule or RETRY_SCHEDULE
+    if attempts > len(schedule):
         return _finish(rt, share_id, status="failed", error=f"gave up after {attempts} attempts: {message}")
-    wait = max(float(RETRY_SCHEDULE[attempts - 1]), exc.retry_after or 0.0)
+    wait = max(float(schedule[attempts - 1]), exc.retry_after or 0.0)
     _finish(rt, share_id, status="pending", error=message, not_before=utcnow() + timedelta(seconds=wait))
     raise Deferred(wait, message)
 
@@ -651,10 +652,16 @@ def mark_sent(rt: Runtime, share_id: int, remote_url: str | None = None) -> bool
 
 
 def stale_shares(rt: Runtime, older_than: timedelta) -> list[int]:
-    """Pending shares that are due and untouched for ``older_than``, and claims left by dead workers."""
+    """Shares a sweep may have to deliver again: due and pending for ``older_than``, or claimed and dead.
+
+    Pending shares count once created ``older_than`` ago and due (``not_before`` passed); ``sending``
+    ones once their claim is older than the claim lease (no live task can hold it). Shares of an
+    endpoint an operator or a permanent error disabled are held on purpose and left out.
+    """
     now = utcnow()
     cutoff = now - older_than
     lease_cutoff = now - timedelta(seconds=rt.claim_lease)
+    disabled = select(EndpointRow.name).where(EndpointRow.disabled_at.is_not(None))
     with rt.session() as session:
         return list(
             session.scalars(
@@ -665,7 +672,8 @@ def stale_shares(rt: Runtime, older_than: timedelta) -> list[int]:
                         & (Share.created_at < cutoff)
                         & ((Share.not_before.is_(None)) | (Share.not_before <= now))
                     )
-                    | ((Share.status == "sending") & (Share.claimed_at < lease_cutoff))
+                    | ((Share.status == "sending") & (Share.claimed_at < lease_cutoff)),
+                    Share.endpoint.not_in(disabled),
                 )
                 .order_by(Share.id)
                 .limit(500)
