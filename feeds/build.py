@@ -98,8 +98,9 @@ class FeedItem:
     ``source_id`` attribute a partner's article (an Atom ``<source>`` needs all three).
 
     ``content_is_clean`` says ``content_html`` already went through an nh3 allowlist no wider than
-    :func:`feeds.content.sanitize_html`'s (the normalizer's: the pipeline sets it for stored
-    articles), so the builder does not sanitize it a second time. It defaults to False: any other
+    :func:`feeds.content.sanitize_html`'s and :func:`feeds.content.clean_text` (the normalizer's
+    sanitize does both: the pipeline sets it for stored articles), so the builder neither sanitizes
+    nor scans it a second time. It defaults to False: any other
     caller's body is sanitized here.
     """
 
@@ -320,6 +321,7 @@ def _clean_item(item: FeedItem, raw_id: str, meta: FeedMeta, fallback: datetime)
         source_name=source_name,
         source_url=_http_url(item.source_url),
         source_id=_as_iri(clean_text(item.source_id)) if item.source_id and source_name else None,
+        content_bytes=len(body.encode("utf-8")),
     )
     _CACHE.put(key, cleaned, 2 * len(body) + len(summary) + 1000)
     return cleaned
@@ -336,18 +338,19 @@ def _clean_items(items: Sequence[FeedItem], meta: FeedMeta, fallback: datetime) 
             continue
         seen_ids.add(raw_id)
         cleaned = _clean_item(item, raw_id, meta, fallback)
-        size = len(cleaned.content_html.encode("utf-8"))
+        size = cleaned.content_bytes
         if spent + size > meta.max_feed_bytes and cleaned.content_html:
             # Over the feed budget: the item stays (no hole in the history) with a short body.
             key = ("short", cleaned)
             short_item: _Clean | None = _CACHE.get(key)
             if short_item is None:
                 short = excerpt_body(cleaned.content_html, cleaned.url)
-                short_item = replace(cleaned, content_html=short, truncated=True)
+                short_item = replace(
+                    cleaned, content_html=short, truncated=True, content_bytes=len(short.encode("utf-8"))
+                )
                 _CACHE.put(key, short_item, len(short) + 1000)
             cleaned = short_item
-            short = cleaned.content_html
-            size = len(short.encode("utf-8"))
+            size = cleaned.content_bytes
         spent += size
         out.append(cleaned)
     return out

@@ -56,6 +56,9 @@ def clean_text(value: str | None) -> str:
     """``value`` without XML-illegal characters, C1 controls and bidi overrides."""
     if not value:
         return ""
+    if value.isascii() and value.isprintable():
+        # Printable ASCII has none of them; both checks are far cheaper than the regex scan.
+        return value
     return _XML_ILLEGAL.sub("", value)
 
 
@@ -157,14 +160,16 @@ def fit_html(
     that second nh3 pass was most of a cold render. A body cut to the parse prefix is sanitized
     anyway: the cut may fall inside an attribute value, and the sanitizer closes whatever it opened.
     """
-    text = clean_text(content_html)
+    # A sanitized body is also clean text already (the normalizer's sanitize ends with clean_text).
+    text = content_html if sanitized else clean_text(content_html)
     cut = len(text) > 2 * max_bytes
     if cut:
         # Cut before a tag starts so the sanitizer never sees half an attribute.
         end = text.rfind("<", 0, 2 * max_bytes)
         text = text[: end if end > 0 else 2 * max_bytes]
     clean = text.strip() if sanitized and not cut else sanitize_html(text)
-    if not cut and len(clean.encode("utf-8")) <= max_bytes:
+    # UTF-8 takes at most 4 bytes per code point: most bodies are under budget without encoding.
+    if not cut and (4 * len(clean) <= max_bytes or len(clean.encode("utf-8")) <= max_bytes):
         return clean, False
     tail = read_more(url)
     budget = max_bytes - len(tail.encode("utf-8"))

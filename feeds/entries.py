@@ -55,6 +55,7 @@ class CleanItem:
     source_name: str
     source_url: str | None
     source_id: str | None
+    content_bytes: int = 0
 
 
 def _text(parent: Any, tag: str, text: str) -> Any:

@@ -198,3 +198,22 @@ def test_unclosed_nesting_of_inline_tags() -> None:
     document = f"<html><body><p>{text * 2}" + "<b><i>" * 50_000 + f"{text}</p></body></html>"
     article = normalize(document, URL)
     assert "never closed must not break the page" in article.text
+
+
+_UNSAFE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffe\uffff]")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.lists(
+        st.characters(blacklist_categories=["Cs"])
+        | st.sampled_from(["&#x9f;", "&#x202e;", "\u2066", "\x85", "&#8238;", "\x01", "é"]),
+        max_size=30,
+    ).map("".join)
+)
+def test_sanitized_bodies_carry_no_controls_or_bidi_overrides(text: str) -> None:
+    """Feeds trust stored bodies (``content_is_clean``): the normalizer must leave nothing XML or readers
+    would choke on, including controls spelled as character references, which nh3 decodes."""
+    out = sanitize(f"<p>{text}</p><p>Trojan &#x202e;source&#x202c; and &#133;</p>")
+    assert not _UNSAFE_TEXT.search(out), out
+    assert "source" in out

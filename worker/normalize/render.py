@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import nh3
 
+from feeds.content import clean_text
 from worker.normalize.tree import Element, parse, tag_name
 
 ALLOWED_TAGS = frozenset(
@@ -215,6 +216,10 @@ def _clean(fragment: str) -> str:
         strip_comments=True,
         link_rel="noopener noreferrer",
     )
+    # What XML cannot carry, C1 controls and bidi overrides go here (after nh3, which decodes
+    # character references into them), once per article, so a feed render can trust a stored body
+    # (feeds.content.fit_html with sanitized=True skips the scan).
+    cleaned = clean_text(cleaned)
     for _ in range(6):
         reduced = _EMPTY.sub("", cleaned)
         if reduced == cleaned:
