@@ -450,9 +450,10 @@ def cmd_beat(args: argparse.Namespace) -> int:
     settings, config = _load(args)
     ids = _prepare_database(settings, config)
     from worker.app import app, beat_schedule
+    from worker.sweep import beat_entry as sweep_beat_entry
 
     schedule = beat_schedule(config, ids)
-    schedule["sweep"] = {"task": "syndicate.sweep", "schedule": 300.0}
+    schedule["sweep"] = sweep_beat_entry()
     app.conf.beat_schedule = schedule
     _crawl_overdue_sources(config, ids)
     settings.var_dir.mkdir(parents=True, exist_ok=True)

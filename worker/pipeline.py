@@ -1059,16 +1059,14 @@ def ingest_article(rt: Runtime, item: PushedArticle) -> tuple[int, bool]:
 
 
 def stale_work(rt: Runtime, older_than: timedelta = timedelta(minutes=10)) -> tuple[list[int], list[int]]:
-    """Pending articles and shares untouched for ``older_than``: their task message was probably lost."""
-    cutoff = utcnow() - older_than
-    with rt.session() as session:
-        articles = list(
-            session.scalars(
-                select(Article.id)
-                .where(Article.status == "pending", Article.last_seen_at < cutoff)
-                .limit(500)
-            )
-        )
-    from worker.outbox import stale_shares
+    """Pending articles and shares untouched for ``older_than``, whatever is in flight.
 
+    The database half of :func:`worker.sweep.find_orphans` (which also checks the work markers
+    in Redis and the other stages); kept for callers that have no Redis.
+    """
+    from worker.outbox import stale_shares
+    from worker.sweep import pending_articles
+
+    with rt.session() as session:
+        articles = pending_articles(session, utcnow() - older_than)
     return articles, stale_shares(rt, older_than)

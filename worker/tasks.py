@@ -17,6 +17,7 @@ from celery import Task
 from sqlalchemy import select
 
 from worker import feedcache, outbox, pipeline, websub
+from worker import sweep as sweeping
 from worker.app import app
 from worker.errors import HostBusy, Retryable
 from worker.runtime import Runtime, get_runtime
@@ -231,12 +232,23 @@ def noop(n: int = 0) -> int:
     return n
 
 
-@app.task(name="syndicate.sweep", acks_late=True)
+@app.task(name="syndicate.sweep", acks_late=True, queue="render")
 def sweep() -> dict[str, int]:
-    """Re-enqueue work whose message was lost (e.g. Redis was down when it was sent)."""
-    articles, shares = pipeline.stale_work(get_runtime())
-    for article_id in articles:
+    """Re-enqueue every stage's orphaned work (see :mod:`worker.sweep`); beat runs it every 15 s.
+
+    It rides the render queue, which stays short, so a backlog of fetches does not delay recovery.
+    """
+    found = sweeping.sweep(get_runtime(), _redis())
+    if found is None:
+        return {"skipped": 1}  # another sweep holds the lock and enqueues the same orphans
+    for source_id in found.crawls:
+        crawl_source.delay(source_id)
+    for article_id in found.articles:
         process_article.delay(article_id)
-    for share_id in shares:
+    for article_id in found.plans:
+        plan_shares.delay(article_id)
+    for share_id in found.shares:
         deliver_share.delay(share_id)
-    return {"articles": len(articles), "shares": len(shares)}
+    for feed_name in found.renders:
+        render_feed.delay(feed_name)
+    return found.counts()

@@ -1,0 +1,311 @@
+"""The sweep (worker/sweep.py): each orphan kind is found, and work that is only queued, held by a live
+worker, too young or held on purpose is not; the work markers the signal handlers write; the lock.
+
+Real database (SQLite and PostgreSQL through ``make_pipe``), real Redis for the markers and heartbeats,
+a real webhook receiver; the stage functions are called directly (no Celery), as in the other pipeline
+tests. Markers are written through the same functions the signal handlers call.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import update
+
+from tests.pipeline.conftest import Pipe
+from tests.pipeline.receivers import Answer, Receiver
+from tests.support.services import RedisServer
+from worker import heartbeat, sweep
+from worker.outbox import deliver_share, plan_shares, set_endpoint_enabled
+from worker.pipeline import render_feed, stale_work
+from worker.store.models import Article, FeedRender, Share, Source, utcnow
+
+SECRET = "whsec_" + base64.b64encode(b"sweep-test-secret-of-32-bytes!!!").decode()
+ENV = {"HOOK_SECRET": SECRET}
+LONG_AGO = timedelta(minutes=5)
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A flushed Redis database of its own (markers, node boots, heartbeats)."""
+    conn = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/9")
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver that answers 200 (script it for other answers)."""
+    recv = Receiver()
+    recv.thread.start()
+    yield recv
+    recv.server.shutdown()
+    recv.server.server_close()
+
+
+def hook(url: str, **extra: Any) -> dict[str, Any]:
+    """A webhook endpoint that wants the back catalogue too (first-crawl articles are shared)."""
+    return {
+        "name": "hook",
+        "kind": "webhook",
+        "url": url,
+        "secret": "${HOOK_SECRET}",
+        "back_catalogue": True,
+        **extra,
+    }
+
+
+def make(make_pipe: Callable[..., Pipe], site_config: dict[str, Any], *endpoints: dict[str, Any]) -> Pipe:
+    site_config["endpoints"] = list(endpoints)
+    return make_pipe(site_config, ENV)
+
+
+def age(pipe: Pipe, model: Any, ids: list[int], **columns: object) -> None:
+    with pipe.rt.session() as session:
+        session.execute(update(model).where(model.id.in_(ids)).values(**columns))
+
+
+def live(client: redis.Redis, node: str, boot: str) -> None:
+    """Make ``node`` a live worker node with boot ``boot`` (what its signal handlers write)."""
+    heartbeat.beat(client, heartbeat.WORKERS_KEY, node)
+    sweep.register_node(client, node, boot)
+
+
+def test_pending_articles_are_orphans_unless_young_queued_or_held_by_a_live_node(
+    pipe: Pipe, client: redis.Redis
+) -> None:
+    ids = pipe.crawl("valley")
+    assert len(ids) == 3
+    assert sweep.find_orphans(pipe.rt, client).articles == []  # just stored: their messages may be on the way
+
+    age(pipe, Article, ids, last_seen_at=utcnow() - LONG_AGO)
+    assert sweep.find_orphans(pipe.rt, client).articles == ids  # no marker: the messages were lost
+
+    queued, held, dead = ids
+    sweep.mark_published(client, "syndicate.process_article", "t1", [queued])
+    live(client, "w1@host", "boot-a")
+    sweep.mark_received(client, "syndicate.process_article", "t2", [held], "w1@host")
+    client.set(sweep.marker_key("process", held), sweep.held_marker("w1@host", "t2", "boot-a"))
+    # Held by a node that was restarted under the same name: the old boot's messages died with it.
+    client.set(sweep.marker_key("process", dead), sweep.held_marker("w1@host", "t3", "boot-old"))
+    assert sweep.find_orphans(pipe.rt, client).articles == [dead]
+
+    # The live node's heartbeat goes stale: what it held is orphaned too.
+    client.hset(heartbeat.WORKERS_KEY, "w1@host", f"{time.time() - sweep.NODE_STALE_AFTER - 5:.6f}")
+    assert sweep.find_orphans(pipe.rt, client).articles == [held, dead]
+
+    # A flushed Redis loses the markers with the messages: every pending article is an orphan again.
+    client.flushdb()
+    assert sweep.find_orphans(pipe.rt, client).articles == ids
+    pipe.process(ids)
+    assert sweep.find_orphans(pipe.rt, client).articles == []
+
+
+def test_an_interrupted_crawl_is_an_orphan_and_the_articles_it_holds_are_not(
+    pipe: Pipe, client: redis.Redis
+) -> None:
+    ids = pipe.crawl("valley")
+    source_id = pipe.source_id("valley")
+    age(pipe, Article, ids, last_seen_at=utcnow() - LONG_AGO)
+    with pipe.rt.session() as session:
+        session.execute(
+            update(Source).where(Source.id == source_id).values(cursor={"documents": [], "ids": ids[:2]})
+        )
+    found = sweep.find_orphans(pipe.rt, client)
+    assert found.crawls == [source_id]
+    assert found.articles == ids[2:]  # the crawl enqueues the held ones when it completes
+    sweep.mark_published(client, "syndicate.crawl_source", "c1", [source_id], eta=None)
+    assert sweep.find_orphans(pipe.rt, client).crawls == []
+
+
+def test_ready_articles_an_endpoint_selects_without_share_rows_are_orphans(
+    make_pipe: Callable[..., Pipe], site_config: dict[str, Any], client: redis.Redis, receiver: Receiver
+) -> None:
+    pipe = make(
+        make_pipe,
+        site_config,
+        hook(receiver.url),
+        # Selects nothing the fixture site has: its articles are not orphans for it.
+        {**hook(receiver.url), "name": "sports", "categories": ["Sports"]},
+        # Wants no back catalogue: a first crawl's articles are never shared there.
+        {**hook(receiver.url), "name": "news", "back_catalogue": False},
+    )
+    ids = pipe.crawl_and_process("valley")
+    assert sweep.find_orphans(pipe.rt, client).plans == []  # became ready just now
+    age(pipe, Article, ids, fetched_at=utcnow() - timedelta(minutes=2))
+    assert sweep.find_orphans(pipe.rt, client).plans == sorted(ids)
+
+    sweep.mark_published(client, "syndicate.plan_shares", "p1", [ids[0]])
+    assert sweep.find_orphans(pipe.rt, client).plans == sorted(ids[1:])
+    for article_id in ids[1:]:
+        planned = plan_shares(pipe.rt, article_id)
+        assert len(planned) == 1  # only "hook" selects it
+    assert sweep.find_orphans(pipe.rt, client).plans == []
+
+    # Outside the lookback: left to an operator.
+    client.flushdb()
+    age(pipe, Article, [ids[0]], fetched_at=utcnow() - sweep.PLAN_LOOKBACK - timedelta(minutes=1))
+    assert sweep.find_orphans(pipe.rt, client).plans == []
+
+
+def test_shares_due_or_claimed_past_the_lease_are_orphans_unless_in_flight_or_held(
+    make_pipe: Callable[..., Pipe], site_config: dict[str, Any], client: redis.Redis, receiver: Receiver
+) -> None:
+    pipe = make(make_pipe, site_config, hook(receiver.url), {**hook(receiver.url), "name": "paused"})
+    ids = pipe.crawl_and_process("valley")
+    shares = sorted(s for article_id in ids for s in plan_shares(pipe.rt, article_id))
+    assert len(shares) == 6
+    assert sweep.find_orphans(pipe.rt, client).shares == []  # planned just now
+
+    by_endpoint = {s.id: s.endpoint for s in pipe.shares()}
+    hook_shares = [s for s in shares if by_endpoint[s] == "hook"]
+    paused = [s for s in shares if by_endpoint[s] == "paused"]
+    age(pipe, Share, shares, created_at=utcnow() - LONG_AGO)
+    set_endpoint_enabled(pipe.rt, "paused", False)
+    assert sweep.find_orphans(pipe.rt, client).shares == hook_shares  # a disabled endpoint's are held
+
+    waiting, queued, claimed = hook_shares
+    now = utcnow()
+    age(pipe, Share, [waiting], not_before=now + timedelta(minutes=1))  # its retry is not due yet
+    sweep.mark_published(client, "syndicate.deliver_share", "d1", [queued], eta=None)
+    age(pipe, Share, [claimed], status="sending", claimed_at=now - timedelta(seconds=30))
+    assert sweep.find_orphans(pipe.rt, client).shares == []  # a fresh claim may be a live send
+
+    lease = pipe.rt.claim_lease
+    age(pipe, Share, [claimed], claimed_at=now - timedelta(seconds=lease + 5))
+    age(pipe, Share, [waiting], not_before=now - timedelta(seconds=1))
+    assert sweep.find_orphans(pipe.rt, client).shares == [waiting, claimed]
+
+    # Delivering what the sweep found posts each once; the recovered claim resends with its webhook-id.
+    for share_id in (waiting, claimed):
+        assert deliver_share(pipe.rt, share_id) == "sent"
+    assert len(receiver.received) == 2 and len(set(receiver.ids())) == 2
+    assert sweep.find_orphans(pipe.rt, client).shares == []
+    assert set_endpoint_enabled(pipe.rt, "paused", True) == paused
+
+
+def test_two_deliveries_of_one_orphan_post_it_once(
+    make_pipe: Callable[..., Pipe], site_config: dict[str, Any], client: redis.Redis, receiver: Receiver
+) -> None:
+    """A re-enqueued orphan whose original message also comes back: both run at once, one post."""
+    receiver.default = Answer(delay=0.5)
+    pipe = make(make_pipe, site_config, hook(receiver.url))
+    [article_id] = pipe.crawl_and_process("harbour")
+    [share_id] = plan_shares(pipe.rt, article_id)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            results.append(deliver_share(pipe.rt, share_id))
+        except BaseException as exc:  # Deferred ("another worker may be sending it") is a fine answer
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(receiver.received) == 1
+    assert "sent" in results
+    assert all(r in ("sent", "claimed") for r in results)
+    assert all(type(e).__name__ == "Deferred" for e in errors), errors
+    assert len(results) + len(errors) == 2
+
+
+def test_feeds_whose_newest_change_is_newer_than_their_render_are_orphans(
+    pipe: Pipe, client: redis.Redis
+) -> None:
+    ids = pipe.crawl_and_process("valley")
+    long_ago = utcnow() - LONG_AGO
+    age(pipe, Article, ids, changed_at=long_ago)
+    assert sweep.find_orphans(pipe.rt, client).renders == ["all"]  # never rendered
+    render_feed(pipe.rt, "all")
+    assert sweep.find_orphans(pipe.rt, client).renders == []
+    with pipe.rt.session() as session:
+        session.execute(update(FeedRender).values(rendered_at=long_ago + timedelta(seconds=30)))
+    assert sweep.find_orphans(pipe.rt, client).renders == []
+
+    # A change after the render whose render was lost.
+    age(pipe, Article, [ids[0]], changed_at=utcnow() - timedelta(seconds=sweep.MIN_AGE + 1))
+    assert sweep.find_orphans(pipe.rt, client).renders == ["all"]
+    sweep.mark_published(client, "syndicate.render_feed", "r1", ["all"])
+    assert sweep.find_orphans(pipe.rt, client).renders == []  # one is queued
+    client.flushdb()
+    # A render that started after the change but changed no bytes still counts (recorded in Redis).
+    client.set(sweep.RENDERED_PREFIX + "all", f"{time.time():.6f}")
+    assert sweep.find_orphans(pipe.rt, client).renders == []
+
+
+def test_finished_runs_drop_their_marker_and_failures_cool_down(client: redis.Redis) -> None:
+    task = "syndicate.process_article"
+    key = sweep.marker_key("process", 7)
+    live(client, "w1@host", sweep.BOOT)
+    nodes = sweep.live_nodes(client)
+    sweep.mark_received(client, task, "t1", [7], "w1@host")
+    assert sweep.in_flight(client.get(key), nodes)
+    assert client.ttl(key) > 0
+
+    # The run re-enqueued itself (a retry, a reschedule): the new message's marker stays.
+    sweep.mark_published(client, task, "t1", [7], eta=(datetime.now(UTC) + timedelta(minutes=5)).isoformat())
+    assert client.ttl(key) > sweep._queued_ttl() + 250
+    assert not sweep.mark_finished(client, task, "t1", [7], "w1@host", failed=False)
+    assert client.get(key) == b"q|t1"
+
+    sweep.mark_received(client, task, "t1", [7], "w1@host")
+    assert sweep.mark_finished(client, task, "t1", [7], "w1@host", failed=False)
+    assert client.get(key) is None
+
+    # Failures in a row: a cool-down that doubles (a database outage is retried soon, a crash not in a loop).
+    sweep.mark_received(client, task, "t2", [7], "w1@host")
+    assert sweep.mark_finished(client, task, "t2", [7], "w1@host", failed=True)
+    assert sweep.in_flight(client.get(key), {}) and 25 <= client.ttl(key) <= sweep.FAILURE_COOLDOWN
+    sweep.mark_received(client, task, "t3", [7], "w1@host")
+    assert sweep.mark_finished(client, task, "t3", [7], "w1@host", failed=True)
+    assert sweep.FAILURE_COOLDOWN < client.ttl(key) <= 2 * sweep.FAILURE_COOLDOWN
+    sweep.mark_received(client, task, "t4", [7], "w1@host")
+    assert sweep.mark_finished(client, task, "t4", [7], "w1@host", failed=False)
+    assert client.get(key) is None and client.get(key + ":failures") is None
+
+    # Untracked tasks and tasks without an id argument leave no marker.
+    sweep.mark_published(client, "syndicate.noop", "n1", [1])
+    sweep.mark_published(client, task, "n2", [])
+    assert client.keys(sweep.PREFIX + "*") == [sweep.NODES_KEY.encode()]
+
+
+def test_concurrent_sweeps_enqueue_once(pipe: Pipe, client: redis.Redis) -> None:
+    ids = pipe.crawl("valley")
+    age(pipe, Article, ids, last_seen_at=utcnow() - LONG_AGO)
+    client.set(sweep.LOCK_KEY, "another sweep", px=5000)
+    assert sweep.sweep(pipe.rt, client) is None
+    client.delete(sweep.LOCK_KEY)
+    found = sweep.sweep(pipe.rt, client)
+    assert found is not None and found.articles == ids
+    assert client.get(sweep.LOCK_KEY) is None  # released
+    # What a sweep enqueues is marked as queued by the publish handler: the next sweep finds nothing.
+    for article_id in found.articles:
+        sweep.mark_published(client, "syndicate.process_article", f"s{article_id}", [article_id])
+    again = sweep.sweep(pipe.rt, client)
+    assert again is not None and not again
+
+
+def test_stale_work_keeps_its_database_only_answer(pipe: Pipe) -> None:
+    ids = pipe.crawl("valley")
+    assert stale_work(pipe.rt, timedelta(minutes=1)) == ([], [])
+    age(pipe, Article, ids, last_seen_at=utcnow() - LONG_AGO)
+    assert stale_work(pipe.rt, timedelta(minutes=1)) == (ids, [])
+
+
+def test_the_beat_entry_runs_the_sweep_well_within_a_minute() -> None:
+    entry = sweep.beat_entry()
+    assert entry["task"] == "syndicate.sweep"
+    assert sweep.INTERVAL + sweep.NODE_STALE_AFTER + sweep.MIN_AGE <= 60
+    assert entry["schedule"] == sweep.INTERVAL and entry["options"]["expires"] <= entry["schedule"]
