@@ -8,7 +8,6 @@ and usually no Redis round trip; a miss falls through to the FastAPI route, whic
 from __future__ import annotations
 
 import hmac
-import html
 import logging
 import time
 from datetime import datetime
@@ -405,9 +404,23 @@ def store_pushed(r: Runtime, payload: IngestRequest) -> tuple[int, bool]:
         return ingest_article(r, item)
 
 
+API_DESCRIPTION = (
+    "Push articles into the pipeline, preview what each endpoint would receive, read the status, "
+    "retry failed articles and shares. Endpoints marked with a lock take the config's `api.token` "
+    "as a bearer token."
+)
+
+
 def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     """Build the FastAPI app; ``runtime`` defaults to the process-wide one."""
-    app = FastAPI(title="Syndicate", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="Syndicate",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        docs_url=None,  # add_docs_routes: served offline
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     app.state.runtime = runtime
     app.state.feed_cache = None
     app.state.started = time.monotonic()  # /healthz: the start-up grace for workers and beat
@@ -505,19 +518,6 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         except LookupError as exc:
             raise HTTPException(404, str(exc.args[0])) from None
 
-    @app.get("/api/status")
-    def status(r: RT) -> dict[str, Any]:
-        """The status snapshot as JSON."""
-        with r.session() as session:
-            return snapshot(session, r.config, r.settings.base_url)
-
-    @app.get("/", response_class=HTMLResponse)
-    def index(r: RT) -> str:
-        """A small status page for humans."""
-        with r.session() as session:
-            snap = snapshot(session, r.config, r.settings.base_url)
-        return render_status_page(snap)
-
     @app.get("/demo/", response_class=HTMLResponse)
     @app.get("/demo/{year}/{month}/{slug}.html", response_class=HTMLResponse)
     def demo(request: Request, year: str = "", month: str = "", slug: str = "index") -> Response:
@@ -530,6 +530,8 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         return HTMLResponse(body)
 
     add_discovery_routes(app)
+    add_status_routes(app)
+    add_docs_routes(app)
     return app
 
 
@@ -594,65 +596,124 @@ def add_discovery_routes(app: FastAPI) -> None:
         return Response(content=out.body, media_type=out.content_type, headers=headers)
 
 
-def render_status_page(snap: dict[str, Any]) -> str:
-    """The status snapshot as a plain HTML page, its ``<head>`` advertising every feed for autodiscovery.
+def add_status_routes(app: FastAPI) -> None:
+    """The status page ``/``, ``GET /api/status`` and the retry buttons' ``POST`` endpoints.
 
-    The ``<link rel="alternate">`` tags are the ones :func:`autodiscovery_links` writes, built from the
-    feed URLs the snapshot already carries (the snapshot was made from the same config and base URL).
+    The snapshot reads Redis for feed request counts and worker/beat liveness; without Redis those
+    parts say "unknown" and the rest still shows.
     """
-    from feeds.opml import FeedLink, discovery_links
-    from worker.pipeline import OPML_PATH
+    from worker.status import StatusSnapshot, retry_article
+    from worker.statuspage import render_status_page
 
-    e = html.escape
-    links = [
-        FeedLink(title=f["title"], url_base=f["urls"]["rss"].removesuffix(".rss")) for f in snap["feeds"]
-    ]
-    # Feed URLs are "<base>/feeds/<name>.<fmt>": the OPML list sits at the same base.
-    base = links[0].url_base.rsplit("/feeds/", 1)[0] if links else ""
-    head_links = discovery_links(links, base + OPML_PATH if links else None)
-    rows = "".join(
-        f"<tr><td>{e(s['name'])}</td><td>{e(s['kind'])}</td><td>{s['articles']}</td>"
-        f"<td>{e(s['last_crawl_at'] or 'never')}</td><td>{e(s['last_error'] or '')}</td></tr>"
-        for s in snap["sources"]
+    def current_snapshot(r: Runtime) -> dict[str, Any]:
+        import redis
+
+        # A runtime built without a client (tests, embedding) still reads counts and heartbeats.
+        client = r.redis_client or redis.Redis.from_url(r.settings.effective_redis_url, socket_timeout=2)
+        try:
+            with r.session() as session:
+                return snapshot(session, r.config, r.settings.base_url, redis_client=client)
+        finally:
+            if client is not r.redis_client:
+                client.close()
+
+    @app.get("/api/status", response_model=StatusSnapshot)
+    def status(r: RT) -> dict[str, Any]:
+        """Sources, feeds, endpoints, recent failures and worker/beat liveness (what the page shows)."""
+        return current_snapshot(r)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(r: RT) -> str:
+        """The status page for humans: refreshes itself, readable on a phone, retry buttons."""
+        return render_status_page(current_snapshot(r))
+
+    @app.post(
+        "/api/shares/{share_id}/retry",
+        dependencies=[Depends(require_token)],
+        response_model=RetryQueued,
+        responses=RETRY_RESPONSES,
     )
-    feeds = "".join(
-        f"<li>{e(f['title'])} ({f['items']} items): "
-        + " ".join(f'<a href="{e(u)}">{fmt}</a>' for fmt, u in f["urls"].items())
-        + "</li>"
-        for f in snap["feeds"]
+    def retry_share_route(share_id: int, r: RT) -> dict[str, Any]:
+        """Put a failed or uncertain share back in the outbox and enqueue its delivery."""
+        from worker.outbox import retry_share
+        from worker.store.models import Share
+        from worker.tasks import deliver_share
+
+        with r.session() as session:
+            if session.get(Share, share_id) is None:
+                raise HTTPException(404, f"no share with id {share_id}")
+        if not retry_share(r, share_id):
+            raise HTTPException(409, f"share {share_id} is not failed or uncertain")
+        return _enqueue_retry(deliver_share, share_id)
+
+    @app.post(
+        "/api/articles/{article_id}/retry",
+        dependencies=[Depends(require_token)],
+        response_model=RetryQueued,
+        responses=RETRY_RESPONSES,
     )
-    endpoints = "".join(
-        f"<li>{e(p['name'])} ({e(p['kind'])}): "
-        f"{p['sent']} sent, {p['pending']} pending, {p['failed']} failed, {p['uncertain']} uncertain"
-        + (
-            ""
-            if p["enabled"]
-            else f" <strong>disabled</strong>: {e(p['disabled_reason'] or 'in the config')}"
+    def retry_article_route(article_id: int, r: RT) -> dict[str, Any]:
+        """Put a failed article back to pending and enqueue its processing (fetch, normalize, feeds)."""
+        from worker.store.models import Article
+        from worker.tasks import process_article
+
+        with r.session() as session:
+            if session.get(Article, article_id) is None:
+                raise HTTPException(404, f"no article with id {article_id}")
+            retried = retry_article(session, article_id)
+        if not retried:
+            raise HTTPException(409, f"article {article_id} is not failed")
+        return _enqueue_retry(process_article, article_id)
+
+
+class RetryQueued(BaseModel):
+    """The answer of a retry: the row is pending again; ``queued`` unless the broker was unreachable."""
+
+    id: int
+    status: Literal["queued", "pending, queue unavailable"]
+
+
+RETRY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorMessage, "description": "Missing or wrong bearer token"},
+    404: {"model": ErrorMessage, "description": "No such row"},
+    409: {"model": ErrorMessage, "description": "Nothing to retry: the row has not failed"},
+    503: {"model": ErrorMessage, "description": "No api.token in the config"},
+}
+
+
+def _enqueue_retry(task: Any, row_id: int) -> dict[str, Any]:
+    try:
+        task.delay(row_id)
+    except Exception as exc:  # the row is pending: the sweeper re-enqueues it
+        log.warning("could not enqueue retry of %s: %s", row_id, exc)
+        return {"id": row_id, "status": "pending, queue unavailable"}
+    return {"id": row_id, "status": "queued"}
+
+
+DOCS_STATIC = "/api/docs/static"
+
+
+def add_docs_routes(app: FastAPI) -> None:
+    """``/api/docs``: Swagger UI from the ``swagger-ui-bundle-v2`` package, so it works offline.
+
+    FastAPI's own page loads Swagger UI from a CDN; here every asset is served from ``DOCS_STATIC``.
+    """
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from starlette.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_STATIC, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=root + (app.openapi_url or "/api/openapi.json"),
+            title="Syndicate API",
+            swagger_js_url=f"{root}{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_STATIC}/favicon-32x32.png",
         )
-        + (f"<br><small>last error: {e(p['last_error'])}</small>" if p["last_error"] else "")
-        + "</li>"
-        for p in snap["endpoints"]
-    )
-    shares = "".join(
-        f"<tr><td>{e(p['endpoint'])}</td><td>{e(p['status'])}</td><td>{e(p['title'])}</td><td>"
-        + (
-            f'<a href="{e(p["remote_url"])}">{e(p["remote_url"])}</a>'
-            if p["remote_url"]
-            else e(p["remote_id"] or "")
-        )
-        + f"</td><td>{e(p['error'] or '') if p['status'] != 'sent' else ''}</td></tr>"
-        for p in snap.get("recent_shares", [])
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Syndicate</title>\n"
-        f"{head_links}\n</head><body>"
-        f"<h1>Syndicate</h1><p>{snap['articles']['total']} articles.</p>"
-        "<h2>Sources</h2><table><tr><th>name</th><th>kind</th><th>articles</th><th>last crawl</th>"
-        f"<th>last error</th></tr>{rows}</table><h2>Feeds</h2><ul>{feeds}</ul>"
-        f"<h2>Endpoints</h2><ul>{endpoints}</ul>"
-        "<h2>Recent shares</h2><table><tr><th>endpoint</th><th>status</th><th>article</th><th>post</th>"
-        f"<th>error</th></tr>{shares}</table></body></html>"
-    )
 
 
 def server_options(log_level: str = "info") -> dict[str, Any]:
