@@ -93,18 +93,17 @@ def test_up_in_a_fresh_clone_serves_health_and_demo_feed(tmp_path: Path) -> None
             time.sleep(0.5)
         assert len(shares.read_text().splitlines()) == 3
         # Flower watched the demo crawl from the first task on (the worker sends events from start-up).
+        query: dict[str, str | int] = {
+            "draw": 1,
+            "start": 0,
+            "length": 100,
+            "search[value]": "",
+            "order[0][column]": 0,
+            "order[0][dir]": "asc",
+            "columns[0][data]": "name",
+        }
         table = requests.get(
-            f"http://127.0.0.1:{flower_port}/tasks/datatable",
-            params={
-                "draw": 1,
-                "start": 0,
-                "length": 100,
-                "search[value]": "",
-                "order[0][column]": 0,
-                "order[0][dir]": "asc",
-                "columns[0][data]": "name",
-            },
-            timeout=5,
+            f"http://127.0.0.1:{flower_port}/tasks/datatable", params=query, timeout=5
         ).json()
         seen = {task["name"]: task["state"] for task in table["data"]}
         assert seen.get("syndicate.crawl_source") == "SUCCESS", seen

@@ -96,14 +96,9 @@ def test_a_failed_article_is_not_retried_by_crawling_but_a_fixed_page_recovers(
 ) -> None:
     assert bag.crawl("bag") == []  # failed articles are not re-queued by every crawl
     missing = bag.article(site.url("/bad/missing.html"))
-    site.content(
-        "/bad/missing.html",
-        (site.root / "bad" / "fine.html")
-        .read_bytes()
-        .replace(  # type: ignore[operator]
-            b"A fine story", b"The story is back"
-        ),
-    )
+    assert site.root is not None
+    fixed = (site.root / "bad" / "fine.html").read_bytes().replace(b"A fine story", b"The story is back")
+    site.content("/bad/missing.html", fixed)
     assert bag.process([missing.id])[0].status == "ready"
     restored = bag.article(missing.id)
     assert restored.status == "ready" and restored.title == "The story is back" and restored.error is None
