@@ -217,40 +217,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings, config = _load(args)
     _prepare_database(settings, config)
     from worker.runtime import get_runtime
-    from worker.status import snapshot
+    from worker.status import render_status_text, snapshot
 
     with get_runtime().session() as session:
-        snap = snapshot(session, config, settings.base_url)
+        snap = snapshot(session, config, settings.base_url, redis_client=get_runtime().redis_client)
     if args.json:
         print(json.dumps(snap, indent=2))
         return 0
-    counts = ", ".join(f"{k} {v}" for k, v in snap["articles"].items())
-    print(f"articles: {counts}")
-    print("sources:")
-    for s in snap["sources"]:
-        error = ""
-        if s["last_error"]:
-            error = f"  {s['state'].upper()} since {s['failing_since']}: {s['last_error']}"
-            if s["state"] == "backing off":
-                error += f"  (next try {s['next_crawl_at']})"
-        skipped = f", {s['skipped']} skipped" if s["skipped"] else ""
-        print(
-            f"  {s['name']:<20} {s['kind']:<8} {s['articles']:>5} articles{skipped}"
-            f"  last crawl {s['last_crawl_at'] or 'never'}{error}"
-        )
-        for entry in s["skipped_recent"][:3]:
-            print(f"      skipped {entry['url']}: {entry['reason']}")
-    print("feeds:")
-    for f in snap["feeds"]:
-        print(f"  {f['name']:<20} {f['items']:>4} items  {f['urls']['rss']}")
-    print(f"share outbox: {snap['outbox_backlog']} pending")
-    for e in snap["endpoints"]:
-        state = "" if e["enabled"] else f"  DISABLED: {e['disabled_reason'] or 'in the config'}"
-        error = f"  last error: {e['last_error']}" if e["enabled"] and e["last_error"] else ""
-        print(
-            f"  {e['name']:<20} {e['kind']:<9} sent {e['sent']}, pending {e['pending']}, "
-            f"failed {e['failed']}, uncertain {e['uncertain']}{state}{error}"
-        )
+    print(render_status_text(snap))
     return 0
 
 
@@ -502,8 +476,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     """Run Flower, the Celery monitor."""
     settings, _config = _load(args)
     from worker.app import app
+    from worker.monitor import flower_argv
 
-    app.start(["flower", f"--address={settings.http_host}", f"--port={settings.flower_port}"])
+    app.start(flower_argv(settings))  # refuses a non-loopback Flower without FLOWER_BASIC_AUTH
     return 0
 
 
