@@ -18,6 +18,7 @@ from typing import Any
 from config import Config, ConfigError, Settings
 from config.settings import SettingsError, load_settings
 from worker.errors import SyndicateError
+from worker.logs import configure_logging
 
 EXIT_CONFIG = 2
 QUEUE_ARG = "crawl,fetch,render,share"
@@ -400,6 +401,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker consuming every Syndicate queue."""
     settings, _config = _load(args)
+    configure_logging("worker", settings.log_level)
     from worker.app import app
 
     argv = [
@@ -422,6 +424,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_beat(args: argparse.Namespace) -> int:
     """Run Celery beat with one schedule entry per source at its own interval."""
     settings, config = _load(args)
+    configure_logging("beat", settings.log_level)
     ids = _prepare_database(settings, config)
     from worker.app import app, beat_schedule
     from worker.sweep import beat_entry as sweep_beat_entry
@@ -460,6 +463,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings, config = _load(args)
+    configure_logging("web", settings.log_level)
     _prepare_database(settings, config)
     from worker.web import create_web_app, server_options
 
@@ -468,6 +472,7 @@ def cmd_web(args: argparse.Namespace) -> int:
         host=settings.http_host,
         port=settings.http_port,
         **server_options(settings.log_level),
+        log_config=None,  # uvicorn logs through the root handler of worker/logs.py
     )
     return 0
 

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from config import Config
 from config.model import EndpointBase
+from worker import metrics
 from worker.errors import (
     EndpointDisabled,
     PermanentShareError,
@@ -439,6 +440,7 @@ def _finish(rt: Runtime, share_id: int, **values: Any) -> str:
         assert share is not None
         for key, value in values.items():
             setattr(share, key, value)
+        metrics.count_share(share.endpoint, share.status)
         row = sync_endpoints(session, rt.config).get(share.endpoint)
         if row is not None:
             if share.status == "sent":

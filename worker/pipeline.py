@@ -26,6 +26,7 @@ from config import Config, FeedConfig
 from config.model import SourceConfig
 from feeds.build import EPOCH, FeedItem, FeedMeta, RenderedFeed, render_all, tag_authority, tag_uri
 from feeds.build import render_feed as build_feed
+from worker import logs, metrics
 from worker.errors import Disallowed, FetchError, HostBusy, NormalizeError, Retryable
 from worker.fetch import Discovered, FetchResult
 from worker.fetch.sources import Document, crawl
@@ -270,7 +271,9 @@ def crawl_source(rt: Runtime, source_id: int, *, force: bool = False) -> list[in
     :class:`~worker.errors.HostBusy` is raised after saving the progress so far, for a reschedule.
     ``force`` crawls even a source that is backing off (``syndicate crawl``).
     """
-    return run_crawl(rt, source_id, force=force).ids
+    report = run_crawl(rt, source_id, force=force)
+    metrics.count_crawl(report)
+    return report.ids
 
 
 def run_crawl(rt: Runtime, source_id: int, *, force: bool = False) -> CrawlReport:
@@ -528,6 +531,7 @@ def process_article(rt: Runtime, article_id: int) -> ProcessOutcome:
             return ProcessOutcome(article_id, article.status)
         url, raw_html, hints = article.url, article.raw_html, dict(article.hints or {})
         source_name, source_id = article.source.name, article.source_id
+        logs.bind(source=source_name)  # later log lines (and the article metrics) name the source
         held = article.content_hash is not None
         article.attempts += 1
         state = session.scalar(select(FetchState).where(FetchState.url == url))

@@ -16,7 +16,7 @@ import redis
 from celery import Task
 from sqlalchemy import select
 
-from worker import feedcache, outbox, pipeline, websub
+from worker import feedcache, metrics, outbox, pipeline, websub
 from worker import sweep as sweeping
 from worker.app import app
 from worker.errors import HostBusy, Retryable
@@ -95,7 +95,8 @@ class PipelineTask(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task; a run that rescheduled itself (see :meth:`run_stage`) returns None."""
         try:
-            return super().__call__(*args, **kwargs)
+            with metrics.task_run(self, args, kwargs):  # log ids, outcome and time counted, one flush
+                return super().__call__(*args, **kwargs)
         except Rescheduled as done:
             log.info("%s%r: %s", self.name, args, done)
             return None
@@ -124,6 +125,7 @@ def crawl_source(self: PipelineTask, source_id: int) -> int:
 def process_article(self: PipelineTask, article_id: int) -> str | None:
     """Fetch, normalize and store one article; then schedule feed renders and shares."""
     outcome = self.run_stage(pipeline.process_article, article_id, on_give_up=pipeline.mark_article_failed)
+    metrics.count_processed(outcome)
     if outcome is None:
         return None
     if outcome.status == "failed":
@@ -166,7 +168,7 @@ def render_and_publish(rt: Runtime, feed_name: str, client: redis.Redis) -> bool
     done by ``syndicate up``), so the cache and the exported files never wait for the next change.
     Returns whether the feed's bytes changed (the reason to ping the WebSub hub).
     """
-    changed = bool(pipeline.render_feed(rt, feed_name))
+    changed = bool(metrics.timed_render(pipeline.render_feed, rt, feed_name))
     if changed or not feedcache.is_published(client, feed_name):
         feedcache.publish_feed(rt, feed_name, client)
     return changed

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker import heartbeat
+from worker import heartbeat, metrics
 from worker.feedcache import CachedFeed, FeedCache
 from worker.pipeline import MAX_URL_CHARS, PushedArticle, ingest_article
 from worker.runtime import Runtime, get_runtime
@@ -315,6 +315,7 @@ class FeedFastPath:
             if entry is not None:
                 accept, inm, ims = _request_validators(scope)
                 status, headers, body = entry.answer(accept, inm, ims, scope["method"] == "HEAD")
+                metrics.count_feed_request(entry.name, status, feed_cache(self.web_app).client)
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
@@ -464,6 +465,14 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         body = {"status": "ok" if ok else "degraded", **checks, "liveness": live}
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    @app.get("/metrics", response_class=Response)
+    def prometheus_metrics(r: RT) -> Response:
+        """Prometheus metrics for the whole deployment (every worker and web process; see README, Metrics)."""
+        from worker.metrics_collector import render_metrics
+
+        body, content_type = render_metrics(r)
+        return Response(content=body, media_type=content_type)
+
     @app.api_route("/feeds/{name}.{fmt}", methods=["GET", "HEAD"])
     def feed(name: str, fmt: str, request: Request) -> Response:
         """A stored feed render with ETag/Last-Modified, 304, gzip/brotli and WebSub ``Link`` headers.
@@ -478,6 +487,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
             raise HTTPException(404, f"no feed named {name!r} has been rendered")
         accept, inm, ims = _request_validators(request.scope)
         status, headers, body = entry.answer(accept, inm, ims, request.method == "HEAD")
+        metrics.count_feed_request(entry.name, status, feed_cache(request.app).client)
         response = Response(content=body, status_code=status)
         response.raw_headers = list(headers)
         return response

@@ -42,6 +42,7 @@ import requests
 
 from config.model import FetchPolicy
 from feeds.http import parse_retry_after
+from worker import metrics
 from worker.errors import (
     BlockedURL,
     Disallowed,
@@ -325,7 +326,9 @@ class Fetcher:
                 # Check-then-connect: the address is resolved again when connecting, so a DNS
                 # rebinding attacker could still switch to a private address in between. Pinning
                 # the checked IP in a custom adapter would close that gap; acceptable for now.
-                answer = self.http.get(current, headers=headers, before_body=before_body, deadline=deadline)
+                answer = metrics.timed_fetch(
+                    self.http.get, current, headers=headers, before_body=before_body, deadline=deadline
+                )
             except TransportError as exc:
                 raise _fetch_error(exc) from None
             if answer.status not in REDIRECT_STATUSES:
