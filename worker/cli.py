@@ -425,6 +425,7 @@ def cmd_beat(args: argparse.Namespace) -> int:
     """Run Celery beat with one schedule entry per source at its own interval."""
     settings, config = _load(args)
     configure_logging("beat", settings.log_level)
+    leader = _lead_beat()
     ids = _prepare_database(settings, config)
     from worker.app import app, beat_schedule
     from worker.sweep import beat_entry as sweep_beat_entry
@@ -435,8 +436,22 @@ def cmd_beat(args: argparse.Namespace) -> int:
     _crawl_overdue_sources(config, ids)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     state = settings.var_dir / "celerybeat-schedule"
-    app.start(["beat", "--loglevel", settings.log_level, "-s", str(state)])
+    try:
+        app.start(["beat", "--loglevel", settings.log_level, "-s", str(state)])
+    finally:
+        leader.release()
     return 0
+
+
+def _lead_beat() -> Any:
+    """Wait until this beat holds the deployment's beat leader lock (one beat sends ticks); keep it."""
+    from worker.beatlock import BeatLeader
+    from worker.runtime import get_runtime
+
+    leader = BeatLeader(get_runtime().redis_client)
+    leader.wait()
+    leader.keep()
+    return leader
 
 
 def _crawl_overdue_sources(config: Config, ids: dict[str, int]) -> None:
