@@ -1,4 +1,9 @@
-"""The ``syndicate`` command: run the whole system or one part, and the everyday operator commands."""
+"""The ``syndicate`` command: run the whole system or one part, and the everyday operator commands.
+
+Global options (``--config``, ``--no-progress``) are accepted before or after any subcommand. Long
+work shows a progress bar with counts on stderr when it is a terminal; stdout stays one result per
+line. Exit codes are the same for every command (:data:`EXIT_CODES`).
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,35 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from config import Config, ConfigError, Settings
 from config.settings import SettingsError, load_settings
 from worker.errors import SyndicateError
 from worker.logs import configure_logging
 
-EXIT_CONFIG = 2
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_UNREACHABLE = 4
+EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141
+# Printed in `syndicate --help` and listed in the README's "CLI" section (a test compares them).
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "ok"),
+    (EXIT_ERROR, "the work failed: a page, crawl or share failed, or an article/share id is not there"),
+    (EXIT_USAGE, "usage: bad arguments, or a source/endpoint name that is not in the config"),
+    (EXIT_CONFIG, "the config file or the environment settings are invalid (every problem is printed)"),
+    (EXIT_UNREACHABLE, "Redis or the database is unreachable (nothing was changed; try again later)"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+    (EXIT_CLOSED_PIPE, "stdout was closed early (e.g. piped into head): the command stops quietly"),
+)
 QUEUE_ARG = "crawl,fetch,render,share"
 
 
@@ -40,6 +64,50 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Config]:
     return settings, config
 
 
+def _progress(
+    args: argparse.Namespace, items: Iterable[T], *, total: int, desc: str, unit: str
+) -> Iterator[T]:
+    """``items`` with a tqdm bar and counts on stderr when it is a terminal; plain ``items`` otherwise.
+
+    Off the terminal (a pipe, a log file, compose) nothing is drawn, so what is read stays parseable;
+    ``--no-progress`` turns the bar off on a terminal too. Print with :func:`_emit` meanwhile.
+    """
+    if getattr(args, "no_progress", False) or not sys.stderr.isatty():
+        return iter(items)
+    from tqdm import tqdm
+
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except OSError:
+        size = os.terminal_size((0, 0))
+    # A terminal that reports no size (a fresh pty, some CI consoles) would get no bar at all.
+    unsized = not (size.columns and size.lines)
+    return iter(
+        tqdm(
+            items,
+            total=total,
+            desc=desc,
+            unit=unit,
+            file=sys.stderr,
+            dynamic_ncols=not unsized,
+            ncols=80 if unsized else None,
+            nrows=24 if unsized else None,
+        )
+    )
+
+
+def _emit(line: str, *, err: bool = False) -> None:
+    """Print one line (stdout, or stderr with ``err``) without tearing a progress bar, and flush it."""
+    stream = sys.stderr if err else sys.stdout
+    if "tqdm" in sys.modules:  # a bar may be drawn: tqdm clears it, writes the line, redraws it
+        from tqdm import tqdm
+
+        tqdm.write(line, file=stream)
+    else:
+        print(line, file=stream)
+    stream.flush()
+
+
 def _prepare_database(settings: Settings, config: Config) -> dict[str, int]:
     """Migrate the schema and sync sources; return source ids by name."""
     from worker.pipeline import sync_sources
@@ -56,7 +124,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from config import load_config
 
     settings = load_settings()
-    path = Path(args.file or settings.config_path)
+    path = Path(args.file or getattr(args, "config", None) or settings.config_path)
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -92,11 +160,11 @@ def cmd_scrape(args: argparse.Namespace) -> int:
     jobs += [(url, Path(path)) for path, url in args.saved or []]
     if not jobs:
         print("nothing to scrape: give URLs or --saved FILE URL", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     fetcher: Fetcher | None = None
     failed = 0
     try:
-        for url, path in jobs:
+        for url, path in _progress(args, jobs, total=len(jobs), desc="pages", unit="page"):
             try:
                 if path is not None:
                     article = normalize(path.read_bytes(), url, content_type=args.content_type)
@@ -111,17 +179,17 @@ def cmd_scrape(args: argparse.Namespace) -> int:
                 reason = (
                     str(exc) if isinstance(exc, SyndicateError | OSError) else f"{type(exc).__name__}: {exc}"
                 )
-                print(f"{url}: {reason}", file=sys.stderr)
-                print(json.dumps({"url": url, "error": reason}, ensure_ascii=False), flush=True)
+                _emit(f"{url}: {reason}", err=True)
+                _emit(json.dumps({"url": url, "error": reason}, ensure_ascii=False))
                 continue
             data = article.to_dict()
             if not args.full:
                 data.pop("content_html", None)
-            print(json.dumps(data, ensure_ascii=False), flush=True)
+            _emit(json.dumps(data, ensure_ascii=False))
     finally:
         if fetcher is not None:
             fetcher.close()
-    return 1 if failed else 0
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
@@ -132,8 +200,17 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     except KeyError:
         names = ", ".join(s.name for s in config.sources) or "none configured"
         print(f"no source named {args.source!r} (sources: {names})", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     ids = _prepare_database(settings, config)
+    paused = _pause_of(ids[args.source])
+    if paused is not None:
+        print(
+            f"error: source {args.source} is paused (since {paused[0]:%Y-%m-%d %H:%M} UTC"
+            + (f": {paused[1]}" if paused[1] else "")
+            + f"); `syndicate source resume {args.source}` first",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     if args.inline:
         from worker import outbox, pipeline
         from worker.runtime import get_runtime
@@ -142,16 +219,16 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         report = pipeline.run_crawl(rt, ids[args.source], force=True)
         if report.failed:
             print(f"error: crawl of {args.source} failed: {report.error}", file=sys.stderr)
-            return 1
+            return EXIT_ERROR
         feeds: set[str] = set()
         sent = 0
-        for article_id in report.ids:
+        for article_id in _progress(args, report.ids, total=len(report.ids), desc="articles", unit="article"):
             outcome = pipeline.process_article(rt, article_id)
             feeds.update(outcome.feeds)
             if outcome.share:
                 for share_id in outbox.plan_shares(rt, article_id):
                     sent += _deliver_inline(rt, share_id) == "sent"
-        for feed in sorted(feeds):
+        for feed in _progress(args, sorted(feeds), total=len(feeds), desc="feeds", unit="feed"):
             pipeline.render_feed(rt, feed)
         print(
             f"{args.source}: {len(report.ids)} articles processed, feeds {sorted(feeds)}, {sent} shares sent"
@@ -163,7 +240,19 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
     crawl_source.delay(ids[args.source])
     print(f"enqueued a crawl of {args.source} on {_redacted(settings.effective_redis_url)}")
-    return 0
+    return EXIT_OK
+
+
+def _pause_of(source_id: int) -> tuple[datetime, str | None] | None:
+    """``(paused_at, reason)`` of a paused source, None for one that runs."""
+    from worker.runtime import get_runtime
+    from worker.store.models import Source
+
+    with get_runtime().session() as session:
+        source = session.get(Source, source_id)
+        if source is None or source.paused_at is None:
+            return None
+        return source.paused_at, source.pause_reason
 
 
 class Unreachable(SyndicateError):
@@ -206,11 +295,11 @@ def cmd_feeds_build(args: argparse.Namespace) -> int:
     from worker.pipeline import render_feed
     from worker.runtime import get_runtime
 
-    for feed in config.feeds:
+    for feed in _progress(args, config.feeds, total=len(config.feeds), desc="feeds", unit="feed"):
         changed = render_feed(get_runtime(), feed.name)
         state = "updated" if changed else "unchanged"
-        print(f"{feed.name}: {state}  {settings.base_url}/feeds/{feed.name}.rss  .atom  .json")
-    return 0
+        _emit(f"{feed.name}: {state}  {settings.base_url}/feeds/{feed.name}.rss  .atom  .json")
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -310,7 +399,7 @@ def cmd_share_send(args: argparse.Namespace) -> int:
         config.endpoint(args.endpoint)
     except KeyError:
         print(f"error: no endpoint named {args.endpoint!r}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     with rt.session() as session:
         article = find_article(session, args.article)
         article_id = article.id if article is not None and article.status == "ready" else None
@@ -386,7 +475,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
     except KeyError:
         names = ", ".join(e.name for e in config.endpoints) or "none configured"
         print(f"error: no endpoint named {args.name!r} (endpoints: {names})", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     if args.endpoint_command == "enable":
         from worker.tasks import deliver_share
 
@@ -396,6 +485,123 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
     else:
         print(f"endpoint {args.name} disabled; its shares wait until `syndicate endpoint enable {args.name}`")
     return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """Retry failed work: shares by id, by endpoint or all failed ones; failed articles by id or all.
+
+    A share goes back to pending and is enqueued; an article goes back to pending with its attempts
+    cleared and ``process_article`` is enqueued. Bulk selections (``--endpoint``, ``--all-failed``)
+    take failed shares only: an ``uncertain`` share may have been posted, so it is retried by id or
+    with ``--uncertain``. Redis is checked first, so nothing is reset that cannot be enqueued.
+    """
+    if not (args.share or args.article or args.endpoint or args.all_failed):
+        print(
+            "nothing selected: give --share ID, --article ID, --endpoint NAME or --all-failed",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    settings, config = _load(args)
+    if args.endpoint is not None:
+        try:
+            config.endpoint(args.endpoint)
+        except KeyError:
+            names = ", ".join(e.name for e in config.endpoints) or "none configured"
+            print(f"error: no endpoint named {args.endpoint!r} (endpoints: {names})", file=sys.stderr)
+            return EXIT_USAGE
+    if not args.dry_run:
+        _require_redis(settings)
+    _prepare_database(settings, config)
+    from worker import actions
+    from worker.runtime import get_runtime
+
+    rt = get_runtime()
+    statuses = actions.RETRYABLE_SHARE_STATUSES if args.uncertain else actions.BULK_SHARE_STATUSES
+    with rt.session() as session:
+        shares = list(args.share or [])
+        if args.endpoint is not None or args.all_failed:
+            shares += actions.failed_share_ids(session, endpoint=args.endpoint, statuses=statuses)
+        articles = list(args.article or [])
+        if args.all_failed:
+            articles += actions.failed_article_ids(session)
+    shares, articles = list(dict.fromkeys(shares)), list(dict.fromkeys(articles))
+    if args.dry_run:
+        for share_id in shares:
+            _emit(f"would retry share {share_id}")
+        for article_id in articles:
+            _emit(f"would retry article {article_id}")
+        _emit(f"{len(shares)} shares and {len(articles)} articles would be retried")
+        return EXIT_OK
+    return _retry(args, rt, shares, articles)
+
+
+def _retry(args: argparse.Namespace, rt: Any, shares: list[int], articles: list[int]) -> int:
+    """Reset and enqueue the selected shares and articles; exit 1 if any named one was not retryable."""
+    from worker.outbox import retry_share
+    from worker.status import retry_article
+    from worker.tasks import deliver_share, process_article
+
+    named_shares, named_articles = set(args.share or []), set(args.article or [])
+    refused = 0
+    done_shares = done_articles = 0
+    work = [("share", i) for i in shares] + [("article", i) for i in articles]
+    for what, item_id in _progress(args, work, total=len(work), desc="retry", unit="item"):
+        if what == "share":
+            ok = retry_share(rt, item_id)
+        else:
+            with rt.session() as session:
+                ok = retry_article(session, item_id)
+        if not ok:
+            if item_id in (named_shares if what == "share" else named_articles):
+                state = "failed or uncertain" if what == "share" else "failed"
+                _emit(f"error: {what} {item_id} is not {state} (or does not exist)", err=True)
+                refused += 1
+            continue
+        # Enqueued after the commit above, as every stage does.
+        if what == "share":
+            deliver_share.delay(item_id)
+            done_shares += 1
+        else:
+            process_article.delay(item_id)
+            done_articles += 1
+        _emit(f"{what} {item_id}: pending again, enqueued")
+    _emit(f"retried {done_shares} shares and {done_articles} articles")
+    return EXIT_ERROR if refused else EXIT_OK
+
+
+def cmd_source(args: argparse.Namespace) -> int:
+    """Pause or resume a source: a paused source is not crawled by beat nor by a crawl task."""
+    settings, config = _load(args)
+    try:
+        config.source(args.name)
+    except KeyError:
+        names = ", ".join(s.name for s in config.sources) or "none configured"
+        print(f"error: no source named {args.name!r} (sources: {names})", file=sys.stderr)
+        return EXIT_USAGE
+    _prepare_database(settings, config)
+    from worker import actions
+    from worker.runtime import get_runtime
+
+    with get_runtime().session() as session:
+        if args.source_command == "pause":
+            state = actions.pause_source(session, args.name, args.reason)
+        else:
+            state = actions.resume_source(session, args.name)
+    if args.source_command == "pause":
+        since = f"{state.paused_at:%Y-%m-%d %H:%M:%S} UTC" if state.paused_at else "now"
+        verb = "paused" if state.changed else "was already paused"
+        reason = f" ({state.reason})" if state.reason else ""
+        print(
+            f"source {args.name} {verb} since {since}{reason}; "
+            f"`syndicate source resume {args.name}` undoes it"
+        )
+    elif state.changed:
+        print(
+            f"source {args.name} resumed; beat crawls it on schedule (`syndicate crawl {args.name}` for now)"
+        )
+    else:
+        print(f"source {args.name} was not paused")
+    return EXIT_OK
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -464,10 +670,11 @@ def _crawl_overdue_sources(config: Config, ids: dict[str, int]) -> None:
 
     with get_runtime().session() as session:
         last = dict(session.execute(select(Source.name, Source.last_crawl_at)).all())
+        paused = set(session.scalars(select(Source.name).where(Source.paused_at.is_not(None))))
     now = utcnow()
     for source in config.sources:
         when = last.get(source.name)
-        if source.kind == "push":
+        if source.kind == "push" or source.name in paused:
             continue
         if source.enabled and (when is None or (now - when).total_seconds() >= source.schedule):
             crawl_source.delay(ids[source.name])
@@ -572,7 +779,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         children.append(("redis", start_embedded_redis(settings.var_dir, settings.embedded_redis_port)))
         env["REDIS_URL"] = settings.effective_redis_url
-    if args.config:
+    if getattr(args, "config", None):
         env["SYNDICATE_CONFIG"] = str(Path(args.config).resolve())
     me = [sys.executable, "-m", "worker.cli"]
     parts = [
@@ -641,26 +848,92 @@ def _stop_children(children: Sequence[tuple[str, subprocess.Popen[Any]]]) -> Non
                 proc.wait()
 
 
+DESCRIPTION = """\
+Gather partner articles, publish them as feeds and share them: run the whole system (up) or one
+part (worker, beat, web, monitor), and the operator commands.
+
+Global options (--config, --no-progress) go before or after any subcommand:
+`syndicate status --config my.yaml` is `syndicate --config my.yaml status`. Long work draws a
+progress bar with counts on stderr when it is a terminal; stdout stays one result per line."""
+CONFIG_HELP = "config file (default: $SYNDICATE_CONFIG or config/syndicate.yaml)"
+
+
+def _global_options(*, in_subcommand: bool) -> argparse.ArgumentParser:
+    """The options every (sub)command takes; after a subcommand they default to SUPPRESS, so a
+    value given before the subcommand is not reset by the subcommand's own default."""
+    parent = argparse.ArgumentParser(add_help=False)
+    default: Any = argparse.SUPPRESS if in_subcommand else None
+    parent.add_argument("--config", metavar="FILE", default=default, help=CONFIG_HELP)
+    parent.add_argument(
+        "--no-progress",
+        action="store_true",
+        default=argparse.SUPPRESS if in_subcommand else False,
+        help="no progress bars, even on a terminal (they are drawn on stderr only when it is one)",
+    )
+    return parent
+
+
+def _epilog() -> str:
+    lines = ["exit codes (every command):"]
+    lines += [f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES]
+    return "\n".join(lines)
+
+
+class _Commands:
+    """Adds subcommands that take the global options, with their help as their --help description."""
+
+    def __init__(self, parser: argparse.ArgumentParser, dest: str, title: str) -> None:
+        self.sub = parser.add_subparsers(dest=dest, required=True, metavar="COMMAND", help=title)
+        self.parents = [_global_options(in_subcommand=True)]
+
+    def add(self, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        """A subcommand ``name``; ``description`` (default: ``help``) opens its ``--help``."""
+        return self.sub.add_parser(
+            name,
+            help=help,
+            description=(description or help[:1].upper() + help[1:] + ".").replace("``", "`"),
+            parents=self.parents,
+            epilog="exit codes: see `syndicate --help`",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="syndicate", description=__doc__)
-    parser.add_argument("--config", help="config file (default: $SYNDICATE_CONFIG or config/syndicate.yaml)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="syndicate",
+        description=DESCRIPTION,
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_global_options(in_subcommand=False)],
+    )
+    cmds = _Commands(
+        parser, "command", "one of the commands below; `syndicate COMMAND --help` for its options"
+    )
 
-    p = sub.add_parser("up", help="run everything on the embedded default (Ctrl-C stops all)")
+    p = cmds.add("up", "run everything on the embedded default (Ctrl-C stops all)", cmd_up.__doc__)
     p.add_argument("--no-monitor", action="store_true", help="do not start Flower")
     p.set_defaults(func=cmd_up)
-    p = sub.add_parser("worker", help="run a Celery worker")
-    p.add_argument("--concurrency", type=int)
-    p.add_argument("--hostname")
+    p = cmds.add("worker", "run a Celery worker", cmd_worker.__doc__)
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="worker processes (default: $SYNDICATE_WORKER_CONCURRENCY)",
+    )
+    p.add_argument("--hostname", metavar="NAME", help="the worker's node name (Celery -n), e.g. worker1@%%h")
     p.add_argument("--events", action="store_true", help="send task events from the start (for Flower)")
     p.set_defaults(func=cmd_worker)
-    sub.add_parser("beat", help="run Celery beat (per-source schedules)").set_defaults(func=cmd_beat)
-    sub.add_parser("web", help="serve feeds, the ingest API and the status page").set_defaults(func=cmd_web)
-    sub.add_parser("monitor", help="run Flower").set_defaults(func=cmd_monitor)
-    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    p = sub.add_parser(
-        "scrape", help="fetch and normalize pages now (URLs or saved files); print one JSON article per line"
+    cmds.add("beat", "run Celery beat (per-source schedules)", cmd_beat.__doc__).set_defaults(func=cmd_beat)
+    cmds.add("web", "serve feeds, the ingest API and the status page", cmd_web.__doc__).set_defaults(
+        func=cmd_web
+    )
+    cmds.add("monitor", "run Flower", cmd_monitor.__doc__).set_defaults(func=cmd_monitor)
+    cmds.add("migrate", "apply database migrations", cmd_migrate.__doc__).set_defaults(func=cmd_migrate)
+
+    p = cmds.add(
+        "scrape",
+        "fetch and normalize pages now (URLs or saved files); print one JSON article per line",
+        cmd_scrape.__doc__,
     )
     p.add_argument("urls", nargs="*", metavar="URL", help="pages to fetch and normalize")
     p.add_argument(
@@ -673,60 +946,125 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-type", help="Content-Type of the saved files (charset), if known")
     p.add_argument("--full", action="store_true", help="include content_html")
     p.set_defaults(func=cmd_scrape)
-    p = sub.add_parser("crawl", help="enqueue one crawl of a source now")
-    p.add_argument("source")
+
+    p = cmds.add("crawl", "enqueue one crawl of a source now", cmd_crawl.__doc__)
+    p.add_argument("source", help="the source's name in the config")
     p.add_argument("--inline", action="store_true", help="run the whole pipeline in this process, no Celery")
     p.set_defaults(func=cmd_crawl)
-    p = sub.add_parser("feeds", help="feed commands")
-    feeds_sub = p.add_subparsers(dest="feeds_command", required=True)
-    feeds_sub.add_parser("build", help="render all feeds now").set_defaults(func=cmd_feeds_build)
-    p = sub.add_parser("check-config", help="validate the config and print every problem")
-    p.add_argument("file", nargs="?")
+
+    p = cmds.add("feeds", "feed commands: build")
+    feeds = _Commands(p, "feeds_command", "what to do with the feeds")
+    feeds.add("build", "render all feeds now", cmd_feeds_build.__doc__).set_defaults(func=cmd_feeds_build)
+
+    p = cmds.add("check-config", "validate the config and print every problem", cmd_check_config.__doc__)
+    p.add_argument(
+        "file", nargs="?", help="the config file to check (default: --config, then $SYNDICATE_CONFIG)"
+    )
     p.set_defaults(func=cmd_check_config)
-    p = sub.add_parser("share", help="share commands: preview, list, send, retry, mark-sent")
-    share_sub = p.add_subparsers(dest="share_command", required=True)
-    q = share_sub.add_parser("preview", help="print what each endpoint would receive for an article")
+
+    p = cmds.add("share", "share commands: preview, list, send, retry, mark-sent")
+    share = _Commands(p, "share_command", "what to do with shares")
+    q = share.add(
+        "preview", "print what each endpoint would receive for an article", cmd_share_preview.__doc__
+    )
     q.add_argument("article", help="article id or URL")
-    q.add_argument("--endpoint", help="only this endpoint")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--endpoint", metavar="NAME", help="only this endpoint")
+    q.add_argument("--json", action="store_true", help="print the previews as one JSON document")
     q.set_defaults(func=cmd_share_preview)
-    q = share_sub.add_parser("list", help="the latest shares, where each post landed and why one failed")
-    q.add_argument("--endpoint")
-    q.add_argument("--status", choices=["pending", "sending", "sent", "failed", "uncertain"])
-    q.add_argument("--limit", type=int, default=20)
-    q.add_argument("--json", action="store_true")
+    q = share.add(
+        "list", "the latest shares, where each post landed and why one failed", cmd_share_list.__doc__
+    )
+    q.add_argument("--endpoint", metavar="NAME", help="only this endpoint's shares")
+    q.add_argument(
+        "--status",
+        choices=["pending", "sending", "sent", "failed", "uncertain"],
+        help="only shares in this state",
+    )
+    q.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="at most N shares, newest first (default 20)"
+    )
+    q.add_argument("--json", action="store_true", help="print the shares as one JSON document")
     q.set_defaults(func=cmd_share_list)
-    q = share_sub.add_parser("send", help="share an article to an endpoint on purpose (even back catalogue)")
+    q = share.add(
+        "send", "share an article to an endpoint on purpose (even back catalogue)", cmd_share_send.__doc__
+    )
     q.add_argument("article", help="article id or URL")
-    q.add_argument("--endpoint", required=True)
+    q.add_argument("--endpoint", required=True, metavar="NAME", help="the endpoint to share to")
     q.add_argument("--inline", action="store_true", help="send from this process instead of a worker")
     q.set_defaults(func=cmd_share_send)
-    q = share_sub.add_parser("retry", help="put a failed or uncertain share back in the outbox")
-    q.add_argument("share", type=int)
+    q = share.add("retry", "put a failed or uncertain share back in the outbox", cmd_share_retry.__doc__)
+    q.add_argument("share", type=int, help="the share's id (see `syndicate share list`)")
     q.set_defaults(func=cmd_share_retry)
-    q = share_sub.add_parser("mark-sent", help="record that an uncertain share did reach the network")
-    q.add_argument("share", type=int)
+    q = share.add(
+        "mark-sent", "record that an uncertain share did reach the network", cmd_share_mark_sent.__doc__
+    )
+    q.add_argument("share", type=int, help="the share's id (see `syndicate share list`)")
     q.add_argument("--url", help="the post's URL")
     q.set_defaults(func=cmd_share_mark_sent)
-    p = sub.add_parser("endpoint", help="enable or disable a share endpoint")
-    endpoint_sub = p.add_subparsers(dest="endpoint_command", required=True)
+
+    p = cmds.add("retry", "retry failed shares and articles (by id, by endpoint, or all)", cmd_retry.__doc__)
+    p.add_argument(
+        "--share", type=int, action="append", metavar="ID", help="a failed or uncertain share (repeatable)"
+    )
+    p.add_argument("--article", type=int, action="append", metavar="ID", help="a failed article (repeatable)")
+    p.add_argument("--endpoint", metavar="NAME", help="every failed share of this endpoint")
+    p.add_argument("--all-failed", action="store_true", help="every failed share and every failed article")
+    p.add_argument(
+        "--uncertain",
+        action="store_true",
+        help="with --endpoint/--all-failed, uncertain shares too (may post twice)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would be retried; change nothing")
+    p.set_defaults(func=cmd_retry)
+
+    p = cmds.add("source", "pause or resume a source (a paused source is not crawled)")
+    source = _Commands(p, "source_command", "what to do with the source")
+    q = source.add(
+        "pause", "stop crawling a source (beat and crawl tasks skip it) until resumed", cmd_source.__doc__
+    )
+    q.add_argument("name", help="the source's name in the config")
+    q.add_argument("--reason", help="why, shown by `syndicate status` and the status page")
+    q.set_defaults(func=cmd_source)
+    q = source.add("resume", "crawl a paused source again on its schedule", cmd_source.__doc__)
+    q.add_argument("name", help="the source's name in the config")
+    q.set_defaults(func=cmd_source)
+
+    p = cmds.add("endpoint", "enable or disable a share endpoint")
+    endpoint = _Commands(p, "endpoint_command", "what to do with the endpoint")
     for action in ("enable", "disable"):
-        q = endpoint_sub.add_parser(action, help=f"{action} an endpoint")
-        q.add_argument("name")
+        q = endpoint.add(action, f"{action} an endpoint", cmd_endpoint.__doc__)
+        q.add_argument("name", help="the endpoint's name in the config")
         q.set_defaults(func=cmd_endpoint)
-    p = sub.add_parser("status", help="sources, articles, feeds and the share outbox")
-    p.add_argument("--json", action="store_true")
+
+    p = cmds.add("status", "sources, articles, feeds and the share outbox", cmd_status.__doc__)
+    p.add_argument("--json", action="store_true", help="print the snapshot as one JSON document")
     p.set_defaults(func=cmd_status)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``syndicate`` console script."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("SYNDICATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    """Entry point of the ``syndicate`` console script; returns one of :data:`EXIT_CODES`."""
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+            _flush_stdout()
+            return int(exc.code or 0)
+        logging.basicConfig(
+            level=os.environ.get("SYNDICATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s"
+        )
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        code = _run(args)
+        _flush_stdout()
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the subcommand, turning the errors an operator can act on into one message and an exit code."""
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
@@ -737,17 +1075,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except Unreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except SyndicateError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
+    except BrokenPipeError:
+        raise
     except Exception as exc:
         message = _unreachable_message(exc)
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+        return EXIT_UNREACHABLE
+
+
+def _flush_stdout() -> None:
+    """Flush now, so a reader that went away is seen here (as BrokenPipeError), not at interpreter exit."""
+    sys.stdout.flush()
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``| head``): stop quietly with :data:`EXIT_CLOSED_PIPE`.
+
+    What is still buffered can never be written; pointing stdout at /dev/null keeps Python from
+    printing "Exception ignored ... BrokenPipeError" when it flushes at exit.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor behind sys.stdout (embedded, captured)
+        pass
+    return EXIT_CLOSED_PIPE
 
 
 def _unreachable_message(exc: BaseException) -> str | None:

@@ -61,7 +61,7 @@ def test_failed_inline_crawl_exits_non_zero_and_status_says_why(
 def test_crawl_with_redis_down_is_one_line(tmp_path: Path, site: HTTPTestServer, database_url: str) -> None:
     syn = make(tmp_path, site, database_url, f"redis://:hunter2@127.0.0.1:{free_port()}/0")
     result = syn.run("crawl", "pdf")
-    assert result.returncode == 1
+    assert result.returncode == 4  # unreachable (worker.cli.EXIT_UNREACHABLE)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Redis" in lines[0] and "unreachable" in lines[0], result.stderr
     assert "hunter2" not in result.stderr
@@ -72,7 +72,7 @@ def test_commands_with_the_database_down_are_one_line(tmp_path: Path, site: HTTP
     syn = make(tmp_path, site, database, f"redis://127.0.0.1:{free_port()}/0")
     for command in (["crawl", "pdf"], ["status"]):
         result = syn.run(*command)
-        assert result.returncode == 1, result.stderr
+        assert result.returncode == 4, result.stderr  # unreachable (worker.cli.EXIT_UNREACHABLE)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "database" in lines[0] and "unreachable" in lines[0], result.stderr
         assert "secret" not in result.stderr

@@ -46,7 +46,7 @@ def test_check_config_cli_exits_non_zero_without_traceback(path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2
+    assert result.returncode == 3  # config invalid (worker.cli.EXIT_CONFIG)
     assert "Traceback" not in result.stderr
     for expected in expectations(path):
         assert expected in result.stderr
@@ -59,7 +59,7 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2
+    assert result.returncode == 3  # config invalid (worker.cli.EXIT_CONFIG)
     assert "config file not found" in result.stderr
     assert "Traceback" not in result.stderr
 
