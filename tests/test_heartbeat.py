@@ -13,7 +13,7 @@ from tests.support.services import RedisServer
 from worker import heartbeat
 from worker.heartbeat import BEAT_KEY, WORKERS_KEY, Verdict, beat, forget, is_alive, judge, liveness
 
-REDIS_DB = 11
+REDIS_DB = 15  # other tests use 1-14
 
 
 @pytest.fixture

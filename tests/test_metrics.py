@@ -36,7 +36,7 @@ from worker.runtime import Runtime, set_runtime
 from worker.store.db import get_engine, upgrade
 from worker.web import create_web_app
 
-REDIS_DB = 12
+REDIS_DB = 13  # other tests use 1-12 and 14
 
 
 @pytest.fixture

@@ -112,7 +112,12 @@ def redact(text: str) -> str:
 
 # ---- formatting ------------------------------------------------------------------------------------------
 
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Record attributes that are not ``extra=`` fields (uvicorn adds a colored copy of each message).
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def _timestamp(record: logging.LogRecord) -> str:
