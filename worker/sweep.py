@@ -19,7 +19,7 @@ imported (:mod:`worker.tasks` imports it, in every process that publishes or run
   killed predecessor held.
 * ``task_postrun`` (the pool process): the marker is removed if it is still this run's (a run that
   re-enqueued itself has replaced it); after a failure it becomes ``c|<task id>`` for a cool-down that
-  doubles with each failure in a row (30 s up to an hour), so a database outage is retried soon but a
+  doubles with each failure in a row (15 s up to an hour), so a database outage is retried soon but a
   task that always crashes is not re-run every sweep.
 
 Work is orphaned when the database says it remains (for at least :data:`MIN_AGE`, longer than the time
@@ -67,7 +67,7 @@ NODE_STALE_AFTER = 15.0
 # Ready articles looked at for lost share planning: those that became ready this recently.
 PLAN_LOOKBACK = timedelta(hours=1)
 BATCH = 500
-FAILURE_COOLDOWN = 30.0
+FAILURE_COOLDOWN = 15.0
 MAX_FAILURE_COOLDOWN = 3600.0
 
 PREFIX = "syndicate:work:"
@@ -153,7 +153,7 @@ def pending_articles(session: Session, before: datetime, limit: int = BATCH) -> 
 
 
 def unplanned_articles(rt: Runtime, session: Session, now: datetime, limit: int = BATCH) -> list[int]:
-    """Ready articles, ready for :data:`PLAN_LOOKBACK`, that an endpoint selects but that have no share row.
+    """Ready articles changed within :data:`PLAN_LOOKBACK` that an endpoint selects but have no share row.
 
     Planning is lost when a worker dies between storing the article and enqueuing its planning. Only
     recent articles are looked at, so that the many routed nowhere are not read again every sweep: a
@@ -171,8 +171,9 @@ def unplanned_articles(rt: Runtime, session: Session, now: datetime, limit: int 
         .options(contains_eager(Article.source))
         .where(
             Article.status == "ready",
-            Article.fetched_at >= now - PLAN_LOOKBACK,
-            Article.fetched_at < now - timedelta(seconds=MIN_AGE),
+            # Becoming ready sets changed_at (indexed); an edit moves it too, which only re-checks.
+            Article.changed_at >= now - PLAN_LOOKBACK,
+            Article.changed_at < now - timedelta(seconds=MIN_AGE),
             ~exists().where(Share.article_id == Article.id),
         )
         .order_by(Article.id)

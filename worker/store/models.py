@@ -153,7 +153,7 @@ class Article(Base):
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     fetched_at: Mapped[datetime | None] = mapped_column(default=None)
-    changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    changed_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     # Found by a source's first crawl: its back catalogue, which endpoints do not announce.
     backfill: Mapped[bool] = mapped_column(Boolean, default=False)
     hints: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
