@@ -1,0 +1,627 @@
+"""The fault suite: under each fault, each (article, endpoint) is posted once and every feed completes.
+
+Real processes throughout: ``syndicate worker`` (prefork) and ``syndicate beat`` (which runs the sweep
+every 15 s), a real redis-server of each test's own, SQLite or the session's PostgreSQL, a partner site
+and two Standard Webhooks receivers on 127.0.0.1. The faults:
+
+* kill -9 of the worker's process group at a seeded random schedule of points: while a page is being
+  fetched, while a render is held, while a share is claimed (``sending``), after the receiver accepted a
+  post but before it answered; a new worker (new name) starts after each kill;
+* Redis killed and restarted empty, then Redis flushed, while work is in flight;
+* PostgreSQL crashed (``pg_ctl stop -m immediate``) and restarted while work is in flight;
+* an endpoint storm: 429 with ``Retry-After``, then 503, then answers slower than our 15 s timeout;
+* a slow source (listing and pages answering after 4-5 s) with an 8 MB page beside a normal one.
+
+The visibility timeout is 60 s (so a claim's lease is 30 s) and the share retry schedule is shortened
+through ``SYNDICATE_SHARE_RETRY_SCHEDULE``; nothing in the product is patched. Counting happens at the
+receivers: a post is a delivery the receiver accepted (2xx), keyed by ``webhook-id``. A second
+``webhook-id`` for one article URL at one endpoint is a duplicate post; the same ``webhook-id`` again
+is a redelivery, which Standard Webhooks receivers deduplicate (reported, not a duplicate). Each test
+appends a row to the table printed at the end and written to ``var/test-artifacts/faults.md``.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import Engine, create_engine, text
+
+from tests.pipeline.sitegen import Story
+from tests.support.faults import kill_redis, restart_postgres, restart_redis
+from tests.support.httpserver import HTTPTestServer, Request, Response
+from tests.support.services import ROOT, PostgresServer, RedisServer, Syndicate
+
+pytestmark = pytest.mark.integration
+
+SEED = 20261202
+VISIBILITY = 60  # claim lease = 30 s; kombu would hand back a dead worker's messages only after 60 s
+RETRY_SCHEDULE = "1,2,3,5,8,8,8,8,8,8"
+ENDPOINTS = ("hook-a", "hook-b")
+SECRET = "whsec_" + base64.b64encode(b"fault-suite-secret-of-32-bytes!!").decode()
+ARTIFACT = ROOT / "var" / "test-artifacts" / "faults.md"
+
+
+@dataclass
+class Row:
+    """One line of the fault table."""
+
+    fault: str
+    injected: int
+    articles: int
+    expected: int
+    seen: int
+    duplicates: int
+    redeliveries: int
+    losses: int
+    recover: float
+    swept: int
+
+
+ROWS: list[Row] = []
+HEADER = (
+    "| fault | faults injected | articles | posts expected | posts seen | duplicates | losses "
+    "| redeliveries (same webhook-id) | re-enqueued by the sweep | time to recover (s) |"
+)
+
+
+def _table() -> str:
+    lines = [HEADER, "|" + "---|" * 10]
+    for r in ROWS:
+        lines.append(
+            f"| {r.fault} | {r.injected} | {r.articles} | {r.expected} | {r.seen} | {r.duplicates} "
+            f"| {r.losses} | {r.redeliveries} | {r.swept} | {r.recover:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fault_table() -> Iterator[None]:
+    """Print the table of every scenario that ran, and write it to var/test-artifacts/faults.md."""
+    yield
+    if not ROWS:
+        return
+    table = _table()
+    print("\n\nFault suite (posts counted at the receivers):\n" + table)
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    ARTIFACT.write_text(
+        "# Fault suite\n\nWritten by tests/integration/test_faults.py; posts counted at the receivers, "
+        f"visibility timeout {VISIBILITY} s, share retry schedule {RETRY_SCHEDULE} s.\n\n" + table + "\n",
+        encoding="utf-8",
+    )
+
+
+# ---------------------------------------------------------------- the partner site and the receivers
+
+
+class Site:
+    """A partner site: listings of generated stories; pages answer after ``delay`` (counted in flight)."""
+
+    def __init__(self) -> None:
+        self.server = HTTPTestServer(root=None).start()
+        self.sections: dict[str, list[Story]] = defaultdict(list)
+        self.delay: dict[str, float] = defaultdict(float)
+        self.listing_delay: dict[str, float] = defaultdict(float)
+        self.extra_links: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self.in_flight = 0
+        self.lock = threading.Lock()
+
+    def url(self, path: str) -> str:
+        return self.server.url(path)
+
+    def add(self, section: str, count: int) -> list[str]:
+        """Publish ``count`` new stories in ``section``; return their URLs."""
+        stories = self.sections[section]
+        urls = []
+        for _ in range(count):
+            n = len(stories) + 1
+            story = Story(
+                slug=f"{section}-{n}", title=f"{section.title()} partners sign agreement number {n}"
+            )
+            stories.append(story)
+            path = f"/{section}/{story.slug}.html"
+            self.server.route(path, self._page(section, story))
+            urls.append(self.url(path))
+        self.server.route(f"/{section}/", self._listing(section))
+        return urls
+
+    def _listing(self, section: str) -> Callable[[Request], Response]:
+        def answer(_request: Request) -> Response:
+            links = "".join(
+                f'<li><a class="post-link" href="/{section}/{s.slug}.html">{s.title}</a></li>'
+                for s in reversed(self.sections[section])
+            ) + "".join(
+                f'<li><a class="post-link" href="{path}">{title}</a></li>'
+                for path, title in self.extra_links[section]
+            )
+            html = f"<!doctype html><html><body><ul>{links}</ul></body></html>".encode()
+            return Response(
+                200, html, {"Content-Type": "text/html; charset=utf-8"}, delay=self.listing_delay[section]
+            )
+
+        return answer
+
+    def _page(self, section: str, story: Story) -> Callable[[Request], Response]:
+        def answer(_request: Request) -> Response:
+            with self.lock:
+                self.in_flight += 1
+            try:
+                time.sleep(self.delay[section])
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+            return Response(200, story.html().encode(), {"Content-Type": "text/html; charset=utf-8"})
+
+        return answer
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@dataclass
+class Delivery:
+    """One POST a receiver got."""
+
+    endpoint: str
+    webhook_id: str
+    url: str
+    status: int
+
+
+Plan = Callable[[str], tuple[int, dict[str, str], float]]
+
+
+class Hooks(ThreadingHTTPServer):
+    """Two webhook receivers (``/hook-a``, ``/hook-b``) whose answers follow ``plan(endpoint)``."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HookHandler)
+        self.plan: Plan = lambda _endpoint: (200, {}, 0.0)
+        self.deliveries: list[Delivery] = []
+        self.in_flight = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def url(self, endpoint: str) -> str:
+        return f"http://127.0.0.1:{self.server_port}/{endpoint}"
+
+    def accepted(self) -> dict[tuple[str, str], Counter[str]]:
+        """``(endpoint, article URL) -> {webhook-id: accepted deliveries}``."""
+        out: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        with self.lock:
+            for d in self.deliveries:
+                if d.status < 300:
+                    out[(d.endpoint, d.url)][d.webhook_id] += 1
+        return out
+
+    def refused(self) -> int:
+        with self.lock:
+            return sum(1 for d in self.deliveries if d.status >= 300)
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _HookHandler(BaseHTTPRequestHandler):
+    server: Hooks
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+        endpoint = self.path.strip("/")
+        url = (body.get("data") or {}).get("url", "")
+        status, headers, delay = self.server.plan(endpoint)
+        with self.server.lock:
+            self.server.deliveries.append(
+                Delivery(endpoint, self.headers.get("webhook-id", ""), url.split("?")[0], status)
+            )
+            self.server.in_flight += 1
+        try:
+            time.sleep(delay)
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
+        payload = json.dumps({"ok": status < 300}).encode()
+        try:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the worker died or gave up waiting
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- the deployment under test
+
+
+@dataclass
+class Rig:
+    """One deployment: config, database, Redis, workers and beat as real processes."""
+
+    tmp: Path
+    database_url: str
+    redis_server: RedisServer
+    site: Site
+    hooks: Hooks
+    sections: tuple[str, ...] = ("news",)
+    syn: Syndicate = field(init=False)
+    engine: Engine = field(init=False)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    started: int = 0
+
+    def __post_init__(self) -> None:
+        sources = "\n".join(
+            f'  - {{name: {s}, kind: listing, url: "{self.site.url(f"/{s}/")}", schedule: 1d, backfill: 1000,'
+            ' options: {link_selector: "a.post-link"}}'
+            for s in self.sections
+        )
+        endpoints = "\n".join(
+            f'  - {{name: {e}, kind: webhook, url: "{self.hooks.url(e)}", secret: "${{FAULT_HOOK_SECRET}}",'
+            " back_catalogue: true}"
+            for e in ENDPOINTS
+        )
+        (self.tmp / "syndicate.yaml").write_text(
+            'fetch: {allow_hosts: ["127.0.0.1"], timeout: 10s, robots: false}\n'
+            f"sources:\n{sources}\n"
+            "feeds: [{name: all, title: All partner news, limit: 500}]\n"
+            f"endpoints:\n{endpoints}\n",
+            encoding="utf-8",
+        )
+        self.syn = Syndicate.make(
+            self.tmp,
+            {
+                "SYNDICATE_CONFIG": str(self.tmp / "syndicate.yaml"),
+                "DATABASE_URL": self.database_url,
+                "REDIS_URL": self.redis_server.url,
+                "SYNDICATE_VAR_DIR": str(self.tmp / "var"),
+                "SYNDICATE_VISIBILITY_TIMEOUT": str(VISIBILITY),
+                "SYNDICATE_SHARE_RETRY_SCHEDULE": RETRY_SCHEDULE,
+                "FAULT_HOOK_SECRET": SECRET,
+            },
+        )
+        res = self.syn.run("migrate")
+        assert res.returncode == 0, res.stderr
+        self.engine = create_engine(self.database_url, pool_pre_ping=True)
+
+    def worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        """Start a worker node under a new name (a restarted node does not vouch for its predecessor)."""
+        self.started += 1
+        name = f"w{self.started}"
+        proc = self.syn.start(name, "worker", "--concurrency", str(concurrency), "--hostname", f"{name}@%h")
+        self.workers.append(proc)
+        return proc
+
+    def beat(self) -> None:
+        """Start beat: it crawls never-crawled sources at once and runs the sweep every 15 s."""
+        self.syn.start("beat", "beat")
+
+    @staticmethod
+    def kill(proc: subprocess.Popen[bytes]) -> None:
+        """kill -9 the worker's main process and its pool children."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def rows(self, sql: str, **params: Any) -> list[Any] | None:
+        """Query the database; None while it is unreachable (PostgreSQL restarting)."""
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(text(sql), params))
+        except Exception:
+            return None
+
+    def statuses(self, urls: list[str]) -> Counter[str]:
+        found = self.rows("SELECT url, status FROM articles") or []
+        wanted = set(urls)
+        return Counter(status for url, status in found if url in wanted)
+
+    def sending(self) -> int:
+        found = self.rows("SELECT count(*) FROM shares WHERE status = 'sending'")
+        return int(found[0][0]) if found else 0
+
+    def feed_urls(self) -> set[str] | None:
+        found = self.rows("SELECT body FROM feed_renders WHERE feed_name = 'all' AND format = 'json'")
+        if not found:
+            return None
+        return {item["url"] for item in json.loads(bytes(found[0][0]))["items"]}
+
+    def shares_of(self, urls: list[str]) -> Counter[str]:
+        found = self.rows("SELECT a.url, s.status FROM shares s JOIN articles a ON a.id = s.article_id") or []
+        wanted = set(urls)
+        return Counter(status for url, status in found if url in wanted)
+
+    def complete(self, urls: list[str]) -> bool:
+        """Every (article, endpoint) posted, every share row sent, the feed holding every article."""
+        posts = self.hooks.accepted()
+        if not all((e, u) in posts for e in ENDPOINTS for u in urls):
+            return False
+        if self.shares_of(urls).get("sent", 0) != len(urls) * len(ENDPOINTS):
+            return False
+        feed = self.feed_urls()
+        return feed is not None and set(urls) <= feed
+
+    def wait_complete(self, urls: list[str], since: float, timeout: float) -> float:
+        """Seconds from ``since`` until :meth:`complete`; fails with the state and logs after ``timeout``."""
+        deadline = since + timeout
+        while time.monotonic() < deadline:
+            if self.complete(urls):
+                return time.monotonic() - since
+            time.sleep(0.5)
+        posts = self.hooks.accepted()
+        missing = [(e, u) for e in ENDPOINTS for u in urls if (e, u) not in posts]
+        raise AssertionError(
+            f"not complete after {timeout:.0f} s: articles {dict(self.statuses(urls))}, "
+            f"shares {dict(self.shares_of(urls))}, {len(missing)} posts missing, e.g. {missing[:3]}, "
+            f"feed holds {len((self.feed_urls() or set()) & set(urls))}/{len(urls)}\n{self.syn.logs()}"
+        )
+
+    def swept(self) -> int:
+        """How many units of work the sweeps re-enqueued (from the workers' logs)."""
+        total = 0
+        for path in self.tmp.glob("w*.log"):
+            for match in re.finditer(
+                r"re-enqueuing orphaned work (\{[^}]*\})", path.read_text(errors="replace")
+            ):
+                total += sum(ast.literal_eval(match.group(1)).values())
+        return total
+
+    def record(
+        self, fault: str, injected: int, urls: list[str], recover: float, earlier: list[str] | None = None
+    ) -> Row:
+        """Count at the receivers, append the table row, and assert nothing was lost or posted twice.
+
+        ``urls`` are this fault's articles; ``earlier`` ones (an earlier fault's) must not be posted again.
+        """
+        posts = self.hooks.accepted()
+        duplicates = sum(len(ids) - 1 for ids in posts.values())
+        redeliveries = sum(sum(ids.values()) - len(ids) for ids in posts.values())
+        expected = {(e, u) for e in ENDPOINTS for u in urls}
+        seen = sum(1 for pair in expected if pair in posts)
+        before = {(e, u) for e in ENDPOINTS for u in earlier or []}
+        unexpected = [pair for pair in posts if pair not in expected | before]
+        row = Row(
+            fault=fault,
+            injected=injected,
+            articles=len(urls),
+            expected=len(expected),
+            seen=seen,
+            duplicates=duplicates,
+            redeliveries=redeliveries,
+            losses=len(expected) - seen,
+            recover=recover,
+            swept=self.swept(),
+        )
+        ROWS.append(row)
+        print(f"\n{fault}: {row}")
+        assert row.losses == 0 and row.duplicates == 0, row
+        assert unexpected == [], unexpected
+        # One article row per story: a second row would be a second post under a second webhook-id.
+        found = self.rows("SELECT url, count(*) FROM articles GROUP BY url HAVING count(*) > 1")
+        assert found == [], found
+        return row
+
+    def stop(self) -> None:
+        self.syn.stop()
+        self.engine.dispose()
+
+
+@pytest.fixture
+def parts() -> Iterator[tuple[Site, Hooks, RedisServer]]:
+    """A partner site, the receivers and a Redis server of this test's own (it may be killed)."""
+    site, hooks, server = Site(), Hooks(), RedisServer().start()
+    yield site, hooks, server
+    site.stop()
+    hooks.stop()
+    server.stop()
+
+
+def _sqlite(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'syndicate.db'}"
+
+
+_db_names = iter(range(1, 1000))
+
+
+def _postgres(server: PostgresServer) -> str:
+    return server.create_database(f"faults_{next(_db_names)}_{os.getpid()}")
+
+
+def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# ---------------------------------------------------------------- the scenarios
+
+
+KILL_POINTS = ("fetch", "render", "claim", "after send")
+KILLS = 5
+
+
+def test_kill_9_at_a_seeded_random_schedule_of_points(
+    tmp_path: Path, parts: tuple[Site, Hooks, RedisServer]
+) -> None:
+    site, hooks, server = parts
+    rng = random.Random(SEED)
+    urls = site.add("news", 16)
+    site.delay["news"] = 0.5
+    hooks.plan = lambda _endpoint: (200, {}, 0.6)
+    rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks)
+    client = redis.Redis.from_url(server.url)
+
+    def render_held() -> bool:
+        value = client.get("syndicate:work:render:all")
+        return isinstance(value, bytes) and value.startswith(b"w|")
+
+    events: dict[str, Callable[[], bool]] = {
+        "fetch": lambda: site.in_flight > 0,
+        "render": render_held,
+        "claim": lambda: rig.sending() > 0,
+        "after send": lambda: hooks.in_flight > 0,
+    }
+    try:
+        worker = rig.worker()
+        rig.beat()
+        hit: list[str] = []
+        # Every point once in a seeded order, then seeded extra ones; an event not seen in 15 s is a miss.
+        schedule = list(rng.sample(KILL_POINTS, len(KILL_POINTS)))
+        schedule += [rng.choice(KILL_POINTS) for _ in range(KILLS - len(schedule))]
+        for point in schedule:
+            if _wait(events[point], 15):
+                hit.append(point)
+            time.sleep(rng.uniform(0.0, 0.2))
+            rig.kill(worker)
+            worker = rig.worker()
+        since = time.monotonic()
+        recover = rig.wait_complete(urls, since, timeout=150)
+        kinds = ", ".join(f"{p} x{n}" for p, n in Counter(hit).items())
+        rig.record(f"kill -9 of the worker ({kinds})", len(schedule), urls, recover)
+        assert len(set(hit)) >= 3, f"kill points hit: {hit}"
+        # The sweep, not kombu's visibility timeout, brought the dead workers' work back.
+        assert rig.swept() > 0
+    finally:
+        rig.stop()
+
+
+def test_redis_killed_restarted_empty_and_flushed(
+    tmp_path: Path, parts: tuple[Site, Hooks, RedisServer], postgres_server: PostgresServer
+) -> None:
+    site, hooks, server = parts
+    first = site.add("news", 12)
+    site.delay["news"] = 0.3
+    hooks.plan = lambda _endpoint: (200, {}, 0.2)
+    rig = Rig(tmp_path, _postgres(postgres_server), server, site, hooks)
+    try:
+        rig.worker()
+        rig.beat()
+        assert _wait(lambda: rig.statuses(first).get("ready", 0) >= 3, 60), rig.syn.logs()
+        kill_redis(server)
+        time.sleep(3)
+        restart_redis(server)
+        since = time.monotonic()
+        recover = rig.wait_complete(first, since, timeout=120)
+        rig.record("Redis killed, down 3 s, restarted empty", 1, first, recover)
+
+        second = site.add("news", 8)
+        res = rig.syn.run("crawl", "news")
+        assert res.returncode == 0, res.stderr
+        assert _wait(lambda: rig.statuses(second).get("ready", 0) >= 2, 60), rig.syn.logs()
+        redis.Redis.from_url(server.url).flushall()
+        since = time.monotonic()
+        recover = rig.wait_complete(first + second, since, timeout=120)
+        rig.record("Redis flushed (FLUSHALL) mid-run", 1, second, recover, earlier=first)
+    finally:
+        rig.stop()
+
+
+def test_postgresql_crashed_and_restarted(
+    tmp_path: Path, parts: tuple[Site, Hooks, RedisServer], postgres_server: PostgresServer
+) -> None:
+    site, hooks, server = parts
+    urls = site.add("news", 12)
+    site.delay["news"] = 0.3
+    hooks.plan = lambda _endpoint: (200, {}, 0.2)
+    rig = Rig(tmp_path, _postgres(postgres_server), server, site, hooks)
+    try:
+        rig.worker()
+        rig.beat()
+        assert _wait(lambda: rig.statuses(urls).get("ready", 0) >= 3, 60), rig.syn.logs()
+        restart_postgres(postgres_server, down_for=3)
+        since = time.monotonic()
+        recover = rig.wait_complete(urls, since, timeout=150)
+        rig.record("PostgreSQL crashed, down 3 s, restarted", 1, urls, recover)
+    finally:
+        rig.stop()
+
+
+def test_endpoint_storm_429_then_503_then_timeouts(
+    tmp_path: Path, parts: tuple[Site, Hooks, RedisServer]
+) -> None:
+    site, hooks, server = parts
+    urls = site.add("news", 10)
+    storm: dict[str, float] = {}
+    windows = ((4.0, 429), (8.0, 503), (14.0, 0))  # until t: 429 Retry-After 2, 503, then 17 s answers
+
+    def plan(endpoint: str) -> tuple[int, dict[str, str], float]:
+        if endpoint != "hook-a":
+            return 200, {}, 0.0
+        start = storm.setdefault("start", time.monotonic())
+        elapsed = time.monotonic() - start
+        for until, status in windows:
+            if elapsed < until:
+                if status == 429:
+                    return 429, {"Retry-After": "2"}, 0.0
+                if status == 503:
+                    return 503, {}, 0.0
+                return 200, {}, 17.0  # accepted, but answered after our 15 s timeout
+        return 200, {}, 0.0
+
+    hooks.plan = plan
+    rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks)
+    try:
+        rig.worker(concurrency=4)
+        rig.beat()
+        assert _wait(lambda: "start" in storm, 60), rig.syn.logs()
+        ends = storm["start"] + windows[-1][0]
+        recover = rig.wait_complete(urls, ends, timeout=150)
+        with hooks.lock:
+            slow = sum(1 for d in hooks.deliveries if d.endpoint == "hook-a" and d.status < 300) - len(urls)
+        injected = hooks.refused() + max(slow, 0)
+        row = rig.record(
+            "hook-a: 429 Retry-After 2 s (4 s), 503 (4 s), 17 s answers (6 s)", injected, urls, recover
+        )
+        assert hooks.refused() > 0 and row.redeliveries > 0  # the storm did hit, and timeouts were resent
+    finally:
+        rig.stop()
+
+
+def test_slow_and_huge_source_beside_a_normal_one(
+    tmp_path: Path, parts: tuple[Site, Hooks, RedisServer]
+) -> None:
+    site, hooks, server = parts
+    normal = site.add("news", 8)
+    slow = site.add("slow", 3)
+    site.listing_delay["slow"] = 4.0
+    site.delay["slow"] = 5.0
+    site.server.huge("/slow/huge.html", 8_000_000, content_length=False)
+    site.extra_links["slow"].append(("/slow/huge.html", "An 8 MB page"))
+    rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks, sections=("news", "slow"))
+    try:
+        start = time.monotonic()
+        rig.worker(concurrency=3)
+        rig.beat()
+        recover = rig.wait_complete(normal + slow, start, timeout=120)
+        huge = rig.rows("SELECT status, error FROM articles WHERE url LIKE '%/slow/huge.html'")
+        assert huge is not None and len(huge) == 1 and huge[0][0] == "failed", huge
+        rig.record(
+            "slow source (4-5 s answers) with an 8 MB page, beside a normal one", 4, normal + slow, recover
+        )
+    finally:
+        rig.stop()
