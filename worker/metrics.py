@@ -46,7 +46,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -74,11 +74,10 @@ class Family:
     help: str
     labels: tuple[str, ...]
     buckets: tuple[float, ...] = ()
+    key: str = field(init=False, default="")  # the Redis hash holding this family
 
-    @property
-    def key(self) -> str:
-        """The Redis hash holding this family."""
-        return PREFIX + self.name
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", PREFIX + self.name)
 
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -127,7 +126,10 @@ FAMILIES += (RENDERS, RENDER_SECONDS, FEED_REQUESTS, SHARES)
 
 def label_field(*values: object) -> str:
     """The hash field of one label combination (tabs and newlines cannot occur in our label values)."""
-    return "\t".join(str(v).replace("\t", " ").replace("\n", " ") for v in values)
+    joined = "\t".join(map(str, values))
+    if joined.count("\t") != len(values) - 1 or "\n" in joined:
+        joined = "\t".join(str(v).replace("\t", " ").replace("\n", " ") for v in values)
+    return joined
 
 
 # ---- recording -------------------------------------------------------------------------------------------
@@ -144,7 +146,8 @@ class Recorder:
         self._ints: Counter[tuple[str, str]] = Counter()
         self._floats: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
-        self._pid = 0
+        self._started = False  # a flushing thread runs in this process (reset in a forked child)
+        os.register_at_fork(after_in_child=self._forked)
         self._warned = 0.0
 
     def inc(self, family: Family, labels: tuple[object, ...], amount: int = 1) -> None:
@@ -165,13 +168,19 @@ class Recorder:
         self._ensure_thread()
 
     def _ensure_thread(self) -> None:
-        if self._pid == os.getpid() or not self.background:
+        if self._started or not self.background:
             return
         with self._lock:
-            if self._pid == os.getpid():
+            if self._started:
                 return
-            self._pid = os.getpid()
+            self._started = True
         threading.Thread(target=self._run, name="syndicate-metrics", daemon=True).start()
+
+    def _forked(self) -> None:
+        # The child has its own memory: no thread, and the parent's unsent counts are the parent's.
+        self._lock = threading.Lock()
+        self._started = False
+        self._ints, self._floats = Counter(), {}
 
     def _run(self) -> None:
         while True:
