@@ -296,3 +296,24 @@ def test_metrics_route_serves_the_exposition_format(runtime: Runtime, client: re
     assert resp.headers["content-type"].startswith("text/plain; version=")
     fams = families(resp.text)
     assert sample(fams, "syndicate_feed_requests", "_total", feed="all", status="200") == 7
+
+
+def _child_counts_one(rec: Recorder, url: str) -> None:
+    rec.client = redis.Redis.from_url(url)
+    rec.inc(metrics.CRAWLS, ("valley", "ok"))
+    rec.flush()
+
+
+def test_a_forked_child_does_not_resend_the_parents_unsent_counts(
+    redis_url: str, client: redis.Redis
+) -> None:
+    rec = Recorder(background=False)
+    rec.client = client
+    rec.inc(metrics.CRAWLS, ("valley", "ok"), 5)  # buffered in the parent when Celery forks its pool
+    child = multiprocessing.get_context("fork").Process(target=_child_counts_one, args=(rec, redis_url))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert client.hget(metrics.CRAWLS.key, "valley\tok") == b"1"
+    assert rec.flush()
+    assert client.hget(metrics.CRAWLS.key, "valley\tok") == b"6"
