@@ -147,9 +147,9 @@ def beat_safely(key: str, name: str, *, force: bool = False, prune: bool = False
     now = time.monotonic()
     if not force and now - _last_beat.get(key + name, -INTERVAL) < INTERVAL:
         return
+    _last_beat[key + name] = now  # a failed write waits its turn too: never block the loop every 2 s
     try:
         beat(_heartbeat_client(), key, name, prune=prune)
-        _last_beat[key + name] = now
     except Exception as exc:  # a heartbeat must never break the worker or beat it reports on
         log.warning("could not write the %s heartbeat to Redis: %s", name, exc)
 

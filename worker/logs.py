@@ -21,7 +21,6 @@ import json
 import logging
 import re
 import sys
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -193,7 +192,6 @@ def configure_logging(component: str, level: str = "INFO", stream: Any = None) -
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.Formatter.converter = time.gmtime
     from celery import signals
 
     signals.setup_logging.connect(_quiet_celery_setup, weak=False, dispatch_uid="syndicate-logs")

@@ -433,12 +433,14 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(FeedFastPath, web_app=app)
 
     @app.get("/healthz")
-    def healthz(r: RT, request: Request) -> JSONResponse:
+    def healthz(r: RT, request: Request, scope: Literal["all", "web"] = "all") -> JSONResponse:
         """Liveness and readiness: the database and Redis answer, a worker and beat sent heartbeats.
 
         503 "degraded" when a check fails, no worker beat within ``heartbeat.STALE_AFTER`` s or beat
         did not; a worker or beat not seen yet in the first ``heartbeat.STARTUP_GRACE`` s of this
-        process is "starting" (``syndicate up`` and compose start them together).
+        process is "starting" (``syndicate up`` and compose start them together). ``?scope=web``
+        checks only what this web process needs (a container healthcheck that must not fail
+        because a worker elsewhere is down); the heartbeats are still reported.
         """
         import redis
 
@@ -461,7 +463,8 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
             checks.update(worker="unknown", beat="unknown")
         finally:
             client.close()
-        ok = all(v in ("ok", "starting") for v in checks.values())
+        counted = ("database", "redis") if scope == "web" else tuple(checks)
+        ok = all(checks[k] in ("ok", "starting") for k in counted)
         body = {"status": "ok" if ok else "degraded", **checks, "liveness": live}
         return JSONResponse(body, status_code=200 if ok else 503)
 

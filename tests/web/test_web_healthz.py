@@ -59,3 +59,14 @@ def test_ok_with_a_live_worker_and_beat_degraded_when_beat_is_stale(runtime: Run
         body = client.get("/healthz").json()
         assert body["status"] == "degraded" and body["worker"].startswith("stale")
     r.close()
+
+
+def test_scope_web_ignores_the_heartbeats_but_reports_them(runtime: Runtime, redis_url: str) -> None:
+    app = create_web_app(runtime)
+    app.state.started -= STARTUP_GRACE + 1
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 503  # no worker, no beat
+        resp = client.get("/healthz", params={"scope": "web"})
+        assert resp.status_code == 200, resp.text
+        assert (resp.json()["status"], resp.json()["worker"]) == ("ok", "missing")
+        assert client.get("/healthz", params={"scope": "nope"}).status_code == 422
