@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ from worker.errors import SyndicateError
 from worker.logs import configure_logging
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -216,14 +217,14 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         from worker.runtime import get_runtime
 
         rt = get_runtime()
-        report = pipeline.run_crawl(rt, ids[args.source], force=True)
+        report = _patiently(pipeline.run_crawl, rt, ids[args.source], force=True)
         if report.failed:
             print(f"error: crawl of {args.source} failed: {report.error}", file=sys.stderr)
             return EXIT_ERROR
         feeds: set[str] = set()
         sent = 0
         for article_id in _progress(args, report.ids, total=len(report.ids), desc="articles", unit="article"):
-            outcome = pipeline.process_article(rt, article_id)
+            outcome = _patiently(pipeline.process_article, rt, article_id)
             feeds.update(outcome.feeds)
             if outcome.share:
                 for share_id in outbox.plan_shares(rt, article_id):
@@ -241,6 +242,21 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     crawl_source.delay(ids[args.source])
     print(f"enqueued a crawl of {args.source} on {_redacted(settings.effective_redis_url)}")
     return EXIT_OK
+
+
+def _patiently(stage: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    """Run ``stage`` in this process, waiting out a busy host (shared per-host limits, Crawl-delay).
+
+    A worker reschedules the task instead; here nothing else would run it, so the command waits.
+    """
+    from worker.errors import HostBusy
+
+    for _attempt in range(600):
+        try:
+            return stage(*args, **kwargs)
+        except HostBusy as busy:
+            time.sleep(min(max(busy.retry_after or 1.0, 0.05), 30.0))
+    return stage(*args, **kwargs)
 
 
 def _pause_of(source_id: int) -> tuple[datetime, str | None] | None:
