@@ -449,8 +449,9 @@ def _share_endpoint(rt: Any, share_id: int) -> str:
 
 
 def cmd_share_retry(args: argparse.Namespace) -> int:
-    """Put a failed or uncertain share back in the outbox."""
+    """Put a failed or uncertain share back in the outbox (Redis checked first: nothing half done)."""
     settings, config = _load(args)
+    _require_redis(settings)
     _prepare_database(settings, config)
     from worker.outbox import retry_share
     from worker.runtime import get_runtime
@@ -787,7 +788,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from worker.pipeline import render_feed
     from worker.runtime import get_runtime
 
-    for feed in config.feeds:
+    for feed in _progress(args, config.feeds, total=len(config.feeds), desc="feeds", unit="feed"):
         render_feed(get_runtime(), feed.name)
 
     children: list[tuple[str, subprocess.Popen[Any]]] = []

@@ -1,0 +1,44 @@
+"""``python3 bootstrap.py up`` installs the lint and type tools the README names, not only ``test``.
+
+Creating a fresh venv here would download every dependency (minutes, network); this checks the
+choice bootstrap makes and the extras it installs, and that the tools are where the README says.
+It was also run once for real from a clean copy (`python3 bootstrap.py check-config`): .venv/bin/ruff
+and .venv/bin/mypy were there afterwards, pytest was not.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import tomllib
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_bootstrap() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bootstrap", ROOT / "bootstrap.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!\[ ;]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_every_command_installs_the_dev_tools() -> None:
+    bootstrap = load_bootstrap()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {"ruff", "mypy"} <= names(extras["dev"])
+    assert "syndicate[dev]" in extras["test"]  # test = dev + the test tools
+    for command in ("up", "worker", "status", "check-config", "test"):
+        chosen = bootstrap.extras_for(command)
+        closure = set(extras[chosen]) | (set(extras["dev"]) if "syndicate[dev]" in extras[chosen] else set())
+        assert {"ruff", "mypy"} <= names(sorted(closure)), command
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for tool in ("ruff", "mypy"):
+        assert f".venv/bin/{tool}" in readme
+        assert (ROOT / ".venv" / "bin" / tool).exists()
