@@ -83,18 +83,25 @@ def _progress(
         size = os.terminal_size((0, 0))
     # A terminal that reports no size (a fresh pty, some CI consoles) would get no bar at all.
     unsized = not (size.columns and size.lines)
-    return iter(
-        tqdm(
-            items,
-            total=total,
-            desc=desc,
-            unit=unit,
-            file=sys.stderr,
-            dynamic_ncols=not unsized,
-            ncols=80 if unsized else None,
-            nrows=24 if unsized else None,
-        )
+    bar = tqdm(
+        items,
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        dynamic_ncols=not unsized,
+        ncols=80 if unsized else None,
+        nrows=24 if unsized else None,
     )
+    return _logging_above(bar)
+
+
+def _logging_above(bar: Iterable[T]) -> Iterator[T]:
+    """Iterate ``bar`` with log records written above it (through tqdm) instead of across it."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        yield from bar
 
 
 def _emit(line: str, *, err: bool = False) -> None:

@@ -115,6 +115,9 @@ def test_progress_counts_on_a_terminal(syn: Syndicate) -> None:
     assert code == 0, terminal
     assert re.search(r"articles:.*3/3", terminal), terminal
     assert re.search(r"feeds:.*2/2", terminal), terminal
+    # log records are written above the bar, not into it
+    assert "INFO" in terminal
+    assert not [line for line in terminal.splitlines() if "INFO" in line and "%|" in line], terminal
     # stdout is a pipe: only the summary line, no bar
     assert out.strip().splitlines() == [out.strip()] and "3 articles processed" in out and "\r" not in out
 
