@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from config import Config
 from config.model import EndpointBase
@@ -230,10 +231,10 @@ def plan_shares(rt: Runtime, article_id: int, *, force: Iterable[str] = ()) -> l
     pending: list[int] = []
     now = utcnow()
     with rt.session() as session:
-        article = session.get(Article, article_id)
+        article = session.get(Article, article_id, options=[joinedload(Article.source)])
         if article is None or article.status != "ready":
             return []
-        rows = sync_endpoints(session, rt.config)
+        added, fresh = _endpoints_added(rt, session)
         existing = {s.endpoint: s for s in article.shares}
         for endpoint in rt.config.endpoints:
             share = existing.get(endpoint.name)
@@ -241,25 +242,77 @@ def plan_shares(rt: Runtime, article_id: int, *, force: Iterable[str] = ()) -> l
                 if endpoint.name not in forced:
                     if not routes(rt.config, endpoint, article):
                         continue
-                    if in_back_catalogue(endpoint, rows[endpoint.name], article, now):
+                    if in_back_catalogue(endpoint, added[endpoint.name], article, now):
                         log.debug("%s: article %s is back catalogue; not shared", endpoint.name, article_id)
                         continue
                 not_before = now + timedelta(seconds=endpoint.delay) if endpoint.delay else None
-                try:
-                    with session.begin_nested():
-                        share = Share(article_id=article.id, endpoint=endpoint.name, not_before=not_before)
-                        session.add(share)
-                except IntegrityError:  # another worker planned it first
-                    share = session.scalar(
-                        select(Share).where(Share.article_id == article.id, Share.endpoint == endpoint.name)
-                    )
-                    if share is None:
-                        raise
+                new_id = _insert_share(session, article.id, endpoint.name, not_before)
+                if new_id is not None:
+                    pending.append(new_id)
+                    continue
+                # Another worker planned it first: theirs counts.
+                share = session.scalar(
+                    select(Share).where(Share.article_id == article.id, Share.endpoint == endpoint.name)
+                )
+                if share is None:
+                    raise LookupError(f"share of article {article.id} to {endpoint.name} vanished")
             elif endpoint.name in forced and share.status in ("failed", "uncertain"):
                 share.status, share.not_before, share.attempts = "pending", None, 0
             if share.status == "pending":
                 pending.append(share.id)
+    if fresh:  # committed: the rows and their added_at are stored
+        _synced_endpoints[(rt.database_url, id(rt.config))] = (rt.config, added)
     return pending
+
+
+# Endpoint rows (for ``added_at``) once this process synced them: ``{(url, id(config)): (config, rows)}``.
+# ``added_at`` never changes once a row exists, so planning need not read every endpoint row again.
+_synced_endpoints: dict[tuple[str, int], tuple[Config, dict[str, EndpointRow]]] = {}
+
+
+def _endpoints_added(rt: Runtime, session: Session) -> tuple[dict[str, EndpointRow], bool]:
+    """The endpoint rows of ``rt.config`` (for ``added_at``); and whether to remember them after commit."""
+    cached = _synced_endpoints.get((rt.database_url, id(rt.config)))
+    if cached is not None and cached[0] is rt.config:
+        return cached[1], False
+    rows = sync_endpoints(session, rt.config)
+    session.flush()
+    return rows, True
+
+
+def _insert_share(
+    session: Session, article_id: int, endpoint: str, not_before: datetime | None
+) -> int | None:
+    """Insert the share row; its id, or None when another worker inserted it first.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` on PostgreSQL and SQLite instead of a
+    savepoint, the insert and its release (three round trips, and a rollback on a conflict).
+    """
+    values = {
+        "article_id": article_id,
+        "endpoint": endpoint,
+        "not_before": not_before,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": utcnow(),
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        share = Share(**values)
+        try:
+            with session.begin_nested():
+                session.add(share)
+        except IntegrityError:
+            return None
+        return share.id
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(Share)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["article_id", "endpoint"])
+        .returning(Share.id)
+    )
+    return session.scalar(statement)
 
 
 def share_article_view(article: Article) -> ShareArticle:
@@ -396,7 +449,8 @@ def _claim(rt: Runtime, share_id: int, lease: float) -> _Claim | str:
     """Move ``share_id`` to ``sending`` (committed) or say why not: a final status or Deferred."""
     now = utcnow()
     with rt.session() as session:
-        share = session.get(Share, share_id)
+        # The article and its source come with the share: the claim needs them for the view.
+        share = session.get(Share, share_id, options=[joinedload(Share.article).joinedload(Article.source)])
         if share is None:
             raise LookupError(f"no share with id {share_id}")
         recovering = False
@@ -429,8 +483,7 @@ def _claim(rt: Runtime, share_id: int, lease: float) -> _Claim | str:
             if taken == 0:
                 session.rollback()
                 return "claimed"
-        session.flush()
-        session.refresh(share)
+        # The update changed only the claim columns, which the view does not read: no refresh.
         return _Claim(share_id, share.endpoint, share_article_view(share.article), recovering)
 
 
@@ -487,20 +540,36 @@ def deliver_share(rt: Runtime, share_id: int) -> str:
     Raises :class:`Deferred` when the share (or the slot this message stands for) must wait.
     """
     with rt.session() as session:
-        share = session.get(Share, share_id)
-        if share is None:
+        # The share and its endpoint's disabled state in one query (the endpoint row is only
+        # created here if this process is the first to see a newly configured endpoint).
+        found = session.execute(
+            select(
+                Share.status,
+                Share.endpoint,
+                Share.not_before,
+                EndpointRow.name.label("row_name"),
+                EndpointRow.disabled_at,
+                EndpointRow.disabled_reason,
+            )
+            .outerjoin(EndpointRow, EndpointRow.name == Share.endpoint)
+            .where(Share.id == share_id)
+        ).first()
+        if found is None:
             raise LookupError(f"no share with id {share_id}")
-        status, name, not_before = share.status, share.endpoint, share.not_before
+        status, name, not_before = found.status, found.endpoint, found.not_before
         if status not in ("pending", "sending"):
             return status
-        rows = sync_endpoints(session, rt.config)
+        disabled_at, disabled_reason = found.disabled_at, found.disabled_reason
+        if found.row_name is None:
+            row = sync_endpoints(session, rt.config).get(name)
+            if row is not None:
+                disabled_at, disabled_reason = row.disabled_at, row.disabled_reason
     try:
         config = rt.config.endpoint(name)
     except KeyError:
         return _finish(rt, share_id, status="failed", error=f"endpoint {name!r} is no longer configured")
-    row = rows[name]
-    if row.disabled_at is not None:
-        log.info("share %s waits: endpoint %s is disabled (%s)", share_id, name, row.disabled_reason)
+    if disabled_at is not None:
+        log.info("share %s waits: endpoint %s is disabled (%s)", share_id, name, disabled_reason)
         return "held"
     now = utcnow()
     if status == "pending":

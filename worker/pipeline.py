@@ -20,7 +20,7 @@ from urllib.parse import unquote_plus, urldefrag, urlsplit, urlunsplit
 from bs4 import BeautifulSoup
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, contains_eager, defer
+from sqlalchemy.orm import Session, contains_eager, defer, joinedload
 
 from config import Config, FeedConfig
 from config.model import SourceConfig
@@ -523,8 +523,10 @@ def process_article(rt: Runtime, article_id: int) -> ProcessOutcome:
     are raised for a retry (the row keeps ``pending``); a URL robots.txt forbids is ``skipped``
     (never fetched); permanent errors and pages that hold no article mark it ``failed``.
     """
+    # The source comes with the row (one query, not a lazy load); validators are read only when a
+    # stored article is fetched again (pushed HTML and first fetches need none).
     with rt.session() as session:
-        article = session.get(Article, article_id)
+        article = session.get(Article, article_id, options=[joinedload(Article.source)])
         if article is None:
             raise LookupError(f"no article with id {article_id}")
         if article.status in ("duplicate", "skipped"):
@@ -534,10 +536,12 @@ def process_article(rt: Runtime, article_id: int) -> ProcessOutcome:
         logs.bind(source=source_name)  # later log lines (and the article metrics) name the source
         held = article.content_hash is not None
         article.attempts += 1
-        state = session.scalar(select(FetchState).where(FetchState.url == url))
-        etag, last_modified = (
-            (state.etag, state.last_modified) if state is not None and held else (None, None)
+        state = (
+            session.scalar(select(FetchState).where(FetchState.url == url))
+            if held and raw_html is None
+            else None
         )
+        etag, last_modified = (state.etag, state.last_modified) if state is not None else (None, None)
     source_config = next((s for s in rt.config.sources if s.name == source_name), None)
     default_category = source_config.category if source_config else None
     language_hint = source_config.options.get("language") if source_config else None
@@ -590,7 +594,7 @@ def process_article(rt: Runtime, article_id: int) -> ProcessOutcome:
             _store_fetch_state(
                 session, url, source_id, result.etag, result.last_modified, None, result.status
             )
-        article = session.get(Article, article_id)
+        article = session.get(Article, article_id, options=[joinedload(Article.source)])
         assert article is not None
         canonical = normalize_url(data.canonical_url or final_url)
         if len(canonical) > MAX_URL_CHARS:  # keep the URL we know rather than fail on the column size
@@ -1038,19 +1042,36 @@ def synthesize_html(item: PushedArticle) -> str:
     )
 
 
+# Source ids by name once this process synced its config into a database: ``{(url, id(config)):
+# (config, ids)}``. A push then costs no re-sync of every source and endpoint row (the config of a
+# running process does not change; a process with another config object syncs again).
+_synced_sources: dict[tuple[str, int], tuple[Config, dict[str, int]]] = {}
+
+
+def _pushed_source_id(rt: Runtime, session: Session, name: str) -> tuple[int, dict[str, int] | None]:
+    """The id of source ``name``; and the freshly synced ids to remember once the session committed."""
+    cached = _synced_sources.get((rt.database_url, id(rt.config)))
+    fresh = None
+    if cached is None or cached[0] is not rt.config or name not in cached[1]:
+        fresh = sync_sources(session, rt.config)
+        ids = fresh
+    else:
+        ids = cached[1]
+    if name not in ids:
+        raise LookupError(f"no source named {name!r}")
+    return ids[name], fresh
+
+
 def ingest_article(rt: Runtime, item: PushedArticle) -> tuple[int, bool]:
     """Store a pushed article as pending; return ``(id, created)``. Re-pushing a URL updates it."""
     raw = item.html if item.html is not None else (synthesize_html(item) if item.title else None)
     url = normalize_url(item.url)
     with rt.session() as session:
-        ids = sync_sources(session, rt.config)
-        source_name = item.source or PUSH_SOURCE
-        if source_name not in ids:
-            raise LookupError(f"no source named {source_name!r}")
+        source_id, fresh = _pushed_source_id(rt, session, item.source or PUSH_SOURCE)
         article = session.scalar(select(Article).where((Article.canonical_url == url) | (Article.url == url)))
         created = article is None
         if article is None:
-            article = Article(source_id=ids[source_name], url=url, canonical_url=url)
+            article = Article(source_id=source_id, url=url, canonical_url=url)
             session.add(article)
         article.raw_html = raw
         # A URL someone pushed is fetched under the ingest rules (never this deployment's own services).
@@ -1059,7 +1080,10 @@ def ingest_article(rt: Runtime, item: PushedArticle) -> tuple[int, bool]:
             article.status = "pending"
         article.last_seen_at = utcnow()
         session.flush()
-        return article.id, created
+        article_id = article.id
+    if fresh is not None:  # committed: the rows behind these ids exist
+        _synced_sources[(rt.database_url, id(rt.config))] = (rt.config, fresh)
+    return article_id, created
 
 
 def stale_work(rt: Runtime, older_than: timedelta = timedelta(minutes=10)) -> tuple[list[int], list[int]]:

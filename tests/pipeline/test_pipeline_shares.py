@@ -216,27 +216,31 @@ def test_plan_loses_the_race_to_another_worker_gracefully(share_pipe, database_u
     article = next(a for a in share_pipe.articles().values() if a.title.startswith("Farm"))
     raced: list[str] = []
 
-    def other_worker_commits_first(session, flush_context, instances) -> None:
-        for obj in list(session.new):
-            if isinstance(obj, Share) and obj.endpoint == "archive" and not raced:
-                raced.append(obj.endpoint)
-                with get_engine(database_url).begin() as conn:  # a separate connection and transaction
-                    conn.execute(
-                        insert(Share).values(
-                            article_id=obj.article_id,
-                            endpoint="archive",
-                            status="sent",
-                            remote_id="other-worker",
-                            attempts=1,
-                            created_at=utcnow(),
-                        )
-                    )
+    engine = get_engine(database_url)
 
-    event.listen(share_pipe.rt.sessionmaker, "before_flush", other_worker_commits_first)
+    # Just before our INSERT of the archive share reaches the database (plan_shares inserts with
+    # ON CONFLICT DO NOTHING, no ORM flush), another worker's transaction commits the same row.
+    def other_worker_commits_first(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        values = parameters.values() if isinstance(parameters, dict) else parameters
+        if statement.startswith("INSERT INTO shares") and "archive" in values and not raced:
+            raced.append("archive")
+            with engine.begin() as conn:  # a separate connection and transaction
+                conn.execute(
+                    insert(Share).values(
+                        article_id=article.id,
+                        endpoint="archive",
+                        status="sent",
+                        remote_id="other-worker",
+                        attempts=1,
+                        created_at=utcnow(),
+                    )
+                )
+
+    event.listen(engine, "before_cursor_execute", other_worker_commits_first)
     try:
         planned = plan_shares(share_pipe.rt, article.id)
     finally:
-        event.remove(share_pipe.rt.sessionmaker, "before_flush", other_worker_commits_first)
+        event.remove(engine, "before_cursor_execute", other_worker_commits_first)
 
     assert raced == ["archive"]
     rows = [s for s in share_pipe.shares() if s.article_id == article.id]
