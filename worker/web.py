@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -40,12 +41,15 @@ MAX_BODY_BYTES = 2 * MAX_INGEST_BYTES + 1_000_000
 FEED_FORMATS = {"rss", "atom", "json"}
 
 
+_RFC3339_START = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d")
+
+
 class IngestRequest(BaseModel):
     """The body of ``POST /api/articles``: a URL, and optionally its HTML or its fields."""
 
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl
+    url: AnyHttpUrl = Field(json_schema_extra={"maxLength": MAX_URL_CHARS})  # checked by _url_length
     html: str | None = Field(default=None, max_length=MAX_INGEST_BYTES)
     title: str | None = Field(default=None, max_length=1000)
     content_html: str | None = Field(default=None, max_length=MAX_INGEST_BYTES)
@@ -72,6 +76,14 @@ class IngestRequest(BaseModel):
     def _url_length(cls, value: AnyHttpUrl) -> AnyHttpUrl:
         if len(str(value)) > MAX_URL_CHARS:
             raise ValueError(f"url is longer than {MAX_URL_CHARS} characters")
+        return value
+
+    @field_validator("published", mode="before")
+    @classmethod
+    def _date_text(cls, value: Any) -> Any:
+        # pydantic would read a number (or "0") as Unix time; the schema says RFC 3339 (found by the fuzz).
+        if value is not None and not isinstance(value, datetime) and not _RFC3339_START.match(str(value)):
+            raise ValueError("published must be an RFC 3339 date-time string, e.g. 2019-03-06T10:00:00Z")
         return value
 
     @field_validator("published")

@@ -305,3 +305,16 @@ def test_malformed_bodies_are_4xx_and_small(
     assert 400 <= resp.status_code < 500, (resp.status_code, resp.text[:300])
     assert len(resp.content) < 1500
     assert _articles(runtime) == 0
+
+
+@pytest.mark.parametrize(
+    "published", [-203, 1700000000, 1.5, True, ["2019-03-06T10:00:00Z"], "0", "1700000000", "2019-03-06"]
+)
+def test_published_must_be_a_date_string_not_unix_time(
+    client: TestClient, runtime: Runtime, broker: Any, published: Any
+) -> None:
+    """pydantic alone read a number as Unix time, which the schema does not allow (found by the fuzz)."""
+    resp = _post(client, {"url": VALID_URL, "title": "t", "published": published})
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["loc"] == ["body", "published"]
+    assert _articles(runtime) == 0
