@@ -628,6 +628,63 @@ def cmd_source(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when one part is healthy, 1 when not: for container healthchecks (compose, Kubernetes).
+
+    ``worker``: a worker node on this machine (node name ``...@<hostname>``) wrote its heartbeat to
+    Redis within 30 s. ``beat``: the deployment's beat leader did (a standby beat is healthy while the
+    leader beats). ``web``: this machine's web process answers ``/healthz?scope=web`` (its database
+    and Redis), which does not fail because a worker elsewhere is down.
+    """
+    settings, _config = _load(args)
+    if args.part == "web":
+        import ipaddress
+        import urllib.error
+        import urllib.request
+
+        # A web process bound to every interface is asked on loopback (this check runs beside it).
+        host = settings.http_host
+        try:
+            wildcard = not host or ipaddress.ip_address(host).is_unspecified
+        except ValueError:  # a host name
+            wildcard = False
+        host = "127.0.0.1" if wildcard else host
+        url = f"http://{host}:{settings.http_port}/healthz?scope=web"
+        try:
+            with urllib.request.urlopen(url, timeout=args.timeout) as answer:
+                print(f"web: {answer.status} {answer.read(200).decode(errors='replace')}")
+                return EXIT_OK
+        except urllib.error.HTTPError as exc:
+            print(f"web: {exc.code} {exc.read(200).decode(errors='replace')}", file=sys.stderr)
+        except OSError as exc:
+            print(f"web: not answering at {url}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    import socket
+
+    from worker.heartbeat import STALE_AFTER, is_alive, liveness
+    from worker.runtime import get_runtime
+
+    client = get_runtime().redis_client
+    if client is None:
+        print("no Redis configured", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    live = liveness(client)
+    if args.part == "beat":
+        beat = live.get("beat")
+        age = beat["age_seconds"] if beat else None
+        ok = is_alive(age, STALE_AFTER)
+        print(f"beat: {'ok' if ok else 'missing' if age is None else 'stale'} (age {age} s)")
+        return EXIT_OK if ok else EXIT_ERROR
+    me = socket.gethostname()
+    mine = [w for w in live["workers"] if w["name"] == me or w["name"].endswith("@" + me)]
+    alive = [w for w in mine if is_alive(w["age_seconds"], STALE_AFTER)]
+    for row in mine:
+        print(f"worker {row['name']}: age {row['age_seconds']} s")
+    if not mine:
+        print(f"worker: no heartbeat from a node on {me}", file=sys.stderr)
+    return EXIT_OK if alive else EXIT_ERROR
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker consuming every Syndicate queue."""
     settings, _config = _load(args)
@@ -952,6 +1009,12 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_web
     )
     cmds.add("monitor", "run Flower", cmd_monitor.__doc__).set_defaults(func=cmd_monitor)
+    p = cmds.add("health", "exit 0 if this machine's worker, beat or web is healthy", cmd_health.__doc__)
+    p.add_argument("part", choices=("worker", "beat", "web"), help="which part to check")
+    p.add_argument(
+        "--timeout", type=float, default=5.0, metavar="S", help="web: seconds to wait for /healthz"
+    )
+    p.set_defaults(func=cmd_health)
     cmds.add("migrate", "apply database migrations", cmd_migrate.__doc__).set_defaults(func=cmd_migrate)
 
     p = cmds.add(
