@@ -495,7 +495,8 @@ def _browse_flower(browser: Any, flower: str, tasks: dict[str, dict[str, Any]], 
     # Flower's own "Failed" filter: only the failures, the given-up task among them.
     page.locator("button.task-state-filter[data-task-state='FAILURE']").click()
     page.wait_for_function(
-        "() => [...document.querySelectorAll('#tasks-table tbody tr')].every(r => r.innerText.includes('FAILURE'))"
+        "() => [...document.querySelectorAll('#tasks-table tbody tr')]"
+        ".every(r => r.innerText.includes('FAILURE'))"
     )
     assert page.locator("#tasks-table tbody tr", has_text="syndicate.process_article").count() >= 1
     saved = [shots / "flower-tasks.png"]
