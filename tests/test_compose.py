@@ -53,3 +53,19 @@ def test_nginx_serves_the_exported_feeds_and_proxies_the_rest_to_web() -> None:
     ):
         assert "${" + variable + "}" in text and variable in nginx["environment"], variable
     assert "/app/feeds" in (ROOT / "Dockerfile").read_text()
+
+
+def test_every_service_has_a_healthcheck_that_is_a_real_command() -> None:
+    """Healthchecks run `syndicate health <part>` (a real subcommand) where the service is ours."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    parser = build_parser()
+    for name, service in services.items():
+        if name == "migrate":  # a one-shot job: its exit status is its health
+            continue
+        test = service["healthcheck"]["test"]
+        assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, name
+        if test[1] == "syndicate":
+            args = parser.parse_args(test[2:])
+            assert args.func.__name__ == "cmd_health", name
+            assert args.part == {"worker": "worker", "beat": "beat", "web": "web"}[name]
+    assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
