@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from functools import lru_cache
 from typing import Any, NoReturn
 
@@ -30,6 +31,12 @@ MAX_RETRIES = 5
 RENDER_WINDOW_SECONDS = 0.25
 # Longer than any wait in the queue before the trailing render starts, short enough to be no lock.
 RENDER_TRAILING_TTL = RENDER_WINDOW_SECONDS + 5.0
+# Under a burst a feed renders at most twice per window, and the window grows to this many times the
+# feed's last render time (kept in Redis), so renders that got slow (a large archive, a busy machine)
+# cannot take over the workers: measured by bench/scaleout.py, where renders of 0.25 s every 0.125 s
+# took more task time than every other stage together. A quiet feed still renders at once.
+RENDER_COST_FACTOR = 4.0
+RENDER_WINDOW_MAX = 10.0
 
 
 class GaveUp(Exception):
@@ -141,6 +148,19 @@ def _render_keys(feed_name: str) -> tuple[str, str]:
     return f"syndicate:render-window:{feed_name}", f"syndicate:render-trailing:{feed_name}"
 
 
+def _render_cost_key(feed_name: str) -> str:
+    return f"syndicate:render-seconds:{feed_name}"
+
+
+def render_window(client: redis.Redis, feed_name: str) -> float:
+    """Seconds of the debounce window: :data:`RENDER_WINDOW_SECONDS`, longer for a slow feed."""
+    try:
+        cost = float(client.get(_render_cost_key(feed_name)) or 0.0)
+    except ValueError:
+        cost = 0.0
+    return min(max(RENDER_WINDOW_SECONDS, cost * RENDER_COST_FACTOR), RENDER_WINDOW_MAX)
+
+
 def schedule_render(feed_name: str) -> None:
     """Render ``feed_name`` because an article in it changed: at once, and bursts collapsed.
 
@@ -155,10 +175,13 @@ def schedule_render(feed_name: str) -> None:
     """
     window, trailing = _render_keys(feed_name)
     client = _redis()
-    if client.set(window, "1", nx=True, px=int(RENDER_WINDOW_SECONDS * 1000)):
+    span = render_window(client, feed_name)
+    if client.set(window, "1", nx=True, px=int(span * 1000)):
         render_feed.delay(feed_name)
-    elif client.set(trailing, "1", nx=True, px=int(RENDER_TRAILING_TTL * 1000)):
-        render_feed.apply_async((feed_name,), countdown=RENDER_WINDOW_SECONDS)
+    elif client.set(
+        trailing, "1", nx=True, px=int((span + RENDER_TRAILING_TTL - RENDER_WINDOW_SECONDS) * 1000)
+    ):
+        render_feed.apply_async((feed_name,), countdown=span)
 
 
 def render_and_publish(rt: Runtime, feed_name: str, client: redis.Redis) -> bool:
@@ -179,7 +202,9 @@ def render_feed(self: PipelineTask, feed_name: str) -> bool:
     """Re-render one feed in every format, publish it, and ping the WebSub hub when it changed."""
     client = _redis()
     client.delete(_render_keys(feed_name)[1])
+    started = time.monotonic()
     changed = bool(self.run_stage(render_and_publish, feed_name, client))
+    client.set(_render_cost_key(feed_name), f"{time.monotonic() - started:.3f}", ex=3600)
     if changed and get_runtime().config.websub.hub:
         publish_websub.delay(feed_name)
     return changed
