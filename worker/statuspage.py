@@ -37,7 +37,12 @@ th{font-weight:600;white-space:nowrap}td.n{text-align:right;font-variant-numeric
 time{text-decoration:underline dotted;white-space:nowrap}
 button{font:inherit;padding:.15rem .6rem;border-radius:.4rem;border:1px solid var(--line);cursor:pointer}
 .foot{margin-top:1.5rem;font-size:.85rem}
-@media (max-width:40rem){body{font-size:14px;padding:.5rem}th,td{padding:.25rem .3rem}}
+@media (max-width:40rem){body{font-size:14px;padding:.5rem}
+table,tbody,tr,td{display:block;width:100%}tr.head{display:none}
+tr{border-bottom:1px solid var(--line);padding:.35rem 0}
+td{display:flex;gap:.6rem;border:0;padding:.1rem 0}td.n{text-align:left}td:empty{display:none}
+td::before{content:attr(data-label);flex:0 0 6.5rem;color:var(--mute);font-size:.8rem;padding-top:.1rem}
+.err{max-width:none}}
 """
 
 # Posts a retry with the token from sessionStorage (asked for once per tab); the page never holds it.
@@ -104,26 +109,37 @@ def _summary(snap: dict[str, Any]) -> str:
     failures = snap.get("failures") or {"articles": [], "shares": []}
     disabled = [p for p in snap["endpoints"] if not p["enabled"]]
     parts = _liveness(snap.get("liveness"))
-    parts.append(_badge(f"{len(failing)} failing sources", "bad" if failing else "ok"))
+    parts.append(_badge(f"failing sources: {len(failing)}", "bad" if failing else "ok"))
     parts.append(
         _badge(
-            f"{len(failures['articles'])} failed articles, {len(failures['shares'])} failed shares",
+            f"failed articles: {len(failures['articles'])}, shares: {len(failures['shares'])}",
             "bad" if failures["articles"] or failures["shares"] else "ok",
         )
     )
     if disabled:
-        parts.append(_badge(f"{len(disabled)} endpoints disabled", "bad"))
+        parts.append(_badge(f"disabled endpoints: {len(disabled)}", "bad"))
     parts.append(
-        _badge(f"outbox backlog {snap['outbox_backlog']}", "warn" if snap["outbox_backlog"] else "ok")
+        _badge(f"outbox backlog: {snap['outbox_backlog']}", "warn" if snap["outbox_backlog"] else "ok")
     )
     return f'<div class="summary" id="summary">{"".join(parts)}</div>'
 
 
+def _labelled(row: str, headers: list[str]) -> str:
+    """``row`` with each top-level ``<td`` given its column's ``data-label`` (shown on phones)."""
+    first, *cells = row.split("<td")
+    return first + "".join(
+        f' data-label="{e(headers[i])}"'.join(("<td", cell)) if i < len(headers) else "<td" + cell
+        for i, cell in enumerate(cells)
+    )
+
+
 def _table(table_id: str, headers: list[str], rows: list[str], empty: str) -> str:
+    """A table that turns into one card per row on a narrow screen (labels from ``data-label``)."""
     if not rows:
         return f'<p class="mute" id="{table_id}-empty">{e(empty)}</p>'
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
-    return f'<div class="scroll"><table id="{table_id}"><tr>{head}</tr>{"".join(rows)}</table></div>'
+    body = "".join(_labelled(row, headers) for row in rows)
+    return f'<div class="scroll"><table id="{table_id}"><tr class="head">{head}</tr>{body}</table></div>'
 
 
 def _sources(snap: dict[str, Any], now: datetime) -> str:

@@ -225,8 +225,8 @@ def test_status_page_lists_sources_feeds_and_endpoints(client: TestClient, busy:
     assert _cells(archive)[:8] == ["archive", "file", "1", "1", "0", "0", "1", "enabled"]
     assert page.get_element_by_id("articles").text_content() == "2 articles (2 ready)."
     summary = page.get_element_by_id("summary").text_content()
-    assert "1 failing sources" in summary and "0 failed articles, 0 failed shares" in summary
-    assert "worker: missing" in summary and "outbox backlog 1" in summary
+    assert "failing sources: 1" in summary and "failed articles: 0, shares: 0" in summary
+    assert "worker: missing" in summary and "outbox backlog: 1" in summary
     assert page.get_element_by_id("failed-articles-empty") is not None
 
 
@@ -285,7 +285,7 @@ def test_status_page_lists_failures_with_reasons_and_retry_buttons(
     [endpoint] = page.xpath("//table[@id='endpoints']/tr[td]")
     assert _cells(endpoint)[4] == "1"  # failed
     summary = page.get_element_by_id("summary").text_content()
-    assert "1 failed articles, 1 failed shares" in summary
+    assert "failed articles: 1, shares: 1" in summary
 
 
 def test_retry_endpoints_need_the_token_and_enqueue(
