@@ -478,7 +478,10 @@ def on_task_postrun(
 ) -> None:
     """``task_postrun``: the run is over; drop or cool its marker, record a finished render."""
     name = getattr(sender, "name", None)
-    if name not in TRACKED or not task_id:
+    if name not in TRACKED or not task_id or state == "RETRY":
+        # A Celery retry is a new message with the same task id: its worker may already have marked
+        # it held (the same node, the same id) before this run's postrun fires, and dropping that
+        # marker would make the sweep start a second chain beside the retry.
         return
     node = str(getattr(getattr(sender, "request", None), "hostname", "") or "")
     client = _marker_client()

@@ -312,3 +312,27 @@ def test_the_beat_entry_runs_the_sweep_well_within_a_minute() -> None:
     assert entry["task"] == "syndicate.sweep"
     assert sweep.INTERVAL + sweep.NODE_STALE_AFTER + sweep.MIN_AGE <= 60
     assert entry["schedule"] == sweep.INTERVAL and entry["options"]["expires"] <= entry["schedule"]
+
+
+def test_a_retrying_run_keeps_the_marker_its_retry_message_set(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Celery retry is a new message with the same task id; its worker can mark it held (same node,
+    same id) before the first run's postrun fires. That postrun must not drop the retry's marker, or the
+    sweep starts a second chain beside the retry (seen in the status-page browser test)."""
+    monkeypatch.setattr(sweep, "_client", client)  # the signal handler's Redis: this test's real one
+    task = "syndicate.process_article"
+    key = sweep.marker_key("process", 8)
+    live(client, "w1@host", sweep.BOOT)
+
+    class Sender:
+        name = task
+
+        class request:
+            hostname = "w1@host"
+
+    sweep.mark_received(client, task, "t9", [8], "w1@host")  # the retry message, already received
+    sweep.on_task_postrun(sender=Sender(), task_id="t9", args=[8], state="RETRY")
+    assert sweep.in_flight(client.get(key), sweep.live_nodes(client))
+    sweep.on_task_postrun(sender=Sender(), task_id="t9", args=[8], state="SUCCESS")  # the retry ends
+    assert client.get(key) is None
