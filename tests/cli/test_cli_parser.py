@@ -42,7 +42,7 @@ def required_args(parser: argparse.ArgumentParser) -> list[str]:
     out: list[str] = []
     for action in parser._actions:
         if not action.option_strings and action.nargs in (None, 1) and action.dest != "help":
-            out.append("1")
+            out.append(str(next(iter(action.choices))) if action.choices else "1")
         elif action.option_strings and action.required:
             out += [action.option_strings[0], "1"]
     return out

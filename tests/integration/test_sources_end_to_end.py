@@ -53,6 +53,21 @@ TOKEN = "sources-e2e-token"
 CRAWL_DELAY = 0.3
 WAIT = 45.0
 WORKERS = ("worker-one", "worker-two")
+
+
+def _messages(text: str) -> str:
+    """The log's messages, one per line: the worker writes JSON lines when its output is not a terminal."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                line = str(json.loads(line).get("message", ""))
+            except ValueError:
+                pass
+        lines.append(line)
+    return "\n".join(lines)
+
+
 _SUCCEEDED = re.compile(r"Task syndicate\.(\w+)\[[^\]]+\] succeeded in [0-9.e-]+s: (.*)$", re.MULTILINE)
 
 
@@ -171,7 +186,11 @@ class Deployment:
         for name in (worker,) if worker else WORKERS:
             path = self.syn.cwd / f"{name}.log"
             text = path.read_text(errors="replace") if path.exists() else ""
-            found += [value for kind, value in _SUCCEEDED.findall(text) if kind == task and value != "None"]
+            found += [
+                value
+                for kind, value in _SUCCEEDED.findall(_messages(text))
+                if kind == task and value != "None"
+            ]
         return found
 
     def wait(self, what: str, done: Callable[[], bool]) -> None:

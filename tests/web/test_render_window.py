@@ -9,7 +9,7 @@ from worker import tasks
 
 def test_window_grows_with_a_slow_render_and_stays_short_for_a_fast_one(
     broker: redis.Redis, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setattr(tasks, "_redis", lambda: broker)
     assert tasks.render_window(broker, "all") == tasks.RENDER_WINDOW_SECONDS
     broker.set(tasks._render_cost_key("all"), "0.5")

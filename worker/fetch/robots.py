@@ -38,6 +38,8 @@ __all__ = ["ROBOTS_PATH", "Robots", "RobotsAnswer", "RobotsRules", "origin_of", 
 
 ROBOTS_PATH = "/robots.txt"
 KEY_PREFIX = "syndicate:robots:"
+# Held (10 s at most) by the one worker fetching an origin's robots.txt.
+FETCHING_PREFIX = "syndicate:robots-fetching:"
 # Bounds the in-process cache; a worker rarely talks to this many origins within a TTL.
 _LOCAL_MAX = 4096
 
@@ -170,6 +172,24 @@ class Robots:
         cached = self.cached(url)
         if cached is not None:
             return cached
+        won: bool | None = None  # None: no Redis (or it is down), fetch on our own
+        if self.redis is not None:
+            # One fetch per origin across every worker: the others wait their turn (HostBusy, a
+            # reschedule, never a sleep) and then read what the winner stored.
+            won = self._redis_call(
+                lambda: bool(self.redis.set(FETCHING_PREFIX + origin, "1", nx=True, px=10_000))
+            )
+            if won is False:
+                from worker.errors import HostBusy
+
+                raise HostBusy(f"robots.txt of {origin} is being fetched by another worker", retry_after=0.2)
+        try:
+            return self._fetch_rules(origin, url, **fetch_options)
+        finally:
+            if won:
+                self._redis_call(lambda: self.redis.delete(FETCHING_PREFIX + origin))
+
+    def _fetch_rules(self, origin: str, url: str, **fetch_options: Any) -> RobotsRules:
         answer = self.fetch(robots_url(url), **fetch_options)
         ttl = self.error_ttl if answer.state == "disallow" else self.ttl
         rules = RobotsRules(origin, answer.state, answer.body, self.clock() + ttl, answer.reason)
