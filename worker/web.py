@@ -488,7 +488,9 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         body, content_type = render_metrics(r)
         return Response(content=body, media_type=content_type)
 
-    @app.api_route("/feeds/{name}.{fmt}", methods=["GET", "HEAD"])
+    # One route per method: a two-method api_route gives both operations the same OpenAPI id.
+    @app.get("/feeds/{name}.{fmt}")
+    @app.head("/feeds/{name}.{fmt}", operation_id="feed_head")
     def feed(name: str, fmt: str, request: Request) -> Response:
         """A stored feed render with ETag/Last-Modified, 304, gzip/brotli and WebSub ``Link`` headers.
 
@@ -607,7 +609,8 @@ def add_discovery_routes(app: FastAPI) -> None:
             headers={"Cache-Control": "public, max-age=86400"},
         )
 
-    @app.api_route("/feeds/{name}/archive/{page}.{fmt}", methods=["GET", "HEAD"])
+    @app.get("/feeds/{name}/archive/{page}.{fmt}")
+    @app.head("/feeds/{name}/archive/{page}.{fmt}", operation_id="feed_archive_head")
     def feed_archive(name: str, page: int, fmt: str, request: Request, r: RT) -> Response:
         """A full RFC 5005 archive page of a feed (1 = oldest); its items never change."""
         if fmt not in FEED_FORMATS:

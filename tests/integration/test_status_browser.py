@@ -438,9 +438,15 @@ def _browse_status_page(
 
     def recovered() -> bool:
         snap = requests.get(f"{base}/api/status", timeout=5).json()
-        return snap["articles"].get("ready") == 3 and not snap["failures"]["articles"]
+        feeds = {f["name"]: f for f in snap["feeds"]}
+        # The feed render follows the article's commit asynchronously, so wait for both.
+        return (
+            snap["articles"].get("ready") == 3
+            and not snap["failures"]["articles"]
+            and feeds["all"]["items"] == 3
+        )
 
-    _wait("the retried article to be ready", recovered, 30, lambda: "")
+    _wait("the retried article to be ready and in the feed", recovered, 30, lambda: "")
     page.reload()
     assert page.locator("#failed-articles-empty").inner_text() == "no failed articles"
     assert page.locator("#feeds tr[data-feed='all'] td").nth(1).inner_text() == "3"
