@@ -488,19 +488,36 @@ def _claim(rt: Runtime, share_id: int, lease: float) -> _Claim | str:
 
 
 def _finish(rt: Runtime, share_id: int, **values: Any) -> str:
+    """Record a delivery's outcome on the share and its endpoint row, in one transaction.
+
+    Two UPDATEs and no reads: the share's endpoint and resulting state come back with RETURNING.
+    An endpoint row that does not exist (an endpoint no longer configured) is simply not touched.
+    """
     with rt.session() as session:
-        share = session.get(Share, share_id)
-        assert share is not None
-        for key, value in values.items():
-            setattr(share, key, value)
-        metrics.count_share(share.endpoint, share.status)
-        row = sync_endpoints(session, rt.config).get(share.endpoint)
-        if row is not None:
-            if share.status == "sent":
-                row.last_sent_at = share.sent_at
-            elif share.error:
-                row.last_error, row.last_error_at = share.error, utcnow()
-        return share.status
+        found = session.execute(
+            update(Share)
+            .where(Share.id == share_id)
+            .values(**values)
+            .returning(Share.endpoint, Share.status, Share.error, Share.sent_at)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if found is None:
+            raise LookupError(f"no share with id {share_id}")
+        endpoint, status, error, sent_at = found
+        metrics.count_share(endpoint, status)
+        if status == "sent":
+            touched: dict[str, Any] = {"last_sent_at": sent_at}
+        elif error:
+            touched = {"last_error": error, "last_error_at": utcnow()}
+        else:
+            return str(status)
+        session.execute(
+            update(EndpointRow)
+            .where(EndpointRow.name == endpoint)
+            .values(**touched)
+            .execution_options(synchronize_session=False)
+        )
+        return str(status)
 
 
 def _disable(rt: Runtime, name: str, reason: str) -> None:
