@@ -839,7 +839,10 @@ def feed_items(
                 break
 
     take(session.scalars(future), None)
-    take(session.scalars(current.execution_options(yield_per=200)), feed.limit)
+    if _filters_in_sql(feed):  # every row matches: read only as many as the feed holds
+        take(session.scalars(current.limit(feed.limit)), feed.limit)
+    else:
+        take(session.scalars(current.execution_options(yield_per=max(feed.limit, 50))), feed.limit)
     ranked = sorted(picked.items(), key=_item_order, reverse=True)[: feed.limit]
     wanted = set(include_ids) - {article_id for article_id, _ in ranked}
     if wanted:
@@ -869,6 +872,42 @@ def archive_ids(session: Session, feed: FeedConfig) -> list[int]:
     if feed.sources:
         query = query.where(Source.name.in_(feed.sources))
     return [row[0] for row in session.execute(query) if _matches(feed, row[1], row[2], row[3])]
+
+
+def _filters_in_sql(feed: FeedConfig) -> bool:
+    """Whether SQL alone selects the feed's articles (no category or tag filter, which are matched
+    in Python: case-folded, and tags are a JSON list)."""
+    return not feed.categories and not feed.tags
+
+
+def _archive_where(feed: FeedConfig) -> list[Any]:
+    where: list[Any] = [Article.status.in_(FEED_STATUSES)]
+    if feed.sources:
+        where.append(Source.name.in_(feed.sources))
+    return where
+
+
+def archive_count(session: Session, feed: FeedConfig) -> int:
+    """``len(archive_ids(session, feed))``, counted by the database where SQL can apply the filters."""
+    if not _filters_in_sql(feed):
+        return len(archive_ids(session, feed))
+    return session.scalar(select(func.count(Article.id)).join(Source).where(*_archive_where(feed))) or 0
+
+
+def archive_slice(session: Session, feed: FeedConfig, start: int, stop: int | None = None) -> list[int]:
+    """``archive_ids(session, feed)[start:stop]``, without reading every id where SQL can filter.
+
+    A render needs only the ids after the last full page, and an archive page its own; reading every
+    id ever stored made each render slower as the archive grew.
+    """
+    if not _filters_in_sql(feed):
+        return archive_ids(session, feed)[start:stop]
+    if stop is not None and stop <= start:
+        return []
+    query = select(Article.id).join(Source).where(*_archive_where(feed)).order_by(Article.id).offset(start)
+    if stop is not None:
+        query = query.limit(stop - start)
+    return list(session.scalars(query))
 
 
 def _feed_meta(rt: Runtime, feed: FeedConfig, self_base: str, **links: Any) -> FeedMeta:
@@ -902,13 +941,15 @@ def current_feed(
     The newest ``limit`` items plus any not yet on a full archive page, and ``prev-archive`` to the
     newest full page.
     """
-    ids = archive_ids(session, feed)
     size = archive_page_size(feed)
-    pages = len(ids) // size
+    if _filters_in_sql(feed):
+        pages = archive_count(session, feed) // size
+        tail = archive_slice(session, feed, pages * size)
+    else:  # one read of every id serves both
+        ids = archive_ids(session, feed)
+        pages, tail = len(ids) // size, ids[len(ids) // size * size :]
     authority = tag_authority(rt.settings.base_url)
-    items = feed_items(
-        session, feed, config=rt.config, authority=authority, now=now, include_ids=ids[pages * size :]
-    )
+    items = feed_items(session, feed, config=rt.config, authority=authority, now=now, include_ids=tail)
     prev = archive_url_base(rt, feed.name, pages) if pages else None
     meta = _feed_meta(rt, feed, f"{rt.settings.base_url}/feeds/{feed.name}", prev_archive=prev, now=now)
     return meta, items
@@ -921,12 +962,11 @@ def archive_page(
 
     Only full pages are served: they never gain items, so readers may cache them for good.
     """
-    ids = archive_ids(session, feed)
     size = archive_page_size(feed)
-    pages = len(ids) // size
+    pages = archive_count(session, feed) // size
     if not 1 <= page <= pages:
         return None
-    wanted = ids[(page - 1) * size : page * size]
+    wanted = archive_slice(session, feed, (page - 1) * size, page * size)
     authority = tag_authority(rt.settings.base_url)
     rows = session.scalars(_article_query(feed).where(Article.id.in_(wanted)))
     # Future dates fall back to stored facts (first seen), so the page's bytes do not follow the clock.

@@ -353,3 +353,42 @@ def test_archive_pages_are_byte_stable(push_pipe) -> None:
     # A full page never changes: same bytes, same ETag, however many articles come after it.
     assert before.body == after.body and before.etag == after.etag
     assert len(feedparser.parse(before.body).entries) == 2
+
+
+def test_archive_count_and_slices_match_the_full_id_list(make_pipe) -> None:
+    """The render reads a count and the ids after the last full page, not every id ever stored; what it
+    reads must be what the full list says, for a feed SQL filters alone and for one with a tag filter."""
+    from worker.pipeline import archive_count, archive_ids, archive_page_size, archive_slice
+
+    pipe = make_pipe(
+        {
+            "sources": [{"name": "partner", "kind": "push"}],
+            "feeds": [
+                {"name": "all", "title": "All", "limit": 3, "archive_page_size": 2},
+                {
+                    "name": "partner",
+                    "title": "Partner",
+                    "limit": 3,
+                    "archive_page_size": 2,
+                    "sources": ["partner"],
+                },
+                {"name": "tagged", "title": "Tagged", "limit": 3, "archive_page_size": 2, "tags": ["Cluj"]},
+            ],
+        }
+    )
+    ids = [_push(pipe, n, tags=["Cluj"] if n % 2 else ["Rawabi"]) for n in range(9)]
+    other = _push(pipe, 9, source="partner")  # the only article of the source-filtered feed
+    ids.append(other)
+    retract_article(pipe.rt, ids[4])  # a retracted article keeps its place (a hole, not a shift)
+    feeds = {f.name: f for f in pipe.rt.config.feeds}
+    with pipe.rt.session() as session:
+        full = {name: archive_ids(session, feed) for name, feed in feeds.items()}
+        assert full["all"] == ids  # the retracted one included
+        assert full["partner"] == [other]
+        assert full["tagged"] == [ids[n] for n in range(9) if n % 2]
+        for name, feed in feeds.items():
+            assert archive_count(session, feed) == len(full[name])
+            size = archive_page_size(feed)
+            for start in range(0, len(full[name]) + 2):
+                assert archive_slice(session, feed, start) == full[name][start:], (name, start)
+                assert archive_slice(session, feed, start, start + size) == full[name][start : start + size]
