@@ -88,6 +88,7 @@ class Run:
     cpu_s: float = math.nan  # CPU seconds of every deployment process, first push to last delivery
     floor_cpu_s: float = math.nan  # the same during the floor run
     floor_tasks: int = 0
+    cpu_by_role: dict[str, float] = field(default_factory=dict)  # CPU seconds per process role
     floor_s: float = math.nan
     cores: dict[str, float] = field(default_factory=dict)
     spread: dict[str, int] = field(default_factory=dict)
@@ -282,6 +283,12 @@ def run_cluster(
             return [*cluster.pids(), redis_server.proc.pid, *postgres_pids(pg_data)]  # type: ignore[union-attr]
 
         pids = ours()
+        roles = {
+            **cluster.pids_by_role(),
+            "redis": [redis_server.proc.pid],
+            "postgresql": postgres_pids(pg_data),
+        }
+        by_role0 = {role: cpu_seconds(p) for role, p in roles.items()}
         cpu0, busy0, m0 = cpu_seconds(pids), machine_busy(), time.monotonic()
         t0, accepted, errors = cluster.push(articles, threads=args.threads, rate=args.rate)
         run.push_s = time.time() - t0
@@ -295,6 +302,7 @@ def run_cluster(
 
         cluster.wait_for(delivered, args.timeout, f"{len(wanted)} deliveries")
         cpu1, busy1, m1 = cpu_seconds(pids), machine_busy(), time.monotonic()
+        run.cpu_by_role = {role: cpu_seconds(p) - by_role0[role] for role, p in roles.items()}
         cluster.wait_for(lambda: cluster.drained(0.2), 120, "the queues to drain")
         run.cores = {"deployment": (cpu1 - cpu0) / (m1 - m0), "machine": (busy1 - busy0) / (m1 - m0)}
         run.cpu_s = cpu1 - cpu0
@@ -352,6 +360,12 @@ def report(args: argparse.Namespace, run: Run) -> str:
         f"| CPU per no-op task x tasks per article | {floor_cpu_task * 1000:.2f} ms "
         f"x {run.tasks_per_article:.2f} = {floor_cpu_task * run.tasks_per_article * 1000:.1f} ms |",
         f"| **pipeline vs floor, by CPU** (robust to other users of the machine) | **{cpu_ratio:.2f}x** |",
+        "| CPU per article by role | "
+        + ", ".join(
+            f"{role} {seconds / run.articles * 1000:.1f} ms"
+            for role, seconds in sorted(run.cpu_by_role.items(), key=lambda kv: -kv[1])
+        )
+        + " |",
         f"| cores busy during the run (ours / whole machine) | {run.cores.get('deployment', math.nan):.2f} / "
         f"{run.cores.get('machine', math.nan):.2f} |",
         f"| deliveries per worker | {run.spread} |",
@@ -451,7 +465,10 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
     rows = []
     profiler = cProfile.Profile(time.process_time)
     # Each stage twice: timed on one half of the articles, then under cProfile on the other half.
-    for stage, profiled in itertools.product(("ingest", "process", "plan", "deliver"), (False, True)):
+    renders = 10
+    for stage, profiled in itertools.product(
+        ("ingest", "process", "plan", "deliver", "render"), (False, True)
+    ):
         pg = postgres_pids(pg_data)
         with counting(engine) as counts:
             wall0, cpu0, pg0 = time.perf_counter(), time.process_time(), cpu_seconds(pg)
@@ -467,12 +484,16 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
                 shares[profiled] = [
                     s for article_id in ids[profiled] for s in outbox.plan_shares(rt, article_id)
                 ]
-            else:
+            elif stage == "deliver":
                 for share_id in shares[profiled]:
                     outbox.deliver_share(rt, share_id)
+            else:  # every format of the feed over all the articles stored so far (ms per render)
+                for _ in range(renders):
+                    pipeline.render_feed(rt, FEED)
             profiler.disable()
             wall, cpu, pg_cpu = time.perf_counter() - wall0, time.process_time() - cpu0, cpu_seconds(pg) - pg0
         if not profiled:  # cProfile's own cost would inflate these
+            n = renders if stage == "render" else half
             rows.append(
                 f"| {stage} | {wall / n * 1000:.2f} | {cpu / n * 1000:.2f} | {pg_cpu / n * 1000:.2f} "
                 f"| {counts['statements'] / n:.1f} | {counts['commits'] / n:.1f} |"
@@ -485,7 +506,8 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
     stats.sort_stats("cumulative").print_stats(r"/(worker|feeds|config)/", 40)
     return "\n".join(
         [
-            f"In-process stages, {n} articles after 20 warm-up ones (and {n} more under cProfile), "
+            f"In-process stages, {half} articles after 20 warm-up ones (and {half} more under cProfile), "
+            f"then {renders} renders of feed {FEED!r} over all {len(items) + 20} articles (per render), "
             "PostgreSQL "
             f"(load {' '.join(f'{x:.1f}' for x in os.getloadavg())}):",
             "",

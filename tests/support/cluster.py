@@ -54,6 +54,9 @@ class ClusterError(RuntimeError):
 
 class _Quiet(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the workers' pooled sessions reuse connections
+    # Headers and body go out as two writes; with Nagle on, the body waits for the client's delayed
+    # ACK of the headers (40 ms on Linux) on a kept-alive connection. Real servers set TCP_NODELAY.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -503,6 +506,15 @@ class Cluster:
             for _, proc in machine.syn.procs:
                 if proc.poll() is None:
                     found += [proc.pid, *descendants(proc.pid)]
+        return found
+
+    def pids_by_role(self) -> dict[str, list[int]]:
+        """:meth:`pids` grouped by the process's role (``worker``, ``web``, ``beat``, ...)."""
+        found: dict[str, list[int]] = {}
+        for machine in self.machines:
+            for name, proc in machine.syn.procs:
+                if proc.poll() is None:
+                    found.setdefault(name, []).extend([proc.pid, *descendants(proc.pid)])
         return found
 
     def stop(self) -> None:
