@@ -11,22 +11,27 @@ to ``FeedMeta.max_item_bytes`` with a "Read the full story" link, the lead image
 media, dates never after ``now``, source attribution, and RFC 5005 archive links.
 
 Speed: a feed is re-rendered when one of its articles changes, so almost every item is one rendered
-before. Cleaned items and their feedgen-built RSS/Atom elements are kept in a byte-bounded LRU
-(:data:`_CACHE`) and reused, so a render costs about one lxml serialization plus the changed items.
+before. Cleaned items and their RSS/Atom elements are kept in a byte-bounded LRU (:data:`_CACHE`)
+and reused, so a render costs about one lxml serialization plus the changed items. Elements are
+never copied: a render takes each cached element out of the cache, feedgen moves it into the
+document, and once the document is serialized (and about to be dropped) the element is detached
+from it and put back (:func:`_render_xml`). An element therefore belongs to one
+render at a time, whatever the threads: a second render of the same items meanwhile (web
+processes render archive pages in a thread pool) finds them missing and writes its own.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
-import posixpath
 import re
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -176,10 +181,11 @@ def _http_url(value: str | None) -> str | None:
 
 
 def _image_type(url: str) -> str | None:
-    # The path's extension, without urlsplit (a measurable part of a cold render at 1,000 items).
-    path = url.split("#", 1)[0].split("?", 1)[0].rsplit("/", 1)[-1]
-    extension = posixpath.splitext(path)[1].lower()
-    return _IMAGE_TYPES.get(extension)
+    # The last path segment's extension (leading dots are no extension, as for posixpath.splitext),
+    # without urlsplit or splitext: both were a measurable part of a cold render.
+    name = url.split("#", 1)[0].split("?", 1)[0].rsplit("/", 1)[-1].lstrip(".")
+    dot = name.rfind(".")
+    return _IMAGE_TYPES.get(name[dot:].lower()) if dot > 0 else None
 
 
 def _as_iri(value: str) -> str:
@@ -193,6 +199,8 @@ def _as_iri(value: str) -> str:
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
+    if value.tzinfo is UTC and not value.microsecond:
+        return value  # what the pipeline passes; the conversion below would return an equal copy
     if value.tzinfo is None:
         # The contract asks for aware datetimes; a naive one is taken as UTC rather than crashing.
         value = value.replace(tzinfo=UTC)
@@ -211,9 +219,23 @@ def feed_url(meta: FeedMeta, fmt: str) -> str:
     return f"{meta.self_url_base}.{fmt}"
 
 
-def _item_updated(item: FeedItem, now: datetime | None) -> datetime | None:
-    dates = [d for d in (_clamp(item.published, now), _clamp(item.updated, now)) if d is not None]
-    return max(dates) if dates else None
+_Dates = tuple[datetime | None, datetime | None]
+
+
+def _item_dates(item: FeedItem, now: datetime | None) -> _Dates:
+    """``item``'s published date and its last change (the later of published and updated), clamped."""
+    published = _clamp(item.published, now)
+    updated = _clamp(item.updated, now)
+    if updated is None or (published is not None and published > updated):
+        return published, published
+    return published, updated
+
+
+def _feed_updated(meta: FeedMeta, now: datetime | None, dates: Iterable[_Dates]) -> datetime:
+    if meta.updated is not None:
+        return _clamp(meta.updated, now) or EPOCH
+    changed = [updated for _, updated in dates if updated is not None]
+    return max(changed) if changed else EPOCH
 
 
 def feed_updated(meta: FeedMeta, items: Iterable[FeedItem]) -> datetime:
@@ -222,10 +244,7 @@ def feed_updated(meta: FeedMeta, items: Iterable[FeedItem]) -> datetime:
     Item dates after ``meta.now`` count as ``meta.now``: an item dated 2099 cannot pin the feed.
     """
     now = _utc(meta.now)
-    if meta.updated is not None:
-        return _clamp(meta.updated, now) or EPOCH
-    dates = [d for d in (_item_updated(item, now) for item in items) if d is not None]
-    return max(dates) if dates else EPOCH
+    return _feed_updated(meta, now, (_item_dates(item, now) for item in items))
 
 
 class _LRU:
@@ -243,6 +262,15 @@ class _LRU:
             if hit is None:
                 return None
             self._data.move_to_end(key)
+            return hit[0]
+
+    def take(self, key: Any) -> Any:
+        """Remove and return ``key``'s value (None if absent): the caller owns it until it puts it back."""
+        with self._lock:
+            hit = self._data.pop(key, None)
+            if hit is None:
+                return None
+            self._size -= hit[1]
             return hit[0]
 
     def put(self, key: Any, value: Any, size: int) -> None:
@@ -267,10 +295,28 @@ class _LRU:
 _CACHE = _LRU(96_000_000)
 
 
+# Authors, categories and sources repeat across a feed's items: their cleaning is remembered.
+# Pure functions of short strings, so a bounded memo changes nothing but the time.
+_plain_name = functools.lru_cache(maxsize=4096)(plain_text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _source_fields(
+    name: str | None, url: str | None, source_id: str | None
+) -> tuple[str, str | None, str | None]:
+    """A source's display name, link and Atom id (None without a name: ``<source>`` needs both)."""
+    source_name = _plain_name(name)
+    return (
+        source_name,
+        _http_url(url),
+        _as_iri(clean_text(source_id)) if source_id and source_name else None,
+    )
+
+
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for value in values:
-        value = plain_text(value)
+        value = _plain_name(value)
         if value:
             seen.setdefault(value, None)
     return tuple(seen)
@@ -283,13 +329,28 @@ def _with_image(content_html: str, image: str | None, alt: str) -> str:
     return f'<p><img src="{html.escape(image)}" alt=""></p>' + content_html
 
 
-def _clean_item(item: FeedItem, raw_id: str, meta: FeedMeta, fallback: datetime) -> _Clean:
-    now = _utc(meta.now)
-    published = _clamp(item.published, now)
-    updated = _item_updated(item, now) or published or fallback
+class _Cleaned:
+    """A cached cleaned item and its body's UTF-8 size, measured only once a feed budget needs it."""
+
+    __slots__ = ("item", "size")
+
+    def __init__(self, item: _Clean, size: int = -1) -> None:
+        self.item = item
+        self.size = size
+
+    def body_bytes(self) -> int:
+        """The body's UTF-8 size (remembered: a benign race, two threads store the same number)."""
+        if self.size < 0:
+            self.size = len(self.item.content_html.encode("utf-8"))
+        return self.size
+
+
+def _clean_item(item: FeedItem, raw_id: str, meta: FeedMeta, dates: _Dates, fallback: datetime) -> _Cleaned:
+    published, changed = dates
+    updated = changed or fallback
     # Keyed by the dates after clamping, not by ``now``: a render one second later reuses the entry.
     key = ("clean", item, raw_id, meta.max_item_bytes, published, updated)
-    hit: _Clean | None = _CACHE.get(key)
+    hit: _Cleaned | None = _CACHE.get(key)
     if hit is not None:
         return hit
     url = _http_url(item.url) or _http_url(raw_id)
@@ -303,7 +364,7 @@ def _clean_item(item: FeedItem, raw_id: str, meta: FeedMeta, fallback: datetime)
     summary = plain_text(item.summary) or (html_excerpt(body) if body else "")
     if body or image:
         body = _with_image(body, image, title)
-    source_name = plain_text(item.source_name)
+    source_name, source_url, source_id = _source_fields(item.source_name, item.source_url, item.source_id)
     cleaned = _Clean(
         raw_id=raw_id,
         iri=_as_iri(raw_id),
@@ -319,38 +380,52 @@ def _clean_item(item: FeedItem, raw_id: str, meta: FeedMeta, fallback: datetime)
         image=image,
         image_type=_image_type(image) if image else None,
         source_name=source_name,
-        source_url=_http_url(item.source_url),
-        source_id=_as_iri(clean_text(item.source_id)) if item.source_id and source_name else None,
-        content_bytes=len(body.encode("utf-8")),
+        source_url=source_url,
+        source_id=source_id,
     )
-    _CACHE.put(key, cleaned, 2 * len(body) + len(summary) + 1000)
-    return cleaned
+    entry = _Cleaned(cleaned)
+    _CACHE.put(key, entry, 2 * len(body) + len(summary) + 1000)
+    return entry
 
 
-def _clean_items(items: Sequence[FeedItem], meta: FeedMeta, fallback: datetime) -> list[_Clean]:
-    """Clean ``items`` (dropping repeated and empty ids) and spend the feed's byte budget in order."""
-    out: list[_Clean] = []
+def _clean_items(
+    items: Sequence[FeedItem], meta: FeedMeta, fallback: datetime, dates: Sequence[_Dates] | None = None
+) -> list[_Clean]:
+    """Clean ``items`` (dropping repeated and empty ids) and spend the feed's byte budget in order.
+
+    ``dates`` are :func:`_item_dates` of ``items`` (computed here when not given).
+    """
+    if dates is None:
+        now = _utc(meta.now)
+        dates = [_item_dates(item, now) for item in items]
+    entries: list[_Cleaned] = []
     seen_ids: set[str] = set()
-    spent = 0
-    for item in items:
+    for item, item_dates in zip(items, dates, strict=True):
         raw_id = clean_text(item.id).strip() or clean_text(item.url).strip()
         if not raw_id or raw_id in seen_ids:
             continue
         seen_ids.add(raw_id)
-        cleaned = _clean_item(item, raw_id, meta, fallback)
-        size = cleaned.content_bytes
+        entries.append(_clean_item(item, raw_id, meta, item_dates, fallback))
+    # UTF-8 takes at most 4 bytes per character: a feed within budget by that bound (most feeds)
+    # needs no body measured.
+    if 4 * sum(len(entry.item.content_html) for entry in entries) <= meta.max_feed_bytes:
+        return [entry.item for entry in entries]
+    out: list[_Clean] = []
+    spent = 0
+    for entry in entries:
+        cleaned = entry.item
+        size = entry.body_bytes()
         if spent + size > meta.max_feed_bytes and cleaned.content_html:
             # Over the feed budget: the item stays (no hole in the history) with a short body.
             key = ("short", cleaned)
-            short_item: _Clean | None = _CACHE.get(key)
+            short_item: _Cleaned | None = _CACHE.get(key)
             if short_item is None:
                 short = excerpt_body(cleaned.content_html, cleaned.url)
-                short_item = replace(
-                    cleaned, content_html=short, truncated=True, content_bytes=len(short.encode("utf-8"))
-                )
+                short_clean = cleaned._replace(content_html=short, truncated=True)
+                short_item = _Cleaned(short_clean, len(short.encode("utf-8")))
                 _CACHE.put(key, short_item, len(short) + 1000)
-            cleaned = short_item
-            size = cleaned.content_bytes
+            cleaned = short_item.item
+            size = short_item.size
         spent += size
         out.append(cleaned)
     return out
@@ -403,15 +478,6 @@ def _new_generator(meta: FeedMeta, fmt: str, updated: datetime) -> FeedGenerator
     return fg
 
 
-def _entry(item: _Clean, fmt: str) -> WrittenEntry:
-    key = (fmt, item)
-    element = _CACHE.get(key)
-    if element is None:
-        element = WRITERS[fmt](item)
-        _CACHE.put(key, element, 2 * len(item.content_html) + 2000)
-    return WrittenEntry(element)
-
-
 def _hex_refs(match: re.Match[bytes]) -> bytes:
     text = match.group(2).replace(b"&lt;", b"&#x3C;").replace(b"&amp;", b"&#x26;")
     return b"<%s>%s</%s>" % (match.group(1), text, match.group(1))
@@ -419,9 +485,24 @@ def _hex_refs(match: re.Match[bytes]) -> bytes:
 
 def _render_xml(meta: FeedMeta, items: list[_Clean], fmt: str, updated: datetime) -> bytes:
     fg = _new_generator(meta, fmt, updated)
+    write = WRITERS[fmt]
+    # Each element taken from the cache (or written now) is this render's alone until it is put
+    # back below; feedgen moves it into the document, no copy.
+    taken: list[tuple[tuple[str, _Clean], Any]] = []
     for item in items:
-        fg.add_entry(_entry(item, fmt), order="append")
+        key = (fmt, item)
+        element = _CACHE.take(key)
+        if element is None:
+            element = write(item)
+        taken.append((key, element))
+        fg.add_entry(WrittenEntry(element), order="append")
     body: bytes = fg.rss_str(pretty=True) if fmt == "rss" else fg.atom_str(pretty=True)
+    # The document is done with: the elements leave it (lxml frees a detached element with its
+    # last reference, and the document's few remaining nodes with the last of them) and go back
+    # into the cache. Should the render fail before this, they are merely not cached.
+    for key, element in taken:
+        element.getparent().remove(element)
+        _CACHE.put(key, element, 2 * len(key[1].content_html) + 2000)
     plain = [plain_text(meta.title), *(i.title for i in items), *(a for i in items for a in i.authors)]
     plain += [c for i in items for c in i.categories]
     if any("<" in p or "&" in p for p in plain):
@@ -503,8 +584,10 @@ def render_feed(meta: FeedMeta, items: Sequence[FeedItem], fmt: str) -> Rendered
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown feed format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    updated = feed_updated(meta, items)
-    cleaned = _clean_items(items, meta, updated)
+    now = _utc(meta.now)
+    dates = [_item_dates(item, now) for item in items]
+    updated = _feed_updated(meta, now, dates)
+    cleaned = _clean_items(items, meta, updated, dates)
     body = _render_json(meta, cleaned) if fmt == "json" else _render_xml(meta, cleaned, fmt, updated)
     return RenderedFeed(
         format=fmt, body=body, content_type=CONTENT_TYPES[fmt], etag=etag_for(body), last_modified=updated
