@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 import redis
+import requests
+from requests.adapters import HTTPAdapter
 
 from config.model import FetchPolicy
-from tests.support.httpserver import HTTPTestServer
+from tests.support.httpserver import HTTPTestServer, Request, Response
 from tests.support.services import RedisServer
 from worker.errors import HostBusy, Retryable
 from worker.fetch import Fetcher
-from worker.fetch.hostlimit import LocalHostLimiter, RedisHostLimiter, reservation_margin
+from worker.fetch.hostlimit import (
+    KEY_PREFIX,
+    HostLimiter,
+    LocalHostLimiter,
+    RedisHostLimiter,
+    reservation_margin,
+)
 
 
 @pytest.fixture
@@ -93,3 +104,135 @@ def test_same_host_redirects_within_one_fetch_are_not_rescheduled(policy: FetchP
         with Fetcher(policy.model_copy(update={"host_interval": 30.0, "robots": False})) as fetcher:
             assert fetcher.get(server.url("/old")).final_url == server.url("/gazette/news/")
         assert [r.path for r in server.requests] == ["/old", "/gazette/news/"]
+
+
+# --- turns: the interval counts from when a request is done with the host, not from its grant --------
+
+
+Limiters = tuple[HostLimiter, HostLimiter]
+
+
+@pytest.fixture(params=["redis", "local"])
+def two_workers(request: pytest.FixtureRequest) -> Limiters:
+    """Two workers' limiters: two Redis limiters on one real Redis, or one process's limiter twice."""
+    if request.param == "local":
+        local = LocalHostLimiter()
+        return local, local
+    client: redis.Redis = request.getfixturevalue("redis_client")
+    return RedisHostLimiter(client), RedisHostLimiter(client)
+
+
+def test_a_held_turn_keeps_the_host_until_it_is_released(two_workers: Limiters) -> None:
+    one, two = two_workers
+    assert one.acquire("a:80", 0.3, hold=5.0, holder="one") == 0.0
+    time.sleep(0.35)  # the request is still on its way (a TLS handshake, a cold first fetch)
+    wait = two.acquire("a:80", 0.3, hold=5.0, holder="two")
+    assert wait >= 0.3  # counting from the grant would have let it in now
+    one.release("a:80", "one")
+    released = time.monotonic()
+    wait = two.acquire("a:80", 0.3, hold=5.0, holder="two")
+    assert wait >= 0.29  # counted from the release (and behind its own earlier reservation)
+    time.sleep(max(0.0, released + 0.35 - time.monotonic()))
+    assert two.acquire("a:80", 0.3, hold=5.0, holder="two") == 0.0  # one interval after the release
+
+
+def test_an_unreleased_turn_ends_with_its_hold(two_workers: Limiters) -> None:
+    one, two = two_workers
+    assert one.acquire("a:80", 0.1, hold=0.3, holder="killed") == 0.0  # its worker dies mid-request
+    assert two.acquire("a:80", 0.1, hold=0.3, holder="two") > 0.0
+    time.sleep(0.45)
+    assert two.acquire("a:80", 0.1, hold=0.3, holder="two") == 0.0
+    one.release("a:80", "killed")  # late: it moves the interval on but does not free two's turn
+    assert one.acquire("a:80", 0.0, hold=0.3, holder="three") > 0.0
+
+
+def test_a_caller_that_does_not_know_the_interval_gets_the_one_in_force(two_workers: Limiters) -> None:
+    one, two = two_workers
+    assert one.acquire("a:80", 2.0, hold=5.0, holder="one") == 0.0
+    one.release("a:80", "one")
+    # robots.txt asked for again (its cache expired): the default interval 0 is all this caller knows.
+    assert two.acquire("a:80", 0.0, hold=5.0, known=False, holder="two") > 1.9
+    # A caller that knows the host's interval (robots.txt now says 0) decides it.
+    assert two.acquire("a:80", 0.0, hold=5.0, holder="two") == 0.0
+
+
+class ColdStartAdapter(HTTPAdapter):
+    """A real adapter whose first send starts late, as a worker's first fetch does (0.2-0.3 s here)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        """Send, after the delay the first time."""
+        delay, self.delay = self.delay, 0.0
+        time.sleep(delay)
+        return super().send(request, *args, **kwargs)
+
+
+def _arrivals(server: HTTPTestServer, paths: dict[str, Response]) -> list[tuple[float, str]]:
+    log: list[tuple[float, str]] = []
+    for path, response in paths.items():
+
+        def answer(request: Request, response: Response = response) -> Response:
+            log.append((time.time(), request.path))
+            return response
+
+        server.route(path, answer)
+    return log
+
+
+def test_a_late_robots_request_does_not_let_the_next_one_in_early(
+    redis_client: redis.Redis, policy: FetchPolicy
+) -> None:
+    """The root cause of the two-process Crawl-delay bug (issue 10), in one process.
+
+    The robots.txt request was granted at t0 but reached the host 0.3 s later; the next request,
+    granted 0.47 s after t0, reached it 0.17 s after robots.txt under a 0.4 s Crawl-delay.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.mount("http://", ColdStartAdapter(0.3))
+    with HTTPTestServer() as server, Fetcher(policy, session=session, redis=redis_client) as fetcher:
+        log = _arrivals(
+            server,
+            {
+                "/robots.txt": Response(
+                    200, b"User-agent: *\nCrawl-delay: 0.4\n", {"Content-Type": "text/plain"}
+                ),
+                "/story": Response(
+                    200, b"<html><body><p>story</p></body></html>", {"Content-Type": "text/html"}
+                ),
+            },
+        )
+        busy = 0
+        while True:
+            try:
+                fetcher.get(server.url("/story"))
+                break
+            except HostBusy as exc:  # as a rescheduled task would
+                busy += 1
+                time.sleep(exc.retry_after or 0.0)
+    assert [path for _, path in log] == ["/robots.txt", "/story"]
+    assert log[1][0] - log[0][0] >= 0.4 - 0.005, log  # counted from the grant: 0.03-0.17 s
+    assert busy >= 1
+
+
+def test_a_robots_refetch_keeps_the_crawl_delay_in_force(
+    redis_client: redis.Redis, policy: FetchPolicy
+) -> None:
+    clock = [1_700_000_000.0]
+    fetcher = Fetcher(policy.model_copy(update={"robots_ttl": 60.0}), redis=redis_client)
+    fetcher.robots.clock = lambda: clock[0]
+    with HTTPTestServer() as server, fetcher:
+        server.content("/robots.txt", b"User-agent: *\nCrawl-delay: 30\n", "text/plain")
+        with pytest.raises(HostBusy):
+            fetcher.get(server.url("/gazette/news/"))  # robots.txt took the turn
+        redis_client.delete(f"{KEY_PREFIX}{server.host_port}")  # as if the 30 s had passed
+        assert fetcher.get(server.url("/gazette/news/")).status == 200
+        clock[0] += 61  # robots.txt expired: asked for again, before anything says Crawl-delay is 30
+        with pytest.raises(HostBusy) as caught:
+            fetcher.get(server.url("/gazette/news/"))
+        # Under the default interval (0) the new robots.txt request went out right after the page.
+        assert [r.path for r in server.requests] == ["/robots.txt", "/gazette/news/"]
+        assert 29 < (caught.value.retry_after or 0) <= 31

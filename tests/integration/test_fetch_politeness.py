@@ -2,7 +2,8 @@
 
 - ``Crawl-delay`` holds between requests sent by TWO separate worker processes sharing a real
   Redis (each process has its own Fetcher; a refused one waits the ``retry_after`` it was given,
-  as a rescheduled task would); the spacing is measured from the server's request log.
+  as a rescheduled task would), from their very first requests, robots.txt included; the spacing
+  is measured from the server's request log.
 - A server that drips its headers (one byte per 0.2 s, never tripping the 0.5 s read timeout) or
   its body is cut off at the request's deadline with a clear error.
 - The SSRF table through every fetch path of the Fetcher: direct, redirect hops, robots.txt, and
@@ -96,12 +97,6 @@ print(json.dumps({"done": done, "busy": busy}))
 """
 
 
-@pytest.mark.xfail(
-    reason="known bug, open in issue 10: two processes starting at the same instant get their first "
-    "articles 0.28-0.33 s apart under a 0.4 s Crawl-delay (steady state 0.47 s); robots.txt is now "
-    "fetched once (single-flight in Redis), the early gaps are the limiter's, not yet explained",
-    strict=False,
-)
 def test_crawl_delay_holds_across_two_worker_processes(redis_server: RedisServer) -> None:
     import redis
 
@@ -127,8 +122,10 @@ def test_crawl_delay_holds_across_two_worker_processes(redis_server: RedisServer
     times = [moment for moment, _ in site.log]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert len(times) == 11
-    # Arrival times differ from Redis's grant times by the loopback round trip only.
-    assert min(gaps) >= CRAWL_DELAY - 0.02, gaps
+    # A turn is given back after the answer came, so the next request cannot arrive sooner than one
+    # interval after the previous one did, however late that one left after its grant (the first
+    # fetch of a process spends 0.2-0.3 s in lazy imports in between). The slack is Redis's ms clock.
+    assert min(gaps) >= CRAWL_DELAY - 0.005, gaps
     assert sum(r["busy"] for r in results) > 0  # the two really competed
 
 

@@ -12,9 +12,12 @@ bytes) and the SSRF guard (:mod:`worker.ssrf`). What is the Fetcher's own:
   never requested; requests to one host (``host:port``) are spaced by
   ``max(fetch.host_interval, Crawl-delay)`` across all workers (:mod:`worker.fetch.hostlimit`),
   and a host over budget raises :class:`~worker.errors.HostBusy` with ``retry_after`` *before*
-  anything is sent (the task reschedules itself; it does not sleep). robots.txt itself is one
-  request under the same limit. Hops of one redirect chain on a host already granted in that
-  chain go out at once, so a same-host redirect cannot make a task reschedule for ever;
+  anything is sent (the task reschedules itself; it does not sleep). A granted fetch holds its
+  hosts' turns until its redirect chain is over and gives them back then, so the interval counts
+  from the end of one exchange to the start of the next. robots.txt itself is one request under
+  the same limit (made while the host's Crawl-delay is not yet known, so under the interval last
+  in force there). Hops of one redirect chain on a host already granted in that chain go out at
+  once, so a same-host redirect cannot make a task reschedule for ever;
 - two trust levels. Source fetches (crawls, the links they find, sitemaps, feeds) obey
   ``fetch.allow_hosts``. URLs someone pushed over the ingest API (``get(..., ingest=True)``)
   obey it too, and are *additionally* refused on Syndicate's own ports (web app, Flower, Redis:
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -257,8 +261,16 @@ class Fetcher:
 
     def host_interval(self, url: str) -> float:
         """Least seconds between requests to ``url``'s host: ``host_interval`` or a cached Crawl-delay."""
-        delay = self.robots.known_crawl_delay(url) if self.policy.robots else None
-        return max(self.policy.host_interval, delay or 0.0)
+        return self._interval(url)[0]
+
+    def _interval(self, url: str) -> tuple[float, bool]:
+        """The host's interval as far as this worker knows, and whether it is known (robots.txt read)."""
+        if not self.policy.robots:
+            return self.policy.host_interval, True
+        rules = self.robots.cached(url)
+        if rules is None:
+            return self.policy.host_interval, False
+        return max(self.policy.host_interval, self.robots.capped_crawl_delay(rules) or 0.0), True
 
     def get(
         self,
@@ -310,14 +322,46 @@ class Fetcher:
         before_body: Any = _wants_body,
     ) -> Answer:
         """The final answer for ``url`` after its redirects; each hop guarded, robots-checked, limited."""
-        deadline: float | None = None
         granted: set[str] = set()
+        holder = uuid.uuid4().hex
+        try:
+            return self._hops(
+                url,
+                headers,
+                guard=guard,
+                max_redirects=max_redirects,
+                patience=patience,
+                obey_robots=obey_robots,
+                before_body=before_body,
+                granted=granted,
+                holder=holder,
+            )
+        finally:
+            # Given back only now, so the host's interval counts from when our request was done with it.
+            for key in granted:
+                self.limiter.release(key, holder)
+
+    def _hops(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        guard: Guard,
+        max_redirects: int,
+        patience: float,
+        obey_robots: bool,
+        before_body: Any,
+        granted: set[str],
+        holder: str,
+    ) -> Answer:
+        """:meth:`_chain`'s loop; the hosts it was granted are added to ``granted`` (under ``holder``)."""
+        deadline: float | None = None
         current = url
         for _hop in range(max_redirects + 1):
             guard.check(current)
             if obey_robots and urlsplit(current).path != ROBOTS_PATH:
                 self._obey_robots(current, guard, patience)
-            self._acquire(current, granted, patience)
+            self._acquire(current, granted, patience, holder)
             if deadline is None:
                 deadline = time.monotonic() + self.policy.timeout * TOTAL_TIMEOUT_FACTOR
             elif time.monotonic() > deadline:
@@ -358,15 +402,18 @@ class Fetcher:
         if not rules.allowed(url, self.robots.token):
             raise Disallowed(f"robots.txt disallows {url} for {self.robots.token}", url)
 
-    def _acquire(self, url: str, granted: set[str], patience: float) -> None:
+    def _acquire(self, url: str, granted: set[str], patience: float, holder: str) -> None:
         """Take the host's turn, or raise :class:`HostBusy`; a host granted earlier in this chain goes on."""
         key = host_key(url)
         if key in granted:
             return
-        interval = self.host_interval(url)
+        interval, known = self._interval(url)
+        # Held for the whole chain at most (its deadline, plus slack for the watchdog's close); none
+        # when the host is known to be unlimited.
+        hold = self.policy.timeout * TOTAL_TIMEOUT_FACTOR + 1.0 if interval > 0 or not known else 0.0
         waited_until = time.monotonic() + patience
         while True:
-            wait = self.limiter.acquire(key, interval)
+            wait = self.limiter.acquire(key, interval, hold=hold, known=known, holder=holder)
             if wait <= 0:
                 granted.add(key)
                 return

@@ -204,13 +204,16 @@ class Robots:
 
     def crawl_delay(self, url: str, **fetch_options: Any) -> float | None:
         """The ``Crawl-delay`` for our group at ``url``'s origin, capped at ``fetch.max_crawl_delay``."""
-        delay = self.rules(url, **fetch_options).crawl_delay(self.token)
-        return None if delay is None else min(delay, self.max_crawl_delay)
+        return self.capped_crawl_delay(self.rules(url, **fetch_options))
 
     def known_crawl_delay(self, url: str) -> float | None:
         """Like :meth:`crawl_delay` but from the cache only (None when robots.txt is not cached)."""
         cached = self.cached(url)
-        delay = cached.crawl_delay(self.token) if cached is not None else None
+        return None if cached is None else self.capped_crawl_delay(cached)
+
+    def capped_crawl_delay(self, rules: RobotsRules) -> float | None:
+        """``rules``' ``Crawl-delay`` for our group, capped at ``fetch.max_crawl_delay``."""
+        delay = rules.crawl_delay(self.token)
         return None if delay is None else min(delay, self.max_crawl_delay)
 
     def sitemaps(self, url: str, **fetch_options: Any) -> list[str]:
