@@ -273,15 +273,35 @@ class _LRU:
             self._size -= hit[1]
             return hit[0]
 
-    def put(self, key: Any, value: Any, size: int) -> None:
+    def take_all(self, keys: Iterable[Any]) -> list[Any]:
+        """:meth:`take` for each of ``keys`` under one acquisition of the lock."""
         with self._lock:
-            old = self._data.pop(key, None)
-            if old is not None:
-                self._size -= old[1]
-            self._data[key] = (value, size)
-            self._size += size
-            while self._size > self.max_bytes and self._data:
-                _, (_, dropped) = self._data.popitem(last=False)
+            data = self._data
+            out: list[Any] = []
+            for key in keys:
+                hit = data.pop(key, None)
+                if hit is None:
+                    out.append(None)
+                else:
+                    self._size -= hit[1]
+                    out.append(hit[0])
+            return out
+
+    def put(self, key: Any, value: Any, size: int) -> None:
+        self.put_all([(key, value, size)])
+
+    def put_all(self, entries: Iterable[tuple[Any, Any, int]]) -> None:
+        """Store each ``(key, value, size)`` under one acquisition of the lock, then evict."""
+        with self._lock:
+            data = self._data
+            for key, value, size in entries:
+                old = data.pop(key, None)
+                if old is not None:
+                    self._size -= old[1]
+                data[key] = (value, size)
+                self._size += size
+            while self._size > self.max_bytes and data:
+                _, (_, dropped) = data.popitem(last=False)
                 self._size -= dropped
 
     def clear(self) -> None:
@@ -488,21 +508,22 @@ def _render_xml(meta: FeedMeta, items: list[_Clean], fmt: str, updated: datetime
     write = WRITERS[fmt]
     # Each element taken from the cache (or written now) is this render's alone until it is put
     # back below; feedgen moves it into the document, no copy.
-    taken: list[tuple[tuple[str, _Clean], Any]] = []
-    for item in items:
-        key = (fmt, item)
-        element = _CACHE.take(key)
+    keys = [(fmt, item) for item in items]
+    elements = _CACHE.take_all(keys)
+    for n, element in enumerate(elements):
         if element is None:
-            element = write(item)
-        taken.append((key, element))
+            element = elements[n] = write(items[n])
         fg.add_entry(WrittenEntry(element), order="append")
     body: bytes = fg.rss_str(pretty=True) if fmt == "rss" else fg.atom_str(pretty=True)
     # The document is done with: the elements leave it (lxml frees a detached element with its
     # last reference, and the document's few remaining nodes with the last of them) and go back
     # into the cache. Should the render fail before this, they are merely not cached.
-    for key, element in taken:
+    for element in elements:
         element.getparent().remove(element)
-        _CACHE.put(key, element, 2 * len(key[1].content_html) + 2000)
+    _CACHE.put_all(
+        (key, element, 2 * len(key[1].content_html) + 2000)
+        for key, element in zip(keys, elements, strict=True)
+    )
     plain = [plain_text(meta.title), *(i.title for i in items), *(a for i in items for a in i.authors)]
     plain += [c for i in items for c in i.categories]
     if any("<" in p or "&" in p for p in plain):

@@ -3,7 +3,8 @@
 feedgen builds the feed document (channel or feed element, namespaces, extensions, serialization) and
 calls :meth:`feedgen.entry.FeedEntry.rss_entry` / ``atom_entry`` on each entry it holds. Our entries
 are :class:`WrittenEntry`, a ``FeedEntry`` whose element was written here, so the document stays
-feedgen's while the per-entry work (most of a cold render) is a dozen ``SubElement`` calls.
+feedgen's while the per-entry work (most of a cold render) is a copy of a template entry of the
+same shape and its texts (:class:`_Out`).
 
 Why not feedgen's own ``FeedEntry`` per item: filling one costs its setters' ``ensure_format``
 checks, a ``formatRFC2822`` with three ``setlocale`` calls, and the extension dispatch; measured by
@@ -79,66 +80,154 @@ def _iso_z(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-# The writers call etree.SubElement inline (no helper per element): a cold render writes about a
-# dozen elements per item, and a Python call each was a measurable part of it.
+class _Out:
+    """Where a writer puts an entry's elements: new children of ``parent``, or (``fresh`` False)
+    the next children of a copy of an entry of the same shape, whose texts and attributes it sets.
+
+    One writer per format thus both builds an entry's template and fills copies of it. A copy of
+    a template is one C call, so filling it costs only the texts: a third less than building the
+    same elements one ``SubElement`` at a time (measured on the bench's items), which is about all
+    the writing a cold render does.
+    """
+
+    __slots__ = ("_children", "_parent")
+
+    def __init__(self, parent: Any, fresh: bool) -> None:
+        self._parent = parent
+        self._children = None if fresh else iter(parent)
+
+    def add(self, tag: str, text: str | None = None, attrs: dict[str, str] | None = None) -> Any:
+        """The next child: ``tag`` with ``attrs`` (in this order) and ``text``."""
+        if self._children is None:
+            element = _SubElement(self._parent, tag, attrs) if attrs else _SubElement(self._parent, tag)
+        else:
+            element = next(self._children)
+            if attrs:
+                for name, value in attrs.items():
+                    element.set(name, value)
+        if text is not None:
+            element.text = text
+        return element
+
+    def inside(self, element: Any) -> _Out:
+        """The same kind of output for ``element``'s children."""
+        return _Out(element, self._children is None)
+
+
+def _write_rss(item: CleanItem, out: _Out) -> None:
+    out.add("title", item.title)
+    if item.url:
+        out.add("link", item.url)
+    if item.summary:
+        out.add("description", html.escape(item.summary, quote=False))
+        if item.content_html:
+            out.add(_ENCODED, item.content_html)
+    elif item.content_html:
+        out.add("description", item.content_html)
+    permalink = "true" if item.url is not None and item.url == item.iri else "false"
+    out.add("guid", item.iri, {"isPermaLink": permalink})
+    for term in item.categories:
+        out.add("category", term)
+    if item.published:
+        out.add("pubDate", rfc822(item.published))
+    for name in item.authors:
+        out.add(_CREATOR, name)
+    if item.image:
+        media = {"url": item.image, "medium": "image"}
+        if item.image_type:
+            media["type"] = item.image_type
+        out.add(_MEDIA_CONTENT, None, media)
+
+
+def _rss_shape(item: CleanItem) -> tuple[Any, ...]:
+    """What decides which elements :func:`_write_rss` writes, and in which order."""
+    return (
+        bool(item.url),
+        bool(item.summary),
+        bool(item.content_html),
+        len(item.categories),
+        bool(item.published),
+        len(item.authors),
+        bool(item.image),
+        bool(item.image_type),
+    )
+
+
+def _write_atom(item: CleanItem, out: _Out) -> None:
+    out.add("id", item.iri)
+    out.add("title", item.title)
+    out.add("updated", item.updated.isoformat())
+    for name in item.authors:
+        out.inside(out.add("author")).add("name", name)
+    # Without a body the summary (or the title) is the content: an entry needs content or a link.
+    content = item.content_html or html.escape(item.summary or item.title, quote=False)
+    out.add("content", content, {"type": "html"})
+    if item.summary:
+        out.add("summary", html.escape(item.summary, quote=False), {"type": "html"})
+    for term in item.categories:
+        out.add("category", None, {"term": term})
+    if item.published:
+        out.add("published", item.published.isoformat())
+    if item.url:
+        out.add("link", None, {"rel": "alternate", "type": "text/html", "href": item.url})
+    if item.image:
+        enclosure = {"rel": "enclosure", "href": item.image}
+        if item.image_type:
+            enclosure["type"] = item.image_type
+        out.add("link", None, enclosure)
+    if item.source_name and item.source_id:
+        source = out.inside(out.add("source"))
+        source.add("id", item.source_id)
+        source.add("title", item.source_name)
+        source.add("updated", _iso_z(item.updated))
+        if item.source_url:
+            source.add("link", None, {"rel": "alternate", "href": item.source_url})
+
+
+def _atom_shape(item: CleanItem) -> tuple[Any, ...]:
+    """What decides which elements :func:`_write_atom` writes, and in which order."""
+    return (
+        len(item.authors),
+        bool(item.summary),
+        len(item.categories),
+        bool(item.published),
+        bool(item.url),
+        bool(item.image),
+        bool(item.image_type),
+        bool(item.source_name and item.source_id),
+        bool(item.source_url),
+    )
+
+
+# (format, shape) -> an entry of that shape, only ever copied. Shapes are few (counts of authors
+# and categories times a few optional fields); the bound only guards against odd data.
+_TEMPLATES: dict[tuple[Any, ...], Any] = {}
+_MAX_TEMPLATES = 512
+
+
+def _written(item: CleanItem, tag: str, write: Any, shape: tuple[Any, ...]) -> Any:
+    template = _TEMPLATES.get(shape)
+    if template is not None:
+        entry = template.__copy__()
+        write(item, _Out(entry, fresh=False))
+        return entry
+    entry = etree.Element(tag)
+    write(item, _Out(entry, fresh=True))
+    if len(_TEMPLATES) >= _MAX_TEMPLATES:
+        _TEMPLATES.clear()
+    # A copy: the entry itself goes to a document, the template must never be in one.
+    _TEMPLATES[shape] = entry.__copy__()
+    return entry
+
+
 def rss_item(item: CleanItem) -> Any:
     """The RSS 2.0 ``<item>`` for ``item``, element for element what :func:`feedgen_entry` builds."""
-    entry = etree.Element("item")
-    _SubElement(entry, "title").text = item.title
-    if item.url:
-        _SubElement(entry, "link").text = item.url
-    if item.summary:
-        _SubElement(entry, "description").text = html.escape(item.summary, quote=False)
-        if item.content_html:
-            _SubElement(entry, _ENCODED).text = item.content_html
-    elif item.content_html:
-        _SubElement(entry, "description").text = item.content_html
-    permalink = "true" if item.url is not None and item.url == item.iri else "false"
-    _SubElement(entry, "guid", isPermaLink=permalink).text = item.iri
-    for term in item.categories:
-        _SubElement(entry, "category").text = term
-    if item.published:
-        _SubElement(entry, "pubDate").text = rfc822(item.published)
-    for name in item.authors:
-        _SubElement(entry, _CREATOR).text = name
-    if item.image:
-        media = _SubElement(entry, _MEDIA_CONTENT, url=item.image, medium="image")
-        if item.image_type:
-            media.set("type", item.image_type)
-    return entry
+    return _written(item, "item", _write_rss, ("rss", *_rss_shape(item)))
 
 
 def atom_entry(item: CleanItem) -> Any:
     """The Atom 1.0 ``<entry>`` for ``item``, element for element what :func:`feedgen_entry` builds."""
-    entry = etree.Element("entry")
-    _SubElement(entry, "id").text = item.iri
-    _SubElement(entry, "title").text = item.title
-    _SubElement(entry, "updated").text = item.updated.isoformat()
-    for name in item.authors:
-        _SubElement(_SubElement(entry, "author"), "name").text = name
-    # Without a body the summary (or the title) is the content: an entry needs content or a link.
-    content = item.content_html or html.escape(item.summary or item.title, quote=False)
-    _SubElement(entry, "content", type="html").text = content
-    if item.summary:
-        _SubElement(entry, "summary", type="html").text = html.escape(item.summary, quote=False)
-    for term in item.categories:
-        _SubElement(entry, "category", term=term)
-    if item.published:
-        _SubElement(entry, "published").text = item.published.isoformat()
-    if item.url:
-        _SubElement(entry, "link", rel="alternate", type="text/html", href=item.url)
-    if item.image:
-        enclosure = _SubElement(entry, "link", rel="enclosure", href=item.image)
-        if item.image_type:
-            enclosure.set("type", item.image_type)
-    if item.source_name and item.source_id:
-        source = _SubElement(entry, "source")
-        _SubElement(source, "id").text = item.source_id
-        _SubElement(source, "title").text = item.source_name
-        _SubElement(source, "updated").text = _iso_z(item.updated)
-        if item.source_url:
-            _SubElement(source, "link", rel="alternate", href=item.source_url)
-    return entry
+    return _written(item, "entry", _write_atom, ("atom", *_atom_shape(item)))
 
 
 WRITERS = {"rss": rss_item, "atom": atom_entry}
@@ -154,7 +243,8 @@ class WrittenEntry(FeedEntry):
     """
 
     def __init__(self, element: Any) -> None:
-        super().__init__()
+        # FeedEntry.__init__ is not called: it sets some forty fields (and reads the clock) that
+        # nothing reads here, 1.4 µs an entry; FeedGenerator calls only the three methods below.
         self._element = element
 
     def register_extension(self, *args: Any, **kwargs: Any) -> None:

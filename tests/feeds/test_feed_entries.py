@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from feeds import build
+from feeds import build, entries
 from feeds.content import clean_text
 from feeds.entries import CleanItem, atom_entry, feedgen_entry, rss_item
 from tests.feeds.test_feed_build import _load
@@ -94,3 +94,29 @@ def test_written_entries_are_copied_per_render() -> None:
     second = build.render_feed(meta, items, "rss").body
     assert first == second
     assert first.count(b"<item>") == len({i.id for i in items})
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_an_entry_filled_from_a_template_keeps_nothing_of_the_first(fmt: str) -> None:
+    """The second item of a shape is a copy of the first's entry with every text and attribute reset."""
+    first, second = _cleaned("items.json")[:1] * 2
+    second = second._replace(
+        raw_id="tag:example.org,2026-01-01:b/2",
+        iri="tag:example.org,2026-01-01:b/2",
+        url="https://other.example/b",
+        title="Another title",
+        summary="Another summary",
+        content_html="<p>Another body</p>",
+        authors=tuple(f"Author {n}" for n, _ in enumerate(first.authors)),
+        categories=tuple(f"topic {n}" for n, _ in enumerate(first.categories)),
+        image="https://other.example/b.png",
+        source_name="Other source",
+        source_url="https://other.example/",
+        source_id="https://other.example/",
+    )
+    entries._TEMPLATES.clear()
+    written = [_bytes(WRITERS[fmt](item)) for item in (first, second)]
+    assert len(entries._TEMPLATES) == 1  # one shape: the second entry was filled in, not built
+    assert written == [_bytes(feedgen_entry(item, fmt)) for item in (first, second)]
+    old = [first.title, first.url, first.iri, first.source_url, *first.authors, *first.categories]
+    assert [value for value in old if value and value.encode() in written[1]] == []
