@@ -8,7 +8,8 @@ come from the stored rows' shape (``content_is_clean=True``, as ``worker.pipelin
 
 For 50 and 1,000 items, each of RSS and Atom (and JSON Feed, which has no lxml peer), one round times:
 
-* **cold**: ``feeds.build.clear_cache()`` then ``render_feed``: the first render after a worker starts.
+* **cold**: ``feeds.build.clear_cache()`` (cleaned items, elements, entry templates, memos) then
+  ``render_feed``: the first render after a worker starts.
 * **warm**: one item changed (a new title and date), then ``render_feed``: the normal re-render.
 * **lxml**: the same channel/feed and items, each element written directly with ``lxml.etree``
   (namespaces, dates, ``content:encoded``, ``dc:creator``, ``media:content``, Atom ``<source>``,
@@ -16,6 +17,7 @@ For 50 and 1,000 items, each of RSS and Atom (and JSON Feed, which has no lxml p
   and cut, so it is the floor: what writing this document costs at all.
 
 Rounds are interleaved (cold, warm, lxml, cold, ...), ``--repeat`` of them; medians and ratios to lxml.
+The load average is printed before and after: on a shared machine, rerun when it is over 1.5.
 Run from the repository root: ``.venv/bin/python bench/render.py [--repeat 15] [--profile]``.
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import html
+import os
 import pstats
 import random
 import statistics
@@ -301,7 +304,9 @@ def main() -> None:
     args = parser.parse_args()
     sample = make_items(50)
     body_kb = statistics.median(len(i.content_html.encode()) for i in sample) / 1000
-    print(f"items: normalized seed-article bodies, median {body_kb:.1f} KB; {args.repeat} rounds, medians\n")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"items: normalized seed-article bodies, median {body_kb:.1f} KB; {args.repeat} rounds, medians")
+    print(f"load average at start: {load}\n")
     header = (
         f"{'items':>6} {'format':<6} {'cold ms':>9} {'warm ms':>9} {'lxml ms':>9} {'cold x':>7} {'warm x':>7}"
     )
@@ -316,6 +321,7 @@ def main() -> None:
             else:
                 tail = f"{'—':>9} {'—':>7} {'—':>7}"
             print(f"{size:>6} {fmt:<6} {ms['cold']:9.2f} {ms['warm']:9.2f} {tail}", flush=True)
+    print("\nload average at end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     if args.profile:
         for size in SIZES:
             for fmt in ("rss", "atom"):

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 from feedgen.feed import FeedGenerator
 
 from feeds.content import clean_line, clean_text, excerpt_body, fit_html, html_excerpt, plain_text
-from feeds.entries import WRITERS, WrittenEntry
+from feeds.entries import WRITERS, WrittenEntry, clear_templates
 from feeds.entries import CleanItem as _Clean
 from feeds.extensions import EXTENSION_NAME, SyndicateExtension
 
@@ -621,5 +621,8 @@ def render_all(meta: FeedMeta, items: Sequence[FeedItem]) -> dict[str, RenderedF
 
 
 def clear_cache() -> None:
-    """Forget every cached item (benchmarks use it to time a cold render)."""
+    """Forget every cached item, entry template and memo (benchmarks use it to time a cold render)."""
     _CACHE.clear()
+    clear_templates()
+    _plain_name.cache_clear()
+    _source_fields.cache_clear()

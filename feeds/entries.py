@@ -220,6 +220,11 @@ def _written(item: CleanItem, tag: str, write: Any, shape: tuple[Any, ...]) -> A
     return entry
 
 
+def clear_templates() -> None:
+    """Forget the entry templates (a cold render then builds the first entry of each shape)."""
+    _TEMPLATES.clear()
+
+
 def rss_item(item: CleanItem) -> Any:
     """The RSS 2.0 ``<item>`` for ``item``, element for element what :func:`feedgen_entry` builds."""
     return _written(item, "item", _write_rss, ("rss", *_rss_shape(item)))
