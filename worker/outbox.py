@@ -19,19 +19,22 @@ Delivery (:func:`deliver_share`) is exactly-once by construction:
    the retry schedule, or ``uncertain`` when the request may have reached a network that offers
    neither idempotency nor a lookup.
 
-A share found ``sending`` whose claim is older than the task time limit belonged to a worker that
-died mid-send: idempotent endpoints send again with the same key, others look their post up,
-and where they cannot the share becomes ``uncertain`` for an operator instead of posting twice.
+A share found ``sending`` belonged to a worker that died mid-send once its sending lease in Redis
+expired (the live holder refreshes it; :class:`SendingLeases`, about 20 s) or, without Redis, once
+the claim is older than the task time limit: idempotent endpoints send again with the same key,
+others look their post up, and where they cannot the share becomes ``uncertain`` for an operator
+instead of posting twice.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 import time
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -415,6 +418,94 @@ def quiet_wait(endpoint: EndpointBase, now: datetime) -> float:
     return (ends.astimezone(UTC) - now.astimezone(UTC)).total_seconds()
 
 
+# ---------------------------------------------------------------- sending leases
+
+# A claim's holder keeps ``syndicate:sending:<share id>`` alive in Redis while it sends (refreshed
+# every SENDING_REFRESH seconds by a thread of its process, so a slow but live request keeps it);
+# a holder that died stops refreshing and the key expires. A claim older than SENDING_TTL whose
+# key is gone is dead, and recovered within a sweep of that, not after the task time limit (the
+# claim lease, 300 s by default). Without Redis the claim lease alone decides, as before.
+SENDING_TTL = 20.0
+SENDING_REFRESH = 5.0
+SENDING_PREFIX = "syndicate:sending:"
+
+
+class SendingLeases:
+    """The sending leases this process holds, kept alive by one daemon thread (see above)."""
+
+    def __init__(self, redis_client: Any) -> None:
+        """Keep leases in ``redis_client`` (``None``: no leases, the claim lease alone decides)."""
+        self.redis = redis_client
+        self._held: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _write(self, share_ids: Iterable[int]) -> None:
+        import redis
+
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for share_id in share_ids:
+                pipe.set(SENDING_PREFIX + str(share_id), self._held.get(share_id, "1"), ex=int(SENDING_TTL))
+            pipe.execute()
+        except redis.RedisError as exc:  # the claim lease still bounds the claim
+            log.warning("sending leases not written: %s", exc)
+
+    def _refresh(self) -> None:
+        while True:
+            time.sleep(SENDING_REFRESH)
+            with self._lock:
+                held = list(self._held)
+            if held:
+                self._write(held)
+
+    @contextmanager
+    def hold(self, share_id: int) -> Iterator[None]:
+        """Hold the lease of ``share_id`` (just claimed) until the block ends (its outcome committed)."""
+        if self.redis is None:
+            yield
+            return
+        with self._lock:
+            self._held[share_id] = f"{os.getpid()}"
+            if self._thread is None or not self._thread.is_alive() or self._thread.ident is None:
+                self._thread = threading.Thread(target=self._refresh, name="sending-leases", daemon=True)
+                self._thread.start()
+        self._write([share_id])
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(share_id, None)
+            import redis
+
+            try:
+                self.redis.delete(SENDING_PREFIX + str(share_id))
+            except redis.RedisError as exc:
+                log.warning("sending lease of share %s not released: %s", share_id, exc)
+
+    def alive(self, share_ids: Sequence[int]) -> set[int] | None:
+        """Which of ``share_ids`` have a live lease; None when Redis cannot say (then assume all)."""
+        if self.redis is None or not share_ids:
+            return None if self.redis is None else set()
+        import redis
+
+        try:
+            values = self.redis.mget([SENDING_PREFIX + str(i) for i in share_ids])
+        except redis.RedisError:
+            return None
+        return {i for i, value in zip(share_ids, values, strict=True) if value is not None}
+
+
+def claim_is_dead(rt: Runtime, share_id: int, age: float) -> bool:
+    """Whether a ``sending`` claim ``age`` seconds old can no longer belong to a live sender."""
+    if age >= rt.claim_lease:
+        return True
+    if age < SENDING_TTL:
+        return False  # its holder may not have written its lease yet
+    alive = rt.sending_leases.alive([share_id])
+    return alive is not None and share_id not in alive
+
+
 # ---------------------------------------------------------------- delivery
 
 
@@ -457,8 +548,10 @@ def _claim(rt: Runtime, share_id: int, lease: float) -> _Claim | str:
         if share.status == "sending":
             claimed = share.claimed_at or now
             age = (now - claimed).total_seconds()
-            if age < lease:
-                raise Deferred(lease - age, "another worker may be sending it")
+            if not claim_is_dead(rt, share_id, age):
+                # Look again once a dead holder's lease would have expired (or the claim lease ends).
+                wait = lease - age if rt.redis_client is None else max(SENDING_TTL - age, SENDING_REFRESH)
+                raise Deferred(min(wait, lease - age), "another worker is sending it")
             recovering = True
         elif share.status != "pending":
             return share.status
@@ -612,6 +705,11 @@ def _deliver_claimed(rt: Runtime, share_id: int, config: EndpointBase) -> str:
     claim = _claim(rt, share_id, rt.claim_lease)
     if isinstance(claim, str):
         return claim
+    with rt.sending_leases.hold(share_id):
+        return _send_claimed(rt, share_id, config, claim)
+
+
+def _send_claimed(rt: Runtime, share_id: int, config: EndpointBase, claim: _Claim) -> str:
     endpoint = rt.endpoint(config.name)
     key = idempotency_key(claim.view, config.name)
     try:
@@ -749,24 +847,28 @@ def stale_shares(rt: Runtime, older_than: timedelta) -> list[int]:
     now = utcnow()
     cutoff = now - older_than
     lease_cutoff = now - timedelta(seconds=rt.claim_lease)
+    # Younger claims count too once their sending lease is gone (see SendingLeases).
+    young_cutoff = now - timedelta(seconds=SENDING_TTL) if rt.redis_client is not None else lease_cutoff
     disabled = select(EndpointRow.name).where(EndpointRow.disabled_at.is_not(None))
     with rt.session() as session:
-        return list(
-            session.scalars(
-                select(Share.id)
-                .where(
-                    (
-                        (Share.status == "pending")
-                        & (Share.created_at < cutoff)
-                        & ((Share.not_before.is_(None)) | (Share.not_before <= now))
-                    )
-                    | ((Share.status == "sending") & (Share.claimed_at < lease_cutoff)),
-                    Share.endpoint.not_in(disabled),
+        rows = session.execute(
+            select(Share.id, Share.status, Share.claimed_at)
+            .where(
+                (
+                    (Share.status == "pending")
+                    & (Share.created_at < cutoff)
+                    & ((Share.not_before.is_(None)) | (Share.not_before <= now))
                 )
-                .order_by(Share.id)
-                .limit(500)
+                | ((Share.status == "sending") & (Share.claimed_at < young_cutoff)),
+                Share.endpoint.not_in(disabled),
             )
-        )
+            .order_by(Share.id)
+            .limit(500)
+        ).all()
+    young = [row.id for row in rows if row.status == "sending" and row.claimed_at >= lease_cutoff]
+    alive = rt.sending_leases.alive(young) if young else set()
+    held = set(young) if alive is None else alive
+    return [row.id for row in rows if row.id not in held]
 
 
 def recent_shares(

@@ -21,7 +21,7 @@ from worker.http import HttpClient
 from worker.store.db import get_sessionmaker
 
 if TYPE_CHECKING:
-    from worker.outbox import Pacer
+    from worker.outbox import Pacer, SendingLeases
     from worker.share import Endpoint
 
 # Networks answer in well under this; a slower answer is treated as lost (``sent``, maybe posted).
@@ -93,6 +93,13 @@ class Runtime:
         from worker.outbox import Pacer
 
         return Pacer(self.redis_client)
+
+    @cached_property
+    def sending_leases(self) -> SendingLeases:
+        """The sending leases of this process's deliveries (see :class:`worker.outbox.SendingLeases`)."""
+        from worker.outbox import SendingLeases
+
+        return SendingLeases(self.redis_client)
 
     @property
     def claim_lease(self) -> float:

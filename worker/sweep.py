@@ -32,8 +32,8 @@ visibility timeout, a Redis restarted from an old snapshot) costs a little work,
 
 The orphan kinds (see :func:`find_orphans`): interrupted crawls (a source with a resume cursor),
 pending articles, ready articles an endpoint selects but with no share rows (their planning was lost),
-shares due but not in flight, ``sending`` shares past their claim lease (a worker died mid-send: the
-delivery stage recovers them without a second post), and feeds whose newest included change is newer
+shares due but not in flight, ``sending`` shares whose holder's sending lease expired (a worker died mid-send:
+the delivery stage recovers them without a second post), and feeds whose newest included change is newer
 than their last render. Beat runs :func:`sweep` every :data:`INTERVAL` seconds; a short Redis lock keeps
 concurrent runs (two beats, a manual run) from enqueuing the same orphan twice. With nothing to do it
 costs five indexed queries returning no rows and one Redis round trip.

@@ -679,6 +679,56 @@ def test_a_fresh_sending_claim_is_left_to_its_worker(
     assert receiver.received == [] and outbox.share(share_id).status == "sending"
 
 
+def test_a_claim_whose_sending_lease_expired_is_recovered_long_before_the_claim_lease(
+    make_outbox: Callable[..., Outbox], receiver: Receiver
+) -> None:
+    """A worker that died mid-send stops refreshing its lease: its claim is dead after SENDING_TTL
+    (the sweep finds it then), not after the task time limit; a live holder's lease keeps it."""
+    from worker.outbox import SENDING_TTL, SendingLeases
+
+    outbox = make_outbox([hook(receiver.url)])
+    share_id = outbox.plan_one(outbox.article(), "hook")
+    age = SENDING_TTL + 5
+    assert age < outbox.rt.claim_lease / 2  # far inside the old lease (300 s by default)
+    outbox.set(share_id, status="sending", claimed_at=utcnow() - timedelta(seconds=age))
+    other_process = SendingLeases(redis.Redis.from_url(outbox.rt.settings.effective_redis_url))
+    with other_process.hold(share_id):  # its holder is alive (another process's leases)
+        assert stale_shares(outbox.rt, timedelta(minutes=10)) == []
+        with pytest.raises(Deferred, match="another worker"):
+            deliver_share(outbox.rt, share_id)
+        assert receiver.received == []
+    # The holder is gone (its lease expired or was released): recovered at once.
+    assert stale_shares(outbox.rt, timedelta(minutes=10)) == [share_id]
+    assert deliver_share(outbox.rt, share_id) == "sent"
+    assert len(receiver.received) == 1
+
+
+def test_a_delivery_holds_its_sending_lease_until_its_outcome_is_committed(
+    make_outbox: Callable[..., Outbox], receiver: Receiver
+) -> None:
+    import threading
+
+    from worker.outbox import SENDING_PREFIX
+
+    receiver.script = [Answer(200, delay=1.0)]
+    outbox = make_outbox([hook(receiver.url)])
+    share_id = outbox.plan_one(outbox.article(), "hook")
+    client = redis.Redis.from_url(outbox.rt.settings.effective_redis_url)
+    key = SENDING_PREFIX + str(share_id)
+    outcome: list[str] = []
+    sender = threading.Thread(target=lambda: outcome.append(deliver_share(outbox.rt, share_id)))
+    sender.start()
+    seen: list[tuple[bytes | None, str]] = []
+    while sender.is_alive():
+        seen.append((client.get(key), outbox.share(share_id).status))
+        time.sleep(0.05)
+    sender.join()
+    assert outcome == ["sent"]
+    assert any(value is not None and status == "sending" for value, status in seen), seen
+    assert client.get(key) is None  # released once the outcome was committed
+    assert client.ttl(key) == -2
+
+
 def test_a_stale_claim_on_an_idempotent_endpoint_is_sent_again_with_the_same_webhook_id(
     make_outbox: Callable[..., Outbox], receiver: Receiver
 ) -> None:
