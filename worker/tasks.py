@@ -152,36 +152,50 @@ def _render_cost_key(feed_name: str) -> str:
     return f"syndicate:render-seconds:{feed_name}"
 
 
-def render_window(client: redis.Redis, feed_name: str) -> float:
-    """Seconds of the debounce window: :data:`RENDER_WINDOW_SECONDS`, longer for a slow feed."""
-    try:
-        cost = float(client.get(_render_cost_key(feed_name)) or 0.0)
-    except ValueError:
-        cost = 0.0
-    return min(max(RENDER_WINDOW_SECONDS, cost * RENDER_COST_FACTOR), RENDER_WINDOW_MAX)
+# The window is RENDER_WINDOW_SECONDS, or RENDER_COST_FACTOR x the feed's last render time (kept in
+# Redis) up to RENDER_WINDOW_MAX; read and both SET NX in one round trip, since this runs for every
+# changed article and feed. Returns {0 nothing | 1 render now | 2 render at the window's end, ms}.
+_SCHEDULE_RENDER = """
+local cost = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+local span = math.min(math.max(tonumber(ARGV[1]), cost * tonumber(ARGV[2])), tonumber(ARGV[3]))
+local ms = math.floor(span * 1000)
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ms) then return {1, ms} end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ms + math.floor(tonumber(ARGV[4]) * 1000)) then
+  return {2, ms}
+end
+return {0, ms}
+"""
 
 
 def schedule_render(feed_name: str) -> None:
     """Render ``feed_name`` because an article in it changed: at once, and bursts collapsed.
 
     The first change of a quiet feed renders immediately (leading edge) and opens a window of
-    :data:`RENDER_WINDOW_SECONDS`; changes inside the window schedule one more render at its end
-    (trailing edge), which they all share. Nothing is lost: the trailing render clears its key
-    before it reads the articles, so a change committed after that read schedules a new render.
+    :data:`RENDER_WINDOW_SECONDS` (longer for a slow feed, see :data:`RENDER_COST_FACTOR`); changes
+    inside the window schedule one more render at its end (trailing edge), which they all share.
+    Nothing is lost: the trailing render clears its key before it reads the articles, so a change
+    committed after that read schedules a new render.
 
     Both keys expire on their own (the window after itself, the trailing key shortly after its
     render was due), so a render killed with its worker cannot hold the debounce state: the next
     change after :data:`RENDER_TRAILING_TTL` renders again even if the lost task never comes back.
     """
     window, trailing = _render_keys(feed_name)
-    client = _redis()
-    span = render_window(client, feed_name)
-    if client.set(window, "1", nx=True, px=int(span * 1000)):
+    action, span_ms = _redis().eval(
+        _SCHEDULE_RENDER,
+        3,
+        window,
+        trailing,
+        _render_cost_key(feed_name),
+        RENDER_WINDOW_SECONDS,
+        RENDER_COST_FACTOR,
+        RENDER_WINDOW_MAX,
+        RENDER_TRAILING_TTL - RENDER_WINDOW_SECONDS,
+    )
+    if action == 1:
         render_feed.delay(feed_name)
-    elif client.set(
-        trailing, "1", nx=True, px=int((span + RENDER_TRAILING_TTL - RENDER_WINDOW_SECONDS) * 1000)
-    ):
-        render_feed.apply_async((feed_name,), countdown=span)
+    elif action == 2:
+        render_feed.apply_async((feed_name,), countdown=int(span_ms) / 1000)
 
 
 def render_and_publish(rt: Runtime, feed_name: str, client: redis.Redis) -> bool:

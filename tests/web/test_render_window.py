@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from worker import tasks
 
 
+@pytest.mark.parametrize(
+    ("cost", "window"),
+    [
+        (None, tasks.RENDER_WINDOW_SECONDS),  # never rendered
+        ("0.01", tasks.RENDER_WINDOW_SECONDS),  # a fast feed keeps the short window
+        ("0.5", 0.5 * tasks.RENDER_COST_FACTOR),
+        ("60", tasks.RENDER_WINDOW_MAX),
+        ("garbage", tasks.RENDER_WINDOW_SECONDS),
+    ],
+)
 def test_window_grows_with_a_slow_render_and_stays_short_for_a_fast_one(
-    broker: redis.Redis, monkeypatch
+    broker: redis.Redis, monkeypatch: pytest.MonkeyPatch, cost: str | None, window: float
 ) -> None:
     monkeypatch.setattr(tasks, "_redis", lambda: broker)
-    assert tasks.render_window(broker, "all") == tasks.RENDER_WINDOW_SECONDS
-    broker.set(tasks._render_cost_key("all"), "0.5")
-    assert tasks.render_window(broker, "all") == 0.5 * tasks.RENDER_COST_FACTOR
-    broker.set(tasks._render_cost_key("all"), "60")
-    assert tasks.render_window(broker, "all") == tasks.RENDER_WINDOW_MAX
-    broker.set(tasks._render_cost_key("all"), "0.5")
-    tasks.schedule_render("all")  # leading edge: at once, and a 2 s window
+    broker.flushdb()
+    if cost is not None:
+        broker.set(tasks._render_cost_key("all"), cost)
+    tasks.schedule_render("all")  # leading edge: at once, and the window opens
     tasks.schedule_render("all")  # trailing edge: at the end of that window
-    window, trailing = tasks._render_keys("all")
-    assert 1500 < broker.pttl(window) <= 2000
-    assert broker.pttl(trailing) > 2000
+    window_key, trailing = tasks._render_keys("all")
+    assert window * 1000 - 500 < broker.pttl(window_key) <= window * 1000
+    extra = (tasks.RENDER_TRAILING_TTL - tasks.RENDER_WINDOW_SECONDS) * 1000
+    assert window * 1000 + extra - 500 < broker.pttl(trailing) <= window * 1000 + extra
+    assert broker.llen("render") == 2  # one render now, one at the window's end
