@@ -215,8 +215,12 @@ def _written(item: CleanItem, tag: str, write: Any, shape: tuple[Any, ...]) -> A
     write(item, _Out(entry, fresh=True))
     if len(_TEMPLATES) >= _MAX_TEMPLATES:
         _TEMPLATES.clear()
-    # A copy: the entry itself goes to a document, the template must never be in one.
-    _TEMPLATES[shape] = entry.__copy__()
+    # A copy: the entry itself goes to a document, the template must never be in one. Its texts go
+    # (a body may be 100 KB; each fill sets every text the writer writes), its attributes stay.
+    template = entry.__copy__()
+    for element in template.iter():
+        element.text = None
+    _TEMPLATES[shape] = template
     return entry
 
 

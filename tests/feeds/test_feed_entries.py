@@ -117,6 +117,8 @@ def test_an_entry_filled_from_a_template_keeps_nothing_of_the_first(fmt: str) ->
     entries._TEMPLATES.clear()
     written = [_bytes(WRITERS[fmt](item)) for item in (first, second)]
     assert len(entries._TEMPLATES) == 1  # one shape: the second entry was filled in, not built
+    (template,) = entries._TEMPLATES.values()
+    assert [e.tag for e in template.iter() if e.text is not None] == []  # no body kept in memory
     assert written == [_bytes(feedgen_entry(item, fmt)) for item in (first, second)]
     old = [first.title, first.url, first.iri, first.source_url, *first.authors, *first.categories]
     assert [value for value in old if value and value.encode() in written[1]] == []
