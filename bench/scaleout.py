@@ -89,6 +89,7 @@ class Run:
     floor_cpu_s: float = math.nan  # the same during the floor run
     floor_tasks: int = 0
     cpu_by_role: dict[str, float] = field(default_factory=dict)  # CPU seconds per process role
+    idle_cores: float = math.nan  # cores the deployment used while idle, before the pushes
     floor_s: float = math.nan
     cores: dict[str, float] = field(default_factory=dict)
     spread: dict[str, int] = field(default_factory=dict)
@@ -283,6 +284,11 @@ def run_cluster(
             return [*cluster.pids(), redis_server.proc.pid, *postgres_pids(pg_data)]  # type: ignore[union-attr]
 
         pids = ours()
+        # What the deployment burns doing nothing (heartbeats, beat, sweeps, pollers): part of the
+        # CPU per article of a run that lasts long enough, none of the floor's.
+        idle0, idle_t0 = cpu_seconds(pids), time.monotonic()
+        time.sleep(args.idle_seconds)
+        run.idle_cores = (cpu_seconds(pids) - idle0) / (time.monotonic() - idle_t0)
         roles = {
             **cluster.pids_by_role(),
             "redis": [redis_server.proc.pid],
@@ -360,6 +366,8 @@ def report(args: argparse.Namespace, run: Run) -> str:
         f"| CPU per no-op task x tasks per article | {floor_cpu_task * 1000:.2f} ms "
         f"x {run.tasks_per_article:.2f} = {floor_cpu_task * run.tasks_per_article * 1000:.1f} ms |",
         f"| **pipeline vs floor, by CPU** (robust to other users of the machine) | **{cpu_ratio:.2f}x** |",
+        f"| idle deployment (before the pushes) | {run.idle_cores:.3f} cores = "
+        f"{run.idle_cores * run.wall_s / run.articles * 1000:.1f} ms per article over this run |",
         "| CPU per article by role | "
         + ", ".join(
             f"{role} {seconds / run.articles * 1000:.1f} ms"
@@ -430,6 +438,7 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
     """
     from config import load_config
     from worker import outbox, pipeline
+    from worker.tasks import render_and_publish
     from worker.runtime import Runtime, set_runtime
     from worker.store.db import get_engine, upgrade
 
@@ -487,9 +496,9 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
             elif stage == "deliver":
                 for share_id in shares[profiled]:
                     outbox.deliver_share(rt, share_id)
-            else:  # every format of the feed over all the articles stored so far (ms per render)
+            else:  # render and publish (Redis, export dir) every format over every stored article
                 for _ in range(renders):
-                    pipeline.render_feed(rt, FEED)
+                    render_and_publish(rt, FEED, rt.redis_client)
             profiler.disable()
             wall, cpu, pg_cpu = time.perf_counter() - wall0, time.process_time() - cpu0, cpu_seconds(pg) - pg0
         if not profiled:  # cProfile's own cost would inflate these
@@ -535,6 +544,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
     parser.add_argument("--threads", type=int, default=4, help="concurrent pushes")
     parser.add_argument("--rate", type=float, default=0.0, help="pushes per second (0: as fast as possible)")
+    parser.add_argument(
+        "--idle-seconds", type=float, default=5.0, help="idle CPU measured for this long first (default 5)"
+    )
     parser.add_argument("--noop-tasks", type=int, help="tasks in the floor run (default: N)")
     parser.add_argument("--site-pages", type=int, default=20, help="stories on the crawled partner site")
     parser.add_argument("--host-interval", type=float, default=0.3, help="fetch.host_interval, seconds")
