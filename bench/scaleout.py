@@ -438,9 +438,9 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
     """
     from config import load_config
     from worker import outbox, pipeline
-    from worker.tasks import render_and_publish
     from worker.runtime import Runtime, set_runtime
     from worker.store.db import get_engine, upgrade
+    from worker.tasks import render_and_publish
 
     site, receiver = TimedSite(1), HookReceiver()
     config_path = tmp / "syndicate.yaml"
