@@ -90,6 +90,7 @@ class Run:
     floor_tasks: int = 0
     cpu_by_role: dict[str, float] = field(default_factory=dict)  # CPU seconds per process role
     idle_cores: float = math.nan  # cores the deployment used while idle, before the pushes
+    requeued: dict[str, int] = field(default_factory=dict)  # what the sweeps re-enqueued, by kind
     floor_s: float = math.nan
     cores: dict[str, float] = field(default_factory=dict)
     spread: dict[str, int] = field(default_factory=dict)
@@ -315,6 +316,7 @@ def run_cluster(
         run.task_seconds = cluster.task_seconds(offsets)
         run.tasks = cluster.task_counts(offsets)
         run.spread = cluster.tasks_by_worker("syndicate.deliver_share")
+        run.requeued = dict(cluster.sweep_requeued(offsets))
         check_receiver(run, receiver, accepted, t0)
         check_database(run, database_url, accepted, args.site_pages)
         check_beat(run, cluster)
@@ -377,6 +379,7 @@ def report(args: argparse.Namespace, run: Run) -> str:
         f"| cores busy during the run (ours / whole machine) | {run.cores.get('deployment', math.nan):.2f} / "
         f"{run.cores.get('machine', math.nan):.2f} |",
         f"| deliveries per worker | {run.spread} |",
+        f"| re-enqueued by the sweeps | {run.requeued or 'nothing'} |",
         "",
         "| task | per article | median s | p95 s | sum s |",
         "| --- | ---: | ---: | ---: | ---: |",

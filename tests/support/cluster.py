@@ -42,6 +42,7 @@ QUEUES = ("crawl", "fetch", "render", "share")
 # Celery's trace line: "Task syndicate.noop[<id>] succeeded in 0.0012s: 3".
 TASK_DONE = re.compile(rb"Task (syndicate\.\w+)\[[0-9a-f-]+\] succeeded in ([0-9.e-]+)s")
 BEAT_SEND = re.compile(rb"Sending due task crawl:")
+SWEEP_REQUEUED = re.compile(rb"re-enqueuing orphaned work (\{[^}]*\})")
 LOG_TROUBLE = re.compile(rb"^Traceback|IntegrityError|\] ERROR/|\] CRITICAL/", re.MULTILINE)
 
 
@@ -470,6 +471,16 @@ class Cluster:
             )
             for m in self.machines[: self.workers]
         }
+
+    def sweep_requeued(self, offsets: dict[str, int] | None = None) -> Counter[str]:
+        """What the sweeps re-enqueued, by kind, from the workers' logs (from ``offsets`` on)."""
+        found: Counter[str] = Counter()
+        for machine in self.machines[: self.workers]:
+            data = machine.log("worker").read_bytes()[(offsets or {}).get(machine.name, 0) :]
+            for m in SWEEP_REQUEUED.finditer(data):
+                for kind, count in re.findall(rb"'(\w+)': (\d+)", m.group(1)):
+                    found[kind.decode()] += int(count)
+        return found
 
     def log_offsets(self) -> dict[str, int]:
         """Current size of every worker log (to count only what comes after)."""
