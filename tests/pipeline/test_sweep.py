@@ -336,3 +336,52 @@ def test_a_retrying_run_keeps_the_marker_its_retry_message_set(
     assert sweep.in_flight(client.get(key), sweep.live_nodes(client))
     sweep.on_task_postrun(sender=Sender(), task_id="t9", args=[8], state="SUCCESS")  # the retry ends
     assert client.get(key) is None
+
+
+def test_work_that_finishes_while_the_sweep_reads_the_markers_is_no_orphan(
+    make_pipe: Callable[..., Pipe],
+    site_config: dict[str, Any],
+    client: redis.Redis,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sweep reads the database, then the markers; a task that commits and drops its marker in
+    between must not be re-enqueued (a 3,000-article run re-ran 35 articles and plans this way)."""
+    pipe = make(make_pipe, site_config, hook(receiver.url))
+    ids = pipe.crawl("valley")
+    age(pipe, Article, ids, last_seen_at=utcnow() - LONG_AGO)
+    for n, article_id in enumerate(ids):
+        sweep.mark_published(client, "syndicate.process_article", f"t{n}", [article_id])
+    real_live_nodes = sweep.live_nodes
+
+    def workers_finish_meanwhile(conn: redis.Redis) -> dict[str, str]:
+        # What the workers do at this moment: commit the work, then drop the markers (task_postrun).
+        pipe.process(ids)
+        conn.delete(*[sweep.marker_key("process", article_id) for article_id in ids])
+        return real_live_nodes(conn)
+
+    monkeypatch.setattr(sweep, "live_nodes", workers_finish_meanwhile)
+    found = sweep.find_orphans(pipe.rt, client)
+    assert found.articles == [] and found.why == {}, found
+
+    # The same for lost planning: ready articles without shares whose planning runs meanwhile.
+    age(pipe, Article, ids, changed_at=utcnow() - timedelta(minutes=2))
+    for n, article_id in enumerate(ids):
+        sweep.mark_published(client, "syndicate.plan_shares", f"p{n}", [article_id])
+
+    def planning_finishes_meanwhile(conn: redis.Redis) -> dict[str, str]:
+        for article_id in ids:
+            plan_shares(pipe.rt, article_id)
+        conn.delete(*[sweep.marker_key("plan", article_id) for article_id in ids])
+        return real_live_nodes(conn)
+
+    monkeypatch.setattr(sweep, "live_nodes", planning_finishes_meanwhile)
+    found = sweep.find_orphans(pipe.rt, client)
+    assert found.plans == [] and found.articles == [], found
+
+    # Work that really is orphaned still is (nothing finishes meanwhile, no marker).
+    monkeypatch.setattr(sweep, "live_nodes", real_live_nodes)
+    with pipe.rt.session() as session:
+        session.execute(update(Share).values(status="pending", created_at=utcnow() - LONG_AGO))
+    orphans = sweep.find_orphans(pipe.rt, client)
+    assert len(orphans.shares) == len(ids) and all(v == "no marker" for v in orphans.why.values()), orphans
