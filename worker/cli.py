@@ -704,8 +704,63 @@ def cmd_worker(args: argparse.Namespace) -> int:
         argv += ["-n", args.hostname]
     if args.events:
         argv.append("--task-events")
+    watch = _WorkerWatch()
     app.worker_main(argv)
+    if watch.should_restart():
+        _restart_worker()
     return 0
+
+
+# Celery ends a running worker with exit code 1 ("Unrecoverable error") when something outside its
+# list of connection errors escapes the consumer. kombu's Redis transport does that on some broker
+# reconnects (an AttributeError while restoring unacked messages on a connection already torn
+# down; seen in the fault suite when Redis restarts). The worker's work survives in Redis and the
+# database, so the process starts again instead of staying down until someone notices.
+RESTART_ENV = "SYNDICATE_WORKER_RESTARTS"
+MAX_RESTART_WAIT = 60.0
+
+
+class _WorkerWatch:
+    """Whether this worker was running (ready) and whether it was asked to stop (a signal)."""
+
+    def __init__(self) -> None:
+        from celery import signals
+
+        self.ready = False
+        self.asked_to_stop = False
+        self.exitcode: object = None
+        signals.worker_ready.connect(self._on_ready, weak=False, dispatch_uid="syndicate-watch-ready")
+        signals.worker_shutting_down.connect(self._on_stop, weak=False, dispatch_uid="syndicate-watch-stop")
+        signals.worker_shutdown.connect(self._on_shutdown, weak=False, dispatch_uid="syndicate-watch-down")
+
+    def _on_ready(self, **_: Any) -> None:
+        self.ready = True
+
+    def _on_stop(self, **_: Any) -> None:
+        self.asked_to_stop = True
+
+    def _on_shutdown(self, sender: Any = None, **_: Any) -> None:
+        # The WorkController: stop(exitcode=1) after "Unrecoverable error" sets it before this signal.
+        self.exitcode = getattr(sender, "exitcode", None)
+
+    def should_restart(self) -> bool:
+        """Restart after Celery's unrecoverable-error exit of a worker that ran and was not stopped."""
+        return self.exitcode == 1 and self.ready and not self.asked_to_stop
+
+
+def _restart_worker() -> None:
+    """Replace this process with a fresh ``syndicate worker`` (same pid, same arguments)."""
+    restarts = int(os.environ.get(RESTART_ENV, "0") or 0)
+    wait = min(2.0**restarts, MAX_RESTART_WAIT)
+    logging.getLogger("worker.cli").error(
+        "worker: Celery stopped on an unrecoverable error while running; starting again in %.0f s "
+        "(restart %d of this process)",
+        wait,
+        restarts + 1,
+    )
+    time.sleep(wait)
+    os.environ[RESTART_ENV] = str(restarts + 1)
+    os.execv(sys.executable, [sys.executable, "-m", "worker.cli", *sys.argv[1:]])  # noqa: S606 (ourselves)
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
