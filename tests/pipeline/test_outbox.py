@@ -718,7 +718,7 @@ def test_a_delivery_holds_its_sending_lease_until_its_outcome_is_committed(
     outcome: list[str] = []
     sender = threading.Thread(target=lambda: outcome.append(deliver_share(outbox.rt, share_id)))
     sender.start()
-    seen: list[tuple[bytes | None, str]] = []
+    seen: list[tuple[Any, str]] = []
     while sender.is_alive():
         seen.append((client.get(key), outbox.share(share_id).status))
         time.sleep(0.05)
