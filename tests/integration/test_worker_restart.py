@@ -85,13 +85,16 @@ def test_a_worker_ended_by_an_unrecoverable_error_starts_again(
         assert "starting again in 1 s (restart 1 of this process)" in text()
         assert proc.poll() is None  # the same process (exec), still running
 
-        from worker.app import app
+        # A client app of its own: the process-wide one may hold pools for another test's Redis.
+        from celery import Celery
 
-        app.conf.broker_url = url
-        with app.connection_for_write() as conn:
-            answers = app.control.ping(destination=["w1@test"], timeout=5.0, connection=conn)
+        probe = Celery("restart-probe", broker=url)
+        try:
+            answers = probe.control.ping(destination=["w1@test"], timeout=5.0)
             assert answers and "w1@test" in answers[0], answers
-            result = app.send_task("syndicate.noop", args=[7], connection=conn)
+            result = probe.send_task("syndicate.noop", args=[7], queue="fetch")
+        finally:
+            probe.close()
         # The restarted worker runs tasks: the noop is received and succeeds.
         _wait(
             "the noop to run on the restarted worker",
