@@ -45,6 +45,10 @@ def create_app(settings: Settings | None = None) -> Celery:
             # default of ~100 s; one ZRANGEBYSCORE per sweep.
             "unacked_restore_interval": min(10, max(1, visibility // 10)),
             "unacked_restore_throttle": 1,
+            # The restore runs under a Redis mutex that a worker killed while holding it keeps for
+            # this long (kombu's default: 300 s, during which nobody restores anything); a restore
+            # pass takes milliseconds.
+            "unacked_mutex_expire": 30,
         },
         task_ignore_result=True,
         task_acks_late=True,
