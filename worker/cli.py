@@ -56,11 +56,11 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Config]:
     settings = load_settings()
     path = Path(getattr(args, "config", None) or settings.config_path)
     config = load_config(path)
-    import redis
+    from worker import redisclient
 
     # Every process shares pacing, host limits and the robots.txt cache through Redis: a runtime
     # without a client would quietly keep them per process (redis-py connects on first use).
-    client = redis.Redis.from_url(settings.effective_redis_url)
+    client = redisclient.connect(settings.effective_redis_url)
     set_runtime(Runtime(settings=settings, config=config, redis_client=client))
     return settings, config
 
@@ -299,7 +299,9 @@ def _require_redis(settings: Settings) -> None:
     """Fail fast with one line when the broker is down (Celery would retry, then print a traceback)."""
     import redis
 
-    client = redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=2, socket_timeout=2)
+    from worker import redisclient
+
+    client = redisclient.connect(settings.effective_redis_url, socket_connect_timeout=2, socket_timeout=2)
     try:
         client.ping()
     except (redis.exceptions.RedisError, OSError) as exc:

@@ -46,6 +46,7 @@ from feeds.http import (
     is_not_modified,
     variant_etag,
 )
+from worker import redisclient
 from worker.runtime import Runtime
 from worker.store.models import FeedRender
 
@@ -342,7 +343,7 @@ class FeedCache:
             self._client = (
                 given
                 if given is not None
-                else redis.Redis.from_url(
+                else redisclient.connect(
                     self.runtime.settings.effective_redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
                 )
             )

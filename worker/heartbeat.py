@@ -24,6 +24,8 @@ from typing import Any
 
 import redis
 
+from worker import redisclient
+
 log = logging.getLogger(__name__)
 
 WORKERS_KEY = "syndicate:heartbeat:workers"
@@ -136,7 +138,7 @@ def _heartbeat_client() -> redis.Redis:
     if _client is None:
         from config import get_settings
 
-        _client = redis.Redis.from_url(
+        _client = redisclient.connect(
             get_settings().effective_redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
         )
     return _client

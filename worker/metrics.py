@@ -52,6 +52,8 @@ from urllib.parse import urlsplit
 
 import redis
 
+from worker import redisclient
+
 log = logging.getLogger(__name__)
 
 PREFIX = "syndicate:metrics:"
@@ -191,7 +193,7 @@ class Recorder:
         if self.client is None:
             from config import get_settings
 
-            self.client = redis.Redis.from_url(
+            self.client = redisclient.connect(
                 get_settings().effective_redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
             )
         return self.client

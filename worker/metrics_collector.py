@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
-from worker import heartbeat
+from worker import heartbeat, redisclient
 from worker.metrics import (
     ARTICLES,
     CRAWLS,
@@ -267,7 +267,7 @@ def _schedule(rt: Runtime, rows: Iterable[Any], now: float) -> Iterator[Metric]:
 
 def render_metrics(rt: Runtime) -> tuple[bytes, str]:
     """The exposition text of one scrape and its content type."""
-    client = redis.Redis.from_url(rt.settings.effective_redis_url, socket_timeout=2, socket_connect_timeout=2)
+    client = redisclient.connect(rt.settings.effective_redis_url, socket_timeout=2, socket_connect_timeout=2)
     try:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SyndicateCollector(rt, client))

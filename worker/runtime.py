@@ -151,13 +151,13 @@ def get_runtime() -> Runtime:
     """The process-wide runtime, built on first use from the environment and the config file."""
     global _runtime
     if _runtime is None:
-        import redis
+        from worker import redisclient
 
         settings = get_settings()
         _runtime = Runtime(
             settings=settings,
             config=load_config(settings.config_path),
-            redis_client=redis.Redis.from_url(settings.effective_redis_url),
+            redis_client=redisclient.connect(settings.effective_redis_url),
         )
     return _runtime
 

