@@ -103,12 +103,16 @@ def broker(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Re
     pools themselves live in kombu's process-wide registry, keyed by URL, and are reused, not closed.)
     Yields a client of the same Redis database for inspecting the queues.
     """
+    from worker import sweep
     from worker.app import app as celery_app
 
     monkeypatch.setitem(celery_app.conf, "broker_url", redis_url)
     monkeypatch.setattr(celery_app, "_pool", None)
     monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
     client = redis.Redis.from_url(redis_url)
+    # The publish signal's work markers go to the same Redis, not to whatever the settings named
+    # when the first test published: a dead URL there cost every .delay() its retries.
+    monkeypatch.setattr(sweep, "_client", client)
     yield client
     client.close()
 
