@@ -543,9 +543,14 @@ def parse_endpoint(
 
 
 class ApiConfig(_Strict):
-    """The push ingest API (``POST /api/articles``)."""
+    """The push ingest API (``POST /api/articles``) and who may scrape ``/metrics``."""
 
     token: Credential | None = None
+    metrics_token: Credential | None = Field(
+        default=None,
+        description="When set, GET /metrics answers only requests with this bearer token "
+        "(Prometheus: authorization.credentials); unset, /metrics is open like /healthz.",
+    )
 
 
 class WebSubConfig(_Strict):

@@ -198,6 +198,7 @@ def configured_token(runtime: Runtime) -> str:
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_PATHS = ("/api/articles",)
+METRICS_PATH = "/metrics"
 
 
 def needs_token(method: str, path: str) -> bool:
@@ -220,6 +221,9 @@ class AuthGate:
         self.web_app = web_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == METRICS_PATH:
+            await self._metrics(scope, receive, send)
+            return
         if scope["type"] != "http" or not needs_token(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
@@ -240,6 +244,18 @@ class AuthGate:
         response.raw_headers.extend(extra)
         if has_body:
             response.raw_headers.append((b"connection", b"close"))
+        await response(scope, receive, send)
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Its own token: a Prometheus server gets a secret that can read counts, not push articles.
+        runtime = self.web_app.state.runtime or get_runtime()
+        token = runtime.config.api.metrics_token
+        authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        if token is None or bearer_token_matches(authorization, token.get_secret_value()):
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
+        response.raw_headers.append((b"www-authenticate", b'Bearer realm="metrics"'))
         await response(scope, receive, send)
 
 
@@ -480,7 +496,11 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         body = {"status": "ok" if ok else "degraded", **checks, "liveness": live}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", response_class=Response)
+    @app.get(
+        METRICS_PATH,
+        response_class=Response,
+        responses={401: {"description": "`api.metrics_token` is set and the request does not carry it"}},
+    )
     def prometheus_metrics(r: RT) -> Response:
         """Prometheus metrics for the whole deployment (every worker and web process; see README, Metrics)."""
         from worker.metrics_collector import render_metrics
