@@ -894,6 +894,9 @@ def start_embedded_redis(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
             "warning",
         ],
         stdout=subprocess.DEVNULL,
+        # Its own process group: Ctrl-C in a terminal signals the whole foreground group, and a Redis
+        # stopping with the worker made the worker's last heartbeat and acks fail. `up` stops it last.
+        process_group=0,
     )
     if not _wait_port("127.0.0.1", port, 10, proc):
         proc.kill()
@@ -938,6 +941,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)  # a closed terminal: Redis, in its own group, would outlive us
     web = dict(children)["web"]
     if _wait_port(settings.http_host, settings.http_port, 30, web):
         base = settings.base_url

@@ -109,6 +109,7 @@ def test_up_in_a_fresh_clone_serves_health_and_demo_feed(tmp_path: Path) -> None
         assert seen.get("syndicate.crawl_source") == "SUCCESS", seen
         assert seen.get("syndicate.process_article") == "SUCCESS", seen
     finally:
+        before_stop = (tmp_path / "up.log").stat().st_size
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         try:
@@ -118,6 +119,12 @@ def test_up_in_a_fresh_clone_serves_health_and_demo_feed(tmp_path: Path) -> None
             raise
         log.close()
     assert code in (0, 130), (tmp_path / "up.log").read_text(errors="replace")[-3000:]
+    # Redis outlived the Celery parts: nothing failed to reach it while they shut down.
+    with (tmp_path / "up.log").open("rb") as written:
+        written.seek(before_stop)
+        shutdown = written.read().decode(errors="replace")
+    for symptom in ("Connection refused", "Error 111", "Traceback"):
+        assert symptom not in shutdown, shutdown[-3000:]
     # Every child stopped with it: the ports are free again.
     for port in (http_port, redis_port, flower_port):
         with __import__("socket").socket() as sock:
