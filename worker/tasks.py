@@ -31,10 +31,11 @@ MAX_RETRIES = 5
 RENDER_WINDOW_SECONDS = 0.25
 # Longer than any wait in the queue before the trailing render starts, short enough to be no lock.
 RENDER_TRAILING_TTL = RENDER_WINDOW_SECONDS + 5.0
-# Under a burst a feed renders at most twice per window, and the window grows to this many times the
-# feed's last render time (kept in Redis), so renders that got slow (a large archive, a busy machine)
-# cannot take over the workers: measured by bench/scaleout.py, where renders of 0.25 s every 0.125 s
-# took more task time than every other stage together. A quiet feed still renders at once.
+# Under a burst a feed renders once per window (a render that starts outside a window opens one:
+# see begin_render), and the window grows to this many times the feed's last render time (kept in
+# Redis), so renders that got slow (a large archive, a busy machine) cannot take over the workers:
+# measured by bench/scaleout.py, where renders of 0.25 s every 0.125 s took more task time than every
+# other stage together. A quiet feed still renders at once.
 RENDER_COST_FACTOR = 4.0
 RENDER_WINDOW_MAX = 10.0
 
@@ -167,6 +168,36 @@ return {0, ms}
 """
 
 
+# A render starting: the trailing key is cleared (a change from now on needs a render after this
+# one) and, unless a window is open already (a leading-edge render), one opens now. Without that a
+# trailing render ran at a window's end and the next change, a moment later, found no window and
+# rendered again at once: two renders per window under a steady stream (0.49 renders per article
+# at 20 articles/s in bench/scaleout.py, 40 % of the workers' task time).
+_BEGIN_RENDER = """
+local cost = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+local span = math.min(math.max(tonumber(ARGV[1]), cost * tonumber(ARGV[2])), tonumber(ARGV[3]))
+redis.call('DEL', KEYS[2])
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', math.floor(span * 1000)) then return 1 end
+return 0
+"""
+
+
+def begin_render(feed_name: str, client: redis.Redis) -> bool:
+    """Mark a render of ``feed_name`` as started; True if it opened a new debounce window."""
+    window, trailing = _render_keys(feed_name)
+    opened = client.eval(
+        _BEGIN_RENDER,
+        3,
+        window,
+        trailing,
+        _render_cost_key(feed_name),
+        RENDER_WINDOW_SECONDS,
+        RENDER_COST_FACTOR,
+        RENDER_WINDOW_MAX,
+    )
+    return bool(opened)
+
+
 def schedule_render(feed_name: str) -> None:
     """Render ``feed_name`` because an article in it changed: at once, and bursts collapsed.
 
@@ -215,7 +246,7 @@ def render_and_publish(rt: Runtime, feed_name: str, client: redis.Redis) -> bool
 def render_feed(self: PipelineTask, feed_name: str) -> bool:
     """Re-render one feed in every format, publish it, and ping the WebSub hub when it changed."""
     client = _redis()
-    client.delete(_render_keys(feed_name)[1])
+    begin_render(feed_name, client)
     started = time.monotonic()
     changed = bool(self.run_stage(render_and_publish, feed_name, client))
     client.set(_render_cost_key(feed_name), f"{time.monotonic() - started:.3f}", ex=3600)

@@ -68,6 +68,32 @@ def test_debounce_keys_expire_by_themselves(trigger: redis.Redis) -> None:
 def test_a_started_render_lets_the_next_change_schedule_another(trigger: redis.Redis) -> None:
     tasks.schedule_render("all")
     tasks.schedule_render("all")  # trailing render scheduled
-    trigger.delete(tasks._render_keys("all")[1])  # what render_feed does before it reads the articles
+    # What render_feed does before it reads the articles; the window is still open, so it stays.
+    assert tasks.begin_render("all", trigger) is False
     tasks.schedule_render("all")
     assert len(render_messages(trigger)) == 3
+
+
+def test_a_trailing_render_opens_a_window_so_a_steady_stream_renders_once_per_window(
+    trigger: redis.Redis,
+) -> None:
+    tasks.schedule_render("all")  # leading edge: now
+    tasks.schedule_render("all")  # trailing: at the window's end
+    window, trailing = tasks._render_keys("all")
+    trigger.delete(window)  # the window has lapsed: the trailing render starts
+    assert tasks.begin_render("all", trigger) is True
+    assert 0 < trigger.pttl(window) <= tasks.RENDER_WINDOW_SECONDS * 1000 and not trigger.exists(trailing)
+    tasks.schedule_render("all")  # the next change of the stream, a moment after the trailing render
+    messages = render_messages(trigger)
+    assert len(messages) == 3
+    assert messages[2]["eta"] is not None  # waits for the new window's end instead of rendering again now
+    for _ in range(5):
+        tasks.schedule_render("all")
+    assert len(render_messages(trigger)) == 3  # and the rest of the stream shares that render
+
+
+def test_a_slow_feed_s_trailing_render_opens_a_window_as_long_as_its_cost(trigger: redis.Redis) -> None:
+    trigger.set(tasks._render_cost_key("all"), "0.5")
+    assert tasks.begin_render("all", trigger) is True
+    span = 0.5 * tasks.RENDER_COST_FACTOR * 1000
+    assert span - 500 < trigger.pttl(tasks._render_keys("all")[0]) <= span
