@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import uuid
 from functools import lru_cache
 from typing import Any, NoReturn
 
@@ -155,35 +156,38 @@ def _render_cost_key(feed_name: str) -> str:
 
 # The window is RENDER_WINDOW_SECONDS, or RENDER_COST_FACTOR x the feed's last render time (kept in
 # Redis) up to RENDER_WINDOW_MAX; read and both SET NX in one round trip, since this runs for every
-# changed article and feed. Returns {0 nothing | 1 render now | 2 render at the window's end, ms}.
+# changed article and feed. The trailing key holds the task id of the render it scheduled (ARGV[5]).
+# Returns {0 nothing | 1 render now | 2 render at the window's end, ms}.
 _SCHEDULE_RENDER = """
 local cost = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
 local span = math.min(math.max(tonumber(ARGV[1]), cost * tonumber(ARGV[2])), tonumber(ARGV[3]))
 local ms = math.floor(span * 1000)
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ms) then return {1, ms} end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ms + math.floor(tonumber(ARGV[4]) * 1000)) then
+if redis.call('SET', KEYS[2], ARGV[5], 'NX', 'PX', ms + math.floor(tonumber(ARGV[4]) * 1000)) then
   return {2, ms}
 end
 return {0, ms}
 """
 
 
-# A render starting: the trailing key is cleared (a change from now on needs a render after this
-# one) and, unless a window is open already (a leading-edge render), one opens now. Without that a
-# trailing render ran at a window's end and the next change, a moment later, found no window and
-# rendered again at once: two renders per window under a steady stream (0.49 renders per article
-# at 20 articles/s in bench/scaleout.py, 40 % of the workers' task time).
+# A render starting (task id ARGV[4]). If it is the scheduled trailing render, its key is cleared:
+# a change from now on needs a render after this one. Any other render (a leading edge, the sweep's)
+# leaves a pending trailing render's key alone: that render reads later and covers every change until
+# it starts, so clearing the key only let each change in between schedule one more (bench/scaleout.py
+# counted 0.5 renders per article at 20 articles/s, 40 % of the workers' task time). And unless a
+# window is open (a leading-edge render), one opens now, so that the next change after a trailing
+# render waits for that window's end rather than rendering again at once.
 _BEGIN_RENDER = """
 local cost = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
 local span = math.min(math.max(tonumber(ARGV[1]), cost * tonumber(ARGV[2])), tonumber(ARGV[3]))
-redis.call('DEL', KEYS[2])
+if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', math.floor(span * 1000)) then return 1 end
 return 0
 """
 
 
-def begin_render(feed_name: str, client: redis.Redis) -> bool:
-    """Mark a render of ``feed_name`` as started; True if it opened a new debounce window."""
+def begin_render(feed_name: str, client: redis.Redis, task_id: str | None) -> bool:
+    """Mark the render ``task_id`` of ``feed_name`` as started; True if it opened a debounce window."""
     window, trailing = _render_keys(feed_name)
     opened = client.eval(
         _BEGIN_RENDER,
@@ -194,6 +198,7 @@ def begin_render(feed_name: str, client: redis.Redis) -> bool:
         RENDER_WINDOW_SECONDS,
         RENDER_COST_FACTOR,
         RENDER_WINDOW_MAX,
+        task_id or "",
     )
     return bool(opened)
 
@@ -205,13 +210,15 @@ def schedule_render(feed_name: str) -> None:
     :data:`RENDER_WINDOW_SECONDS` (longer for a slow feed, see :data:`RENDER_COST_FACTOR`); changes
     inside the window schedule one more render at its end (trailing edge), which they all share.
     Nothing is lost: the trailing render clears its key before it reads the articles, so a change
-    committed after that read schedules a new render.
+    committed after that read schedules a new render; while it is still pending, it covers every
+    change (other renders leave its key alone, see :func:`begin_render`).
 
     Both keys expire on their own (the window after itself, the trailing key shortly after its
     render was due), so a render killed with its worker cannot hold the debounce state: the next
     change after :data:`RENDER_TRAILING_TTL` renders again even if the lost task never comes back.
     """
     window, trailing = _render_keys(feed_name)
+    trailing_id = str(uuid.uuid4())
     action, span_ms = _redis().eval(
         _SCHEDULE_RENDER,
         3,
@@ -222,11 +229,12 @@ def schedule_render(feed_name: str) -> None:
         RENDER_COST_FACTOR,
         RENDER_WINDOW_MAX,
         RENDER_TRAILING_TTL - RENDER_WINDOW_SECONDS,
+        trailing_id,
     )
     if action == 1:
         render_feed.delay(feed_name)
     elif action == 2:
-        render_feed.apply_async((feed_name,), countdown=int(span_ms) / 1000)
+        render_feed.apply_async((feed_name,), countdown=int(span_ms) / 1000, task_id=trailing_id)
 
 
 def render_and_publish(rt: Runtime, feed_name: str, client: redis.Redis) -> bool:
@@ -246,7 +254,7 @@ def render_and_publish(rt: Runtime, feed_name: str, client: redis.Redis) -> bool
 def render_feed(self: PipelineTask, feed_name: str) -> bool:
     """Re-render one feed in every format, publish it, and ping the WebSub hub when it changed."""
     client = _redis()
-    begin_render(feed_name, client)
+    begin_render(feed_name, client, self.request.id)
     started = time.monotonic()
     changed = bool(self.run_stage(render_and_publish, feed_name, client))
     client.set(_render_cost_key(feed_name), f"{time.monotonic() - started:.3f}", ex=3600)

@@ -20,9 +20,8 @@ def render_messages(client: redis.Redis) -> list[dict[str, Any]]:
     for raw in reversed(client.lrange("render", 0, -1)):
         message = json.loads(raw)
         body = json.loads(base64.b64decode(message["body"]))
-        out.append(
-            {"task": message["headers"]["task"], "args": body[0], "eta": message["headers"].get("eta")}
-        )
+        headers = message["headers"]
+        out.append({"task": headers["task"], "args": body[0], "eta": headers.get("eta"), "id": headers["id"]})
     return out
 
 
@@ -36,7 +35,9 @@ def trigger(broker: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> redis.Redis
 def test_first_change_renders_at_once_and_a_burst_adds_one_render(trigger: redis.Redis) -> None:
     tasks.schedule_render("all")
     first = render_messages(trigger)
-    assert first == [{"task": "syndicate.render_feed", "args": ["all"], "eta": None}]
+    assert [{k: m[k] for k in ("task", "args", "eta")} for m in first] == [
+        {"task": "syndicate.render_feed", "args": ["all"], "eta": None}
+    ]
 
     for _ in range(10):
         tasks.schedule_render("all")
@@ -65,12 +66,31 @@ def test_debounce_keys_expire_by_themselves(trigger: redis.Redis) -> None:
     assert [m["eta"] for m in render_messages(trigger)] == [None]
 
 
-def test_a_started_render_lets_the_next_change_schedule_another(trigger: redis.Redis) -> None:
+def test_a_started_trailing_render_lets_the_next_change_schedule_another(trigger: redis.Redis) -> None:
     tasks.schedule_render("all")
     tasks.schedule_render("all")  # trailing render scheduled
+    _leading, trailing_render = render_messages(trigger)
     # What render_feed does before it reads the articles; the window is still open, so it stays.
-    assert tasks.begin_render("all", trigger) is False
+    assert tasks.begin_render("all", trigger, trailing_render["id"]) is False
     tasks.schedule_render("all")
+    assert len(render_messages(trigger)) == 3
+
+
+def test_a_leading_render_leaves_the_pending_trailing_render_to_cover_later_changes(
+    trigger: redis.Redis,
+) -> None:
+    tasks.schedule_render("all")  # leading edge: now
+    tasks.schedule_render("all")  # trailing: at the window's end
+    leading, trailing_render = render_messages(trigger)
+    tasks.begin_render("all", trigger, leading["id"])  # the leading render starts after that
+    for _ in range(5):
+        tasks.schedule_render("all")  # changes committed during it: the pending trailing one reads later
+    assert [m["id"] for m in render_messages(trigger)] == [leading["id"], trailing_render["id"]]
+    tasks.begin_render("all", trigger, "a-render-of-the-sweep")  # neither does any other render
+    tasks.schedule_render("all")
+    assert len(render_messages(trigger)) == 2
+    tasks.begin_render("all", trigger, trailing_render["id"])  # the trailing render starts: from now on
+    tasks.schedule_render("all")  # a change needs one more
     assert len(render_messages(trigger)) == 3
 
 
@@ -79,9 +99,10 @@ def test_a_trailing_render_opens_a_window_so_a_steady_stream_renders_once_per_wi
 ) -> None:
     tasks.schedule_render("all")  # leading edge: now
     tasks.schedule_render("all")  # trailing: at the window's end
+    trailing_id = render_messages(trigger)[1]["id"]
     window, trailing = tasks._render_keys("all")
     trigger.delete(window)  # the window has lapsed: the trailing render starts
-    assert tasks.begin_render("all", trigger) is True
+    assert tasks.begin_render("all", trigger, trailing_id) is True
     assert 0 < trigger.pttl(window) <= tasks.RENDER_WINDOW_SECONDS * 1000 and not trigger.exists(trailing)
     tasks.schedule_render("all")  # the next change of the stream, a moment after the trailing render
     messages = render_messages(trigger)
@@ -94,6 +115,6 @@ def test_a_trailing_render_opens_a_window_so_a_steady_stream_renders_once_per_wi
 
 def test_a_slow_feed_s_trailing_render_opens_a_window_as_long_as_its_cost(trigger: redis.Redis) -> None:
     trigger.set(tasks._render_cost_key("all"), "0.5")
-    assert tasks.begin_render("all", trigger) is True
+    assert tasks.begin_render("all", trigger, "a-trailing-render") is True
     span = 0.5 * tasks.RENDER_COST_FACTOR * 1000
     assert span - 500 < trigger.pttl(tasks._render_keys("all")[0]) <= span
