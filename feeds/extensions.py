@@ -7,6 +7,9 @@ and the RFC 5005 ``prev-archive``/``next-archive``/``current`` links would be lo
 link, while RFC 4287 readers (and the W3C validator) want ``id`` and ``updated`` too; and feedgen 1.0
 writes Atom entry links without their ``rel`` and ``type`` (its loop rebinds the link dict to the new
 element), which turns an image enclosure into a second alternate link, so entry links are ours too.
+The RSS ``<lastBuildDate>`` is ours as well: feedgen formats it with ``setlocale(LC_ALL, "C")`` and back,
+which is process-wide and not thread-safe, so two renders in threads could leave the whole process in
+the C locale (and every later ``open()`` without an encoding reading ASCII).
 :class:`SyndicateExtension` (channel/feed level) and :class:`SyndicateEntryExtension`
 (item/entry level) fill those gaps. Register them together under :data:`EXTENSION_NAME`.
 """
@@ -39,6 +42,7 @@ class SyndicateExtension(BaseExtension):
         self.rss_links: list[tuple[str, str]] = []
         self.archive = False
         self.stylesheet_url: str | None = None
+        self.last_build_date: str | None = None  # RFC 822, written by feeds.entries.rfc822
 
     def extend_ns(self) -> dict[str, str]:
         """Declare the namespaces our elements use once, on the root element."""
@@ -62,6 +66,16 @@ class SyndicateExtension(BaseExtension):
             else:
                 channel.append(link)
             anchor = link
+        if self.last_build_date:
+            # Where feedgen would put it: after <language>, else after <generator>.
+            date = etree.Element("lastBuildDate")
+            date.text = self.last_build_date
+            after = channel.find("language")
+            after = after if after is not None else channel.find("generator")
+            if after is not None:
+                after.addnext(date)
+            else:
+                channel.append(date)
         self._common(feed, channel)
         return feed
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import json
+import locale
 import os
 import re
 import subprocess
@@ -377,6 +378,28 @@ def test_meta_updated_overrides_item_dates(sample: tuple[FeedMeta, list[FeedItem
         assert render_feed(meta, items, fmt).last_modified == datetime(2030, 1, 1, 10, 0, tzinfo=UTC)
     parsed = _parse(render_feed(meta, items, "rss"))
     assert calendar.timegm(parsed.feed.updated_parsed) == calendar.timegm(pinned.utctimetuple())
+
+
+def test_rendering_leaves_the_process_locale_alone(
+    sample: tuple[FeedMeta, list[FeedItem]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """feedgen writes RSS dates between ``setlocale(LC_ALL, "C")`` and a restore: process-wide and not
+    thread-safe, so two renders in threads could leave the process in C and every later ``open()``
+    without an encoding reading ASCII (a CI run failed so). No render may touch the locale."""
+    calls: list[tuple[object, ...]] = []
+    real = locale.setlocale
+
+    def spy(category: int, value: str | None = None) -> str:
+        calls.append((category, value))
+        return real(category, value)
+
+    monkeypatch.setattr(locale, "setlocale", spy)
+    meta, items = sample
+    for fmt in FORMATS:
+        render_feed(meta, items, fmt)
+    assert calls == []
+    rss = etree.fromstring(render_feed(meta, items, "rss").body)
+    assert rss.findtext("channel/lastBuildDate") == "Thu, 02 May 2024 08:00:00 +0000"
 
 
 def test_naive_datetimes_are_taken_as_utc() -> None:
