@@ -30,7 +30,7 @@ def ensure_venv(extras: str) -> None:
         sys.exit(f"Syndicate needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     stamp = VENV / f".installed-{extras or 'base'}"
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text() == digest and PYTHON.exists():
+    if stamp.exists() and stamp.read_text(encoding="utf-8") == digest and PYTHON.exists():
         return
     if not PYTHON.exists():
         print(f"creating virtual environment in {VENV}", flush=True)
@@ -45,7 +45,7 @@ def ensure_venv(extras: str) -> None:
         cwd=ROOT,
         check=True,
     )
-    stamp.write_text(digest)
+    stamp.write_text(digest, encoding="utf-8")
 
 
 def extras_for(command: str) -> str:

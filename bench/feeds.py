@@ -151,7 +151,7 @@ def app_server(env: dict[str, str], port: int, overrides: str = "{}") -> Iterato
 
 def nginx_conf(tmp: Path, prod_port: int, static_port: int, app_port: int, base: str) -> Path:
     """A whole nginx.conf: the deploy template (production path) and a plain static server."""
-    server = TEMPLATE.read_text()
+    server = TEMPLATE.read_text(encoding="utf-8")
     for name, value in {
         "SYNDICATE_FEED_ROOT": str(tmp / "export"),
         "SYNDICATE_WEB_UPSTREAM": f"127.0.0.1:{app_port}",
@@ -170,7 +170,8 @@ def nginx_conf(tmp: Path, prod_port: int, static_port: int, app_port: int, base:
         f"  scgi_temp_path {tmp}/nginx-scgi;\n"
         f"{server}\n"
         f"  server {{\n    listen 127.0.0.1:{static_port};\n    root {tmp / 'static'};\n"
-        "    default_type application/octet-stream;\n  }\n}\n"
+        "    default_type application/octet-stream;\n  }\n}\n",
+        encoding="utf-8",
     )
     return conf
 
@@ -262,7 +263,7 @@ def run_serve(args: argparse.Namespace, tool: str, tmp: Path, redis_url: str) ->
     app_port, h11_port, prod_port, static_port = (free_port() for _ in range(4))
     base = f"http://127.0.0.1:{prod_port}"
     env = env_for(tmp, redis_url, base)
-    (tmp / "syndicate.yaml").write_text(yaml.safe_dump(config(base)))
+    (tmp / "syndicate.yaml").write_text(yaml.safe_dump(config(base)), encoding="utf-8")
     seed(env)
     exported = tmp / "export" / "feeds" / "all.rss"
     static = tmp / "static"
@@ -329,7 +330,7 @@ def run_latency(args: argparse.Namespace, tmp: Path, redis_url: str) -> None:
     app_port = free_port()
     base = f"http://127.0.0.1:{app_port}"
     env = env_for(tmp, redis_url, base)
-    (tmp / "syndicate.yaml").write_text(yaml.safe_dump(config(base, hub=None)))
+    (tmp / "syndicate.yaml").write_text(yaml.safe_dump(config(base, hub=None)), encoding="utf-8")
     syn = Syndicate.make(tmp, env)
     res = syn.run("migrate")
     if res.returncode:

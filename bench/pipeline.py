@@ -407,7 +407,7 @@ _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 def _proc_cpu(pid: int) -> float:
     """utime + stime of one process in seconds; 0 if it is gone or there is no /proc."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICK
@@ -417,14 +417,16 @@ def _children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         with contextlib.suppress(OSError):
-            found += [int(child) for child in task.read_text().split()]
+            found += [int(child) for child in task.read_text(encoding="utf-8").split()]
     return found
 
 
 def _machine_busy() -> float:
     """Busy CPU seconds of the whole machine since boot (all cores), from /proc/stat."""
     try:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        values = [
+            int(v) for v in Path("/proc/stat").read_text(encoding="utf-8").split("\n", 1)[0].split()[1:]
+        ]
     except (OSError, ValueError):
         return 0.0
     idle = values[3] + (values[4] if len(values) > 4 else 0)
@@ -717,7 +719,7 @@ endpoints:
             proc.wait()
         self.children.remove(proc)
         if t0 is None or proc.returncode != 0:
-            log = (syn.cwd / "crawl.log").read_text(errors="replace")[-3000:]
+            log = (syn.cwd / "crawl.log").read_text(errors="replace", encoding="utf-8")[-3000:]
             raise BenchError(f"`syndicate crawl {SOURCE}` failed ({proc.returncode}): {out.decode()}\n{log}")
         return t0[0], t0[1], t0[1] - started
 
@@ -779,7 +781,7 @@ endpoints:
             raise BenchError(f"noop tasks not drained within {self.timeout:.0f}s:\n{syn.logs()}")
         cpu1 = self.cpu(worker_pid)
         self.stop_worker(syn)
-        log = (syn.cwd / "worker.log").read_text(errors="replace")
+        log = (syn.cwd / "worker.log").read_text(errors="replace", encoding="utf-8")
         counts = Counter(m.group(1) for m in TASK_DONE.finditer(log))
         problems = scan_log(log)
         if counts["syndicate.noop"] != self.noop_tasks:
@@ -885,7 +887,7 @@ def collect_pipeline(
         if set(counts.values()) != {want}:
             problems.append(f"feed {feed}: item_count {counts} (want {want} in every format)")
 
-    log = worker_log.read_text(errors="replace") if worker_log.exists() else ""
+    log = worker_log.read_text(errors="replace", encoding="utf-8") if worker_log.exists() else ""
     tasks: Counter[str] = Counter()
     seconds: dict[str, list[float]] = defaultdict(list)
     for match in TASK_DONE.finditer(log):

@@ -426,7 +426,7 @@ def postgres_pids(data_dir: Path | None) -> list[int]:
     if data_dir is None:
         return []
     try:
-        postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+        postmaster = int((data_dir / "postmaster.pid").read_text(encoding="utf-8").split()[0])
     except (OSError, ValueError, IndexError):
         return []
     return [postmaster, *descendants(postmaster)]

@@ -158,7 +158,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             {"DATABASE_URL": db_url, "REDIS_URL": redis_server.url, "SYNDICATE_CONFIG": str(config_path)}
         )
         config = parse_config(
-            __import__("yaml").safe_load(config_path.read_text()), lookup=env.get, path=config_path
+            __import__("yaml").safe_load(config_path.read_text(encoding="utf-8")),
+            lookup=env.get,
+            path=config_path,
         )
         upgrade(db_url)
         rt = Runtime(settings=settings, config=config, redis_client=redis.Redis.from_url(redis_server.url))
@@ -205,13 +207,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         Share.endpoint, Share.status
                     )
                 ).all()
-            log = (tmp / "worker.log").read_text(errors="replace")
+            log = (tmp / "worker.log").read_text(errors="replace", encoding="utf-8")
         finally:
             syn.stop()
             redis_server.stop()
             receiver.shutdown()
         masto_posts = read_back_count(masto, args.window)
-    file_lines = (tmp / "shares.jsonl").read_text().splitlines() if (tmp / "shares.jsonl").exists() else []
+    file_lines = (
+        (tmp / "shares.jsonl").read_text(encoding="utf-8").splitlines()
+        if (tmp / "shares.jsonl").exists()
+        else []
+    )
     file_ids = Counter(json.loads(line)["id"] for line in file_lines)
     result: dict[str, Any] = {
         "articles": args.articles,

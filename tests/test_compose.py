@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_compose_has_every_part_and_uses_real_cli_commands() -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     services = compose["services"]
     assert {"redis", "postgres", "migrate", "worker", "beat", "web", "flower"} <= set(services)
     parser = build_parser()
@@ -24,12 +24,12 @@ def test_compose_has_every_part_and_uses_real_cli_commands() -> None:
         assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
     assert services["migrate"]["restart"] == "no"
     assert services["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    dockerfile = (ROOT / "Dockerfile").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert 'ENTRYPOINT ["syndicate"]' in dockerfile
 
 
 def test_nginx_serves_the_exported_feeds_and_proxies_the_rest_to_web() -> None:
-    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))["services"]
     nginx, web, worker = services["nginx"], services["web"], services["worker"]
     assert nginx["ports"] == ["127.0.0.1:8000:80"]
     assert "ports" not in web  # only nginx is published
@@ -40,7 +40,7 @@ def test_nginx_serves_the_exported_feeds_and_proxies_the_rest_to_web() -> None:
     root = nginx["environment"]["SYNDICATE_FEED_ROOT"]
     assert mounts[f"{root}/feeds"] == f"syndicate-feeds:{root}/feeds:ro"
     template = mounts["/etc/nginx/templates/default.conf.template"].split(":")[0]
-    text = (ROOT / template).read_text()
+    text = (ROOT / template).read_text(encoding="utf-8")
     host, port = nginx["environment"]["SYNDICATE_WEB_UPSTREAM"].split(":")
     assert host == "web" and port == "8000"
     for needed in ("gzip_static on", "etag on", "try_files $uri @app", 'rel=\\"hub\\"', 'rel=\\"self\\"'):
@@ -52,12 +52,12 @@ def test_nginx_serves_the_exported_feeds_and_proxies_the_rest_to_web() -> None:
         "SYNDICATE_WEBSUB_HUB",
     ):
         assert "${" + variable + "}" in text and variable in nginx["environment"], variable
-    assert "/app/feeds" in (ROOT / "Dockerfile").read_text()
+    assert "/app/feeds" in (ROOT / "Dockerfile").read_text(encoding="utf-8")
 
 
 def test_every_service_has_a_healthcheck_that_is_a_real_command() -> None:
     """Healthchecks run `syndicate health <part>` (a real subcommand) where the service is ours."""
-    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))["services"]
     parser = build_parser()
     for name, service in services.items():
         if name == "migrate":  # a one-shot job: its exit status is its health

@@ -267,7 +267,7 @@ def local_addresses() -> frozenset[Address]:
         except (OSError, ValueError):
             continue
     try:
-        with open("/proc/net/if_inet6") as lines:
+        with open("/proc/net/if_inet6", encoding="ascii") as lines:
             for line in lines:
                 raw = line.split()[0]
                 found.add(ipaddress.IPv6Address(int(raw, 16)))

@@ -31,7 +31,9 @@ def names(requirements: list[str]) -> set[str]:
 
 def test_every_command_installs_the_dev_tools() -> None:
     bootstrap = load_bootstrap()
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
     assert {"ruff", "mypy"} <= names(extras["dev"])
     assert "syndicate[dev]" in extras["test"]  # test = dev + the test tools
     for command in ("up", "worker", "status", "check-config", "test"):

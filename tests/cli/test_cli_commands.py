@@ -76,10 +76,10 @@ def test_inline_crawl_then_feeds_and_status(syn: Syndicate, tmp_path: Path) -> N
     assert "3 articles processed" in crawl.stdout and "3 shares sent" in crawl.stdout
     # The source's first crawl is its back catalogue: only the endpoint that asked for it posts.
     assert not (tmp_path / "shares.jsonl").exists()
-    assert len((tmp_path / "archive.jsonl").read_text().splitlines()) == 3
+    assert len((tmp_path / "archive.jsonl").read_text(encoding="utf-8").splitlines()) == 3
     again = syn.run("crawl", "cluster", "--inline")
     assert "0 articles processed" in again.stdout
-    assert len((tmp_path / "archive.jsonl").read_text().splitlines()) == 3
+    assert len((tmp_path / "archive.jsonl").read_text(encoding="utf-8").splitlines()) == 3
 
     build = syn.run("feeds", "build")
     assert build.returncode == 0, build.stderr

@@ -115,7 +115,7 @@ def test_retry_failed_articles_and_shares_through_a_worker(
 
     def all_through() -> bool:
         path = tmp_path / "archive.jsonl"
-        return path.is_file() and len(path.read_text().splitlines()) == 3
+        return path.is_file() and len(path.read_text(encoding="utf-8").splitlines()) == 3
 
     assert wait_until(all_through, timeout=90, interval=0.5), syn.logs()
     snap = status(syn)

@@ -25,7 +25,9 @@ BAD = sorted(FIXTURES.glob("bad-*.yaml"))
 def expectations(path: Path) -> list[str]:
     """The ``# expect:`` lines at the top of a fixture."""
     return [
-        line.split("# expect:", 1)[1].strip() for line in path.read_text().splitlines() if "# expect:" in line
+        line.split("# expect:", 1)[1].strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if "# expect:" in line
     ]
 
 

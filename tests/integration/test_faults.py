@@ -383,7 +383,7 @@ class Rig:
         total = 0
         for path in self.tmp.glob("w*.log"):
             for match in re.finditer(
-                r"re-enqueuing orphaned work (\{[^}]*\})", path.read_text(errors="replace")
+                r"re-enqueuing orphaned work (\{[^}]*\})", path.read_text(errors="replace", encoding="utf-8")
             ):
                 total += sum(ast.literal_eval(match.group(1)).values())
         return total

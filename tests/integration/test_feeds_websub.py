@@ -117,7 +117,8 @@ def test_subscribe_publish_delivery(
                 "feeds": [{"name": "all", "title": "All partner news"}],
                 "websub": {"hub": hub},
             }
-        )
+        ),
+        encoding="utf-8",
     )
     syn = Syndicate.make(
         tmp_path,

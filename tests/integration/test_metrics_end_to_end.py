@@ -353,7 +353,8 @@ def test_metrics_health_and_logs_after_a_real_run(
             admin.close()
 
     logs = {
-        name: (tmp_path / f"{name}.log").read_text(errors="replace") for name in ("worker", "beat", "web")
+        name: (tmp_path / f"{name}.log").read_text(errors="replace", encoding="utf-8")
+        for name in ("worker", "beat", "web")
     }
     for name, text in logs.items():
         for secret in (TOKEN, HOOK_SECRET, URL_TOKEN):

@@ -77,7 +77,7 @@ def test_up_in_a_fresh_clone_serves_health_and_demo_feed(tmp_path: Path) -> None
             except requests.RequestException:
                 pass
             time.sleep(1)
-        output = (tmp_path / "up.log").read_text(errors="replace")
+        output = (tmp_path / "up.log").read_text(errors="replace", encoding="utf-8")
         assert health is not None and health.status_code == 200, output[-5000:]
         assert health.json()["redis"] == "ok"
         assert "Cluj IT Cluster and the Rawabi Tech Hub establish international partnership" in titles, (
@@ -88,10 +88,10 @@ def test_up_in_a_fresh_clone_serves_health_and_demo_feed(tmp_path: Path) -> None
         shares = clone / "var" / "shares.jsonl"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (
-            not shares.exists() or len(shares.read_text().splitlines()) < 3
+            not shares.exists() or len(shares.read_text(encoding="utf-8").splitlines()) < 3
         ):
             time.sleep(0.5)
-        assert len(shares.read_text().splitlines()) == 3
+        assert len(shares.read_text(encoding="utf-8").splitlines()) == 3
         # Flower watched the demo crawl from the first task on (the worker sends events from start-up).
         query: dict[str, str | int] = {
             "draw": 1,
@@ -118,7 +118,7 @@ def test_up_in_a_fresh_clone_serves_health_and_demo_feed(tmp_path: Path) -> None
             os.killpg(proc.pid, signal.SIGKILL)
             raise
         log.close()
-    assert code in (0, 130), (tmp_path / "up.log").read_text(errors="replace")[-3000:]
+    assert code in (0, 130), (tmp_path / "up.log").read_text(errors="replace", encoding="utf-8")[-3000:]
     # Redis outlived the Celery parts: nothing failed to reach it while they shut down.
     with (tmp_path / "up.log").open("rb") as written:
         written.seek(before_stop)

@@ -255,7 +255,7 @@ class Deployment:
 
     def log(self, name: str) -> str:
         """Everything process ``name`` printed."""
-        return (self.tmp / f"{name}.log").read_text(errors="replace")
+        return (self.tmp / f"{name}.log").read_text(errors="replace", encoding="utf-8")
 
 
 def _config(

@@ -185,7 +185,7 @@ class Deployment:
         found = []
         for name in (worker,) if worker else WORKERS:
             path = self.syn.cwd / f"{name}.log"
-            text = path.read_text(errors="replace") if path.exists() else ""
+            text = path.read_text(errors="replace", encoding="utf-8") if path.exists() else ""
             found += [
                 value
                 for kind, value in _SUCCEEDED.findall(_messages(text))
@@ -321,7 +321,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServ
         deployment = Deployment(syn, sites, database_url, f"http://127.0.0.1:{port}")
         deployment.wait(
             "both workers",
-            lambda: all(" ready." in (tmp / f"{w}.log").read_text(errors="replace") for w in WORKERS),
+            lambda: all(
+                " ready." in (tmp / f"{w}.log").read_text(errors="replace", encoding="utf-8") for w in WORKERS
+            ),
         )
         yield deployment
     finally:
@@ -505,7 +507,10 @@ def test_robots_disallowed_article_is_never_requested(deployment: Deployment) ->
 
 def test_crawl_delay_holds_across_two_workers_and_nothing_is_lost(deployment: Deployment) -> None:
     site, server = deployment.sites["polite"], deployment.server("polite")
-    logs_before = {w: len((deployment.syn.cwd / f"{w}.log").read_text(errors="replace")) for w in WORKERS}
+    logs_before = {
+        w: len((deployment.syn.cwd / f"{w}.log").read_text(errors="replace", encoding="utf-8"))
+        for w in WORKERS
+    }
     assert deployment.crawl("polite") == 8
 
     # Nothing lost: every article ready, none failed, and no Celery retry spent on a busy host.
@@ -513,7 +518,8 @@ def test_crawl_delay_holds_across_two_workers_and_nothing_is_lost(deployment: De
     assert len(articles) == 8 and _all_ready(articles)
     assert deployment.status()["articles"].get("failed", 0) == 0
     new = {
-        w: (deployment.syn.cwd / f"{w}.log").read_text(errors="replace")[logs_before[w] :] for w in WORKERS
+        w: (deployment.syn.cwd / f"{w}.log").read_text(errors="replace", encoding="utf-8")[logs_before[w] :]
+        for w in WORKERS
     }
     new_lines = "".join(new.values())
     assert " retry: " not in new_lines

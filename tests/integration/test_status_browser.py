@@ -317,7 +317,7 @@ def _check_worker_log_and_no_redelivery(
     task with its own id that gives up the same way: see the report of issue 9. Each give-up is
     checked per task id, and nothing may come back once the visibility timeout has passed.)
     """
-    log = (tmp / "worker.log").read_text(errors="replace")
+    log = (tmp / "worker.log").read_text(errors="replace", encoding="utf-8")
     gave_up = [ln for ln in log.splitlines() if _our_give_up_line(ln)]
     assert gave_up and all("syndicate.process_article" in ln and "500" in ln for ln in gave_up), gave_up
     assert "raised expected: GaveUp" in log, log[-4000:]
@@ -327,7 +327,7 @@ def _check_worker_log_and_no_redelivery(
 
     def window() -> tuple[int, int, int]:
         """(fetches of the broken page, give-up lines, the article's runs) now."""
-        text = (tmp / "worker.log").read_text(errors="replace")
+        text = (tmp / "worker.log").read_text(errors="replace", encoding="utf-8")
         runs = requests.get(status_url, timeout=5).json()["failures"]["articles"][0]["attempts"]
         return (
             len(site.requests_to(BROKEN_ARTICLE)),

@@ -81,16 +81,16 @@ endpoints: [{{name: log, kind: file, path: shares.jsonl, back_catalogue: true}}]
             shares = tmp_path / "shares.jsonl"
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                if shares.exists() and len(shares.read_text().splitlines()) >= 3:
+                if shares.exists() and len(shares.read_text(encoding="utf-8").splitlines()) >= 3:
                     break
                 time.sleep(0.5)
-            lines = shares.read_text().splitlines() if shares.exists() else []
+            lines = shares.read_text(encoding="utf-8").splitlines() if shares.exists() else []
             assert len(lines) == 3, syn.logs()
             assert time.monotonic() - killed_at < 60  # visibility timeout (20 s) + one restore sweep
             titles = {json.loads(line)["data"]["title"] for line in lines}
             assert "Cluj IT Cluster passes 65 members" in titles
             assert len(hits) >= 2 and hits[1] > killed_at  # fetched again, by the second worker
             time.sleep(2)
-            assert len(shares.read_text().splitlines()) == 3  # and shared once
+            assert len(shares.read_text(encoding="utf-8").splitlines()) == 3  # and shared once
         finally:
             syn.stop()

@@ -50,7 +50,7 @@ def test_a_worker_ended_by_an_unrecoverable_error_starts_again(
 ) -> None:
     url = redis_server.url.rsplit("/", 1)[0] + "/11"
     redis.Redis.from_url(url).flushdb()
-    (tmp_path / "syndicate.yaml").write_text(CONFIG)
+    (tmp_path / "syndicate.yaml").write_text(CONFIG, encoding="utf-8")
     syn = Syndicate.make(
         tmp_path,
         {
@@ -78,7 +78,7 @@ def test_a_worker_ended_by_an_unrecoverable_error_starts_again(
             start_new_session=True,
         )
     syn.procs.append(("worker", proc))
-    text = lambda: log_path.read_text(errors="replace")  # noqa: E731
+    text = lambda: log_path.read_text(errors="replace", encoding="utf-8")  # noqa: E731
     try:
         _wait("the injected unrecoverable error", lambda: "Unrecoverable error" in text(), 60, text)
         _wait("the worker to start again and be ready", lambda: text().count("w1@test ready.") >= 2, 60, text)

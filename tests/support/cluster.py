@@ -540,7 +540,7 @@ def descendants(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         with contextlib.suppress(OSError):
-            for child in task.read_text().split():
+            for child in task.read_text(encoding="utf-8").split():
                 found += [int(child), *descendants(int(child))]
     return found
 
@@ -553,7 +553,7 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     total = 0.0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
         total += (int(fields[11]) + int(fields[12])) / _TICK
@@ -562,7 +562,7 @@ def cpu_seconds(pids: Sequence[int]) -> float:
 
 def machine_busy() -> float:
     """Busy CPU seconds of the whole machine since boot (all cores), from ``/proc/stat``."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    values = [int(v) for v in Path("/proc/stat").read_text(encoding="utf-8").split("\n", 1)[0].split()[1:]]
     idle = values[3] + (values[4] if len(values) > 4 else 0)
     return (sum(values[:8]) - idle) / _TICK
 

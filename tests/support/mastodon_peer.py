@@ -58,7 +58,7 @@ class MastodonPeer:
     def log(self) -> str:
         """What the server printed so far."""
         path = self.tmp / "server.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return path.read_text(errors="replace", encoding="utf-8") if path.exists() else ""
 
     def config_text(self) -> str:
         """The TOML config the server runs with."""

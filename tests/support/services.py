@@ -138,7 +138,11 @@ class PostgresServer:
             [pg_ctl, "-D", str(self.data), "-o", opts, "-l", str(self.tmp / "log"), "-w", "start"]
         )
         if res.returncode:
-            log = (self.tmp / "log").read_text(errors="replace") if (self.tmp / "log").exists() else ""
+            log = (
+                (self.tmp / "log").read_text(errors="replace", encoding="utf-8")
+                if (self.tmp / "log").exists()
+                else ""
+            )
             raise PostgresUnavailable(f"pg_ctl start failed: {res.stderr.strip()} {log[-2000:]}")
         self.create_database("syndicate")
         return self
