@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote_plus, urldefrag, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, defer, joinedload
 
@@ -33,7 +33,7 @@ from worker.fetch.sources import Document, crawl
 from worker.normalize import Article as NormalizedArticle
 from worker.normalize import normalize
 from worker.runtime import Runtime
-from worker.store.models import Article, FeedRender, FetchState, Source, utcnow
+from worker.store.models import Article, ArticleTerm, FeedRender, FetchState, Source, term_key, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -694,16 +694,36 @@ STYLESHEET_PATH = "/feeds.xsl"
 OPML_PATH = "/feeds.opml"
 
 
-def _fold(values: Iterable[str]) -> set[str]:
-    return {v.casefold() for v in values}
+def _keys(values: Iterable[str]) -> set[str]:
+    return {term_key(v) for v in values}
 
 
 def _matches(feed: FeedConfig, source_name: str, category: str | None, tags: Iterable[str] | None) -> bool:
+    """The Python twin of :func:`_feed_where` (for one article in hand)."""
     if feed.sources and source_name not in feed.sources:
         return False
-    if feed.categories and (category or "").casefold() not in _fold(feed.categories):
+    if feed.categories and term_key(category or "") not in _keys(feed.categories):
         return False
-    return not (feed.tags and not (_fold(tags or []) & _fold(feed.tags)))
+    return not (feed.tags and not (_keys(t for t in tags or [] if t) & _keys(feed.tags)))
+
+
+def _feed_where(feed: FeedConfig) -> list[Any]:
+    """SQL conditions selecting the articles of ``feed`` by source, category and tag (not status).
+
+    Categories and tags are matched through ``article_terms`` (case-folded like :func:`_matches`), so
+    a filtered feed reads only its own rows, as the unfiltered one does.
+    """
+    where: list[Any] = []
+    if feed.sources:
+        where.append(
+            Article.source_id.in_(select(Source.id).where(Source.name.in_(feed.sources)).scalar_subquery())
+        )
+    for kind, values in (("category", feed.categories), ("tag", feed.tags)):
+        if values:
+            where.append(
+                Article.terms.any(and_(ArticleTerm.kind == kind, ArticleTerm.term.in_(sorted(_keys(values)))))
+            )
+    return where
 
 
 def article_in_feed(feed: FeedConfig, article: Article) -> bool:
@@ -786,15 +806,12 @@ def _item_order(pair: tuple[int, FeedItem]) -> tuple[datetime, int]:
 
 
 def _article_query(feed: FeedConfig) -> Select[Article]:
-    query = (
+    return (
         select(Article)
         .join(Source)
         .options(contains_eager(Article.source), defer(Article.raw_html), defer(Article.text))
-        .where(Article.status == "ready")
+        .where(Article.status == "ready", *_feed_where(feed))
     )
-    if feed.sources:
-        query = query.where(Source.name.in_(feed.sources))
-    return query
 
 
 def feed_items(
@@ -816,7 +833,7 @@ def feed_items(
     now = now or utcnow()
     dated = func.coalesce(Article.published, Article.first_seen_at)
     # Future-dated articles (few) are fetched apart and placed by their clamped date.
-    future = _article_query(feed).where(Article.published > now)
+    future = _article_query(feed).where(Article.published > now, dated > now)  # dated: the index
     current = (
         _article_query(feed)
         .where((Article.published.is_(None)) | (Article.published <= now))
@@ -827,7 +844,7 @@ def feed_items(
     def take(rows: Iterable[Article], limit: int | None) -> None:
         count = 0
         for article in rows:
-            if article.id in picked or not article_in_feed(feed, article):
+            if article.id in picked:
                 continue
             # Stored bodies are the normalizer's nh3 output (crawled and pushed alike): the
             # feed builder need not sanitize them again.
@@ -839,10 +856,7 @@ def feed_items(
                 break
 
     take(session.scalars(future), None)
-    if _filters_in_sql(feed):  # every row matches: read only as many as the feed holds
-        take(session.scalars(current.limit(feed.limit)), feed.limit)
-    else:
-        take(session.scalars(current.execution_options(yield_per=max(feed.limit, 50))), feed.limit)
+    take(session.scalars(current.limit(feed.limit)), feed.limit)
     ranked = sorted(picked.items(), key=_item_order, reverse=True)[: feed.limit]
     wanted = set(include_ids) - {article_id for article_id, _ in ranked}
     if wanted:
@@ -863,48 +877,27 @@ def archive_ids(session: Session, feed: FeedConfig) -> list[int]:
     Archive page ``n`` holds positions ``[(n-1)·size, n·size)`` of this list. Ids only grow, so a page
     once full keeps its articles; a retracted one leaves a hole instead of shifting later pages.
     """
-    query = (
-        select(Article.id, Source.name, Article.category, Article.tags)
-        .join(Source)
-        .where(Article.status.in_(FEED_STATUSES))
-        .order_by(Article.id)
-    )
-    if feed.sources:
-        query = query.where(Source.name.in_(feed.sources))
-    return [row[0] for row in session.execute(query) if _matches(feed, row[1], row[2], row[3])]
-
-
-def _filters_in_sql(feed: FeedConfig) -> bool:
-    """Whether SQL alone selects the feed's articles (no category or tag filter, which are matched
-    in Python: case-folded, and tags are a JSON list)."""
-    return not feed.categories and not feed.tags
+    return archive_slice(session, feed, 0)
 
 
 def _archive_where(feed: FeedConfig) -> list[Any]:
-    where: list[Any] = [Article.status.in_(FEED_STATUSES)]
-    if feed.sources:
-        where.append(Source.name.in_(feed.sources))
-    return where
+    return [Article.status.in_(FEED_STATUSES), *_feed_where(feed)]
 
 
 def archive_count(session: Session, feed: FeedConfig) -> int:
-    """``len(archive_ids(session, feed))``, counted by the database where SQL can apply the filters."""
-    if not _filters_in_sql(feed):
-        return len(archive_ids(session, feed))
-    return session.scalar(select(func.count(Article.id)).join(Source).where(*_archive_where(feed))) or 0
+    """``len(archive_ids(session, feed))``, counted by the database."""
+    return session.scalar(select(func.count(Article.id)).where(*_archive_where(feed))) or 0
 
 
 def archive_slice(session: Session, feed: FeedConfig, start: int, stop: int | None = None) -> list[int]:
-    """``archive_ids(session, feed)[start:stop]``, without reading every id where SQL can filter.
+    """``archive_ids(session, feed)[start:stop]``, without reading the ids before ``start``.
 
     A render needs only the ids after the last full page, and an archive page its own; reading every
     id ever stored made each render slower as the archive grew.
     """
-    if not _filters_in_sql(feed):
-        return archive_ids(session, feed)[start:stop]
     if stop is not None and stop <= start:
         return []
-    query = select(Article.id).join(Source).where(*_archive_where(feed)).order_by(Article.id).offset(start)
+    query = select(Article.id).where(*_archive_where(feed)).order_by(Article.id).offset(start)
     if stop is not None:
         query = query.limit(stop - start)
     return list(session.scalars(query))
@@ -942,12 +935,8 @@ def current_feed(
     newest full page.
     """
     size = archive_page_size(feed)
-    if _filters_in_sql(feed):
-        pages = archive_count(session, feed) // size
-        tail = archive_slice(session, feed, pages * size)
-    else:  # one read of every id serves both
-        ids = archive_ids(session, feed)
-        pages, tail = len(ids) // size, ids[len(ids) // size * size :]
+    pages = archive_count(session, feed) // size
+    tail = archive_slice(session, feed, pages * size)
     authority = tag_authority(rt.settings.base_url)
     items = feed_items(session, feed, config=rt.config, authority=authority, now=now, include_ids=tail)
     prev = archive_url_base(rt, feed.name, pages) if pages else None

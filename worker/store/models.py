@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -22,8 +23,9 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import func as sql_func
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -160,6 +162,59 @@ class Article(Base):
 
     source: Mapped[Source] = relationship(back_populates="articles")
     shares: Mapped[list[Share]] = relationship(back_populates="article")
+    terms: Mapped[list[ArticleTerm]] = relationship(
+        back_populates="article", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (
+        # Feeds list their ready articles newest first by this expression; without the index every
+        # render sorted the whole archive (101 ms of a 174 ms render at 20,000 articles on SQLite).
+        Index("ix_articles_dated", status, sql_func.coalesce(published, first_seen_at), id),
+    )
+
+    @validates("category", "tags")
+    def _index_terms(self, key: str, value: Any) -> Any:
+        """Keep :attr:`terms` (the SQL-searchable category and tags) in step with the two fields."""
+        category = value if key == "category" else self.category
+        tags = value if key == "tags" else self.tags
+        wanted = term_keys(category, tags)
+        if wanted != term_keys(self.category, self.tags) or (wanted and not self.terms):
+            held = {(t.kind, t.term): t for t in self.terms}
+            self.terms = [held.get(k) or ArticleTerm(kind=k[0], term=k[1]) for k in sorted(wanted)]
+        return value
+
+
+TERM_CHARS = 255
+
+
+def term_key(value: str) -> str:
+    """How a category or tag is compared: case-folded, cut to what the index holds."""
+    return value.casefold()[:TERM_CHARS]
+
+
+def term_keys(category: str | None, tags: Any) -> set[tuple[str, str]]:
+    """The ``(kind, term)`` pairs an article with ``category`` and ``tags`` is found by."""
+    keys = {("tag", term_key(t)) for t in tags or () if isinstance(t, str) and t}
+    if category:
+        keys.add(("category", term_key(category)))
+    return keys
+
+
+class ArticleTerm(Base):
+    """One case-folded category or tag of an article, so feeds filter by them in SQL.
+
+    Kept by :meth:`Article._index_terms` whenever ``category`` or ``tags`` is set; the article's own
+    fields stay what the page said.
+    """
+
+    __tablename__ = "article_terms"
+    __table_args__ = (Index("ix_article_terms_kind_term", "kind", "term", "article_id"),)
+
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    term: Mapped[str] = mapped_column(String(TERM_CHARS), primary_key=True)
+
+    article: Mapped[Article] = relationship(back_populates="terms")
 
 
 class FeedRender(Base):

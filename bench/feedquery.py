@@ -1,0 +1,140 @@
+"""What a feed render reads from the database: category- and tag-filtered feeds against the unfiltered one.
+
+A render asks the database for the current document's items (``feed_items``) and for the ids past the
+last full archive page (``current_feed``); an archive page for its own ids (``archive_page``). The
+unfiltered feed is the floor: SQL selects its rows with a count and a ``LIMIT``. A feed filtered by
+category or tag must select the same way, or each render costs more as the archive grows.
+
+    .venv/bin/python bench/feedquery.py [--articles 2000 20000] [--repeat 9] [--database-url URL]
+
+Medians of ``--repeat`` rounds, interleaved; a throwaway SQLite file unless ``--database-url`` names
+an empty database (it is migrated and filled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import delete
+
+from config.model import parse_config
+from config.settings import Settings
+from worker import pipeline
+from worker.runtime import Runtime
+from worker.store.db import upgrade
+from worker.store.models import Article, Source
+
+CATEGORIES = ["IT", "Energy", "Health", "Education", "Transport"]
+TAGS = ["cluj", "rawabi", "startups", "ai", "cloud", "grants", "events", "hiring"]
+FEEDS: list[dict[str, Any]] = [
+    {"name": "all", "title": "All"},
+    {"name": "it", "title": "IT", "categories": ["it"]},
+    {"name": "grants", "title": "Grants", "tags": ["Grants"]},
+    {"name": "it-cluj", "title": "IT in Cluj", "categories": ["IT"], "tags": ["cluj"]},
+]
+
+
+def runtime(database_url: str, var_dir: Path) -> Runtime:
+    """A Runtime over ``database_url`` with one source and the four feeds."""
+    config = parse_config(
+        {
+            "sources": [{"name": "partner", "kind": "page", "url": "https://partner.example/a"}],
+            "feeds": FEEDS,
+            "endpoints": [],
+        }
+    )
+    settings = Settings(database_url=database_url, var_dir=var_dir, public_url="https://hub.example")
+    return Runtime(settings=settings, config=config, base_dir=var_dir)
+
+
+def fill(rt: Runtime, count: int) -> None:
+    """Store ``count`` ready articles (categories and tags cycling) through the ORM, as the worker does."""
+    with rt.session() as session:
+        session.execute(delete(Article))
+        source_id = pipeline.sync_sources(session, rt.config)["partner"]
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    batch = 2000
+    for first in range(0, count, batch):
+        with rt.session() as session:
+            source = session.get(Source, source_id)
+            for n in range(first, min(first + batch, count)):
+                when = start + timedelta(minutes=n)
+                session.add(
+                    Article(
+                        source=source,
+                        url=f"https://partner.example/news/{n}",
+                        canonical_url=f"https://partner.example/news/{n}",
+                        status="ready",
+                        title=f"Story {n}",
+                        summary="A summary of the story.",
+                        content_html=f"<p>Story {n} body.</p>",
+                        published=when,
+                        first_seen_at=when,
+                        changed_at=when,
+                        category=CATEGORIES[n % len(CATEGORIES)],
+                        tags=[TAGS[n % len(TAGS)], TAGS[(n * 3 + 1) % len(TAGS)]],
+                    )
+                )
+
+
+def measure(rt: Runtime, repeat: int) -> dict[tuple[str, str], float]:
+    """Median ms per (feed, what): the current document's reads, and the newest full archive page."""
+    feeds = [rt.config.feed(f["name"]) for f in FEEDS]
+    samples: dict[tuple[str, str], list[float]] = {}
+    now = datetime.now(UTC)
+    for _ in range(repeat):
+        for feed in feeds:
+            with rt.session() as session:
+                began = time.perf_counter()
+                pipeline.current_feed(rt, session, feed, now)
+                samples.setdefault((feed.name, "current"), []).append((time.perf_counter() - began) * 1000)
+                pages = pipeline.archive_count(session, feed) // pipeline.archive_page_size(feed)
+                began = time.perf_counter()
+                pipeline.archive_page(rt, session, feed, max(pages, 1))
+                samples.setdefault((feed.name, "archive"), []).append((time.perf_counter() - began) * 1000)
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def main() -> None:
+    """Fill, measure and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{tmp}/bench.db"
+        upgrade(url)
+        rt = runtime(url, Path(tmp))
+        load = os.getloadavg()[0]
+        print(f"database: {url.split(':')[0]}; load {load:.2f}; medians of {args.repeat} rounds")
+        head = ("articles", "feed", "items", "current ms", "x all", "archive ms", "x all")
+        print("{:>9} {:<8} {:>5} {:>11} {:>6} {:>11} {:>6}".format(*head))
+        for count in args.articles:
+            fill(rt, count)
+            result = measure(rt, args.repeat)
+            with rt.session() as session:
+                for spec in FEEDS:
+                    feed = rt.config.feed(spec["name"])
+                    _, items = pipeline.current_feed(rt, session, feed, datetime.now(UTC))
+                    cur, arc = result[(feed.name, "current")], result[(feed.name, "archive")]
+                    floor_cur, floor_arc = result[("all", "current")], result[("all", "archive")]
+                    print(
+                        f"{count:>9,} {feed.name:<8} {len(items):>5} {cur:>11.2f} {cur / floor_cur:>5.2f}x "
+                        f"{arc:>11.2f} {arc / floor_arc:>5.2f}x"
+                    )
+        print(f"load {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
