@@ -40,6 +40,14 @@ def test_liveness_reports_each_worker_and_the_beat(client: redis.Redis) -> None:
     assert 99 < ages["celery@old"] < 102
     assert live["beat"]["name"] == "beat@h" and live["beat"]["age_seconds"] < 1
     assert judge(live) == Verdict(worker="ok", beat="ok", live_workers=2)
+    assert live["standby"] == []
+
+
+def test_a_standby_beat_is_listed_apart_and_does_not_count_as_the_beat(client: redis.Redis) -> None:
+    beat(client, heartbeat.STANDBY_KEY, "beat@standby")
+    live = liveness(client)
+    assert live["beat"] is None and [b["name"] for b in live["standby"]] == ["beat@standby"]
+    assert judge(live).beat == "missing"  # only a beat that sends ticks makes the schedule run
 
 
 def test_a_clean_shutdown_leaves_the_list_and_long_gone_entries_are_pruned(client: redis.Redis) -> None:
@@ -51,7 +59,7 @@ def test_a_clean_shutdown_leaves_the_list_and_long_gone_entries_are_pruned(clien
     beat(client, WORKERS_KEY, "celery@a", prune=True)
     assert not client.hexists(WORKERS_KEY, "celery@retired")
     forget(client, WORKERS_KEY, "celery@a")
-    assert liveness(client) == {"workers": [], "beat": None}
+    assert liveness(client) == {"workers": [], "beat": None, "standby": []}
 
 
 def test_judge_is_pure_and_says_missing_or_stale() -> None:

@@ -173,6 +173,7 @@ def test_pipeline_work_counted_and_gauges_from_the_database(
     client.lpush("share", "m4")
     heartbeat.beat(client, heartbeat.WORKERS_KEY, "celery@one")
     heartbeat.beat(client, heartbeat.BEAT_KEY, "beat@one")
+    heartbeat.beat(client, heartbeat.STANDBY_KEY, "beat@two")
     assert recorder.flush()
 
     fams = families(render_metrics(runtime)[0].decode())
@@ -197,6 +198,9 @@ def test_pipeline_work_counted_and_gauges_from_the_database(
     assert age is not None and age < 5
     beat_age = sample(fams, "syndicate_beat_heartbeat_age_seconds")
     assert beat_age is not None and beat_age < 5
+    standby_age = sample(fams, "syndicate_beat_standby_heartbeat_age_seconds", beat="beat@two")
+    assert standby_age is not None and standby_age < 5
+    assert sample(fams, "syndicate_beat_standby_heartbeat_age_seconds", beat="beat@one") is None
     # The failed crawl backs off: next crawl after now, last crawl just now; push sources have no schedule.
     now = time.time()
     last = sample(fams, "syndicate_source_last_crawl_timestamp_seconds", source="valley")

@@ -65,8 +65,11 @@ class BeatLeader:
         value = self.client.get(self.key)
         return value.decode() if isinstance(value, bytes) else value
 
-    def wait(self, poll: float | None = None) -> None:
-        """Block until this process leads; a standby says once who leads instead."""
+    def wait(self, poll: float | None = None, on_wait: Callable[[], None] | None = None) -> None:
+        """Block until this process leads; a standby says once who leads instead.
+
+        ``on_wait`` runs after each check that found another leader (the standby's heartbeat).
+        """
         poll = poll if poll is not None else self.ttl / 3
         announced = False
         while True:
@@ -74,6 +77,8 @@ class BeatLeader:
                 if self.claim():
                     log.info("beat leader lock %s taken by %s", self.key, self.token)
                     return
+                if on_wait is not None:
+                    on_wait()
                 if not announced:
                     log.warning(
                         "another beat leads (%s); standing by until its lock %s expires",

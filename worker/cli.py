@@ -672,10 +672,19 @@ def cmd_health(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE
     live = liveness(client)
     if args.part == "beat":
-        beat = live.get("beat")
+        # This host's beat, leading or standing by (a standby's container is healthy too); else,
+        # for a check run from elsewhere, the deployment's leading beat.
+        from worker.heartbeat import beat_name
+
+        mine_beat = [
+            b for b in [live.get("beat"), *live.get("standby", [])] if b and b["name"] == beat_name()
+        ]
+        beat = mine_beat[0] if mine_beat else live.get("beat")
         age = beat["age_seconds"] if beat else None
         ok = is_alive(age, STALE_AFTER)
-        print(f"beat: {'ok' if ok else 'missing' if age is None else 'stale'} (age {age} s)")
+        role = "standing by" if beat and beat in live.get("standby", []) else "leading"
+        state = "ok" if ok else "missing" if age is None else "stale"
+        print(f"beat: {state} (age {age} s)" + (f", {beat['name']} {role}" if beat else ""))
         return EXIT_OK if ok else EXIT_ERROR
     me = socket.gethostname()
     mine = [w for w in live["workers"] if w["name"] == me or w["name"].endswith("@" + me)]
@@ -790,12 +799,23 @@ def cmd_beat(args: argparse.Namespace) -> int:
 def _lead_beat() -> Any:
     """Wait until this beat holds the deployment's beat leader lock (one beat sends ticks); keep it."""
     from worker.beatlock import BeatLeader
+    from worker.heartbeat import leave_standby, standing_by
     from worker.runtime import get_runtime
 
     leader = BeatLeader(get_runtime().redis_client)
-    leader.wait()
+    # A standby stopped while it waits must leave the standby list, not linger there as stale.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        leader.wait(on_wait=standing_by)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        leave_standby()
     leader.keep()
     return leader
+
+
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _crawl_overdue_sources(config: Config, ids: dict[str, int]) -> None:

@@ -8,6 +8,9 @@ once and ``worker_shutdown`` removes the entry, so a worker stopped on purpose d
 turning stale. Beat writes into :data:`BEAT_KEY` from its scheduler's ``tick`` (see
 :class:`HeartbeatScheduler`, installed as ``beat_scheduler`` by :mod:`worker.app`, which also caps
 beat's sleep between ticks at :data:`INTERVAL`), so only a beat whose loop turns counts as alive.
+A beat standing by for the leader lock (:mod:`worker.beatlock`) writes into :data:`STANDBY_KEY` each
+time it checks the lock, so operators see that a second beat is alive and ready to take over; it
+removes itself when it leads or stops.
 
 Times are Redis's own clock (``TIME`` inside a script for writes, in the same pipeline for reads), so
 the age of a heartbeat written on another machine does not depend on the two machines' clocks.
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 WORKERS_KEY = "syndicate:heartbeat:workers"
 BEAT_KEY = "syndicate:heartbeat:beat"
+STANDBY_KEY = "syndicate:heartbeat:beat-standby"
 INTERVAL = 5.0
 # A heartbeat older than this means the process (or its loop) is gone: several missed beats.
 STALE_AFTER = 30.0
@@ -79,20 +83,24 @@ def _text(value: Any) -> str:
 def liveness(client: redis.Redis) -> dict[str, Any]:
     """Every worker's and beat's heartbeat age, read in one round trip.
 
-    ``{"workers": [{"name", "age_seconds"}, ...], "beat": {"name", "age_seconds"} | None}``;
-    ``beat`` is the freshest beat heartbeat (one beat should run; two would show as the younger).
-    Raises :class:`redis.RedisError` when Redis does not answer.
+    ``{"workers": [{"name", "age_seconds"}, ...], "beat": {"name", "age_seconds"} | None,
+    "standby": [{"name", "age_seconds"}, ...]}``; ``beat`` is the freshest heartbeat of a beat that
+    sends ticks (one leads at a time; a leader that just handed over would show as the older),
+    ``standby`` the beats waiting for the leader lock. Raises :class:`redis.RedisError` when Redis
+    does not answer.
     """
     pipe = client.pipeline(transaction=False)
     pipe.time()
     pipe.hgetall(WORKERS_KEY)
     pipe.hgetall(BEAT_KEY)
-    (seconds, micros), workers, beats = pipe.execute()
+    pipe.hgetall(STANDBY_KEY)
+    (seconds, micros), workers, beats, standby = pipe.execute()
     now = seconds + micros / 1e6
     beat_rows = _ages(beats, now)
     return {
         "workers": _ages(workers, now),
         "beat": min(beat_rows, key=lambda row: row["age_seconds"]) if beat_rows else None,
+        "standby": _ages(standby, now),
     }
 
 
@@ -198,6 +206,19 @@ def beat_name() -> str:
     import socket
 
     return f"beat@{socket.gethostname()}"
+
+
+def standing_by() -> None:
+    """A beat waiting for the leader lock checked it again: it is alive (never raises)."""
+    beat_safely(STANDBY_KEY, beat_name(), force=True, prune=True)
+
+
+def leave_standby() -> None:
+    """This beat leads now, or stops: it is no longer standing by (never raises)."""
+    try:
+        forget(_heartbeat_client(), STANDBY_KEY, beat_name())
+    except Exception as exc:
+        log.warning("could not remove the standby beat heartbeat: %s", exc)
 
 
 def _scheduler_base() -> type:

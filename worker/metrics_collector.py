@@ -228,7 +228,14 @@ def _heartbeats(live: dict[str, Any]) -> list[Metric]:
     beat = GaugeMetricFamily("syndicate_beat_heartbeat_age_seconds", "Seconds since beat's last heartbeat.")
     if live["beat"] is not None:
         beat.add_metric([], live["beat"]["age_seconds"])
-    return [workers, alive, beat]
+    standby = GaugeMetricFamily(
+        "syndicate_beat_standby_heartbeat_age_seconds",
+        "Seconds since each beat standing by for the leader lock last checked it.",
+        labels=["beat"],
+    )
+    for row in live.get("standby") or []:
+        standby.add_metric([row["name"]], row["age_seconds"])
+    return [workers, alive, beat, standby]
 
 
 def _schedule(rt: Runtime, rows: Iterable[Any], now: float) -> Iterator[Metric]:

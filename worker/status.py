@@ -257,6 +257,7 @@ def _liveness(redis_client: Any) -> dict[str, Any] | None:
         return {
             "workers": [],
             "beat": None,
+            "standby": [],
             "worker_state": "unknown",
             "beat_state": "unknown",
             "error": f"{type(exc).__name__}: {exc}",
@@ -335,7 +336,17 @@ def _liveness_line(live: dict[str, Any] | None, now: datetime) -> str:
     beat = live.get("beat")
     beat_text = f"{beat['name']} {human_delta(beat['age_seconds'])} ago" if beat else "none"
     worker_state, beat_state = live["worker_state"].upper(), live["beat_state"].upper()
-    return f"worker: {worker_state} ({workers})   beat: {beat_state} ({beat_text})"
+    line = f"worker: {worker_state} ({workers})   beat: {beat_state} ({beat_text})"
+    standby = live.get("standby") or []
+    if standby:
+        from worker.heartbeat import is_alive
+
+        line += "   standby: " + ", ".join(
+            f"{b['name']} {human_delta(b['age_seconds'])} ago"
+            + ("" if is_alive(b["age_seconds"]) else " STALE")
+            for b in standby
+        )
+    return line
 
 
 def render_status_text(snap: dict[str, Any]) -> str:
@@ -541,6 +552,7 @@ class Liveness(BaseModel):
 
     workers: list[Heartbeat]
     beat: Heartbeat | None
+    standby: list[Heartbeat] = Field(default_factory=list, description="beats waiting for the leader lock")
     worker_state: str
     beat_state: str
     error: str | None

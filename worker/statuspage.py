@@ -101,6 +101,12 @@ def _liveness(live: dict[str, Any] | None) -> list[str]:
         if part == "worker" and live.get("workers"):
             label += f" ({len(live['workers'])} seen)"
         out.append(_badge(label, kind.get(state, "mute")))
+    from worker.heartbeat import is_alive
+
+    for row in live.get("standby") or []:
+        fresh = is_alive(row["age_seconds"])
+        label = f"standby beat: {row['name']}" + ("" if fresh else " (stale)")
+        out.append(_badge(label, "ok" if fresh else "warn"))
     return out
 
 

@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.support.httpserver import wait_until
 from tests.support.services import RedisServer, Syndicate, free_port
+from worker.heartbeat import STANDBY_KEY, beat_name
 
 
 @pytest.fixture
@@ -65,3 +67,38 @@ def test_health_follows_each_part(syn: Syndicate) -> None:
     worker.wait(30)
     assert wait_until(lambda: not _ok(syn, "worker"), timeout=30), syn.logs()
     assert _ok(syn, "beat") and _ok(syn, "web")
+
+
+def test_a_standby_beat_is_seen_and_leaves_the_list_when_it_leads_or_stops(syn: Syndicate) -> None:
+    """Two beats: the second stands by (its own heartbeat, in status and health), takes over when the
+    leader stops and then is no longer listed as standing by; a standby stopped on purpose is removed,
+    not left to turn stale."""
+    client = redis.Redis.from_url(syn.env["REDIS_URL"])
+
+    def standby() -> list[str]:
+        return sorted(
+            name.decode() if isinstance(name, bytes) else name for name in client.hkeys(STANDBY_KEY)
+        )
+
+    first = syn.start("beat-1", "beat")
+    assert wait_until(lambda: _ok(syn, "beat"), timeout=60), syn.logs()
+    assert standby() == []
+    syn.start("beat-2", "beat")
+    assert wait_until(lambda: standby() == [beat_name()], timeout=60), syn.logs()
+    status = syn.run("status")
+    assert status.returncode == 0, status.stderr
+    assert f"standby: {beat_name()}" in status.stdout, status.stdout
+    health = syn.run("health", "beat")
+    assert health.returncode == 0 and "ok" in health.stdout, health.stdout
+
+    first.terminate()  # the leader releases its lock; the standby leads within one poll
+    first.wait(30)
+    assert wait_until(lambda: standby() == [], timeout=30), syn.logs()
+    assert wait_until(lambda: _ok(syn, "beat"), timeout=30), syn.logs()
+    assert "beat leader lock" in (syn.cwd / "beat-2.log").read_text(encoding="utf-8", errors="replace")
+
+    third = syn.start("beat-3", "beat")
+    assert wait_until(lambda: standby() == [beat_name()], timeout=60), syn.logs()
+    third.terminate()
+    assert third.wait(30) is not None
+    assert standby() == [], syn.logs()

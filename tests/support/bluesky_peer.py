@@ -187,7 +187,9 @@ class BlueskyPeer:
         for name in ("plc", "pds"):
             path = self.tmp / f"{name}.log"
             if path.exists():
-                out.append(f"----- {name} -----\n{path.read_text(errors='replace')[-3000:]}")
+                out.append(
+                    f"----- {name} -----\n{path.read_text(encoding='utf-8', errors='replace')[-3000:]}"
+                )
         return "\n".join(out)
 
     def stop(self) -> None:

@@ -216,7 +216,9 @@ class Syndicate:
         for name, _ in self.procs:
             path = self.cwd / f"{name}.log"
             if path.exists():
-                out.append(f"----- {name} -----\n{path.read_text(errors='replace')[-6000:]}")
+                out.append(
+                    f"----- {name} -----\n{path.read_text(encoding='utf-8', errors='replace')[-6000:]}"
+                )
         return "\n".join(out)
 
     def stop(self) -> None:

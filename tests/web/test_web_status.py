@@ -457,3 +457,22 @@ def test_demo_path_traversal_is_404(client: TestClient, path: str) -> None:
     resp = client.get(path)
     assert resp.status_code == 404, (path, resp.status_code)
     assert "import" not in resp.text and "root:" not in resp.text
+
+
+def test_standby_beats_are_shown_fresh_or_stale() -> None:
+    from worker.status import _liveness_line
+    from worker.statuspage import _liveness
+
+    live = {
+        "workers": [{"name": "celery@a", "age_seconds": 1.0}],
+        "beat": {"name": "beat@a", "age_seconds": 2.0},
+        "standby": [{"name": "beat@b", "age_seconds": 4.0}, {"name": "beat@c", "age_seconds": 300.0}],
+        "worker_state": "ok",
+        "beat_state": "ok",
+        "error": None,
+    }
+    badges = "".join(_liveness(live))
+    assert '<span class="badge ok">standby beat: beat@b</span>' in badges
+    assert '<span class="badge warn">standby beat: beat@c (stale)</span>' in badges
+    line = _liveness_line(live, datetime.now(UTC))
+    assert line.endswith("standby: beat@b 4 s ago, beat@c 5 min ago STALE"), line
