@@ -40,8 +40,10 @@ button{font:inherit;padding:.15rem .6rem;border-radius:.4rem;border:1px solid va
 @media (max-width:40rem){body{font-size:14px;padding:.5rem}
 table,tbody,tr,td{display:block;width:100%}tr.head{display:none}
 tr{border-bottom:1px solid var(--line);padding:.35rem 0}
-td{display:flex;gap:.6rem;border:0;padding:.1rem 0}td.n{text-align:left}td:empty{display:none}
-td::before{content:attr(data-label);flex:0 0 6.5rem;color:var(--mute);font-size:.8rem;padding-top:.1rem}
+td{position:relative;border:0;padding:.1rem 0 .1rem 7.1rem;min-height:1.2rem}
+td.n{text-align:left}td:empty{display:none}
+td::before{content:attr(data-label);position:absolute;left:0;width:6.5rem;color:var(--mute);
+font-size:.8rem;padding-top:.1rem}
 .err{max-width:none}}
 """
 

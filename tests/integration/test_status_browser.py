@@ -407,6 +407,26 @@ def _browse_status_page(
     assert "worker: ok" in summary and "beat: ok" in summary, summary
     title = page.locator("#sources tr[data-source='cluster'] time").first.get_attribute("title")
     assert title and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", title), title
+    # On a phone each cell is a label beside its value: no word of a value is split over two lines
+    # (a flex cell made every text node its own narrow item: "since" read "sin / ce"). Tokens longer
+    # than 20 characters (URLs, JSON) may wrap anywhere.
+    split = page.evaluate(
+        """() => {
+          const out = [];
+          const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (const m of node.data.matchAll(/\\S+/g)) {
+              if (m[0].length < 2 || m[0].length > 20) continue;
+              const range = document.createRange();
+              range.setStart(node, m.index);
+              range.setEnd(node, m.index + m[0].length);
+              if (range.getClientRects().length > 1) out.push(m[0]);
+            }
+          }
+          return out;
+        }"""
+    )
+    assert split == [], split
     saved.append(shots / "status-phone.png")
     page.screenshot(path=str(saved[-1]), full_page=True)
 
