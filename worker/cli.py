@@ -19,12 +19,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from config import Config, ConfigError, Settings
 from config.settings import SettingsError, load_settings
-from worker.errors import SyndicateError
+from worker.errors import HostBusy, SyndicateError
 from worker.logs import configure_logging
+
+if TYPE_CHECKING:
+    from worker.fetch import Fetcher, FetchResult
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -169,7 +172,13 @@ def cmd_scrape(args: argparse.Namespace) -> int:
     if not jobs:
         print("nothing to scrape: give URLs or --saved FILE URL", file=sys.stderr)
         return EXIT_USAGE
-    fetcher: Fetcher | None = None
+    for url in args.urls:
+        problem = _not_a_url(url)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+    # A config that does not load is the command's error (exit 3), not each page's.
+    fetcher: Fetcher | None = Fetcher(_load(args)[1].fetch) if args.urls else None
     failed = 0
     try:
         for url, path in _progress(args, jobs, total=len(jobs), desc="pages", unit="page"):
@@ -177,10 +186,8 @@ def cmd_scrape(args: argparse.Namespace) -> int:
                 if path is not None:
                     article = normalize(path.read_bytes(), url, content_type=args.content_type)
                 else:
-                    if fetcher is None:
-                        _settings, config = _load(args)
-                        fetcher = Fetcher(config.fetch)
-                    result = fetcher.get(url)
+                    assert fetcher is not None  # made above whenever there are URLs
+                    result = _fetch_in_turn(fetcher, url)
                     article = normalize(result.body, result.final_url, content_type=result.content_type)
             except Exception as exc:  # one bad page must not stop the others: it gets its error line
                 failed += 1
@@ -198,6 +205,48 @@ def cmd_scrape(args: argparse.Namespace) -> int:
         if fetcher is not None:
             fetcher.close()
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _not_a_url(arg: str) -> str | None:
+    """Why ``arg`` cannot be scraped as a URL (a saved file, a bare host name), or None to try it.
+
+    Only the missing ``scheme://`` is judged here; the fetcher's guard judges the rest.
+    """
+    if "://" in arg:
+        return None
+    if Path(arg).exists():
+        return (
+            f"{arg} is a file, not a URL: to normalize a saved page, give the URL it came from: "
+            f"syndicate scrape --saved {arg} URL"
+        )
+    return f"{arg} is not a URL: give http://... or https://..., or --saved FILE URL for a saved page"
+
+
+# Slack over the longest wait a host may ask for (its Crawl-delay up to fetch.max_crawl_delay): the
+# turn of a host this command has just used (its robots.txt) comes within the interval plus this.
+TURN_SLACK = 5.0
+
+
+def _fetch_in_turn(fetcher: Fetcher, url: str) -> FetchResult:
+    """``fetcher.get(url)``, waiting for the host's turn as a polite crawler does, for a bounded time.
+
+    Workers reschedule a task whose host is busy; an interactive command has nothing else to do, so
+    it sleeps until the host's next turn (telling stderr when that is a second or more), giving up
+    only after the longest interval the fetch policy allows plus :data:`TURN_SLACK`.
+    """
+    policy = fetcher.policy
+    budget = max(policy.host_interval, policy.max_crawl_delay) + TURN_SLACK
+    deadline = time.monotonic() + budget
+    while True:
+        try:
+            return fetcher.get(url)
+        except HostBusy as busy:
+            wait = max(busy.retry_after or 1.0, 0.01)
+            if time.monotonic() + wait > deadline:
+                raise HostBusy(f"{busy} (waited {budget:g}s at most)", url, wait) from None
+            if wait >= 1.0:
+                _emit(f"{url}: waiting {wait:.1f}s for the host's turn ({busy})", err=True)
+            time.sleep(wait)
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:

@@ -153,14 +153,25 @@ def own_service_rules(
 class Guard:
     """Decides which URLs may be fetched: ``allow`` widens the public-only default, ``deny`` wins."""
 
-    def __init__(self, allow: Iterable[str | HostRule] = (), deny: Iterable[HostRule] = ()) -> None:
-        """Build from ``allow_hosts`` entries (strings are parsed) and deny rules."""
+    def __init__(
+        self,
+        allow: Iterable[str | HostRule] = (),
+        deny: Iterable[HostRule] = (),
+        *,
+        setting: str | None = None,
+    ) -> None:
+        """Build from ``allow_hosts`` entries (strings are parsed) and deny rules.
+
+        ``setting`` names the config key the ``allow`` entries come from (``fetch.allow_hosts``):
+        a refusal of a private or loopback address then says how to allow it.
+        """
         self.allow = tuple(rule if isinstance(rule, HostRule) else parse_host_rule(rule) for rule in allow)
         self.deny = tuple(deny)
+        self.setting = setting
 
     def with_deny(self, deny: Iterable[HostRule]) -> Guard:
         """A guard with the same allow rules and these deny rules added."""
-        return Guard(self.allow, (*self.deny, *deny))
+        return Guard(self.allow, (*self.deny, *deny), setting=self.setting)
 
     def check(self, url: str) -> None:
         """Raise :class:`BlockedURL` if ``url`` must not be fetched (see :func:`check_url`)."""
@@ -200,7 +211,9 @@ class Guard:
                 continue
             reason = _blocked_reason(address)
             if reason:
-                raise BlockedURL(f"host {host!r} resolves to {reason} address {address}", url)
+                entry = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                hint = f'; to fetch it, add "{entry}" to {self.setting}' if self.setting else ""
+                raise BlockedURL(f"host {host!r} resolves to {reason} address {address}{hint}", url)
 
 
 def check_url(url: str, allow_hosts: Collection[str] = (), deny: Iterable[HostRule] = ()) -> None:

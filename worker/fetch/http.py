@@ -220,7 +220,7 @@ class Fetcher:
             allow_hosts=policy.allow_hosts,
             session=session,
         )
-        self.guard = Guard(policy.allow_hosts)
+        self.guard = Guard(policy.allow_hosts, setting="fetch.allow_hosts")
         self.ingest_guard = self.guard.with_deny(deny)
         self.limiter: HostLimiter = limiter or (
             RedisHostLimiter(redis) if redis is not None else LocalHostLimiter()
