@@ -8,6 +8,7 @@ line. Exit codes are the same for every command (:data:`EXIT_CODES`).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import logging
 import os
@@ -387,9 +388,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         snap = snapshot(session, config, settings.base_url, redis_client=get_runtime().redis_client)
     if args.json:
         print(json.dumps(snap, indent=2))
-        return 0
-    print(render_status_text(snap))
-    return 0
+    else:
+        print(render_status_text(snap))
+    redis_error = (snap.get("liveness") or {}).get("error")
+    if redis_error:
+        # What the database knows is printed; without Redis no worker or beat runs, so say so and exit 4.
+        _flush_stdout()
+        print(
+            f"error: Redis at {_redacted(settings.effective_redis_url)} is unreachable ({redis_error}): "
+            "no crawl or share runs until it is back; the above is what the database holds (REDIS_URL)",
+            file=sys.stderr,
+        )
+        return EXIT_UNREACHABLE
+    return EXIT_OK
 
 
 def _deliver_inline(rt: Any, share_id: int) -> str:
@@ -410,6 +421,8 @@ def cmd_share_preview(args: argparse.Namespace) -> int:
     from worker.outbox import preview_article
     from worker.runtime import get_runtime
 
+    if args.endpoint is not None and args.endpoint not in {e.name for e in config.endpoints}:
+        return _no_endpoint(config, args.endpoint)
     try:
         previews = preview_article(get_runtime(), args.article, args.endpoint)
     except LookupError as exc:
@@ -443,6 +456,9 @@ def cmd_share_list(args: argparse.Namespace) -> int:
 
     with get_runtime().session() as session:
         rows = recent_shares(session, endpoint=args.endpoint, status=args.status, limit=args.limit)
+    # An endpoint no longer configured still lists the shares it made; a name never seen is a typo.
+    if not rows and args.endpoint is not None and args.endpoint not in {e.name for e in config.endpoints}:
+        return _no_endpoint(config, args.endpoint)
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
@@ -459,6 +475,13 @@ def cmd_share_list(args: argparse.Namespace) -> int:
         if row["error"] and row["status"] != "sent":
             print(f"        {row['error'][:300]}")
     return 0
+
+
+def _no_endpoint(config: Config, name: str) -> int:
+    """Say that ``name`` is not a configured endpoint (listing those that are): a usage error."""
+    names = ", ".join(e.name for e in config.endpoints) or "none configured"
+    print(f"error: no endpoint named {name!r} (endpoints: {names})", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def cmd_share_send(args: argparse.Namespace) -> int:
@@ -1108,6 +1131,14 @@ class _Commands:
         )
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), or ``unknown`` when run from a bare tree."""
+    try:
+        return importlib.metadata.version("syndicate")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -1117,6 +1148,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_global_options(in_subcommand=False)],
     )
+    parser.add_argument("--version", action="version", version=f"syndicate {_version()}")
     cmds = _Commands(
         parser, "command", "one of the commands below; `syndicate COMMAND --help` for its options"
     )

@@ -355,6 +355,7 @@ def render_status_text(snap: dict[str, Any]) -> str:
     ht = lambda value, never="never": human_time(value, now, never)  # noqa: E731
     counts = ", ".join(f"{k} {v}" for k, v in snap["articles"].items())
     lines = [f"articles: {counts}", _liveness_line(snap.get("liveness"), now), "sources:"]
+    redis_down = bool((snap.get("liveness") or {}).get("error"))
     for s in snap["sources"]:
         state = s["state"].upper()
         if s.get("paused_at"):
@@ -365,6 +366,8 @@ def render_status_text(snap: dict[str, Any]) -> str:
             state += f" since {ht(s['failing_since'])}: {s['last_error']}"
         skipped = f", {s['skipped']} skipped" if s["skipped"] else ""
         nxt = f", next {ht(s['next_run_at'], 'not scheduled')}" if s["kind"] != "push" else ""
+        if nxt and redis_down:  # beat schedules through Redis: no crawl is coming while it is down
+            nxt = ", next unknown (Redis unreachable)"
         lines.append(
             f"  {s['name']:<20} {s['kind']:<8} {s['articles']:>5} articles ({s['new_articles']} new{skipped})"
             f"  last crawl {ht(s['last_crawl_at'])}{nxt}  {state}"
