@@ -26,6 +26,8 @@ from config import Config, ConfigError, Settings
 from config.settings import SettingsError, load_settings
 from worker.errors import HostBusy, SyndicateError
 from worker.logs import configure_logging
+from worker.monitor import flower_address
+from worker.ports import can_listen, require_port
 
 if TYPE_CHECKING:
     from worker.fetch import Fetcher, FetchResult
@@ -916,6 +918,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     settings, config = _load(args)
     configure_logging("web", settings.log_level)
+    require_port("the web app", settings.http_host, settings.http_port, "SYNDICATE_HTTP_PORT")
     _prepare_database(settings, config)
     from worker.web import create_web_app, server_options
 
@@ -935,7 +938,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from worker.app import app
     from worker.monitor import flower_argv
 
-    app.start(flower_argv(settings))  # refuses a non-loopback Flower without FLOWER_BASIC_AUTH
+    argv = flower_argv(settings)
+    require_port("Flower", flower_address(settings), settings.flower_port, "SYNDICATE_FLOWER_PORT")
+    app.start(argv)  # refuses a non-loopback Flower without FLOWER_BASIC_AUTH
     return 0
 
 
@@ -997,8 +1002,25 @@ def start_embedded_redis(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Run everything: Redis (bundled unless REDIS_URL), worker, beat, web and Flower; Ctrl-C stops all."""
+    """Run everything: Redis (bundled unless REDIS_URL), worker, beat, web and Flower; Ctrl-C stops all.
+
+    Flower is optional: with ``--no-monitor``, or when its port is taken (a warning says so), the
+    rest runs without it, and Flower stopping later does not stop the rest.
+    """
     settings, config = _load(args)
+    require_port("the web app", settings.http_host, settings.http_port, "SYNDICATE_HTTP_PORT")
+    monitor = not args.no_monitor
+    if monitor:
+        flower_host = flower_address(settings)
+        if not can_listen(flower_host, settings.flower_port):
+            print(
+                f"syndicate up: warning: port {settings.flower_port} on {flower_host} is already in use, "
+                "so Flower (the optional task monitor) is not started; set SYNDICATE_FLOWER_PORT to a "
+                "free port to have it, or pass --no-monitor",
+                file=sys.stderr,
+                flush=True,
+            )
+            monitor = False
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     _prepare_database(settings, config)
     from worker.pipeline import render_feed
@@ -1016,11 +1038,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         env["SYNDICATE_CONFIG"] = str(Path(args.config).resolve())
     me = [sys.executable, "-m", "worker.cli"]
     parts = [
-        ("worker", ["worker"] if args.no_monitor else ["worker", "--events"]),
+        ("worker", ["worker", "--events"] if monitor else ["worker"]),
         ("beat", ["beat"]),
         ("web", ["web"]),
     ]
-    if not args.no_monitor:
+    if monitor:
         parts.append(("flower", ["monitor"]))
     for name, sub in parts:
         children.append((name, subprocess.Popen([*me, *sub], env=env)))
@@ -1045,7 +1067,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"  ingest API    POST {base}/api/articles  (docs: {base}/api/docs)",
             f"  health        {base}/healthz",
         ]
-        if not args.no_monitor:
+        if monitor:
             lines.append(f"  Flower        http://127.0.0.1:{settings.flower_port}/")
         lines.append(f"  Redis         {settings.effective_redis_url}")
         lines.append("Press Ctrl-C to stop.")
@@ -1053,6 +1075,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     code = 0
     while not stopping:
         for name, proc in children:
+            if proc.poll() is not None and name == "flower":
+                print(
+                    f"syndicate up: warning: Flower exited with code {proc.returncode}; "
+                    "everything else runs on without it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                children.remove((name, proc))
+                break
             if proc.poll() is not None:
                 print(
                     f"syndicate up: {name} exited with code {proc.returncode}; stopping everything",
