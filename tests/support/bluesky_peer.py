@@ -27,7 +27,7 @@ from tests.support.services import free_port
 DEFAULT_PEER_DIR = "/tmp/bluesky-pds-peer"  # run.sh's own default
 INSTALL_HINT = (
     "install it with `PEER_DIR=/tmp/bluesky-pds-peer bash /work/shared/peers/bluesky-pds/run.sh install` "
-    "(about 5 minutes; .ci/run does this)"
+    "(about 5 minutes; `python3 bootstrap.py test` does this)"
 )
 
 
