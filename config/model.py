@@ -308,6 +308,13 @@ class EndpointBase(_Strict):
     template: str = SOCIAL_TEMPLATE
     text: str = Field(default="", description="Custom text, available to the template as {text}.")
     max_hashtags: int = Field(default=5, ge=0, le=30)
+    summary_length: int = Field(
+        default=500,
+        ge=0,
+        le=5000,
+        description="Most characters of {summary}, cut from the article's opening text and ending with a "
+        "whole sentence where it can; the network's own limit may leave less room.",
+    )
     utm: dict[str, str] = Field(default_factory=dict, description="utm_* parameters added to shared links.")
     image: bool = Field(default=True, description="Attach the lead image (card thumbnail, photo) if any.")
     feeds: list[str] = Field(default_factory=list, description="Share articles of these feeds; empty = all.")
