@@ -125,7 +125,8 @@ class SourceConfig(_Strict):
     """One place articles come from.
 
     ``listing`` pages (``url`` plus ``options.start_urls``) are followed through
-    ``options.next_selector`` up to ``options.max_pages``; ``sitemap`` is a sitemap URL, or a site's
+    ``options.next_selector`` (by default rel=next, else common pagers such as WordPress's) up to
+    ``options.max_pages`` (10); ``sitemap`` is a sitemap URL, or a site's
     root, whose robots.txt ``Sitemap:`` lines (else ``/sitemap.xml``) are read; ``feed`` is RSS, Atom
     or JSON Feed; ``page`` is one URL watched for changes; ``push`` only receives articles over the
     ingest API. A source's first crawl takes at most ``backfill`` articles.
