@@ -212,6 +212,11 @@ class FeedConfig(_Strict):
     tags: list[str] = Field(default_factory=list)
     limit: int = Field(default=50, ge=1, le=1000)
     language: str | None = None
+    site_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")] | None = Field(
+        default=None,
+        description="The publisher's site this feed stands for: the feed's <link>, JSON Feed home_page_url "
+        "and OPML htmlUrl (default: the top-level site_url, else the public URL's root).",
+    )
     max_item_bytes: int = Field(
         default=100_000,
         ge=2_000,
@@ -576,6 +581,11 @@ class Config(_Strict):
     feeds: list[FeedConfig] = Field(default_factory=list)
     endpoints: list[EndpointConfig] = Field(default_factory=list)
     websub: WebSubConfig = Field(default_factory=WebSubConfig)
+    site_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")] | None = Field(
+        default=None,
+        description="The publisher's site, linked from every feed without a site_url of its own "
+        "(unset: the public URL's root).",
+    )
 
     def source(self, name: str) -> SourceConfig:
         """The source called ``name`` (KeyError if none)."""
@@ -590,6 +600,10 @@ class Config(_Strict):
             if feed.name == name:
                 return feed
         raise KeyError(name)
+
+    def site_link(self, feed: FeedConfig, public_url: str) -> str:
+        """The site ``feed`` links to: its ``site_url``, else the config's, else ``public_url``'s root."""
+        return feed.site_url or self.site_url or public_url.rstrip("/") + "/"
 
     def endpoint(self, name: str) -> EndpointBase:
         """The endpoint called ``name`` (KeyError if none)."""
@@ -647,7 +661,7 @@ def _cross_check(data: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-_URL_KEYS = frozenset({"url", "instance", "service", "api", "avatar_url"})
+_URL_KEYS = frozenset({"url", "instance", "service", "api", "avatar_url", "site_url"})
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:

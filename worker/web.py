@@ -590,7 +590,7 @@ def feed_links(config: Any, base_url: str) -> list[Any]:
         FeedLink(
             title=f.title,
             url_base=f"{base_url}/feeds/{f.name}",
-            home_url=base_url + "/",
+            home_url=config.site_link(f, base_url),
             description=f.description,
         )
         for f in config.feeds
