@@ -10,7 +10,9 @@ CI=true, where it fails.
 
 from __future__ import annotations
 
+import getpass
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -132,3 +134,77 @@ def test_a_feed_opened_in_chromium_shows_the_styled_page(
     reader = requests.get(f"{base}/feeds/all.{fmt}", headers={"Accept": READER_ACCEPT}, timeout=10)
     assert reader.headers["content-type"] == stored.content_type
     assert reader.content == stored.body
+
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "default.conf.template"
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+
+
+def nginx_conf(tmp: Path, port: int, app_base: str, public: str, feed_root: Path) -> Path:
+    """A whole nginx.conf around the deploy template, as the nginx image's envsubst would fill it."""
+    server = TEMPLATE.read_text(encoding="utf-8")
+    for name, value in {
+        "SYNDICATE_FEED_ROOT": str(feed_root),
+        "SYNDICATE_WEB_UPSTREAM": app_base.removeprefix("http://"),
+        "SYNDICATE_PUBLIC_URL": public,
+        "SYNDICATE_WEBSUB_HUB": "",
+    }.items():
+        server = server.replace("${" + name + "}", value)
+    server = server.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    temp = "".join(
+        f"  {kind}_temp_path {tmp}/nginx-{kind};\n" for kind in ("client_body", "proxy", "fastcgi")
+    )
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        # Workers as the test's own user: pytest's directories are private to it.
+        f"user {getpass.getuser()};\npid {tmp}/nginx.pid;\n"
+        f"error_log {tmp}/nginx-error.log warn;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n{temp}  uwsgi_temp_path {tmp}/nginx-uwsgi;\n"
+        f"  scgi_temp_path {tmp}/nginx-scgi;\n{server}\n}}\n",
+        encoding="utf-8",
+    )
+    return conf
+
+
+def test_the_nginx_export_path_answers_browsers_and_readers_alike(
+    web: tuple[str, Runtime], tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """deploy/nginx serves the exported files to readers and hands browsers to the app."""
+    import subprocess
+
+    exe = shutil.which("nginx")
+    if exe is None:
+        pytest.skip("nginx is not installed")
+    base, runtime = web
+    client = redis.Redis.from_url(runtime.settings.effective_redis_url)
+    assert feedcache.publish_feed(runtime, "all", client)  # the worker's export, as after a render
+    client.close()
+    port = free_port()
+    conf = nginx_conf(tmp_path, port, base, base, runtime.settings.effective_feed_dir.parent)
+    proc = subprocess.Popen([exe, "-c", str(conf), "-g", "daemon off;"], start_new_session=True)
+    try:
+        wait_port(port, proc=proc)
+        front = f"http://127.0.0.1:{port}"
+        for fmt, feed_type in (("rss", "application/rss+xml"), ("atom", "application/atom+xml")):
+            (stored,) = [r for r in feedcache.load_renders(runtime, "all") if r.fmt == fmt]
+            assert (runtime.settings.effective_feed_dir / f"all.{fmt}").read_bytes() == stored.body
+            reader = requests.get(
+                f"{front}/feeds/all.{fmt}",
+                headers={"Accept": READER_ACCEPT, "Accept-Encoding": "identity"},
+                timeout=10,
+            )
+            assert reader.status_code == 200 and reader.content == stored.body
+            assert reader.headers["content-type"] == f"{feed_type}; charset=utf-8"
+            # nginx's entity-tag ("mtime-size" in hex): the exported file answered, not the app.
+            assert re.fullmatch(r'"[0-9a-f]+-[0-9a-f]+"', reader.headers["etag"]), reader.headers
+            assert "Accept" in [v.strip() for v in reader.headers["vary"].split(",")]
+            page = requests.get(f"{front}/feeds/all.{fmt}", headers={"Accept": BROWSER_ACCEPT}, timeout=10)
+            assert page.status_code == 200 and page.content == stored.body
+            assert page.headers["content-type"] == "application/xml; charset=utf-8"
+            assert "-page" in page.headers["etag"]  # the app's browser representation
+        json_page = requests.get(f"{front}/feeds/all.json", headers={"Accept": BROWSER_ACCEPT}, timeout=10)
+        assert json_page.headers["content-type"] == "application/feed+json; charset=utf-8"
+        assert "Accept" not in [v.strip() for v in json_page.headers.get("vary", "").split(",")]
+    finally:
+        proc.terminate()
+        proc.wait(10)
