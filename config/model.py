@@ -125,7 +125,8 @@ class SourceConfig(_Strict):
     """One place articles come from.
 
     ``listing`` pages (``url`` plus ``options.start_urls``) are followed through
-    ``options.next_selector`` up to ``options.max_pages``; ``sitemap`` is a sitemap URL, or a site's
+    ``options.next_selector`` (by default rel=next, else common pagers such as WordPress's) up to
+    ``options.max_pages`` (10); ``sitemap`` is a sitemap URL, or a site's
     root, whose robots.txt ``Sitemap:`` lines (else ``/sitemap.xml``) are read; ``feed`` is RSS, Atom
     or JSON Feed; ``page`` is one URL watched for changes; ``push`` only receives articles over the
     ingest API. A source's first crawl takes at most ``backfill`` articles.
@@ -211,6 +212,11 @@ class FeedConfig(_Strict):
     tags: list[str] = Field(default_factory=list)
     limit: int = Field(default=50, ge=1, le=1000)
     language: str | None = None
+    site_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")] | None = Field(
+        default=None,
+        description="The publisher's site this feed stands for: the feed's <link>, JSON Feed home_page_url "
+        "and OPML htmlUrl (default: the top-level site_url, else the public URL's root).",
+    )
     max_item_bytes: int = Field(
         default=100_000,
         ge=2_000,
@@ -308,6 +314,13 @@ class EndpointBase(_Strict):
     template: str = SOCIAL_TEMPLATE
     text: str = Field(default="", description="Custom text, available to the template as {text}.")
     max_hashtags: int = Field(default=5, ge=0, le=30)
+    summary_length: int = Field(
+        default=500,
+        ge=0,
+        le=5000,
+        description="Most characters of {summary}, cut from the article's opening text and ending with a "
+        "whole sentence where it can; the network's own limit may leave less room.",
+    )
     utm: dict[str, str] = Field(default_factory=dict, description="utm_* parameters added to shared links.")
     image: bool = Field(default=True, description="Attach the lead image (card thumbnail, photo) if any.")
     feeds: list[str] = Field(default_factory=list, description="Share articles of these feeds; empty = all.")
@@ -568,6 +581,11 @@ class Config(_Strict):
     feeds: list[FeedConfig] = Field(default_factory=list)
     endpoints: list[EndpointConfig] = Field(default_factory=list)
     websub: WebSubConfig = Field(default_factory=WebSubConfig)
+    site_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")] | None = Field(
+        default=None,
+        description="The publisher's site, linked from every feed without a site_url of its own "
+        "(unset: the public URL's root).",
+    )
 
     def source(self, name: str) -> SourceConfig:
         """The source called ``name`` (KeyError if none)."""
@@ -582,6 +600,10 @@ class Config(_Strict):
             if feed.name == name:
                 return feed
         raise KeyError(name)
+
+    def site_link(self, feed: FeedConfig, public_url: str) -> str:
+        """The site ``feed`` links to: its ``site_url``, else the config's, else ``public_url``'s root."""
+        return feed.site_url or self.site_url or public_url.rstrip("/") + "/"
 
     def endpoint(self, name: str) -> EndpointBase:
         """The endpoint called ``name`` (KeyError if none)."""
@@ -639,7 +661,7 @@ def _cross_check(data: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-_URL_KEYS = frozenset({"url", "instance", "service", "api", "avatar_url"})
+_URL_KEYS = frozenset({"url", "instance", "service", "api", "avatar_url", "site_url"})
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:

@@ -3,8 +3,10 @@
 Pure functions over plain mappings, so any web framework can use them:
 :func:`is_not_modified` decides between 200 and 304, :func:`cache_headers` builds the
 validators and the ``Link`` header (WebSub discovery) to send with either,
-:func:`choose_encoding` negotiates ``Accept-Encoding`` (RFC 9110 §12.5.3) and
-:func:`variant_etag` names each encoded representation's own entity-tag.
+:func:`choose_encoding` negotiates ``Accept-Encoding`` (RFC 9110 §12.5.3),
+:func:`variant_etag` names each encoded representation's own entity-tag and :func:`wants_page`
+tells a browser (which gets an RSS or Atom feed as ``application/xml``, so that its XSL stylesheet
+applies) from a feed reader.
 """
 
 from __future__ import annotations
@@ -205,6 +207,55 @@ def choose_encoding(accept_encoding: str | None, available: tuple[str, ...] = EN
         if q > best_q:
             best, best_q = coding, q
     return best
+
+
+# What a browser gets an RSS or Atom feed as: the same bytes, a type it renders through the feed's
+# <?xml-stylesheet?> (Chromium shows application/rss+xml as plain text and applies no XSL to it).
+PAGE_CONTENT_TYPE = "application/xml; charset=utf-8"
+# Naming one of these in Accept marks a feed reader, whatever else it accepts.
+FEED_MEDIA_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json")
+
+
+def _weights(header: str) -> dict[str, float]:
+    """``value -> q`` of a comma-separated header with ``;q=`` weights (Accept, Accept-Encoding)."""
+    weights: dict[str, float] = {}
+    for part in header.split(","):
+        value, _, params = part.strip().partition(";")
+        value = value.strip().lower()
+        if not value:
+            continue
+        weight = 1.0
+        for param in params.split(";"):
+            key, _, number = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = min(1.0, max(0.0, float(number.strip())))
+                except ValueError:
+                    weight = 0.0
+        weights[value] = weight
+    return weights
+
+
+def wants_page(accept: str | None) -> bool:
+    """Whether an ``Accept`` header is a browser's, asking for a page rather than a feed.
+
+    Browsers send ``text/html,application/xhtml+xml,application/xml;q=0.9,...``; feed readers name
+    ``application/rss+xml`` or ``application/atom+xml``, or send ``*/*`` or nothing. So: ``text/html``
+    (or XHTML) acceptable and no feed media type named.
+    """
+    if not accept:
+        return False
+    weights = _weights(accept)
+    if any(weights.get(media, 0.0) > 0 for media in FEED_MEDIA_TYPES):
+        return False
+    return weights.get("text/html", 0.0) > 0 or weights.get("application/xhtml+xml", 0.0) > 0
+
+
+def page_etag(etag: str) -> str:
+    """The entity-tag of a feed's browser representation (the same bytes as another media type)."""
+    if not etag.startswith('"'):
+        etag = f'"{etag}"'
+    return f'{etag[:-1]}-page"'
 
 
 def variant_etag(etag: str, encoding: str) -> str:

@@ -40,11 +40,14 @@ from sqlalchemy import select
 
 from feeds.http import (
     ENCODING_PREFERENCE,
+    PAGE_CONTENT_TYPE,
     cache_headers,
     choose_encoding,
     etag_matches,
     is_not_modified,
+    page_etag,
     variant_etag,
+    wants_page,
 )
 from worker import redisclient
 from worker.runtime import Runtime
@@ -223,7 +226,11 @@ class Representation:
 
 @dataclass
 class CachedFeed:
-    """One format of a feed, ready to answer any GET or HEAD for it."""
+    """One format of a feed, ready to answer any GET or HEAD for it.
+
+    ``pages`` are the RSS and Atom representations a browser gets (:func:`~feeds.http.wants_page`):
+    the same bytes as ``application/xml``, with their own entity-tags; empty for JSON Feed.
+    """
 
     name: str
     fmt: str
@@ -231,18 +238,21 @@ class CachedFeed:
     last_modified: datetime
     last_modified_http: str
     representations: dict[str, Representation]
-    _choices: dict[bytes, Representation] = field(default_factory=dict, repr=False)
+    pages: dict[str, Representation] = field(default_factory=dict)
+    _choices: dict[tuple[bytes, bytes], Representation] = field(default_factory=dict, repr=False)
 
-    def select(self, accept_encoding: bytes) -> Representation:
-        """The representation for an ``Accept-Encoding`` value (memoised: clients send few forms)."""
-        chosen = self._choices.get(accept_encoding)
+    def select(self, accept_encoding: bytes, accept: bytes = b"") -> Representation:
+        """The representation for ``Accept-Encoding`` and ``Accept`` (memoised: clients send few forms)."""
+        chosen = self._choices.get((accept_encoding, accept))
         if chosen is None:
-            codings = tuple(c for c in ENCODING_PREFERENCE if c in self.representations)
+            page = bool(self.pages) and wants_page(accept.decode("latin-1"))
+            available = self.pages if page else self.representations
+            codings = tuple(c for c in ENCODING_PREFERENCE if c in available)
             coding = choose_encoding(accept_encoding.decode("latin-1"), codings)
-            chosen = self.representations[coding]
+            chosen = available[coding]
             if len(self._choices) > 64:
                 self._choices.clear()
-            self._choices[accept_encoding] = chosen
+            self._choices[(accept_encoding, accept)] = chosen
         return chosen
 
     def not_modified(
@@ -258,10 +268,15 @@ class CachedFeed:
         return is_not_modified({"If-Modified-Since": if_modified_since}, rep.etag, self.last_modified)
 
     def answer(
-        self, accept_encoding: bytes, if_none_match: str | None, if_modified_since: str | None, head: bool
+        self,
+        accept_encoding: bytes,
+        if_none_match: str | None,
+        if_modified_since: str | None,
+        head: bool,
+        accept: bytes = b"",
     ) -> tuple[int, Headers, bytes]:
         """Status, headers and body for a GET (or HEAD, body empty) with these request headers."""
-        rep = self.select(accept_encoding)
+        rep = self.select(accept_encoding, accept)
         if self.not_modified(rep, if_none_match, if_modified_since):
             return 304, rep.not_modified_headers, b""
         return 200, rep.headers, b"" if head else rep.body
@@ -280,30 +295,38 @@ def build_cached_feed(
     base = cache_headers(
         render.etag, render.last_modified, max_age=max_age, hub_url=hub_url, self_url=self_url
     )
-    reps: dict[str, Representation] = {}
-    for coding, body in (("identity", render.body), *encoded.items()):
-        tag = variant_etag(base["ETag"], coding)
-        common: Headers = [
-            (b"etag", tag.encode()),
-            (b"last-modified", base["Last-Modified"].encode()),
-            (b"cache-control", base["Cache-Control"].encode()),
-            (b"vary", b"Accept-Encoding"),
-            (b"link", base["Link"].encode()),
-        ]
-        full: Headers = [
-            (b"content-type", render.content_type.encode()),
-            (b"content-length", str(len(body)).encode()),
-            *([(b"content-encoding", coding.encode())] if coding != "identity" else []),
-            *common,
-        ]
-        reps[coding] = Representation(coding, body, tag, full, common)
+    # RSS and Atom also come as a page for browsers (same bytes, application/xml): they vary on Accept.
+    styled = render.fmt in ("rss", "atom")
+    vary = b"Accept, Accept-Encoding" if styled else b"Accept-Encoding"
+
+    def representations(etag: str, content_type: str) -> dict[str, Representation]:
+        reps: dict[str, Representation] = {}
+        for coding, body in (("identity", render.body), *encoded.items()):
+            tag = variant_etag(etag, coding)
+            common: Headers = [
+                (b"etag", tag.encode()),
+                (b"last-modified", base["Last-Modified"].encode()),
+                (b"cache-control", base["Cache-Control"].encode()),
+                (b"vary", vary),
+                (b"link", base["Link"].encode()),
+            ]
+            full: Headers = [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *([(b"content-encoding", coding.encode())] if coding != "identity" else []),
+                *common,
+            ]
+            reps[coding] = Representation(coding, body, tag, full, common)
+        return reps
+
     return CachedFeed(
         name=name,
         fmt=render.fmt,
         etag=base["ETag"],
         last_modified=render.last_modified,
         last_modified_http=base["Last-Modified"],
-        representations=reps,
+        representations=representations(base["ETag"], render.content_type),
+        pages=representations(page_etag(base["ETag"]), PAGE_CONTENT_TYPE) if styled else {},
     )
 
 

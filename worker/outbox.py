@@ -50,11 +50,13 @@ from config.model import EndpointBase
 from worker import metrics
 from worker.errors import (
     EndpointDisabled,
+    NormalizeError,
     PermanentShareError,
     ShareError,
     TransientShareError,
     UncertainShare,
 )
+from worker.normalize.render import plain_text
 from worker.share import Endpoint, Preview, ShareArticle, ShareResult, idempotency_key
 from worker.store.models import Article, Share, utcnow
 from worker.store.models import Endpoint as EndpointRow
@@ -318,6 +320,20 @@ def _insert_share(
     return session.scalar(statement)
 
 
+# The most of an article's text a share may quote (EndpointBase.summary_length allows up to this).
+LEAD_CHARS = 5000
+
+
+def _lead(content_html: str | None) -> str:
+    """The opening of the stored body's plain text (the normalizer's: captions left out)."""
+    if not content_html:
+        return ""
+    try:
+        return plain_text(content_html)[:LEAD_CHARS]
+    except NormalizeError:
+        return ""
+
+
 def share_article_view(article: Article) -> ShareArticle:
     """The article as an endpoint sees it."""
     return ShareArticle(
@@ -333,6 +349,7 @@ def share_article_view(article: Article) -> ShareArticle:
         image=article.image,
         language=article.language,
         first_seen=article.first_seen_at,
+        lead=_lead(article.content_html),
     )
 
 

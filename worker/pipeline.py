@@ -908,7 +908,7 @@ def _feed_meta(rt: Runtime, feed: FeedConfig, self_base: str, **links: Any) -> F
     return FeedMeta(
         name=feed.name,
         title=feed.title,
-        home_url=base + "/",
+        home_url=rt.config.site_link(feed, base),
         self_url_base=self_base,
         description=feed.description or feed.title,
         language=feed.language,

@@ -313,16 +313,19 @@ def _split_feed_path(path: str) -> tuple[str, str] | None:
     return name, fmt
 
 
-def _request_validators(scope: Scope) -> tuple[bytes, str | None, str | None]:
-    accept, inm, ims = b"", None, None
+def _request_validators(scope: Scope) -> tuple[bytes, str | None, str | None, bytes]:
+    """``Accept-Encoding``, ``If-None-Match``, ``If-Modified-Since`` and ``Accept`` of a feed request."""
+    encoding, inm, ims, accept = b"", None, None, b""
     for key, value in scope["headers"]:
         if key == b"accept-encoding":
-            accept = value
+            encoding = value
         elif key == b"if-none-match":
             inm = value.decode("latin-1")
         elif key == b"if-modified-since":
             ims = value.decode("latin-1")
-    return accept, inm, ims
+        elif key == b"accept":
+            accept = value
+    return encoding, inm, ims, accept
 
 
 class FeedFastPath:
@@ -341,8 +344,8 @@ class FeedFastPath:
         if scope["type"] == "http" and scope["path"].startswith("/feeds/") and scope["method"] in HEAD_GET:
             entry = await self._lookup(scope["path"])
             if entry is not None:
-                accept, inm, ims = _request_validators(scope)
-                status, headers, body = entry.answer(accept, inm, ims, scope["method"] == "HEAD")
+                encoding, inm, ims, accept = _request_validators(scope)
+                status, headers, body = entry.answer(encoding, inm, ims, scope["method"] == "HEAD", accept)
                 metrics.count_feed_request(entry.name, status, feed_cache(self.web_app).client)
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
@@ -522,8 +525,8 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         entry = feed_cache(request.app).get(name, fmt)
         if entry is None:
             raise HTTPException(404, f"no feed named {name!r} has been rendered")
-        accept, inm, ims = _request_validators(request.scope)
-        status, headers, body = entry.answer(accept, inm, ims, request.method == "HEAD")
+        encoding, inm, ims, accept = _request_validators(request.scope)
+        status, headers, body = entry.answer(encoding, inm, ims, request.method == "HEAD", accept)
         metrics.count_feed_request(entry.name, status, feed_cache(request.app).client)
         response = Response(content=body, status_code=status)
         response.raw_headers = list(headers)
@@ -590,7 +593,7 @@ def feed_links(config: Any, base_url: str) -> list[Any]:
         FeedLink(
             title=f.title,
             url_base=f"{base_url}/feeds/{f.name}",
-            home_url=base_url + "/",
+            home_url=config.site_link(f, base_url),
             description=f.description,
         )
         for f in config.feeds

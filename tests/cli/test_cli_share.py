@@ -253,3 +253,74 @@ def test_an_endpoint_disabled_by_its_error_shows_why(
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "DISABLED:" in out and "HTTP 410" in out and SECRET not in out
+
+
+# Sentences of 60-130 characters: a summary cut at a fixed 300 characters ends inside one of them.
+LONG_STORY = [
+    "The valley's new solar cluster opened its shared test lab on Monday, after two years of building.",
+    "Twelve member companies will use the lab to test grid-forming inverters before they reach the field.",
+    "The lab sits beside the substation, so every test runs against the real grid rather than a model.",
+    "Its first customers are two start-ups from Cluj and a utility from the coast.",
+    "The operators expect to book the lab for most of next year, and plan a second hall for batteries.",
+    "Residents can visit the site on open days, the first of which is in September.",
+    "The regional council paid a third of the cost; the members paid the rest.",
+]
+
+
+@pytest.fixture
+def masto_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A config with a Mastodon endpoint (never contacted: a preview sends nothing), on SQLite."""
+    database_url = f"sqlite:///{tmp_path / 'cli.db'}"
+    config = tmp_path / "syndicate.yaml"
+    config.write_text(
+        """
+sources:
+  - {name: valley, kind: listing, url: "http://127.0.0.1:9/news/"}
+feeds:
+  - {name: all, title: All}
+endpoints:
+  - {name: masto, kind: mastodon, instance: "https://social.example", access_token: "${CLI_MASTO_TOKEN}"}
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SYNDICATE_CONFIG", str(config))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("SYNDICATE_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("CLI_MASTO_TOKEN", "masto-token-for-a-preview")
+    monkeypatch.chdir(tmp_path)
+    assert main(["migrate"]) == 0
+    yield tmp_path
+    set_runtime(None)
+    get_engine(database_url).dispose()
+
+
+def test_a_mastodon_preview_fills_the_500_characters_and_ends_with_a_sentence(
+    masto_cli: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16: the toot used 427 of 500 characters, its summary cut mid-sentence at 300."""
+    rt = get_runtime()
+    body = "".join(f"<p>{sentence}</p>" for sentence in LONG_STORY)
+    article_id, _ = pipeline.ingest_article(
+        rt,
+        pipeline.PushedArticle(
+            url="https://valley.example/news/solar-lab",
+            html=f"<html><head><title>Solar cluster opens a shared test lab</title></head>"
+            f"<body><article><h1>Solar cluster opens a shared test lab</h1>{body}</article></body></html>",
+        ),
+    )
+    assert pipeline.process_article(rt, article_id).status == "ready"
+    with rt.session() as session:
+        stored = session.get(Article, article_id)
+        assert stored is not None and stored.summary is not None
+        assert len(stored.summary) <= 300 and stored.summary.endswith("…")  # the feeds' summary is unchanged
+    capsys.readouterr()
+
+    assert main(["share", "preview", str(article_id), "--endpoint", "masto", "--json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    assert entry["limit"] == 500
+    assert 450 <= entry["length"] <= 500, entry["text"]
+    title, summary, url = entry["text"].split("\n\n")
+    assert title == "Solar cluster opens a shared test lab" and url == "https://valley.example/news/solar-lab"
+    assert len(summary) > 300 and summary.endswith(".")
+    assert " ".join(LONG_STORY).startswith(summary)

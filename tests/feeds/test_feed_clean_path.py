@@ -160,3 +160,32 @@ def test_other_callers_are_still_sanitized() -> None:
     assert item.content_is_clean is False
     for fmt, out in render_all(meta, [item]).items():
         assert b"<script" not in out.body and b"onerror" not in out.body, fmt
+
+
+FIGURE_PAGE = Path(__file__).resolve().parents[1] / "fixtures" / "pages" / "figure-captions-credits.html"
+
+
+def test_figures_keep_alt_text_and_captions_in_every_format(runtime: Runtime) -> None:
+    """Issue 16: a figure's image, alt text and caption (a bare photo credit) reach every feed format."""
+    article_id, _ = ingest_article(
+        runtime,
+        PushedArticle(url="https://herald.example/news/solar-farm/", html=FIGURE_PAGE.read_text()),
+    )
+    assert process_article(runtime, article_id).status == "ready"
+    with runtime.session() as session:
+        meta, items = current_feed(runtime, session, runtime.config.feed("all"), NOW)
+    rendered = {fmt: out.body for fmt, out in render_all(meta, items).items()}
+    bodies = [body for body in _bodies(rendered) if "<figure>" in body]
+    assert len(bodies) == 3  # RSS content:encoded, Atom content, JSON Feed content_html
+    for body in bodies:
+        figures = lxml.html.fragment_fromstring(body, create_parent="div").findall(".//figure")
+        seen = [(f.find("img").get("alt"), f.findtext("figcaption")) for f in figures]
+        assert seen == [
+            ("photo", "Photo: Green Partners"),
+            ("The mayor cuts the ribbon", "The mayor cuts the ribbon at the gate."),
+            ("Rows of panels", "Twelve thousand panels face south. © Ana Pop"),
+        ], seen
+        assert 'alt=""' not in body  # the lead image is the first figure's: not added again without alt
+    resanitized = [dataclasses.replace(item, content_is_clean=False) for item in items]
+    for fmt in ("rss", "atom", "json"):
+        assert render_feed(meta, resanitized, fmt).body == rendered[fmt], fmt

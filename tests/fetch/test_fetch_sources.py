@@ -308,6 +308,29 @@ def test_discover_listing(http_server: HTTPTestServer, fetcher: Fetcher) -> None
     assert urls(found, http_server.base_url) == [BUDGET, FLOOD, LIBRARY]
 
 
+def test_guessed_next_links_stay_on_the_listing(http_server: HTTPTestServer, fetcher: Fetcher) -> None:
+    """Without rel=next, a pager's or a "Next" link is followed only to a page of this listing, same host."""
+    story = '<main><h2><a href="/blog/2024/05/03/council-approves-the-budget.html">Budget</a></h2></main>'
+    elsewhere = f"http://localhost:{http_server.port}/blog/page/2/"  # another host name for the same server
+    http_server.content(
+        "/blog/",
+        f"<html><body>{story}<a href='/about-us/'>Next</a>"
+        f"<a class='next page-numbers' href='{elsewhere}'>Next</a>"
+        "<a href='/blog/?page=2'>Older posts &raquo;</a></body></html>".encode(),
+    )
+    http_server.content(
+        "/blog/?page=2",
+        b"<html><body><main><h2><a href='/blog/2024/05/01/a-second-page-story.html'>Two</a></h2></main>"
+        b"</body></html>",
+    )
+    found = discover(source("listing", http_server.url("/blog/")), fetcher)
+    assert urls(found, http_server.base_url) == [
+        "/blog/2024/05/03/council-approves-the-budget.html",
+        "/blog/2024/05/01/a-second-page-story.html",
+    ]
+    assert [r.path for r in sent(http_server)] == ["/blog/", "/blog/?page=2"]
+
+
 def test_discover_listing_after_a_redirect(http_server: HTTPTestServer, fetcher: Fetcher) -> None:
     http_server.redirect("/latest", "/gazette/news/")
     found = discover(source("listing", http_server.url("/latest")), fetcher)

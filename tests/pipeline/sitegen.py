@@ -42,12 +42,20 @@ class Story:
 
 @dataclass
 class NewsSite:
-    """Stories newest first, listed ``per_page`` per listing page, plus sitemaps and a feed."""
+    """Stories newest first, listed ``per_page`` per listing page, plus sitemaps and a feed.
+
+    ``pagination`` is how a listing page links to the next: ``"rel"`` (``<a rel="next">``),
+    ``"wordpress"`` (WordPress core's ``paginate_links()``: numbered links and ``<a class="next
+    page-numbers">``, no rel) or ``"older-posts"`` (a theme's "Older posts" link in ``.nav-previous``).
+    ``loop`` makes the last page's next link point back to the first.
+    """
 
     server: HTTPTestServer
     stories: list[Story] = field(default_factory=list)
     per_page: int = 2
     extra: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    pagination: str = "rel"
+    loop: bool = False
 
     def __post_init__(self) -> None:
         self.install()
@@ -107,14 +115,34 @@ class NewsSite:
     def _listing(self, number: int) -> str:
         chunk = self.stories[(number - 1) * self.per_page : number * self.per_page]
         links = "".join(f'<li><h2><a href="{s.path}">{escape(s.title)}</a></h2></li>' for s in chunk)
-        nxt = (
-            f'<a rel="next" href="{self.page_path(number + 1)}">Older</a>'
-            if number < self.page_count()
-            else ""
-        )
+        last = self.page_count()
+        following = number + 1 if number < last else 1 if self.loop else None
+        nxt = ""
+        if following is not None and self.pagination == "rel":
+            nxt = f'<a rel="next" href="{self.page_path(following)}">Older</a>'
+        elif self.pagination == "wordpress":
+            numbers = "".join(
+                f'<span aria-current="page" class="page-numbers current">{n}</span>'
+                if n == number
+                else f'<a class="page-numbers" href="{self.page_path(n)}">{n}</a>'
+                for n in range(1, last + 1)
+            )
+            if number > 1:
+                numbers = (
+                    f'<a class="prev page-numbers" href="{self.page_path(number - 1)}">« Previous</a>'
+                    + numbers
+                )
+            if following is not None:
+                numbers += f'<a class="next page-numbers" href="{self.page_path(following)}">Next »</a>'
+            nxt = (
+                f'<h2 class="screen-reader-text">Posts navigation</h2><div class="nav-links">{numbers}</div>'
+            )
+        elif following is not None and self.pagination == "older-posts":
+            nxt = f'<div class="nav-previous"><a href="{self.page_path(following)}">Older posts</a></div>'
         return (
             "<!doctype html><html><head><title>News</title></head><body><main><ul>"
-            f"{links}</ul></main><nav class='pagination'>{nxt}</nav></body></html>"
+            f"{links}</ul></main><nav class='navigation pagination' aria-label='Posts'>{nxt}</nav>"
+            "</body></html>"
         )
 
     def _sitemap(self) -> str:

@@ -86,6 +86,55 @@ def test_first_crawl_takes_at_most_backfill(news: NewsSite, make_pipe: Callable[
     assert [pipe.article(i).url for i in later] == [news.server.url(fresh.path)]
 
 
+@pytest.fixture
+def wordpress() -> Iterator[NewsSite]:
+    """A WordPress category page: three stories, one per page, linked by paginate_links() (no rel=next)."""
+    with HTTPTestServer(root=None) as server:
+        site = NewsSite(server, per_page=1, pagination="wordpress")
+        for n in range(3, 0, -1):
+            site.add(Story(f"partner-story-number-{n}", f"Partner story number {n} about the valley"))
+        yield site
+
+
+@pytest.mark.parametrize("style", ["wordpress", "older-posts"])
+def test_a_listing_without_options_follows_the_common_next_page_links(
+    wordpress: NewsSite, make_pipe: Callable[..., Pipe], style: str
+) -> None:
+    """Issue 16: a listing source without options found 1 of its 3 stories."""
+    wordpress.pagination = style
+    pipe = make_pipe(config(wordpress))
+    ids = pipe.crawl("town")
+    assert sorted(pipe.article(i).url.rsplit("/", 1)[1] for i in ids) == [
+        f"partner-story-number-{n}.html" for n in (1, 2, 3)
+    ]
+    assert paths(wordpress) == ["/news/", "/news/page/2/", "/news/page/3/"]
+
+
+def test_listing_pagination_stops_at_max_pages(wordpress: NewsSite, make_pipe: Callable[..., Pipe]) -> None:
+    pipe = make_pipe(config(wordpress, options={"max_pages": 2}))
+    assert len(pipe.crawl("town")) == 2
+    assert paths(wordpress) == ["/news/", "/news/page/2/"]
+
+
+def test_a_next_link_back_to_the_first_page_ends_the_walk(
+    wordpress: NewsSite, make_pipe: Callable[..., Pipe]
+) -> None:
+    wordpress.loop = True  # page 3's "Next" leads to page 1
+    pipe = make_pipe(config(wordpress))
+    assert len(pipe.crawl("town")) == 3
+    assert paths(wordpress) == ["/news/", "/news/page/2/", "/news/page/3/"]
+
+
+def test_followed_pages_obey_robots_txt(wordpress: NewsSite, make_pipe: Callable[..., Pipe]) -> None:
+    wordpress.server.route(
+        "/robots.txt",
+        Response(200, b"User-agent: *\nDisallow: /news/page/3/\n", {"Content-Type": "text/plain"}),
+    )
+    pipe = make_pipe(config(wordpress))
+    assert len(pipe.crawl("town")) == 2
+    assert paths(wordpress) == ["/news/", "/news/page/2/"]
+
+
 def test_include_exclude_and_start_urls(news: NewsSite, make_pipe: Callable[..., Pipe]) -> None:
     news.extra["/sport/"] = (
         b'<html><body><main><h2><a href="/news/story-number-9.html">Nine</a></h2></main></body></html>',

@@ -120,7 +120,9 @@ def test_links_in_content_do_not_unfurl_beside_the_embed(article: ShareArticle) 
 
 def test_content_fits_2000_counting_the_link_brackets(article: ShareArticle) -> None:
     wordy = replace(article, summary="Cuvinte multe despre bursă. " * 200)
-    ep = endpoint("https://discord.com/api/webhooks/1/x", template="{title}\n{summary}\n{url}")
+    ep = endpoint(
+        "https://discord.com/api/webhooks/1/x", template="{title}\n{summary}\n{url}", summary_length=5000
+    )
     content = ep.render(wordy).payload["content"]
     assert CONTENT_LIMIT - 30 < len(content) <= CONTENT_LIMIT
     assert content.endswith(f"\n<{article.url}>")

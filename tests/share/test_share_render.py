@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import replace
 
 import pytest
 
 from worker.share import ShareArticle, hashtags, render_text, shorten
+from worker.share.base import cut_at_sentence, share_summary
 
 AR_URL = "https://akhbar.example.com/2024/05/01/ماليزيا-اقتصاد"
 
@@ -211,3 +213,58 @@ def test_cut_is_as_long_as_the_limit_allows_under_weighted_counts(limit: int) ->
     next_space = art.title.find(" ", len(kept) + 1)
     longer = art.title[:next_space] + "… https://x.example/a"
     assert weighted(longer) > limit
+
+
+# --------------------------------------------------------------- summaries that fill the room (issue 16)
+
+STORY = (
+    "The council approved the budget on Monday. It funds two new schools and a clinic. "
+    "Dr. Pop said the U.S. model was studied. Work starts in May, and the first school opens in 2027. "
+    "The clinic follows a year later."
+)
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        (len(STORY), STORY),
+        (60, "The council approved the budget on Monday."),
+        (110, "The council approved the budget on Monday. It funds two new schools and a clinic."),
+        # "Dr." and "U.S." end no sentence.
+        (
+            170,
+            "The council approved the budget on Monday. It funds two new schools and a clinic. "
+            "Dr. Pop said the U.S. model was studied.",
+        ),
+        (0, ""),
+    ],
+)
+def test_cut_at_sentence(limit: int, expected: str) -> None:
+    assert cut_at_sentence(STORY, limit) == expected
+
+
+def test_cut_at_sentence_cuts_at_a_word_when_sentences_would_leave_most_of_the_room() -> None:
+    text = "A short one. " + "then a sentence that runs on and on " * 5
+    assert cut_at_sentence(text, 100) == shorten(text, 100)
+    assert cut_at_sentence(text, 100).endswith("…") and len(cut_at_sentence(text, 100)) > 90
+
+
+def test_a_cut_summary_is_cut_again_from_the_article_text(article: ShareArticle) -> None:
+    stored = shorten(STORY, 60)
+    cut = replace(article, summary=stored, lead=STORY)
+    assert share_summary(cut, None) == stored  # no room given: the stored summary
+    assert share_summary(cut, 500) == STORY
+    assert share_summary(cut, 110).endswith("a clinic.")
+    # A publisher's own description is not a cut of the text: kept as written.
+    described = replace(article, summary="A budget for schools and a clinic.", lead=STORY)
+    assert share_summary(described, 500) == "A budget for schools and a clinic."
+
+
+def test_the_summary_fills_the_network_limit_and_ends_with_a_sentence(article: ShareArticle) -> None:
+    long = replace(article, summary=shorten(STORY, 60), lead=STORY * 3, tags=(), category=None)
+    text = render_text("{title}\n\n{summary}\n\n{url}", long, 300, summary_length=500)
+    summary = text.split("\n\n")[1]
+    assert summary.endswith(".") and (STORY * 3).startswith(summary)
+    # Not more than one sentence of room is left unused.
+    assert len(text) > 300 - max(len(s) for s in STORY.split(". "))
+    assert render_text("{title}\n\n{summary}\n\n{url}", long, 300, summary_length=0).count("\n\n") == 1

@@ -3,13 +3,16 @@ page, archive pages are served only when full, and the autodiscovery ``<link>`` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from worker.pipeline import PushedArticle, ingest_article, process_article, render_feed
 from worker.runtime import Runtime
+from worker.web import create_web_app
 
 
 @pytest.fixture
@@ -97,3 +100,48 @@ def test_status_page_head_advertises_every_feed(client: TestClient, runtime: Run
     assert outline == [f"{base}/feeds.opml"]
     # The same tags the helper writes for any other page.
     assert autodiscovery_links(runtime.config, base) in resp.text
+
+
+def _site_links(client: TestClient, name: str) -> dict[str, str | None]:
+    """The site link of feed ``name`` in each format, as a reader sees it."""
+    import json
+
+    from lxml import etree
+
+    rss = etree.fromstring(client.get(f"/feeds/{name}.rss").content)
+    atom = etree.fromstring(client.get(f"/feeds/{name}.atom").content)
+    alternate = atom.find("{http://www.w3.org/2005/Atom}link[@rel='alternate']")
+    return {
+        "rss": rss.findtext("channel/link"),
+        "atom": alternate.get("href") if alternate is not None else None,
+        "json": json.loads(client.get(f"/feeds/{name}.json").content).get("home_page_url"),
+    }
+
+
+def test_feeds_link_to_the_publishers_site(
+    make_runtime: Callable[..., Runtime], redis_url: str, config_factory: Callable[..., dict[str, Any]]
+) -> None:
+    """Issue 16: a feed's <link>, home_page_url and OPML htmlUrl pointed to the ops status page."""
+    from lxml import etree
+
+    config = config_factory(site_url="https://partners.example/")
+    config["feeds"][1]["site_url"] = "https://partners.example/it-systems/"
+    runtime = make_runtime(config, redis_url=redis_url)
+    assert render_feed(runtime, "all") and render_feed(runtime, "it")
+    with TestClient(create_web_app(runtime)) as client:
+        assert _site_links(client, "all") == dict.fromkeys(
+            ("rss", "atom", "json"), "https://partners.example/"
+        )
+        assert _site_links(client, "it") == dict.fromkeys(
+            ("rss", "atom", "json"), "https://partners.example/it-systems/"
+        )
+        outlines = etree.fromstring(client.get("/feeds.opml").content).findall("body/outline")
+        assert [o.get("htmlUrl") for o in outlines] == [
+            "https://partners.example/",
+            "https://partners.example/it-systems/",
+        ]
+
+
+def test_without_site_url_feeds_link_to_the_public_root(client: TestClient, rendered: Runtime) -> None:
+    root = rendered.settings.base_url + "/"
+    assert _site_links(client, "all") == dict.fromkeys(("rss", "atom", "json"), root)

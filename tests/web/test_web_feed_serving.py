@@ -105,7 +105,9 @@ def test_gzip_is_negotiated_with_its_own_etag_and_vary(web: TestClient, publishe
     assert zipped.headers["content-encoding"] == "gzip"
     assert zipped.content == plain.content  # httpx decoded it
     assert int(zipped.headers["content-length"]) < len(plain.content) / 2
-    assert plain.headers["vary"] == zipped.headers["vary"] == "Accept-Encoding"
+    # RSS and Atom also vary on Accept: a browser gets them as application/xml (see below).
+    vary = "Accept-Encoding" if fmt == "json" else "Accept, Accept-Encoding"
+    assert plain.headers["vary"] == zipped.headers["vary"] == vary
     assert zipped.headers["etag"] == plain.headers["etag"][:-1] + '-gzip"'
     assert zipped.headers["last-modified"] == plain.headers["last-modified"]
 
@@ -116,11 +118,61 @@ def test_each_encoding_revalidates_only_its_own_etag(web: TestClient) -> None:
     again = web.get("/feeds/all.rss", headers={"Accept-Encoding": "gzip", "If-None-Match": zipped_etag})
     assert again.status_code == 304 and again.content == b""
     assert again.headers["etag"] == zipped_etag
-    assert again.headers["vary"] == "Accept-Encoding"
+    assert again.headers["vary"] == "Accept, Accept-Encoding"
     assert "content-encoding" not in again.headers
     # A client that no longer takes gzip holds the wrong bytes: it gets the plain representation.
     plain = web.get("/feeds/all.rss", headers={"Accept-Encoding": "identity", "If-None-Match": zipped_etag})
     assert plain.status_code == 200 and plain.headers.get("content-encoding") is None
+
+
+# What Chromium sends for a page it navigates to, and what feed readers send.
+BROWSER_ACCEPT = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,"
+    "application/signed-exchange;v=b3;q=0.7"
+)
+READER_ACCEPTS = [
+    "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.7",
+    "application/atom+xml,application/rss+xml;q=0.9,text/html;q=0.1",
+    "*/*",
+    "",
+]
+FEED_TYPES = {"rss": "application/rss+xml; charset=utf-8", "atom": "application/atom+xml; charset=utf-8"}
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_a_browser_gets_the_feed_as_xml_and_readers_get_the_same_bytes_as_before(
+    web: TestClient, published: Runtime, fmt: str
+) -> None:
+    """Issue 16: Chromium showed /feeds/all.rss as raw text (application/rss+xml gets no XSL)."""
+    url = f"/feeds/all.{fmt}"
+    page = web.get(url, headers={"Accept": BROWSER_ACCEPT, "Accept-Encoding": "identity"})
+    assert page.status_code == 200 and page.headers["content-type"] == "application/xml; charset=utf-8"
+    assert page.content == stored_body(published, fmt)
+    assert page.headers["vary"] == "Accept, Accept-Encoding"
+    for accept in READER_ACCEPTS:
+        feed = web.get(url, headers={"Accept": accept, "Accept-Encoding": "identity"})
+        assert feed.headers["content-type"] == FEED_TYPES[fmt], accept
+        assert feed.content == page.content and feed.headers["vary"] == "Accept, Accept-Encoding"
+        # Another media type is another representation: its own entity-tag.
+        assert feed.headers["etag"] == page.headers["etag"].replace('-page"', '"')
+    # Each revalidates only its own tag.
+    etag = page.headers["etag"]
+    again = web.get(
+        url, headers={"Accept": BROWSER_ACCEPT, "Accept-Encoding": "identity", "If-None-Match": etag}
+    )
+    assert again.status_code == 304 and again.headers["etag"] == etag
+    reader = web.get(url, headers={"Accept": "*/*", "Accept-Encoding": "identity", "If-None-Match": etag})
+    assert reader.status_code == 200 and reader.headers["content-type"] == FEED_TYPES[fmt]
+    zipped = web.get(url, headers={"Accept": BROWSER_ACCEPT, "Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.content == page.content
+    assert zipped.headers["content-type"] == "application/xml; charset=utf-8"
+    assert zipped.headers["etag"] == etag[:-1] + '-gzip"'
+
+
+def test_json_feed_is_json_for_browsers_too(web: TestClient) -> None:
+    resp = web.get("/feeds/all.json", headers={"Accept": BROWSER_ACCEPT})
+    assert resp.headers["content-type"] == "application/feed+json; charset=utf-8"
+    assert resp.headers["vary"] == "Accept-Encoding"
 
 
 @pytest.mark.parametrize(

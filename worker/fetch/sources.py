@@ -11,7 +11,8 @@
 * ``page`` - the source URL itself.
 * ``push`` - nothing: its articles arrive over the ingest API.
 
-:func:`crawl` walks a source's documents (listing pages through ``options.next_selector``,
+:func:`crawl` walks a source's documents (listing pages through ``options.next_selector`` or the
+common next-page links, see :func:`_next_page`;
 sitemap indexes and their children, a robots.txt for its ``Sitemap:`` lines, feeds) as one queue,
 with conditional GETs whose validators a :class:`CrawlState` remembers per URL: a 304 is counted and
 never parsed, and a child sitemap whose index ``<lastmod>`` is not newer than the one we saw is not
@@ -73,6 +74,24 @@ DEFAULT_MAX_ARTICLES = 50
 DEFAULT_MAX_PAGES = 10
 # rel=next is how HTML (and WordPress, Ghost, Drupal...) marks the next page of a listing.
 DEFAULT_NEXT_SELECTOR = "link[rel~=next], a[rel~=next]"
+# Without rel=next (and no next_selector), these common next-page links are followed, first match wins:
+# WordPress core's paginate_links(), Bootstrap, Drupal and theme pagers, a theme's "Older posts" link.
+GUESSED_NEXT_SELECTOR = (
+    "a.next.page-numbers, .pagination a.next, .pagination .next > a, .pager .next > a, .pager-next > a, "
+    "li.next > a, a.next-page, .nav-previous > a, a.older-posts, .older-posts > a"
+)
+# ...and links whose whole text says "next page" or "older posts" (arrows aside), in a few languages.
+_NEXT_TEXT = re.compile(
+    r"^(?:next|next page|older|older posts|older entries|older articles|more posts|"
+    r"weiter|nächste|nächste seite|ältere beiträge|ältere artikel|"
+    r"suivant|page suivante|articles plus anciens|siguiente|página siguiente|entradas anteriores|"
+    r"successivo|successiva|pagina successiva|articoli precedenti|"
+    r"următoarea|pagina următoare|articole mai vechi|próxima|próxima página|posts mais antigos|"
+    r"volgende|volgende pagina|oudere berichten|التالي|الصفحة التالية)$"
+)
+_ARROWS = " \t\n<>.\u00ab\u00bb\u2039\u203a\u2190\u2192\u2026"  # guillemets, arrows, ellipsis
+# A guessed next page must look like one: a page number in the URL, or a path under the listing's own.
+_PAGE_MARKER = re.compile(r"/page/\d+|[?&](?:page|paged|p|pg|start|offset|from)=\d+|/\d{1,4}/?$", re.I)
 MAX_CHILD_SITEMAPS = 10
 MAX_SITEMAP_DEPTH = 2
 # The sitemaps.org limit for one uncompressed sitemap; also bounds gzip bombs.
@@ -970,15 +989,56 @@ def _is_html(answer: FetchResult) -> bool:
 
 
 def _next_page(source: SourceConfig, body: bytes, base_url: str, content_type: str | None) -> str | None:
+    """The listing's next page: ``next_selector``'s link, else rel=next, else a common pager's link.
+
+    The guesses (:data:`GUESSED_NEXT_SELECTOR`, then a link whose text is "Next", "Older posts" and the
+    like) are followed only on the page's own host and when the URL looks like a page of this listing
+    (``/page/2/``, ``?page=2``, or a path under the listing's); each page is a fetch like any other
+    (robots.txt, the host's interval) and the walk stops at ``max_pages`` or at a page already seen.
+    """
     soup = BeautifulSoup(body, "lxml", from_encoding=_charset(content_type))
-    selector = str(source.options.get("next_selector") or DEFAULT_NEXT_SELECTOR)
+    configured = source.options.get("next_selector")
+    url = _first_link(soup, str(configured or DEFAULT_NEXT_SELECTOR), source, base_url)
+    if url or configured:
+        return url
+    guessed = [
+        *soup.select(GUESSED_NEXT_SELECTOR),
+        *(a for a in soup.find_all("a", href=True) if _NEXT_TEXT.match(_link_text(a))),
+    ]
+    for element in guessed:
+        url = _link_url(soup, element, base_url)
+        if url and url != _clean_url(base_url, base_url) and _looks_like_next_page(url, base_url, source):
+            return url
+    return None
+
+
+def _link_url(soup: BeautifulSoup, element: Tag, base_url: str) -> str | None:
+    link = element if element.get("href") else element.find("a", href=True)
+    href = link.get("href") if isinstance(link, Tag) else None
+    return _clean_url(href, _document_base(soup, base_url)) if isinstance(href, str) else None
+
+
+def _first_link(soup: BeautifulSoup, selector: str, source: SourceConfig, base_url: str) -> str | None:
     for element in soup.select(selector):
-        link = element if element.get("href") else element.find("a", href=True)
-        href = link.get("href") if isinstance(link, Tag) else None
-        url = _clean_url(href, _document_base(soup, base_url)) if isinstance(href, str) else None
+        url = _link_url(soup, element, base_url)
         if url and url != _clean_url(base_url, base_url) and _same_site(url, {_site_host(source.url)}):
             return url
     return None
+
+
+def _link_text(anchor: Tag) -> str:
+    return " ".join(anchor.get_text(" ", strip=True).split()).strip(_ARROWS).casefold()
+
+
+def _looks_like_next_page(url: str, base_url: str, source: SourceConfig) -> bool:
+    """Same host as the page (or the source) and a page-numbered or deeper path of the listing."""
+    parts = urlsplit(url)
+    if parts.netloc not in {urlsplit(base_url).netloc, urlsplit(source.url).netloc}:
+        return False
+    if _PAGE_MARKER.search(f"{parts.path}?{parts.query}" if parts.query else parts.path):
+        return True
+    listing = urlsplit(base_url).path.rstrip("/") + "/"
+    return listing != "/" and parts.path.startswith(listing)
 
 
 def _robots_sitemaps(source: SourceConfig, fetcher: Fetcher) -> list[str]:

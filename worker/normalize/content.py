@@ -24,6 +24,7 @@ from worker.normalize.textutil import same_text
 from worker.normalize.tree import (
     Element,
     Measure,
+    attached,
     attr,
     elements,
     measure,
@@ -61,6 +62,10 @@ _WEAK_PARTS = frozenset(
     "taglist byline author authors autor auteur autore print skip toolbar pagination pager caption credit "
     "credits copyright".split()
 )
+# Weak parts that only say "caption" or "credit": furniture on their own, part of a figure around an image.
+_CAPTION_PARTS = frozenset("caption credit credits copyright".split())
+# Where prune keeps a figure's caption while the page is analysed (never serialized: not allowed).
+_CAPTION_ATTR = "data-syndicate-caption"
 # A class that names the article itself wins over a widget word in the same name ("paywall-content").
 _CONTENT_PARTS = frozenset("content body article text story entry post main".split())
 _COMMENT_PARTS = frozenset("comment comments commentlist disqus".split())
@@ -211,9 +216,11 @@ def prune(root: Element) -> dict[Element, Measure]:
         if element in protected or name in ("html", "body"):
             continue
         kind = _junk_kind(element, name)
+        m = measures[element]
+        if (name == "figure" or kind == "weak") and m.images and _set_caption_aside(element, measures):
+            continue  # a figure (also one named "wp-caption" and the like): kept with its image
         if kind is None:
             continue
-        m = measures[element]
         if kind == "strong" and m.paragraphs >= 3 and m.density < 0.2:
             continue  # a "share"/"promo"-named wrapper around real prose: the article
         limit = 0.8 if kind != "weak" and name not in ("article", "main") else 0.4
@@ -221,6 +228,76 @@ def prune(root: Element) -> dict[Element, Measure]:
             _discount(element, measures)
             remove(element)
     return measures
+
+
+def _caption_hint(element: Element) -> bool:
+    """True when the class/id words that make an element furniture are only caption or credit words."""
+    weak = _hint_parts(element) & _WEAK_PARTS
+    return bool(weak) and weak <= _CAPTION_PARTS
+
+
+def _set_caption_aside(element: Element, measures: dict[Element, Measure]) -> bool:
+    """Keep a figure's images and caption, with the caption out of the way of the page analysis.
+
+    Captions and credits are short lines that the boilerplate rules rightly drop anywhere else ("Photo:
+    Green Partners" alone is page furniture, and caption paragraphs would sway the choice of the article
+    block); inside a figure they describe its image. So a figure with an image (``<figure>``, or a
+    caption-named block around one, as WordPress's ``<div class="wp-caption">``) is reduced to its
+    images; its caption, credit and any other text beside the image are kept as one line in an
+    attribute, and :func:`_restore_captions` gives them back as the ``<figcaption>`` of the figures that
+    end up in the article. ``measures`` are kept up to date. False (nothing changed) for no figure.
+    """
+    m = measures[element]
+    if tag_name(element) == "figure":
+        if m.text >= 1000:
+            return False
+    elif tag_name(element) in ("img", "a", "p", "figcaption") or m.text >= 600 or not _caption_hint(element):
+        return False
+    elif any(not _caption_hint(p) for p in element.iter("p")):
+        return False  # a caption-named wrapper of the article itself ("has-captions"): not a figure
+    if next(element.iter("img"), None) is None:
+        return False
+    # The caption first, then the credit, then any other text beside the image.
+    pieces: list[str] = []
+    for child in list(element.iterdescendants(etree.Element)):
+        if not attached(child, element) or next(child.iter("img"), None) is not None:
+            continue
+        if tag_name(child) == "figcaption" or _caption_hint(child):
+            _add_piece(pieces, text_of(child))
+            _discount(child, measures)
+            remove(child)
+    _add_piece(pieces, text_of(element))
+    text, links, paragraphs = m.text, m.links, m.paragraphs  # what is left of it goes too
+    for node in [element, *element.iterancestors()]:
+        counts = measures.get(node)
+        if counts is None:
+            break
+        counts.text -= text
+        counts.links -= links
+        counts.paragraphs -= paragraphs
+    images = list(element.iter("img"))
+    element.clear(keep_tail=True)
+    element.tag = "figure"
+    for image in images:
+        image.tail = None
+        element.append(image)
+    element.set(_CAPTION_ATTR, " ".join(pieces))
+    return True
+
+
+def _add_piece(pieces: list[str], text: str) -> None:
+    if text and text not in pieces:
+        pieces.append(text)
+
+
+def _restore_captions(container: Element) -> None:
+    """Give each figure that kept its image its caption back (see :func:`_set_caption_aside`)."""
+    for figure in list(container.iter("figure")):
+        caption = figure.attrib.pop(_CAPTION_ATTR, None)
+        if caption and next(figure.iter("img"), None) is not None:
+            figcaption = new_element("figcaption")
+            figcaption.text = caption
+            figure.append(figcaption)
 
 
 def _initial_score(element: Element, name: str) -> float:
@@ -640,7 +717,11 @@ def absolutize(container: Element, base: str) -> None:
 
 
 def clean_main(container: Element, title: str | None, base: str) -> None:
-    """Strip share widgets, boilerplate lines, link lists, date lines and the repeated title from the body."""
+    """Strip share widgets, boilerplate lines, link lists, date lines and the repeated title from the body.
+
+    Figures keep their image, alt text and caption (with the photo credit) as ``<figure>`` and
+    ``<figcaption>``; :func:`~worker.normalize.render.plain_text` leaves captions out of the text.
+    """
     _remove_share_links(container, measure(container))
     _remove_boilerplate(container)
     _clean_conditionally(container)
@@ -648,6 +729,7 @@ def clean_main(container: Element, title: str | None, base: str) -> None:
     _drop_title_heading(container, title)
     _drop_trailing_headings(container)
     absolutize(container, base)
+    _restore_captions(container)
 
 
 def first_image(container: Element) -> str | None:

@@ -73,6 +73,9 @@ class ShareArticle:
     language: str | None = None
     # When Syndicate first saw the article: stable across retries (Bluesky derives its rkey from it).
     first_seen: datetime | None = None
+    # The opening of the article's text (captions left out): a summary cut from it can run longer than
+    # the stored one (cut at 300 characters) when the network has the room (``summary_length``).
+    lead: str = ""
 
 
 @dataclass(frozen=True)
@@ -275,6 +278,50 @@ def shorten(text: str, limit: int) -> str:
     return head + ELLIPSIS if head else ""
 
 
+# The end of a sentence: its mark, any closing quotes or brackets, then a space.
+_SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"'\u201d\u2019\u00bb)\]]*(?=\s)")
+# A period that ends an initial or a common abbreviation ("U.S.", "J.", "Dr.") ends no sentence.
+_ABBREVIATION = re.compile(
+    r"(?:^|\s)(?:(?:[A-Z]\.)*[A-Z]|Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|No|vs|etc|e\.g|i\.e|approx|Gen|Gov|Sen|Rep)\.$"
+)
+
+
+def cut_at_sentence(text: str, limit: int) -> str:
+    """``text`` up to the end of its last sentence within ``limit`` code points.
+
+    Returns ``text`` unchanged if it fits. When the whole sentences that fit fill less than half of
+    ``limit`` (a long first sentence), it is cut at a word with :func:`shorten` instead.
+    """
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]  # the space after a sentence that ends exactly at the limit counts
+    best = 0
+    for match in _SENTENCE_END.finditer(head):
+        if not _ABBREVIATION.search(head, 0, match.start() + 1):
+            best = match.end()
+    if best and best >= limit / 2:
+        return text[:best]
+    return shorten(text, limit)
+
+
+def share_summary(article: ShareArticle, limit: int | None) -> str:
+    """The summary a post shows: up to ``limit`` characters, ending with a whole sentence if it can.
+
+    The stored summary is cut at a fixed length; when it is a cut of the article's opening text
+    (:attr:`ShareArticle.lead`), the summary is cut again from that text, so it can fill the room a
+    network gives. A publisher's own description (not a cut of the text) is kept as it is. ``None``
+    keeps the stored summary.
+    """
+    summary = " ".join(article.summary.split())
+    if limit is None:
+        return summary
+    lead = " ".join(article.lead.split())
+    stem = summary.removesuffix(ELLIPSIS).rstrip()
+    if summary.endswith(ELLIPSIS) and len(lead) > len(stem) and lead.startswith(stem):
+        summary = lead
+    return cut_at_sentence(summary, limit)
+
+
 class _TemplateFormatter(string.Formatter):
     """``str.format`` limited to plain named fields: no attribute or index access."""
 
@@ -312,9 +359,18 @@ def _fill(template: str, fields: dict[str, str]) -> str:
 
 
 def _shorten_field(
-    template: str, fields: dict[str, str], name: str, max_chars: int, length: Callable[[str], int]
+    template: str,
+    fields: dict[str, str],
+    name: str,
+    max_chars: int,
+    length: Callable[[str], int],
+    *,
+    sentences: bool = False,
 ) -> str:
-    """Cut ``fields[name]`` to the longest prefix that lets the text fit, or to nothing."""
+    """Cut ``fields[name]`` to the longest prefix that lets the text fit, or to nothing.
+
+    ``sentences``: end the field with its last whole sentence in that room (see :func:`cut_at_sentence`).
+    """
     original = fields[name]
     text = _fill(template, fields)
     if not original or length(text) <= max_chars:
@@ -334,6 +390,10 @@ def _shorten_field(
         else:
             high = middle - 1
     fields[name] = shorten(original, max(high, 0))
+    if sentences and high > 0:
+        whole = cut_at_sentence(original, high)
+        if whole != fields[name] and length(_fill(template, {**fields, name: whole})) <= max_chars:
+            fields[name] = whole
     return _fill(template, fields)
 
 
@@ -345,6 +405,7 @@ def render_text(
     length: Callable[[str], int] = len,
     text: str = "",
     max_hashtags: int | None = None,
+    summary_length: int | None = None,
 ) -> str:
     """Fill ``template`` with ``article`` and fit it into ``max_chars``.
 
@@ -355,6 +416,9 @@ def render_text(
     hashtags are dropped from the last, then author, source and category, and only then is the
     title shortened; words are cut whole, ending with ``…``, and the URL is never cut. ``length``
     counts the text (code points by default; networks with weighted counts pass their own).
+    ``summary_length`` (the endpoint's setting) lets the summary run up to that many characters of the
+    article's opening text (:func:`share_summary`); a summary cut to fit ends with its last whole
+    sentence where that keeps at least half of its room.
     Raises ValueError for a bad template or when even the bare URL does not fit.
     """
     _check_template(template)
@@ -364,7 +428,7 @@ def render_text(
     fields = {
         "title": article.title.strip(),
         "url": article.url.strip(),
-        "summary": article.summary.strip(),
+        "summary": share_summary(article, summary_length),
         "source": article.source.strip(),
         "category": (article.category or "").strip(),
         "tags": tags,
@@ -376,7 +440,7 @@ def render_text(
     if max_chars is None or length(out) <= max_chars:
         return out
 
-    out = _shorten_field(template, fields, "summary", max_chars, length)
+    out = _shorten_field(template, fields, "summary", max_chars, length, sentences=True)
     tag_list = fields["tags"].split(" ") if fields["tags"] else []
     while tag_list and length(out) > max_chars:
         tag_list.pop()
@@ -494,6 +558,7 @@ class Endpoint(ABC):
             length=self.text_length,
             text=self.config.text,
             max_hashtags=self.config.max_hashtags,
+            summary_length=self.config.summary_length,
         )
 
     def build_payload(self, article: ShareArticle, text: str) -> dict[str, Any]:

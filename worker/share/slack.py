@@ -100,6 +100,7 @@ class SlackEndpoint(Endpoint):
             length=lambda text: len(section_text(text, url, title)),
             text=self.settings.text,
             max_hashtags=self.settings.max_hashtags,
+            summary_length=self.settings.summary_length,
         )
 
     def build_payload(self, article: ShareArticle, text: str) -> dict[str, Any]:
