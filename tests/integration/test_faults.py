@@ -30,6 +30,7 @@ import random
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -47,6 +48,7 @@ from tests.pipeline.sitegen import Story
 from tests.support.faults import kill_redis, restart_postgres, restart_redis
 from tests.support.httpserver import HTTPTestServer, Request, Response
 from tests.support.services import ROOT, PostgresServer, RedisServer, Syndicate
+from worker import broker, sweep
 
 pytestmark = pytest.mark.integration
 
@@ -623,5 +625,65 @@ def test_slow_and_huge_source_beside_a_normal_one(
         rig.record(
             "slow source (4-5 s answers) with an 8 MB page, beside a normal one", 4, normal + slow, recover
         )
+    finally:
+        rig.stop()
+
+
+DIE_ON = ("syndicate.process_article", "syndicate.render_feed", "syndicate.deliver_share")
+
+
+def _unmarked_worker(rig: Rig, task: str) -> subprocess.Popen[bytes]:
+    """A worker (``tests/support/unmarked_worker.py``) that kill -9s itself on taking a ``task`` message,
+    after kombu filed it in ``unacked`` and before its work marker says so."""
+    rig.started += 1
+    name = f"w{rig.started}"
+    with open(rig.tmp / f"{name}.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, str(ROOT / "tests/support/unmarked_worker.py"), task, "worker"),
+                *("--concurrency", "2", "--hostname", f"{name}@%h"),
+            ],
+            env=rig.syn.env,
+            cwd=rig.tmp,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    rig.syn.procs.append((name, proc))
+    rig.workers.append(proc)
+    return proc
+
+
+def test_kill_between_dequeue_and_marker(tmp_path: Path, parts: tuple[Site, Hooks, RedisServer]) -> None:
+    """Workers killed the moment they took a message (process, render, share): the marker still says
+    "queued" and kombu holds the message in ``unacked`` for the visibility timeout, an hour here as by
+    default; the sweep must bring every such work back within a minute, each post still made once."""
+    site, hooks, server = parts
+    urls = site.add("news", 6)
+    hooks.plan = lambda _endpoint: (200, {}, 0.2)
+    rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks)
+    rig.syn.env["SYNDICATE_VISIBILITY_TIMEOUT"] = "3600"  # kombu's own recovery: an hour away
+    client = redis.Redis.from_url(server.url)
+    try:
+        rig.beat()
+        stranded: dict[str, str] = {}
+        for task in DIE_ON:
+            proc = _unmarked_worker(rig, task)
+            try:
+                proc.wait(120)  # it kills itself once it takes a message of ``task``
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"no {task} message reached the worker\n{rig.syn.logs()}") from None
+            kind = sweep.TRACKED[task]
+            for task_id in broker.taken(client):
+                for key in client.scan_iter(f"{sweep.PREFIX}{kind}:*"):
+                    if client.get(key) == sweep.queued_marker(task_id).encode():
+                        stranded[task] = key.decode()
+        killed = time.monotonic()
+        # The window was hit for each: a message taken (in ``unacked``) under a marker saying "queued".
+        assert set(stranded) == set(DIE_ON), (stranded, rig.syn.logs())
+        rig.worker()
+        recover = rig.wait_complete(urls, killed, timeout=60)
+        rig.record("kill -9 between dequeue and marker (process, render, share)", len(DIE_ON), urls, recover)
+        assert rig.swept() > 0
     finally:
         rig.stop()
