@@ -11,8 +11,11 @@ restored from a snapshot taken between the two, leaves the marker saying "queued
 is nowhere. These functions let the sweep check a "queued" marker against the broker itself.
 
 Every message carries its task id in its headers (Celery's protocol 2), which is what is matched.
-Reading the queues costs one LRANGE per page of :data:`SCAN_PAGE` messages; a scan stops once every
-sought id was found, and at :data:`SCAN_LIMIT` messages (a backlog that long is answered "not known").
+Reading the queues costs one LRANGE per page of :data:`SCAN_PAGE` messages, from the tail (the oldest
+messages, where the sweep's oldest work waits); a scan stops once every sought id was found, and at
+:data:`SCAN_LIMIT` messages (a backlog that long is answered "not known"). Measured on this 2-core
+machine (950-byte messages): 8 ms for 1,000 queued messages, 760 ms for 20,000, when no sought id is
+found; the sweep asks only about work covered by nothing but a "queued" marker.
 """
 
 from __future__ import annotations
@@ -80,15 +83,16 @@ def waiting(
     lengths = [int(n) for n in pipe.execute()]
     scanned = 0
     for key, length in zip(keys, lengths, strict=True):
-        start = 0
-        while start < length and sought - found:
+        # From the tail, where kombu pops: the oldest messages, which the sweep's oldest work waits in.
+        read = 0
+        while read < length and sought - found:
             if scanned >= limit:
                 return None
-            page = client.lrange(key, start, start + SCAN_PAGE - 1)
+            page = client.lrange(key, -(read + SCAN_PAGE), -(read + 1))
             if not page:
                 break
             scanned += len(page)
-            start += len(page)
+            read += len(page)
             for raw in page:
                 match = _HEADER_ID.search(raw if isinstance(raw, bytes) else raw.encode())
                 if match and match.group(1).decode() in sought:
