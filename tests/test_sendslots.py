@@ -46,11 +46,16 @@ def test_slow_endpoints_hold_all_slots_but_one(client: redis.Redis) -> None:
     new = sendslots.acquire(client, "mastodon")
     assert fast.wait == 0 and new.wait == 0
     for slot in (fast, new):
+        slot.sending()
         sendslots.release(slot)
     assert float(client.get(sendslots.SECONDS_PREFIX + "file") or 0) < sendslots.SLOW_AFTER
+    # A slot given back without a send (the share was sent meanwhile) says nothing about the partner.
+    with sendslots.acquire(client, "bluesky") as idle:
+        assert idle.wait == 0 and idle.member
+    assert client.get(sendslots.SECONDS_PREFIX + "bluesky") is None
     # A slow send ends: its slot goes to the next slow send.
     with first:
-        pass
+        first.sending()
     assert sendslots.acquire(client, "slack").wait == 0
 
 

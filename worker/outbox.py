@@ -710,6 +710,7 @@ def _deliver_claimed(rt: Runtime, share_id: int, config: EndpointBase) -> str:
         claim = _claim(rt, share_id, rt.claim_lease)
         if isinstance(claim, str):
             return claim
+        slot.sending()
         with rt.sending_leases.hold(share_id):
             return _send_claimed(rt, share_id, config, claim)
 

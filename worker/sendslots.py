@@ -28,7 +28,7 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -104,7 +104,11 @@ class Slot:
     key: str = ""
     member: str = ""
     endpoint: str = ""
-    started: float = field(default_factory=time.monotonic)
+    started: float | None = None
+
+    def sending(self) -> None:
+        """The send itself starts (the share is claimed): from now on the slot times it."""
+        self.started = time.monotonic()
 
     def __enter__(self) -> Slot:
         return self
@@ -172,14 +176,16 @@ def acquire(client: Any, endpoint: str) -> Slot:
 
 
 def release(slot: Slot) -> None:
-    """The send is over: free the slot and record how long it took (what makes an endpoint slow)."""
+    """Free the slot, and record how long the send took (what makes an endpoint slow), if one started:
+    a share found sent or claimed by another worker meanwhile says nothing about the partner."""
     if not slot.member or slot.client is None:
         return
-    seconds = time.monotonic() - slot.started
     try:
         pipe = slot.client.pipeline(transaction=False)
         pipe.zrem(slot.key, slot.member)
-        pipe.set(SECONDS_PREFIX + slot.endpoint, f"{seconds:.3f}", ex=3600)
+        if slot.started is not None:
+            seconds = time.monotonic() - slot.started
+            pipe.set(SECONDS_PREFIX + slot.endpoint, f"{seconds:.3f}", ex=3600)
         pipe.execute()
     except redis.RedisError as exc:
         log.warning("send slot of %s not released (it expires): %s", slot.endpoint, exc)
