@@ -59,6 +59,7 @@ from sqlalchemy.orm import Session, contains_eager
 
 from worker import broker, heartbeat, redisclient
 from worker.app import QUEUES
+from worker.app import app as celery_app
 from worker.runtime import Runtime
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 
@@ -400,16 +401,17 @@ def _unbacked(client: redis.Redis, claims: dict[tuple[str, Any], str]) -> dict[t
             rest[key] = task_id
         elif now - since >= TAKEN_GRACE:
             unbacked[key] = f"marked queued, but a worker took its message {now - since:.0f} s ago unmarked"
-    if rest:
-        queued = broker.waiting(client, set(rest.values()), QUEUES)
+    missing: dict[tuple[str, Any], str] = {}
+    for queues, sought in _by_queue(rest).items():
+        queued = broker.waiting(client, set(sought.values()), queues)
         if queued is not None:
-            missing = {key: task_id for key, task_id in rest.items() if task_id not in queued}
-            if missing:
-                # Taken while the queues were read: it is in ``unacked`` now.
-                held = broker.taken(client)
-                for key, task_id in missing.items():
-                    if task_id not in held:
-                        unbacked[key] = "marked queued, but its message is in no queue and not taken"
+            missing.update({key: task_id for key, task_id in sought.items() if task_id not in queued})
+    if missing:
+        # Taken while the queues were read: it is in ``unacked`` now.
+        held = broker.taken(client)
+        for key, task_id in missing.items():
+            if task_id not in held:
+                unbacked[key] = "marked queued, but its message is in no queue and not taken"
     if not unbacked:
         return {}
     keys = list(unbacked)
@@ -419,6 +421,17 @@ def _unbacked(client: redis.Redis, claims: dict[tuple[str, Any], str]) -> dict[t
         for key, value in zip(keys, values, strict=True)
         if value is not None and _text(value) == queued_marker(claims[key])
     }
+
+
+def _by_queue(claims: dict[tuple[str, Any], str]) -> dict[tuple[str, ...], dict[tuple[str, Any], str]]:
+    """``claims`` grouped by the queue their task is routed to (every queue for a task without a route)."""
+    kinds = {kind: task for task, kind in TRACKED.items()}
+    routes = celery_app.conf.task_routes or {}
+    grouped: dict[tuple[str, ...], dict[tuple[str, Any], str]] = {}
+    for (kind, work_id), task_id in claims.items():
+        queue = (routes.get(kinds[kind]) or {}).get("queue")
+        grouped.setdefault((queue,) if queue else QUEUES, {})[(kind, work_id)] = task_id
+    return grouped
 
 
 def _confirmed(rt: Runtime, found: Orphans) -> Orphans:
