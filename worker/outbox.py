@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from config import Config
 from config.model import EndpointBase
-from worker import metrics
+from worker import metrics, sendslots
 from worker.errors import (
     EndpointDisabled,
     NormalizeError,
@@ -719,11 +719,17 @@ def deliver_share(rt: Runtime, share_id: int) -> str:
 
 
 def _deliver_claimed(rt: Runtime, share_id: int, config: EndpointBase) -> str:
-    claim = _claim(rt, share_id, rt.claim_lease)
-    if isinstance(claim, str):
-        return claim
-    with rt.sending_leases.hold(share_id):
-        return _send_claimed(rt, share_id, config, claim)
+    # A slow endpoint's sends may hold all of this worker's slots but one (see worker/sendslots.py).
+    slot = sendslots.acquire(rt.redis_client, config.name)
+    if slot.wait > 0:
+        raise Deferred(slot.wait, "slow endpoint: its sends hold this worker's slots but one")
+    with slot:
+        claim = _claim(rt, share_id, rt.claim_lease)
+        if isinstance(claim, str):
+            return claim
+        slot.sending()
+        with rt.sending_leases.hold(share_id):
+            return _send_claimed(rt, share_id, config, claim)
 
 
 def _send_claimed(rt: Runtime, share_id: int, config: EndpointBase, claim: _Claim) -> str:

@@ -12,6 +12,10 @@ imported (:mod:`worker.tasks` imports it, in every process that publishes or run
 
 * ``after_task_publish`` (any process): ``q|<task id>``, the message is queued; it expires after the
   visibility timeout plus its countdown. A backlog older than that gets a second message, harmlessly.
+  The sweep takes this marker's word only while the broker backs it (:func:`_unbacked`, reading
+  :mod:`worker.broker`): the message waits in its queue, or a worker took it a moment ago. A worker
+  killed between taking the message and marking it, or a Redis restored from a snapshot taken in
+  between, leaves the marker saying "queued" for a message no live worker holds.
 * ``task_received`` (the worker's main process, also for messages held until their countdown):
   ``w|<node>|<boot>|<task id>``, the message is held by that worker node. Whether the node lives is
   read from its heartbeat (:mod:`worker.heartbeat`) and from :data:`NODES_KEY`, where each node boot
@@ -53,7 +57,9 @@ import redis
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, contains_eager
 
-from worker import heartbeat, redisclient
+from worker import broker, heartbeat, redisclient
+from worker.app import QUEUES
+from worker.app import app as celery_app
 from worker.runtime import Runtime
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 
@@ -64,6 +70,9 @@ INTERVAL = 15.0
 MIN_AGE = 10.0
 # A node whose heartbeat is older than this holds nothing: three missed beats (they come every 5 s).
 NODE_STALE_AFTER = 15.0
+# A worker marks a message it took within milliseconds: one taken this long ago under a "queued"
+# marker was taken by a worker that died (or lost Redis) before it could say so.
+TAKEN_GRACE = 10.0
 # Ready articles looked at for lost share planning: those that became ready this recently.
 PLAN_LOOKBACK = timedelta(hours=1)
 BATCH = 500
@@ -262,7 +271,10 @@ def live_nodes(client: redis.Redis) -> dict[str, str]:
 
 
 def in_flight(value: str | bytes | None, nodes: dict[str, str]) -> bool:
-    """Whether a work marker says a live message (or a failure's cool-down) covers the work."""
+    """Whether a work marker says a live message (or a failure's cool-down) covers the work.
+
+    A "queued" marker is only the marker's word: :func:`find_orphans` checks it against the broker.
+    """
     if value is None:
         return False
     parts = _text(value).split("|")
@@ -283,8 +295,13 @@ def _orphaned(
     ids: Iterable[Any],
     nodes: dict[str, str],
     why: dict[str, str] | None = None,
+    claims: dict[tuple[str, Any], str] | None = None,
 ) -> list[Any]:
-    """The ``ids`` no live marker covers; ``why`` gets, for the first few, the marker each one had."""
+    """The ``ids`` no live marker covers; ``why`` gets, for the first few, the marker each one had.
+
+    ``claims`` gets ``{(kind, id): task id}`` of the ids covered only by a "queued" marker, for
+    :func:`_unbacked` to check against the broker.
+    """
     wanted = list(dict.fromkeys(ids))
     if not wanted or client is None:
         return wanted
@@ -292,6 +309,11 @@ def _orphaned(
     found = [
         (work_id, value) for work_id, value in zip(wanted, values, strict=True) if not in_flight(value, nodes)
     ]
+    if claims is not None:
+        for work_id, value in zip(wanted, values, strict=True):
+            parts = _text(value).split("|") if value is not None else []
+            if len(parts) == 2 and parts[0] == "q":
+                claims[(kind, work_id)] = parts[1]
     if why is not None:
         for work_id, value in found[:3]:
             why[f"{kind}:{work_id}"] = _describe(value, nodes)
@@ -328,15 +350,88 @@ def find_orphans(rt: Runtime, client: redis.Redis | None, now: datetime | None =
     shares = stale_shares(rt, timedelta(seconds=MIN_AGE))
     nodes = live_nodes(client) if client is not None else {}
     why: dict[str, str] = {}
+    claims: dict[tuple[str, Any], str] = {}
+    remaining: dict[str, list[Any]] = {
+        "crawl": crawls,
+        "process": articles,
+        "plan": plans,
+        "deliver": shares,
+        "render": renders,
+    }
+    orphaned = {kind: _orphaned(client, kind, ids, nodes, why, claims) for kind, ids in remaining.items()}
+    if client is not None and claims:
+        # A "queued" marker whose message is not queued, nor held by a worker that said so.
+        unbacked = _unbacked(client, claims)
+        for kind, ids in remaining.items():
+            lost = {work_id for (k, work_id) in unbacked if k == kind}
+            if lost:
+                covered = set(orphaned[kind]) | lost
+                orphaned[kind] = [work_id for work_id in dict.fromkeys(ids) if work_id in covered]
+        for (kind, work_id), reason in list(unbacked.items())[:3]:
+            why[f"{kind}:{work_id}"] = reason
     found = Orphans(
-        crawls=_orphaned(client, "crawl", crawls, nodes, why),
-        articles=_orphaned(client, "process", articles, nodes, why),
-        plans=_orphaned(client, "plan", plans, nodes, why),
-        shares=_orphaned(client, "deliver", shares, nodes, why),
-        renders=_orphaned(client, "render", renders, nodes, why),
+        crawls=orphaned["crawl"],
+        articles=orphaned["process"],
+        plans=orphaned["plan"],
+        shares=orphaned["deliver"],
+        renders=orphaned["render"],
         why=why,
     )
     return _confirmed(rt, found) if client is not None else found
+
+
+def _unbacked(client: redis.Redis, claims: dict[tuple[str, Any], str]) -> dict[tuple[str, Any], str]:
+    """The ``claims`` (work covered by a "queued" marker naming a task id) the broker does not back.
+
+    A claim is backed while its message waits in a queue, or was taken by a worker less than
+    :data:`TAKEN_GRACE` ago (that worker is about to mark it held). Taken longer ago under a marker
+    that still says "queued": the worker died (kill -9, Redis lost) between taking the message and
+    marking it, and kombu would hand the message back only after the visibility timeout. In no queue
+    and not taken: the message is lost. A queue longer than :data:`broker.SCAN_LIMIT` that was not
+    read to its end backs what it may hold. Returns ``{claim: why}``; a marker that changed while the
+    broker was read (a worker marked it meanwhile) is no longer the claim checked.
+    """
+    now = time.time()
+    held = broker.taken(client)
+    unbacked: dict[tuple[str, Any], str] = {}
+    rest: dict[tuple[str, Any], str] = {}
+    for key, task_id in claims.items():
+        since = held.get(task_id)
+        if since is None:
+            rest[key] = task_id
+        elif now - since >= TAKEN_GRACE:
+            unbacked[key] = f"marked queued, but a worker took its message {now - since:.0f} s ago unmarked"
+    missing: dict[tuple[str, Any], str] = {}
+    for queues, sought in _by_queue(rest).items():
+        queued = broker.waiting(client, set(sought.values()), queues)
+        if queued is not None:
+            missing.update({key: task_id for key, task_id in sought.items() if task_id not in queued})
+    if missing:
+        # Taken while the queues were read: it is in ``unacked`` now.
+        held = broker.taken(client)
+        for key, task_id in missing.items():
+            if task_id not in held:
+                unbacked[key] = "marked queued, but its message is in no queue and not taken"
+    if not unbacked:
+        return {}
+    keys = list(unbacked)
+    values = client.mget([marker_key(kind, work_id) for kind, work_id in keys])
+    return {
+        key: unbacked[key]
+        for key, value in zip(keys, values, strict=True)
+        if value is not None and _text(value) == queued_marker(claims[key])
+    }
+
+
+def _by_queue(claims: dict[tuple[str, Any], str]) -> dict[tuple[str, ...], dict[tuple[str, Any], str]]:
+    """``claims`` grouped by the queue their task is routed to (every queue for a task without a route)."""
+    kinds = {kind: task for task, kind in TRACKED.items()}
+    routes = celery_app.conf.task_routes or {}
+    grouped: dict[tuple[str, ...], dict[tuple[str, Any], str]] = {}
+    for (kind, work_id), task_id in claims.items():
+        queue = (routes.get(kinds[kind]) or {}).get("queue")
+        grouped.setdefault((queue,) if queue else QUEUES, {})[(kind, work_id)] = task_id
+    return grouped
 
 
 def _confirmed(rt: Runtime, found: Orphans) -> Orphans:

@@ -30,6 +30,7 @@ import random
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -47,6 +48,7 @@ from tests.pipeline.sitegen import Story
 from tests.support.faults import kill_redis, restart_postgres, restart_redis
 from tests.support.httpserver import HTTPTestServer, Request, Response
 from tests.support.services import ROOT, PostgresServer, RedisServer, Syndicate
+from worker import broker, sweep
 
 pytestmark = pytest.mark.integration
 
@@ -625,3 +627,161 @@ def test_slow_and_huge_source_beside_a_normal_one(
         )
     finally:
         rig.stop()
+
+
+DIE_ON = ("syndicate.process_article", "syndicate.render_feed", "syndicate.deliver_share")
+
+
+def _unmarked_worker(rig: Rig, task: str) -> subprocess.Popen[bytes]:
+    """A worker (``tests/support/unmarked_worker.py``) that kill -9s itself on taking a ``task`` message,
+    after kombu filed it in ``unacked`` and before its work marker says so."""
+    rig.started += 1
+    name = f"w{rig.started}"
+    with open(rig.tmp / f"{name}.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, str(ROOT / "tests/support/unmarked_worker.py"), task, "worker"),
+                *("--concurrency", "2", "--hostname", f"{name}@%h"),
+            ],
+            env=rig.syn.env,
+            cwd=rig.tmp,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    rig.syn.procs.append((name, proc))
+    rig.workers.append(proc)
+    return proc
+
+
+def test_kill_between_dequeue_and_marker(tmp_path: Path, parts: tuple[Site, Hooks, RedisServer]) -> None:
+    """Workers killed the moment they took a message (process, render, share): the marker still says
+    "queued" and kombu holds the message in ``unacked`` for the visibility timeout, an hour here as by
+    default; the sweep must bring every such work back within a minute, each post still made once."""
+    site, hooks, server = parts
+    urls = site.add("news", 6)
+    hooks.plan = lambda _endpoint: (200, {}, 0.2)
+    rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks)
+    rig.syn.env["SYNDICATE_VISIBILITY_TIMEOUT"] = "3600"  # kombu's own recovery: an hour away
+    client = redis.Redis.from_url(server.url)
+    try:
+        rig.beat()
+        stranded: dict[str, str] = {}
+        for task in DIE_ON:
+            proc = _unmarked_worker(rig, task)
+            try:
+                proc.wait(120)  # it kills itself once it takes a message of ``task``
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"no {task} message reached the worker\n{rig.syn.logs()}") from None
+            kind = sweep.TRACKED[task]
+            for task_id in broker.taken(client):
+                for key in client.scan_iter(f"{sweep.PREFIX}{kind}:*"):
+                    if client.get(key) == sweep.queued_marker(task_id).encode():
+                        stranded[task] = key.decode()
+        killed = time.monotonic()
+        # The window was hit for each: a message taken (in ``unacked``) under a marker saying "queued".
+        assert set(stranded) == set(DIE_ON), (stranded, rig.syn.logs())
+        rig.worker()
+        recover = rig.wait_complete(urls, killed, timeout=60)
+        rig.record("kill -9 between dequeue and marker (process, render, share)", len(DIE_ON), urls, recover)
+        assert rig.swept() > 0
+    finally:
+        rig.stop()
+
+
+SLOW_ANSWER = 4.0  # seconds the slow partner takes to answer: below the 15 s share timeout
+SLOW_SHARES = 8
+FAST_SHARES = 4
+
+
+def test_slow_endpoint_beside_a_fast_one(tmp_path: Path, parts: tuple[Site, Hooks, RedisServer]) -> None:
+    """A worker of two slots, a webhook partner answering in 4 s with 8 shares queued first, and a file
+    endpoint whose 4 articles are pushed while those sends go on: the file shares must not wait for the
+    slow partner's backlog (they waited for all of it: written 181-226 s after their articles)."""
+    site, hooks, server = parts
+    slow_urls = site.add("slow", SLOW_SHARES)
+    site.add("fast", 0)
+    hooks.plan = lambda endpoint: (200, {}, SLOW_ANSWER if endpoint == "partner" else 0.0)
+    out = tmp_path / "shares.jsonl"
+    (tmp_path / "syndicate.yaml").write_text(
+        'fetch: {allow_hosts: ["127.0.0.1"], timeout: 10s, robots: false}\n'
+        "sources:\n"
+        + "".join(
+            f'  - {{name: {s}, kind: listing, url: "{site.url(f"/{s}/")}", schedule: 1d, backfill: 100,'
+            ' options: {link_selector: "a.post-link"}}\n'
+            for s in ("slow", "fast")
+        )
+        + "feeds: [{name: all, title: All partner news}]\n"
+        "endpoints:\n"
+        f'  - {{name: partner, kind: webhook, url: "{hooks.url("partner")}",'
+        ' secret: "${FAULT_HOOK_SECRET}", back_catalogue: true, sources: [slow]}\n'
+        f'  - {{name: log, kind: file, path: "{out}", back_catalogue: true, sources: [fast]}}\n',
+        encoding="utf-8",
+    )
+    syn = Syndicate.make(
+        tmp_path,
+        {
+            "SYNDICATE_CONFIG": str(tmp_path / "syndicate.yaml"),
+            "DATABASE_URL": _sqlite(tmp_path),
+            "REDIS_URL": server.url,
+            "SYNDICATE_VAR_DIR": str(tmp_path / "var"),
+            "FAULT_HOOK_SECRET": SECRET,
+        },
+    )
+    assert syn.run("migrate").returncode == 0
+
+    def slow_posts() -> list[Delivery]:
+        with hooks.lock:
+            return [d for d in hooks.deliveries if d.endpoint == "partner"]
+
+    def written() -> list[str]:
+        lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
+        return [json.loads(line)["data"]["url"].split("?")[0] for line in lines]
+
+    try:
+        syn.start("w1", "worker", "--concurrency", "2", "--hostname", "w1@%h")
+        syn.start("beat", "beat")
+        # The slow partner's backlog is queued and its sends have held both slots for a round.
+        assert _wait(lambda: len(slow_posts()) >= 3, 90), syn.logs()
+        first_slow = time.monotonic() - SLOW_ANSWER
+        fast_urls = site.add("fast", FAST_SHARES)
+        pushed = time.monotonic()
+        res = syn.run("crawl", "fast")
+        assert res.returncode == 0, res.stderr
+        arrived: dict[str, float] = {}
+        deadline = time.monotonic() + 120
+        while len(arrived) < FAST_SHARES and time.monotonic() < deadline:
+            for url in written():
+                arrived.setdefault(url, time.monotonic() - pushed)
+            time.sleep(0.1)
+        assert set(arrived) == set(fast_urls), (arrived, syn.logs())
+        fast = max(arrived.values())
+        assert _wait(lambda: len({d.url for d in slow_posts() if d.status < 300}) == SLOW_SHARES, 150)
+        slow_total = time.monotonic() - first_slow
+        time.sleep(2 * SLOW_ANSWER)  # anything still coming (a second post) comes now
+        # Each post once: one webhook-id per slow article, one line per fast article.
+        posts = hooks.accepted()
+        slow_seen = {url for (endpoint, url) in posts if endpoint == "partner"}
+        duplicates = sum(len(ids) - 1 for ids in posts.values()) + len(written()) - len(set(written()))
+        redeliveries = sum(sum(ids.values()) - len(ids) for ids in posts.values())
+        row = Row(
+            fault=f"slow partner ({SLOW_ANSWER:.0f} s answers, {SLOW_SHARES} shares queued first) beside a "
+            f"file endpoint: its {FAST_SHARES} shares written {fast:.1f} s after the push, the slow ones "
+            f"took {slow_total:.0f} s",
+            injected=SLOW_SHARES,
+            articles=SLOW_SHARES + FAST_SHARES,
+            expected=SLOW_SHARES + FAST_SHARES,
+            seen=len(slow_seen & set(slow_urls)) + len(set(written()) & set(fast_urls)),
+            duplicates=duplicates,
+            redeliveries=redeliveries,
+            losses=SLOW_SHARES + FAST_SHARES - len(slow_seen) - len(set(written())),
+            recover=fast,
+            swept=0,
+        )
+        ROWS.append(row)
+        print(f"\n{row.fault}: {row}")
+        assert row.losses == 0 and row.duplicates == 0 and row.seen == row.expected, row
+        # The fast endpoint's shares did not wait for the slow partner's backlog.
+        assert fast < slow_total / 2, (fast, slow_total)
+    finally:
+        syn.stop()

@@ -13,16 +13,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
+from celery import Celery
+from kombu import Connection
 from sqlalchemy import update
 
 from tests.pipeline.conftest import Pipe
 from tests.pipeline.receivers import Answer, Receiver
 from tests.support.services import RedisServer
+from worker import broker as broker_view
 from worker import heartbeat, sweep
+from worker.app import app as celery_app
 from worker.outbox import deliver_share, plan_shares, set_endpoint_enabled
 from worker.pipeline import render_feed, stale_work
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
@@ -33,12 +37,34 @@ LONG_AGO = timedelta(minutes=5)
 
 
 @pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    """A flushed Redis database of its own (markers, node boots, heartbeats)."""
-    conn = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/9")
+def broker_url(redis_server: RedisServer) -> str:
+    """A Redis database of its own: broker (queues), markers, node boots, heartbeats."""
+    return redis_server.url.rsplit("/", 1)[0] + "/9"
+
+
+@pytest.fixture
+def client(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """That database, flushed; the marker signal handlers write to it too."""
+    conn = redis.Redis.from_url(broker_url)
     conn.flushdb()
+    monkeypatch.setattr(sweep, "_client", conn)
     yield conn
     conn.flushdb()
+
+
+@pytest.fixture
+def broker(broker_url: str, client: redis.Redis) -> Iterator[Celery]:
+    """A Celery app of its own on that database, to send real task messages to the real queues."""
+    app = Celery("sweep-test", broker=broker_url)
+    yield app
+    app.close()
+
+
+def enqueue(broker: Celery, task: str, work_id: object) -> str:
+    """Send a real message for ``task`` to its queue (what ``.delay`` does; the publish handler marks
+    it queued); return its task id."""
+    queue = str(celery_app.conf.task_routes[task]["queue"])
+    return str(broker.send_task(task, args=[work_id], queue=queue).id)
 
 
 @pytest.fixture
@@ -80,7 +106,7 @@ def live(client: redis.Redis, node: str, boot: str) -> None:
 
 
 def test_pending_articles_are_orphans_unless_young_queued_or_held_by_a_live_node(
-    pipe: Pipe, client: redis.Redis
+    pipe: Pipe, client: redis.Redis, broker: Celery
 ) -> None:
     ids = pipe.crawl("valley")
     assert len(ids) == 3
@@ -90,7 +116,7 @@ def test_pending_articles_are_orphans_unless_young_queued_or_held_by_a_live_node
     assert sweep.find_orphans(pipe.rt, client).articles == ids  # no marker: the messages were lost
 
     queued, held, dead = ids
-    sweep.mark_published(client, "syndicate.process_article", "t1", [queued])
+    enqueue(broker, "syndicate.process_article", queued)
     live(client, "w1@host", "boot-a")
     sweep.mark_received(client, "syndicate.process_article", "t2", [held], "w1@host")
     client.set(sweep.marker_key("process", held), sweep.held_marker("w1@host", "t2", "boot-a"))
@@ -109,8 +135,56 @@ def test_pending_articles_are_orphans_unless_young_queued_or_held_by_a_live_node
     assert sweep.find_orphans(pipe.rt, client).articles == []
 
 
+def test_a_queued_marker_counts_only_while_the_broker_backs_it(
+    pipe: Pipe, client: redis.Redis, broker: Celery, broker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A "queued" marker whose message a worker took but never marked held (it died in between), or
+    whose message is in no queue, covers nothing: the sweep does not wait an hour for kombu."""
+    ids = pipe.crawl("valley")
+    age(pipe, Article, ids, last_seen_at=utcnow() - LONG_AGO)
+    taken, _waiting, lost = ids  # the middle one stays queued throughout
+    task_ids = {article_id: enqueue(broker, "syndicate.process_article", article_id) for article_id in ids}
+    assert all(client.get(sweep.marker_key("process", i)) == f"q|{task_ids[i]}".encode() for i in ids)
+    assert sweep.find_orphans(pipe.rt, client).articles == []  # all three wait in the fetch queue
+
+    # ``lost``'s message vanishes (popped and never filed; a Redis restored from an older snapshot).
+    messages = cast(list[bytes], client.lrange("fetch", 0, -1))
+    [raw] = [m for m in messages if task_ids[lost].encode() in m]
+    assert client.lrem("fetch", 1, raw.decode()) == 1
+    found = sweep.find_orphans(pipe.rt, client)
+    assert found.articles == [lost]
+    assert found.why == {f"process:{lost}": "marked queued, but its message is in no queue and not taken"}
+
+    # A queue too long to read to its end backs what it may hold.
+    monkeypatch.setattr(broker_view, "SCAN_PAGE", 1)
+    monkeypatch.setattr(broker_view, "SCAN_LIMIT", 1)
+    assert sweep.find_orphans(pipe.rt, client).articles == []
+    monkeypatch.undo()
+    monkeypatch.setattr(sweep, "_client", client)
+
+    # A worker takes ``taken``'s message as kombu does (filed in ``unacked``) and does not mark it.
+    with Connection(broker_url) as conn:
+        queue = conn.SimpleQueue("fetch")
+        message = queue.get(timeout=5)
+        assert message.headers["id"] == task_ids[taken]
+        assert broker_view.taken(client).keys() == {task_ids[taken]}
+        # Just taken: the worker is about to mark it.
+        assert sweep.find_orphans(pipe.rt, client).articles == [lost]
+        # Taken longer ago than a live worker needs to mark it: the worker died in between.
+        [tag] = cast(list[bytes], client.hkeys(broker_view.UNACKED))
+        client.zadd(broker_view.UNACKED_INDEX, {tag: time.time() - sweep.TAKEN_GRACE - 1})
+        found = sweep.find_orphans(pipe.rt, client)
+        assert found.articles == [taken, lost]
+        assert found.why[f"process:{taken}"].startswith("marked queued, but a worker took its message")
+        # Once the worker marks it held (a live node), it is covered again.
+        live(client, "w1@host", sweep.BOOT)
+        sweep.mark_received(client, "syndicate.process_article", task_ids[taken], [taken], "w1@host")
+        assert sweep.find_orphans(pipe.rt, client).articles == [lost]
+        queue.close()
+
+
 def test_an_interrupted_crawl_is_an_orphan_and_the_articles_it_holds_are_not(
-    pipe: Pipe, client: redis.Redis
+    pipe: Pipe, client: redis.Redis, broker: Celery
 ) -> None:
     ids = pipe.crawl("valley")
     source_id = pipe.source_id("valley")
@@ -122,12 +196,16 @@ def test_an_interrupted_crawl_is_an_orphan_and_the_articles_it_holds_are_not(
     found = sweep.find_orphans(pipe.rt, client)
     assert found.crawls == [source_id]
     assert found.articles == ids[2:]  # the crawl enqueues the held ones when it completes
-    sweep.mark_published(client, "syndicate.crawl_source", "c1", [source_id], eta=None)
+    enqueue(broker, "syndicate.crawl_source", source_id)
     assert sweep.find_orphans(pipe.rt, client).crawls == []
 
 
 def test_ready_articles_an_endpoint_selects_without_share_rows_are_orphans(
-    make_pipe: Callable[..., Pipe], site_config: dict[str, Any], client: redis.Redis, receiver: Receiver
+    make_pipe: Callable[..., Pipe],
+    site_config: dict[str, Any],
+    client: redis.Redis,
+    receiver: Receiver,
+    broker: Celery,
 ) -> None:
     pipe = make(
         make_pipe,
@@ -143,7 +221,7 @@ def test_ready_articles_an_endpoint_selects_without_share_rows_are_orphans(
     age(pipe, Article, ids, changed_at=utcnow() - timedelta(minutes=2))
     assert sweep.find_orphans(pipe.rt, client).plans == sorted(ids)
 
-    sweep.mark_published(client, "syndicate.plan_shares", "p1", [ids[0]])
+    enqueue(broker, "syndicate.plan_shares", ids[0])
     assert sweep.find_orphans(pipe.rt, client).plans == sorted(ids[1:])
     for article_id in ids[1:]:
         planned = plan_shares(pipe.rt, article_id)
@@ -157,7 +235,11 @@ def test_ready_articles_an_endpoint_selects_without_share_rows_are_orphans(
 
 
 def test_shares_due_or_claimed_past_the_lease_are_orphans_unless_in_flight_or_held(
-    make_pipe: Callable[..., Pipe], site_config: dict[str, Any], client: redis.Redis, receiver: Receiver
+    make_pipe: Callable[..., Pipe],
+    site_config: dict[str, Any],
+    client: redis.Redis,
+    receiver: Receiver,
+    broker: Celery,
 ) -> None:
     pipe = make(make_pipe, site_config, hook(receiver.url), {**hook(receiver.url), "name": "paused"})
     ids = pipe.crawl_and_process("valley")
@@ -175,7 +257,7 @@ def test_shares_due_or_claimed_past_the_lease_are_orphans_unless_in_flight_or_he
     waiting, queued, claimed = hook_shares
     now = utcnow()
     age(pipe, Share, [waiting], not_before=now + timedelta(minutes=1))  # its retry is not due yet
-    sweep.mark_published(client, "syndicate.deliver_share", "d1", [queued], eta=None)
+    enqueue(broker, "syndicate.deliver_share", queued)
     age(pipe, Share, [claimed], status="sending", claimed_at=now - timedelta(seconds=30))
     assert sweep.find_orphans(pipe.rt, client).shares == []  # a fresh claim may be a live send
 
@@ -222,7 +304,7 @@ def test_two_deliveries_of_one_orphan_post_it_once(
 
 
 def test_feeds_whose_newest_change_is_newer_than_their_render_are_orphans(
-    pipe: Pipe, client: redis.Redis
+    pipe: Pipe, client: redis.Redis, broker: Celery
 ) -> None:
     ids = pipe.crawl_and_process("valley")
     long_ago = utcnow() - LONG_AGO
@@ -237,7 +319,7 @@ def test_feeds_whose_newest_change_is_newer_than_their_render_are_orphans(
     # A change after the render whose render was lost.
     age(pipe, Article, [ids[0]], changed_at=utcnow() - timedelta(seconds=sweep.MIN_AGE + 1))
     assert sweep.find_orphans(pipe.rt, client).renders == ["all"]
-    sweep.mark_published(client, "syndicate.render_feed", "r1", ["all"])
+    enqueue(broker, "syndicate.render_feed", "all")
     assert sweep.find_orphans(pipe.rt, client).renders == []  # one is queued
     client.flushdb()
     # A render that started after the change but changed no bytes still counts (recorded in Redis).
@@ -284,7 +366,7 @@ def test_finished_runs_drop_their_marker_and_failures_cool_down(client: redis.Re
     assert client.keys(sweep.PREFIX + "*") == [sweep.NODES_KEY.encode()]
 
 
-def test_concurrent_sweeps_enqueue_once(pipe: Pipe, client: redis.Redis) -> None:
+def test_concurrent_sweeps_enqueue_once(pipe: Pipe, client: redis.Redis, broker: Celery) -> None:
     ids = pipe.crawl("valley")
     age(pipe, Article, ids, last_seen_at=utcnow() - LONG_AGO)
     client.set(sweep.LOCK_KEY, "another sweep", px=5000)
@@ -295,7 +377,7 @@ def test_concurrent_sweeps_enqueue_once(pipe: Pipe, client: redis.Redis) -> None
     assert client.get(sweep.LOCK_KEY) is None  # released
     # What a sweep enqueues is marked as queued by the publish handler: the next sweep finds nothing.
     for article_id in found.articles:
-        sweep.mark_published(client, "syndicate.process_article", f"s{article_id}", [article_id])
+        enqueue(broker, "syndicate.process_article", article_id)
     again = sweep.sweep(pipe.rt, client)
     assert again is not None and not again
 

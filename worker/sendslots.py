@@ -1,0 +1,194 @@
+"""Send slots: a slow partner never holds every slot of a worker.
+
+A worker node runs ``concurrency`` tasks at once (its slots). A share's send holds its slot until the
+partner answers; when every slot of a node waits on slow partners (a webhook answering in 10 s, Slack
+in 5 s), nothing else runs there: measured with concurrency 2, file shares of articles pushed 60 s
+later were written 181-226 s later.
+
+So the sends to *slow* endpoints together may hold at most ``concurrency - 1`` slots of a node; a send
+over that budget is not started but rescheduled (the share's task comes back after about one slow send,
+holding no slot meanwhile), and the free slot serves everything else: other endpoints' shares, fetches,
+renders. An endpoint is slow while its last send took longer than :data:`SLOW_AFTER` (kept in Redis for
+an hour) or one of its sends on this node has been in flight that long. Endpoints not known to be slow
+(fast ones, and any before its first send) are never held back, so a fast partner's shares start as
+soon as a slot is free, and with a node of one slot nothing is held back at all.
+
+The sends in flight of a node are a Redis sorted set (member ``<endpoint>|<pid>|<token>``, score: the
+start), checked and added to in one script. Entries of processes that died (a pool child killed by a
+time limit) are dropped by the next acquire, and any older than :data:`STALE_AFTER` regardless. The
+node's name and slot count come from Celery's ``worker_init`` (main process, before the pool forks); a
+process that is not a worker node (the CLI sending inline) is never held back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import signals
+
+log = logging.getLogger(__name__)
+
+SLOW_AFTER = 2.0
+STALE_AFTER = 600.0
+# A refused send is tried again after about the endpoint's last send time, within these bounds.
+MIN_WAIT = 1.0
+MAX_WAIT = 30.0
+PREFIX = "syndicate:send-slots:"
+SECONDS_PREFIX = "syndicate:send-seconds:"
+
+# Set in the worker's main process by ``worker_init``; the pool's children inherit them.
+_node: str | None = None
+_slots = 0
+
+# KEYS[1] the node's in-flight set. ARGV: now, slow_after, budget, endpoint, member, seconds prefix,
+# stale before. Returns '0' (started) or the endpoint's last send time (refused; '' if none).
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[7])
+local now, slow_after = tonumber(ARGV[1]), tonumber(ARGV[2])
+local function known_slow(name)
+  local s = tonumber(redis.call('GET', ARGV[6] .. name) or '0') or 0
+  return s > slow_after
+end
+local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local held, mine = 0, known_slow(ARGV[4])
+for i = 1, #entries, 2 do
+  local name = string.match(entries[i], '^(.*)|[^|]*|[^|]*$') or ''
+  local long = now - tonumber(entries[i + 1]) > slow_after
+  if long or known_slow(name) then
+    held = held + 1
+    if name == ARGV[4] then mine = true end
+  end
+end
+if mine and held >= tonumber(ARGV[3]) then
+  return redis.call('GET', ARGV[6] .. ARGV[4]) or ''
+end
+redis.call('ZADD', KEYS[1], now, ARGV[5])
+redis.call('EXPIRE', KEYS[1], 3600)
+return '0'
+"""
+
+
+def on_worker_init(sender: Any = None, **_: Any) -> None:
+    """``worker_init``: note this node's name and slot count (before the pool forks its children)."""
+    global _node, _slots
+    concurrency = getattr(sender, "concurrency", 0)
+    _node = str(getattr(sender, "hostname", "") or "") or None
+    _slots = concurrency if isinstance(concurrency, int) else 0
+
+
+def connect_signals() -> None:
+    """Connect :func:`on_worker_init` (idempotent)."""
+    signals.worker_init.connect(on_worker_init, weak=False, dispatch_uid="syndicate-send-slots")
+
+
+def configure(node: str | None, slots: int) -> None:
+    """Set this process's node and slot count (what ``worker_init`` does; for tests and tools)."""
+    global _node, _slots
+    _node, _slots = node, slots
+
+
+@dataclass
+class Slot:
+    """A send slot: ``wait`` > 0 means refused (try again in ``wait`` seconds); else release when done."""
+
+    wait: float = 0.0
+    client: Any = None
+    key: str = ""
+    member: str = ""
+    endpoint: str = ""
+    started: float | None = None
+
+    def sending(self) -> None:
+        """The send itself starts (the share is claimed): from now on the slot times it."""
+        self.started = time.monotonic()
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        release(self)
+
+
+_client: Any = None
+_script: Any = None
+_lock = threading.Lock()
+
+
+def _acquire_script(client: Any) -> Any:
+    global _client, _script
+    with _lock:
+        if client is not _client:
+            _client, _script = client, client.register_script(_ACQUIRE)
+        return _script
+
+
+def _drop_dead(client: Any, key: str) -> None:
+    """Remove the entries of this node's processes that no longer exist (a killed pool child)."""
+    dead = []
+    for member in client.zrange(key, 0, -1):
+        text = member.decode() if isinstance(member, bytes) else str(member)
+        try:
+            os.kill(int(text.rsplit("|", 2)[1]), 0)
+        except ProcessLookupError:
+            dead.append(member)
+        except (ValueError, IndexError, PermissionError):
+            continue
+    if dead:
+        client.zrem(key, *dead)
+
+
+def acquire(client: Any, endpoint: str) -> Slot:
+    """Take a send slot for ``endpoint`` on this node, or say how long to wait (see the module doc)."""
+    if client is None or _node is None or _slots < 2:
+        return Slot(endpoint=endpoint)
+    key = PREFIX + _node
+    member = f"{endpoint}|{os.getpid()}|{uuid.uuid4().hex[:8]}"
+    try:
+        _drop_dead(client, key)
+        answer = _acquire_script(client)(
+            keys=[key],
+            args=[
+                time.time(),
+                SLOW_AFTER,
+                _slots - 1,
+                endpoint,
+                member,
+                SECONDS_PREFIX,
+                time.time() - STALE_AFTER,
+            ],
+        )
+    except redis.RedisError as exc:
+        log.warning("send slots unavailable (%s): sending without the slow-partner budget", exc)
+        return Slot(endpoint=endpoint)
+    text = answer.decode() if isinstance(answer, bytes) else str(answer)
+    if text == "0":
+        return Slot(client=client, key=key, member=member, endpoint=endpoint)
+    last = float(text or MIN_WAIT)
+    return Slot(wait=min(max(last, MIN_WAIT), MAX_WAIT) * random.uniform(0.8, 1.2), endpoint=endpoint)
+
+
+def release(slot: Slot) -> None:
+    """Free the slot, and record how long the send took (what makes an endpoint slow), if one started:
+    a share found sent or claimed by another worker meanwhile says nothing about the partner."""
+    if not slot.member or slot.client is None:
+        return
+    try:
+        pipe = slot.client.pipeline(transaction=False)
+        pipe.zrem(slot.key, slot.member)
+        if slot.started is not None:
+            seconds = time.monotonic() - slot.started
+            pipe.set(SECONDS_PREFIX + slot.endpoint, f"{seconds:.3f}", ex=3600)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("send slot of %s not released (it expires): %s", slot.endpoint, exc)
+
+
+connect_signals()
