@@ -389,9 +389,16 @@ class Fetcher:
 
         RFC 9309 says to crawl nothing while robots.txt is unreachable; that is an outage, not a
         verdict on the URL, so it is a :class:`TransientFetchError` retried once the short cache
-        entry expired, not a :class:`Disallowed` that would skip the URL for good.
+        entry expired, not a :class:`Disallowed` that would skip the URL for good. A robots.txt the
+        SSRF guard refuses (its host, a redirect hop, or the address its connection would go to)
+        refuses the page too, as :class:`BlockedURL`: nothing is known about the site's rules, and
+        a host that rebinds between two lookups is not one to ask again.
         """
-        rules = self.robots.rules(url, guard=guard, patience=patience)
+        try:
+            rules = self.robots.rules(url, guard=guard, patience=patience)
+        except BlockedURL as exc:
+            # The guard refused robots.txt (or a hop of its redirects): the page is not fetched either.
+            raise BlockedURL(f"robots.txt was refused ({exc}), so {url} is not fetched", url) from None
         if rules.state == "disallow":
             retry_after = max(1.0, rules.expires - self.robots.clock())
             raise TransientFetchError(
@@ -437,8 +444,8 @@ class Fetcher:
                 obey_robots=False,
                 before_body=_wants_robots_body,
             )
-        except HostBusy:
-            raise
+        except (HostBusy, BlockedURL):
+            raise  # a refused robots.txt refuses its origin's pages (see _obey_robots)
         except TransientFetchError as exc:
             return RobotsAnswer("disallow", reason=f"unreachable: {exc}")
         except FetchError as exc:
