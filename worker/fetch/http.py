@@ -6,7 +6,9 @@ whole exchange (enforced by a watchdog that shuts the socket), the streamed size
 bytes) and the SSRF guard (:mod:`worker.ssrf`). What is the Fetcher's own:
 
 - it follows redirects itself, so that every hop passes the guard, robots.txt and the host limit,
-  and the deadline covers the whole chain;
+  and the deadline covers the whole chain; each hop's connection goes to the addresses the guard
+  checked when connecting (:class:`~worker.http.HttpClient` pins them), not to a second answer
+  from DNS;
 - politeness: robots.txt (:mod:`worker.fetch.robots`, exposed as :attr:`Fetcher.robots`) is
   obeyed for our user agent, a disallowed URL raises :class:`~worker.errors.Disallowed` and is
   never requested; requests to one host (``host:port``) are spaced by
@@ -367,11 +369,16 @@ class Fetcher:
             elif time.monotonic() > deadline:
                 raise TransientFetchError("redirects took too long", current)
             try:
-                # Check-then-connect: the address is resolved again when connecting, so a DNS
-                # rebinding attacker could still switch to a private address in between. Pinning
-                # the checked IP in a custom adapter would close that gap; acceptable for now.
+                # The check above refuses early (before robots.txt and the host limit); the one the
+                # connection trusts is the guard's again, on the addresses it connects to (pinned),
+                # so a name that resolves elsewhere by now (DNS rebinding) cannot get through.
                 answer = metrics.timed_fetch(
-                    self.http.get, current, headers=headers, before_body=before_body, deadline=deadline
+                    self.http.get,
+                    current,
+                    headers=headers,
+                    before_body=before_body,
+                    deadline=deadline,
+                    guard=guard,
                 )
             except TransportError as exc:
                 raise _fetch_error(exc) from None
