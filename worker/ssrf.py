@@ -195,9 +195,7 @@ class Guard:
         """
         host = host.strip("[]").rstrip(".").lower()
         url = f"//{host}:{port}"
-        for rule in self.deny:
-            if rule.matches_name(host, port):
-                raise BlockedURL(f"{host}:{port} is {rule.label or 'denied'}: never fetched", url)
+        self._refuse_denied_name(host, port, url)
         addresses = _resolve(host, port, url)
         if not self._trusted(host, port):
             self._check_addresses(host, port, addresses, url)
@@ -211,9 +209,7 @@ class Guard:
         """
         host = host.strip("[]").rstrip(".").lower()
         url = f"//{host}:{port}"
-        for rule in self.deny:
-            if rule.matches_name(host, port):
-                raise BlockedURL(f"{host}:{port} is {rule.label or 'denied'}: never fetched", url)
+        self._refuse_denied_name(host, port, url)
         if not self._trusted(host, port):
             self._check_addresses(host, port, [address], url)
 
@@ -236,10 +232,14 @@ class Guard:
             port = 443 if scheme == "https" else 80
         if _NUMERIC_HOST.match(host) and not _is_canonical_ipv4(host):
             raise BlockedURL(f"host {host!r} is a non-canonical numeric address", url)
+        self._refuse_denied_name(host, port, url)
+        return host, port
+
+    def _refuse_denied_name(self, host: str, port: int, url: str) -> None:
+        """Raise :class:`BlockedURL` if a deny rule names ``host`` (and ``port``)."""
         for rule in self.deny:
             if rule.matches_name(host, port):
                 raise BlockedURL(f"{host}:{port} is {rule.label or 'denied'}: never fetched", url)
-        return host, port
 
     def _trusted(self, host: str, port: int) -> bool:
         """Whether a name rule trusts ``host`` and no deny rule could match one of its addresses."""

@@ -199,9 +199,11 @@ class Fetcher:
     ``redis`` (a ``redis.Redis``) makes the robots.txt cache and the per-host limit shared by every
     worker; without it both hold per process. ``deny`` rules (see
     :func:`worker.ssrf.own_service_rules`) apply to ``ingest=True`` fetches only. A session passed
-    in is used as is (and not closed by :meth:`close`); the Fetcher's own session ignores proxy
-    and ``.netrc`` settings from the environment, so that partner requests never carry local
-    credentials and always go where the guard looked.
+    in is used as is (and not closed by :meth:`close`), and must have
+    :class:`~worker.http.WatchedAdapter` mounted, which pins each connection to the addresses the
+    guard checked (else every fetch is refused as blocked); the Fetcher's own session has it and
+    ignores proxy and ``.netrc`` settings from the environment, so that partner requests never
+    carry local credentials and always go where the guard looked.
     """
 
     def __init__(
