@@ -7,9 +7,11 @@ it passes (a per-read timeout alone lets a server that drips one byte at a time 
 ever), a cap on the body size while it streams (decoded bytes, so
 a gzip bomb counts at its inflated size), no redirects followed behind the caller's back, no proxy
 or ``.netrc`` credentials from the environment, and the SSRF guard (:mod:`worker.ssrf`) for URLs
-that did not come from the operator's config. It returns an :class:`Answer` (status, headers, the
-body read in full) or raises :class:`TransportError`, which says whether the request may have
-reached the server.
+that did not come from the operator's config, applied where it counts: the connection resolves the
+name once, checks every address and connects to exactly those (TLS and the Host header still use
+the name), so DNS rebinding cannot move a guarded request elsewhere. It returns an
+:class:`Answer` (status, headers, the body read in full) or raises :class:`TransportError`, which
+says whether the request may have reached the server.
 
 What an answer *means* is decided once, here: :func:`classify` maps a status to an
 :class:`Outcome`, and :func:`retry_delay` reads every rate-limit signal networks send
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import ipaddress
 import itertools
 import json
 import math
@@ -32,7 +35,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import requests
 import urllib3
@@ -40,6 +43,8 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.connection import create_connection
 
 from feeds.http import parse_http_date, parse_retry_after
 from worker.errors import BlockedURL, SyndicateError, TransientFetchError
@@ -334,11 +339,22 @@ _current = threading.local()
 
 
 class _WatchedMixin:
-    """A urllib3 connection that registers the calling thread's watch whenever a request starts on it."""
+    """A urllib3 connection under the deadline watchdog and, when guarded, pinned to checked addresses.
+
+    The calling thread's watch is registered whenever a request starts on the connection. While a
+    guarded request runs (``_current.guard``), a new connection resolves the host once through the
+    guard (:meth:`worker.ssrf.Guard.resolve`) and connects to exactly the addresses it checked, and
+    a pooled connection carries the request only if the address it is connected to passes the
+    guard (:meth:`worker.ssrf.Guard.check_peer`). urllib3 still uses the *name* for TLS SNI,
+    certificate verification and the Host header, since only the socket's destination changes.
+    """
 
     syndicate_watch: _Watch | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> None:
+        guard: Guard | None = getattr(_current, "guard", None)
+        if guard is not None and getattr(self, "sock", None) is not None:
+            self._check_peer(guard)
         watch: _Watch | None = getattr(_current, "watch", None)
         if watch is not None:
             _WATCHDOG.attach(watch, self)
@@ -351,6 +367,54 @@ class _WatchedMixin:
         watch = self.syndicate_watch
         if watch is not None and _WATCHDOG.fired(watch):
             _shutdown(self)  # the deadline passed while connecting
+
+    def _new_conn(self) -> socket.socket:
+        guard: Guard | None = getattr(_current, "guard", None)
+        conn = cast(HTTPConnection, self)
+        if guard is None:
+            return super()._new_conn()  # type: ignore[misc]
+        return _pinned_socket(conn, guard)
+
+    def _check_peer(self, guard: Guard) -> None:
+        """Refuse (BlockedURL) a guarded request on a pooled connection to an address the guard refuses."""
+        conn = cast(HTTPConnection, self)
+        try:
+            raw = str(conn.sock.getpeername()[0]).split("%", 1)[0]
+            peer = ipaddress.ip_address(raw)
+        except (OSError, ValueError, IndexError):
+            # Not connected any more (or not over IP): drop it, so the request opens a new, pinned one.
+            conn.close()
+            return
+        guard.check_peer(conn._dns_host, conn.port, peer)
+
+
+def _pinned_socket(conn: HTTPConnection, guard: Guard) -> socket.socket:
+    """A socket to an address ``guard`` resolved and checked for ``conn``'s host; no second lookup.
+
+    Raises BlockedURL or TransientFetchError (from the guard; :class:`HttpClient` maps them) or,
+    like urllib3, ConnectTimeoutError / NewConnectionError when no address answers.
+    """
+    host, port = conn._dns_host, conn.port
+    addresses = guard.resolve(host, port)
+    error: OSError | None = None
+    for address in addresses:
+        try:
+            # An address literal: getaddrinfo only parses it, nothing is looked up.
+            return create_connection(
+                (str(address), port),
+                conn.timeout,
+                source_address=conn.source_address,
+                socket_options=conn.socket_options,
+            )
+        except OSError as exc:
+            error = exc
+    shown = ", ".join(map(str, addresses))
+    if isinstance(error, TimeoutError):
+        raise ConnectTimeoutError(
+            conn, f"Connection to {host} ({shown}) timed out. (connect timeout={conn.timeout})"
+        ) from error
+    message = f"Failed to establish a new connection to {host} at {shown}: {error}"
+    raise NewConnectionError(conn, message) from error
 
 
 class _WatchedHTTPConnection(_WatchedMixin, HTTPConnection):
@@ -370,12 +434,27 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
 
 
 class WatchedAdapter(HTTPAdapter):
-    """A requests adapter whose connections obey the :class:`HttpClient` deadline watchdog."""
+    """A requests adapter whose connections obey the deadline watchdog and pin guarded requests.
+
+    A guarded request never goes through a proxy: the proxy would resolve the name itself, where
+    the guard cannot look. :class:`HttpClient`'s own sessions ignore proxy settings from the
+    environment anyway; a proxy set on a session passed in makes its guarded requests fail as
+    blocked (unguarded ones, to operator-configured URLs, may use it).
+    """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         """Build the pool manager with watched connection pools."""
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """The proxy's pool manager, for unguarded requests only."""
+        if getattr(_current, "guard", None) is not None:
+            raise BlockedURL(
+                f"a guarded request is not sent through a proxy ({proxy}): "
+                "the proxy would resolve the name again, where the SSRF guard cannot look"
+            )
+        return super().proxy_manager_for(proxy, **proxy_kwargs)
 
 
 class HttpClient:
@@ -383,9 +462,14 @@ class HttpClient:
 
     ``allow_hosts`` (see :mod:`worker.ssrf`) and ``deny`` make the SSRF guard used for requests
     made with ``guard=True``; a request may also pass its own :class:`~worker.ssrf.Guard`.
-    Operator-configured URLs (API base URLs, webhook URLs) are sent unguarded. The deadline
-    watchdog covers sessions this client creates; a session passed in keeps its own adapters, so
-    its exchanges are bounded only by the per-read timeout and the between-chunks deadline check.
+    Operator-configured URLs (API base URLs, webhook URLs) are sent unguarded. A guarded request
+    is checked twice: its URL's form before anything else, and the host's addresses by the
+    connection itself, which resolves the name once and connects to exactly the addresses it
+    checked (no DNS rebinding between check and connect; see :class:`_WatchedMixin`). The deadline
+    watchdog and the pinning cover sessions this client creates; a session passed in keeps its own
+    adapters, so its exchanges are bounded only by the per-read timeout and the between-chunks
+    deadline check, and its guarded requests are refused unless it has :class:`WatchedAdapter`
+    mounted.
     """
 
     def __init__(
@@ -437,6 +521,24 @@ class HttpClient:
         except TransientFetchError as exc:
             raise TransportError(str(exc), url) from None
 
+    def _check_form(self, url: str, guard: Guard) -> None:
+        """Before a guarded request: the URL's form (no DNS), and a session that can pin the connection."""
+        try:
+            guard.check_form(url)
+        except BlockedURL as exc:
+            raise TransportError(str(exc), url, blocked=True) from None
+        try:
+            adapter = self.session.get_adapter(url)
+        except requests.exceptions.InvalidSchema as exc:
+            raise TransportError(f"invalid URL: {exc}", url, blocked=True) from None
+        if not isinstance(adapter, WatchedAdapter):
+            raise TransportError(
+                f"a guarded request needs a session with {WatchedAdapter.__name__} mounted "
+                f"(this one has {type(adapter).__name__}), which connects to the addresses the guard checked",
+                url,
+                blocked=True,
+            )
+
     def request(
         self,
         method: str,
@@ -466,8 +568,9 @@ class HttpClient:
         """
         timeout = timeout if timeout is not None else self.timeout
         limit = max_bytes if max_bytes is not None else self.max_bytes
-        if guard:
-            self.check(url, guard if isinstance(guard, Guard) else None)
+        pinned = (guard if isinstance(guard, Guard) else self.guard) if guard else None
+        if pinned is not None:
+            self._check_form(url, pinned)
         started = time.monotonic()
         ends = started + timeout * DEADLINE_FACTOR
         if deadline is not None:
@@ -480,6 +583,7 @@ class HttpClient:
         sent_headers = {"User-Agent": self.user_agent, **(headers or {})}
         watch = _WATCHDOG.watch(ends)
         _current.watch = watch
+        _current.guard = pinned
         try:
             return self._exchange(
                 method,
@@ -505,6 +609,7 @@ class HttpClient:
             raise exc from None
         finally:
             _current.watch = None
+            _current.guard = None
             _WATCHDOG.done(watch)
 
     def _exchange(
@@ -538,6 +643,10 @@ class HttpClient:
             raise TransportError(f"invalid URL: {exc}", url, blocked=True) from None
         except requests.RequestException as exc:
             raise TransportError(f"request failed: {exc}", url) from None
+        except BlockedURL as exc:  # the connection's guard refused the address (see _WatchedMixin)
+            raise TransportError(str(exc), url, blocked=True) from None
+        except TransientFetchError as exc:  # the connection's guard could not resolve the host
+            raise TransportError(str(exc), url) from None
         with response:
             wanted = before_body(response) if before_body is not None else None
             body = b"" if wanted is False else _read_body(response, url, limit, ends)

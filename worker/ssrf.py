@@ -20,6 +20,14 @@ round them): :func:`own_service_rules` builds the ones that keep ingest-supplied
 Syndicate's own ports (web app, Flower, Redis) on loopback and on this host's addresses, whatever
 ``allow_hosts`` says. :class:`worker.http.HttpClient` applies a guard to every request made with
 ``guard=...``; the fetcher applies it to every redirect hop and to robots.txt.
+
+DNS rebinding: a name can resolve to a public address when checked and to 127.0.0.1 a moment
+later. So the check that counts is made when connecting: :meth:`Guard.resolve` resolves the name
+once and checks every address, and the connection (:mod:`worker.http`) goes to exactly those
+addresses, with TLS SNI, certificate verification and the Host header still using the name; a
+pooled connection is checked again by its peer address (:meth:`Guard.check_peer`) before it
+carries a guarded request. :meth:`Guard.check` remains an early refusal (before robots.txt and the
+host limit) and is not what the connection trusts.
 """
 
 from __future__ import annotations
@@ -175,6 +183,49 @@ class Guard:
 
     def check(self, url: str) -> None:
         """Raise :class:`BlockedURL` if ``url`` must not be fetched (see :func:`check_url`)."""
+        host, port = self._check_form(url)
+        if self._trusted(host, port):
+            return
+        self._check_addresses(host, port, _resolve(host, port, url), url)
+
+    def check_form(self, url: str) -> None:
+        """The checks of :meth:`check` that need no DNS: scheme, credentials, host form, deny names.
+
+        :class:`worker.http.HttpClient` runs these before a guarded request and leaves the
+        addresses to the connection (:meth:`resolve`), so that the name is resolved once.
+        """
+        self._check_form(url)
+
+    def resolve(self, host: str, port: int) -> list[Address]:
+        """Resolve ``host`` once and return its addresses, every one checked for ``port``.
+
+        The connection layer connects to exactly these addresses and resolves nothing itself, so a
+        resolver that answers a public address now and a private one the next time (DNS
+        rebinding) cannot move the connection to where the check did not look. Raises
+        :class:`BlockedURL` or, when the host does not resolve, :class:`TransientFetchError`.
+        """
+        host = host.strip("[]").rstrip(".").lower()
+        url = f"//{host}:{port}"
+        self._refuse_denied_name(host, port, url)
+        addresses = _resolve(host, port, url)
+        if not self._trusted(host, port):
+            self._check_addresses(host, port, addresses, url)
+        return addresses
+
+    def check_peer(self, host: str, port: int, address: Address) -> None:
+        """Raise :class:`BlockedURL` unless a connection to ``host`` at ``address`` may carry a request.
+
+        For a pooled connection opened earlier (perhaps under another guard): only the address it
+        is connected to counts, not what the name resolves to now.
+        """
+        host = host.strip("[]").rstrip(".").lower()
+        url = f"//{host}:{port}"
+        self._refuse_denied_name(host, port, url)
+        if not self._trusted(host, port):
+            self._check_addresses(host, port, [address], url)
+
+    def _check_form(self, url: str) -> tuple[str, int]:
+        """Scheme, credentials, host form and deny names of ``url``; its host and port."""
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -192,19 +243,27 @@ class Guard:
             port = 443 if scheme == "https" else 80
         if _NUMERIC_HOST.match(host) and not _is_canonical_ipv4(host):
             raise BlockedURL(f"host {host!r} is a non-canonical numeric address", url)
+        self._refuse_denied_name(host, port, url)
+        return host, port
+
+    def _refuse_denied_name(self, host: str, port: int, url: str) -> None:
+        """Raise :class:`BlockedURL` if a deny rule names ``host`` (and ``port``)."""
         for rule in self.deny:
             if rule.matches_name(host, port):
                 raise BlockedURL(f"{host}:{port} is {rule.label or 'denied'}: never fetched", url)
-        named = any(rule.matches_name(host, port) for rule in self.allow)
-        if named and not self.deny:
-            return
-        addresses = _resolve(host, port, url)
+
+    def _trusted(self, host: str, port: int) -> bool:
+        """Whether a name rule trusts ``host`` and no deny rule could match one of its addresses."""
+        return not self.deny and any(rule.matches_name(host, port) for rule in self.allow)
+
+    def _check_addresses(self, host: str, port: int, addresses: list[Address], url: str) -> None:
+        """Refuse ``addresses`` of ``host`` (on ``port``) that are denied, or neither public nor allowed."""
         for address in addresses:
             for rule in self.deny:
                 if rule.matches_address(address, port):
                     what = rule.label or "denied"
                     raise BlockedURL(f"{host}:{port} ({address}) is {what} on this host: never fetched", url)
-        if named:
+        if any(rule.matches_name(host, port) for rule in self.allow):
             return
         for address in addresses:
             if any(rule.matches_address(address, port) for rule in self.allow):

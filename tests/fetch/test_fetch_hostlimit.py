@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import redis
 import requests
-from requests.adapters import HTTPAdapter
 
 from config.model import FetchPolicy
 from tests.support.httpserver import HTTPTestServer, Request, Response
@@ -22,6 +21,7 @@ from worker.fetch.hostlimit import (
     RedisHostLimiter,
     reservation_margin,
 )
+from worker.http import WatchedAdapter
 from worker.redisclient import connect
 
 
@@ -160,8 +160,12 @@ def test_a_caller_that_does_not_know_the_interval_gets_the_one_in_force(two_work
     assert two.acquire("a:80", 0.0, hold=5.0, holder="two") == 0.0
 
 
-class ColdStartAdapter(HTTPAdapter):
-    """A real adapter whose first send starts late, as a worker's first fetch does (0.2-0.3 s here)."""
+class ColdStartAdapter(WatchedAdapter):
+    """A real adapter whose first send starts late, as a worker's first fetch does (0.2-0.3 s here).
+
+    A :class:`WatchedAdapter`, since the Fetcher's guarded requests need connections pinned to the
+    addresses the SSRF guard checked.
+    """
 
     def __init__(self, delay: float) -> None:
         super().__init__()

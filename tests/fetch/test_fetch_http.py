@@ -25,6 +25,7 @@ from worker.errors import (
 )
 from worker.fetch import Fetcher, check_url, parse_retry_after
 from worker.fetch import http as fetch_http
+from worker.http import WatchedAdapter
 
 # --- check_url ----------------------------------------------------------------------------------
 
@@ -187,12 +188,23 @@ class _RecordingSession(requests.Session):
 
 def test_a_passed_in_session_is_used_and_left_open(http_server: HTTPTestServer, policy: FetchPolicy) -> None:
     session = _RecordingSession()
+    session.mount("http://", WatchedAdapter())  # pins connections to the addresses the guard checked
     fetcher = Fetcher(policy, session=session)
     assert fetcher.get(http_server.url("/gazette/news/")).status == 200
     fetcher.close()
     assert fetcher.session is session
     assert not session.closed
     session.close()
+
+
+def test_a_passed_in_session_that_cannot_pin_is_refused_before_sending(
+    http_server: HTTPTestServer, policy: FetchPolicy
+) -> None:
+    # A stock adapter would resolve the name again when connecting, where the guard cannot look.
+    with requests.Session() as session, Fetcher(policy, session=session) as fetcher:
+        with pytest.raises(BlockedURL, match="WatchedAdapter"):
+            fetcher.get(http_server.url("/gazette/news/"))
+    assert http_server.requests == []
 
 
 def test_an_own_session_is_closed_and_ignores_the_environment(
@@ -256,33 +268,28 @@ def test_redirect_from_an_allowed_host_to_a_blocked_one_is_blocked(
     assert [r.path for r in http_server.requests] == ["/robots.txt", "/leak"]
 
 
-def test_redirect_to_a_private_address_after_a_public_looking_hop(
-    http_server: HTTPTestServer, policy: FetchPolicy, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # "partner.example" resolves (falsely) to a public address but is served by the local server,
-    # as a public partner site would be; it then redirects to the loopback address.
+def test_redirect_to_a_private_address_after_a_public_looking_hop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "partner.example" stands for a public partner site: it resolves to 127.0.0.2, which the
+    # policy admits as the guard admits a public address, and is served there; it then redirects
+    # to the loopback address 127.0.0.1, which the guard refuses.
     real_resolve = ssrf._resolve
 
     def resolve(host: str, port: int, url: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         if host == "partner.example":
-            return [ipaddress.ip_address("93.184.216.34")]
+            return [ipaddress.ip_address("127.0.0.2")]
         return real_resolve(host, port, url)
 
     monkeypatch.setattr(ssrf, "_resolve", resolve)
-    with Fetcher(FetchPolicy()) as fetcher:
+    policy = FetchPolicy(allow_hosts=["127.0.0.2"])
+    with HTTPTestServer(host="127.0.0.2") as partner, Fetcher(policy) as fetcher:
         with pytest.raises(BlockedURL, match="loopback"):
-            fetcher.get(f"http://127.0.0.1:{http_server.port}/x")  # no allow list: refused at once
-        session_request = fetcher.session.request
-
-        def via_local_server(method: str, url: str, **kwargs: object) -> requests.Response:
-            local = url.replace("partner.example", http_server.host_port)
-            return session_request(method, local, **kwargs)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(fetcher.session, "request", via_local_server)
-        http_server.redirect("/story", "http://127.0.0.1/admin")
+            fetcher.get(f"http://127.0.0.1:{partner.port}/x")  # not admitted: refused at once
+        partner.redirect("/story", "http://127.0.0.1/admin")
+        port = partner.port
         with pytest.raises(BlockedURL, match="loopback"):
-            fetcher.get("http://partner.example/story")
-    assert [r.path for r in http_server.requests] == ["/robots.txt", "/story"]
+            fetcher.get(f"http://partner.example:{port}/story")
+    assert [r.path for r in partner.requests] == ["/robots.txt", "/story"]
+    assert {r.header("Host") for r in partner.requests} == {f"partner.example:{port}"}
 
 
 # --- status codes -------------------------------------------------------------------------------

@@ -169,13 +169,14 @@ def test_robots_redirects_are_followed_and_guarded(policy: FetchPolicy, clock: C
         server.content("/real-robots.txt", b"User-agent: *\nDisallow: /gazette/\n", "text/plain")
         with pytest.raises(Disallowed):
             fetcher.get(server.url("/gazette/news/"))
-        # A robots.txt redirecting somewhere the guard refuses is "unavailable": allow all, never fetched.
+        # A robots.txt redirecting somewhere the guard refuses refuses the page too (the target is
+        # never fetched); nothing is cached, so the next page asks again.
         server.redirect("/robots.txt", "http://169.254.169.254/latest/meta-data/", 302)
         fetcher.robots.forget(server.url("/"))
-        assert fetcher.get(server.url("/gazette/news/")).status == 200
-        assert fetcher.robots.rules(server.url("/")).state == "allow"
-        assert "169.254.169.254" in fetcher.robots.rules(server.url("/")).reason
-    assert _paths(server) == ["/robots.txt", "/real-robots.txt", "/robots.txt", "/gazette/news/"]
+        with pytest.raises(BlockedURL, match=r"robots\.txt was refused .*169\.254\.169\.254.*not fetched"):
+            fetcher.get(server.url("/gazette/news/"))
+        assert fetcher.robots.cached(server.url("/")) is None
+    assert _paths(server) == ["/robots.txt", "/real-robots.txt", "/robots.txt"]
 
 
 def test_redirect_hops_are_checked_against_robots(policy: FetchPolicy, clock: Clock) -> None:

@@ -6,7 +6,9 @@ whole exchange (enforced by a watchdog that shuts the socket), the streamed size
 bytes) and the SSRF guard (:mod:`worker.ssrf`). What is the Fetcher's own:
 
 - it follows redirects itself, so that every hop passes the guard, robots.txt and the host limit,
-  and the deadline covers the whole chain;
+  and the deadline covers the whole chain; each hop's connection goes to the addresses the guard
+  checked when connecting (:class:`~worker.http.HttpClient` pins them), not to a second answer
+  from DNS;
 - politeness: robots.txt (:mod:`worker.fetch.robots`, exposed as :attr:`Fetcher.robots`) is
   obeyed for our user agent, a disallowed URL raises :class:`~worker.errors.Disallowed` and is
   never requested; requests to one host (``host:port``) are spaced by
@@ -197,9 +199,11 @@ class Fetcher:
     ``redis`` (a ``redis.Redis``) makes the robots.txt cache and the per-host limit shared by every
     worker; without it both hold per process. ``deny`` rules (see
     :func:`worker.ssrf.own_service_rules`) apply to ``ingest=True`` fetches only. A session passed
-    in is used as is (and not closed by :meth:`close`); the Fetcher's own session ignores proxy
-    and ``.netrc`` settings from the environment, so that partner requests never carry local
-    credentials and always go where the guard looked.
+    in is used as is (and not closed by :meth:`close`), and must have
+    :class:`~worker.http.WatchedAdapter` mounted, which pins each connection to the addresses the
+    guard checked (else every fetch is refused as blocked); the Fetcher's own session has it and
+    ignores proxy and ``.netrc`` settings from the environment, so that partner requests never
+    carry local credentials and always go where the guard looked.
     """
 
     def __init__(
@@ -367,11 +371,16 @@ class Fetcher:
             elif time.monotonic() > deadline:
                 raise TransientFetchError("redirects took too long", current)
             try:
-                # Check-then-connect: the address is resolved again when connecting, so a DNS
-                # rebinding attacker could still switch to a private address in between. Pinning
-                # the checked IP in a custom adapter would close that gap; acceptable for now.
+                # The check above refuses early (before robots.txt and the host limit); the one the
+                # connection trusts is the guard's again, on the addresses it connects to (pinned),
+                # so a name that resolves elsewhere by now (DNS rebinding) cannot get through.
                 answer = metrics.timed_fetch(
-                    self.http.get, current, headers=headers, before_body=before_body, deadline=deadline
+                    self.http.get,
+                    current,
+                    headers=headers,
+                    before_body=before_body,
+                    deadline=deadline,
+                    guard=guard,
                 )
             except TransportError as exc:
                 raise _fetch_error(exc) from None
@@ -389,9 +398,16 @@ class Fetcher:
 
         RFC 9309 says to crawl nothing while robots.txt is unreachable; that is an outage, not a
         verdict on the URL, so it is a :class:`TransientFetchError` retried once the short cache
-        entry expired, not a :class:`Disallowed` that would skip the URL for good.
+        entry expired, not a :class:`Disallowed` that would skip the URL for good. A robots.txt the
+        SSRF guard refuses (its host, a redirect hop, or the address its connection would go to)
+        refuses the page too, as :class:`BlockedURL`: nothing is known about the site's rules, and
+        a host that rebinds between two lookups is not one to ask again.
         """
-        rules = self.robots.rules(url, guard=guard, patience=patience)
+        try:
+            rules = self.robots.rules(url, guard=guard, patience=patience)
+        except BlockedURL as exc:
+            # The guard refused robots.txt (or a hop of its redirects): the page is not fetched either.
+            raise BlockedURL(f"robots.txt was refused ({exc}), so {url} is not fetched", url) from None
         if rules.state == "disallow":
             retry_after = max(1.0, rules.expires - self.robots.clock())
             raise TransientFetchError(
@@ -437,8 +453,8 @@ class Fetcher:
                 obey_robots=False,
                 before_body=_wants_robots_body,
             )
-        except HostBusy:
-            raise
+        except (HostBusy, BlockedURL):
+            raise  # a refused robots.txt refuses its origin's pages (see _obey_robots)
         except TransientFetchError as exc:
             return RobotsAnswer("disallow", reason=f"unreachable: {exc}")
         except FetchError as exc:

@@ -8,6 +8,8 @@ the per-host rate limit apply to it as to any page. What the fetch brings decide
 
 - a 2xx answer: its rules (after up to five redirects, each hop guarded);
 - "unavailable" (any 4xx but 429, a redirect loop, a body we cannot use): everything is allowed;
+- refused by the SSRF guard (the file, a redirect hop or its connection's address): the fetch
+  raises :class:`~worker.errors.BlockedURL`, nothing is cached, and the page is refused too;
 - "unreachable" (5xx, 429, timeouts, connection errors): everything is disallowed, for the shorter
   ``fetch.robots_error_ttl``, after which the file is asked for again.
 
