@@ -55,7 +55,8 @@ from worker.errors import (
     TransientShareError,
     UncertainShare,
 )
-from worker.share import Endpoint, Preview, ShareArticle, ShareResult, idempotency_key
+from worker.http import DEADLINE_FACTOR
+from worker.share import ENDPOINTS, Endpoint, Preview, ShareArticle, ShareResult, idempotency_key
 from worker.store.models import Article, Share, utcnow
 from worker.store.models import Endpoint as EndpointRow
 
@@ -667,6 +668,9 @@ def deliver_share(rt: Runtime, share_id: int) -> str:
         if found is None:
             raise LookupError(f"no share with id {share_id}")
         status, name, not_before = found.status, found.endpoint, found.not_before
+        if status == "uncertain":
+            settled = settle_share(rt, share_id)
+            return deliver_share(rt, share_id) if settled == "pending" else settled
         if status not in ("pending", "sending"):
             return status
         disabled_at, disabled_reason = found.disabled_at, found.disabled_reason
@@ -766,9 +770,17 @@ def _after_transient(
     key: str,
     exc: TransientShareError,
 ) -> str:
-    """A transient failure: look the post up if it may have gone out, else retry on the schedule."""
+    """A transient failure: look the post up if it may have gone out, else retry on the schedule.
+
+    A lost answer (``exc.sent``: no answer within the endpoint's ``timeout``, a broken connection)
+    on a network that can look posts up makes the share ``uncertain`` until a lookup settles it
+    (:func:`settle_share`), even where the key would make a resend safe: a slow network answers
+    every resend late too. Idempotent networks without a lookup are sent again with the same key
+    (a webhook's ``webhook-id``), which the share's error says; the others become ``uncertain``
+    for an operator.
+    """
     attempts = _attempts(rt, share_id)
-    if exc.sent and not endpoint.idempotent:
+    if exc.sent and (not endpoint.idempotent or endpoint.can_look_up):
         try:
             found = endpoint.lookup(preview, key)
         except NotImplementedError:
@@ -776,13 +788,150 @@ def _after_transient(
                 rt,
                 share_id,
                 status="uncertain",
-                error=_short(f"no answer after the request went out; the post may exist: {exc}"),
+                error=_short(
+                    f"{OPERATOR_NOTE}: no answer after the request went out; the post may exist: {exc}"
+                ),
             )
-        except ShareError:
+        except ShareError as lookup_error:
+            log.info(
+                "%s: share %s: lookup after a lost answer failed: %s", config.name, share_id, lookup_error
+            )
             found = None
         if found is not None:
             return _sent(rt, share_id, endpoint, found, preview.text)
+    if exc.sent and endpoint.can_look_up:
+        wait = SETTLE_FIRST_CHECK
+        _finish(
+            rt,
+            share_id,
+            status="uncertain",
+            not_before=utcnow() + timedelta(seconds=wait),
+            error=_short(f"{SETTLING_NOTE}: {exc}"),
+        )
+        raise Deferred(wait, "no answer; looking the post up")
+    if exc.sent and endpoint.idempotent:
+        exc = TransientShareError(
+            f"{exc} (sending again with the same idempotency key; raise the endpoint's `timeout` "
+            "if the network is just slow)",
+            status=exc.status,
+            retry_after=exc.retry_after,
+            sent=True,
+        )
     return _retry_later(rt, share_id, config.name, exc, attempts)
+
+
+# ---------------------------------------------------------------- settling uncertain shares
+
+# An uncertain share of a network that can look posts up is looked up again first after this many
+# seconds, then after half its age each time (at most SETTLE_MAX_WAIT): a slow network's post shows
+# up within seconds, a lost one is proven absent after ABSENT_AFTER, and nothing polls every second.
+SETTLE_FIRST_CHECK = 2.0
+SETTLE_MAX_WAIT = 3600.0
+# A lookup that does not find the post proves it absent only this long after the claim (at least
+# twice the request's whole-exchange deadline): until then the request we gave up on may still be
+# processed by the network.
+ABSENT_AFTER = 60.0
+# Beat's pass over uncertain shares whose scheduled check was lost (a flushed Redis, a dead worker).
+SETTLE_INTERVAL = 60.0
+SETTLING_NOTE = "no answer in time; looking the post up automatically"
+OPERATOR_NOTE = "needs an operator"
+
+
+def absent_after(endpoint: Endpoint) -> float:
+    """Seconds after its claim when a lookup that finds nothing proves a share's post absent."""
+    return max(ABSENT_AFTER, 2 * DEADLINE_FACTOR * endpoint.timeout)
+
+
+def settle_share(rt: Runtime, share_id: int) -> str:
+    """Look an ``uncertain`` share's post up on its network; return the share's status afterwards.
+
+    Found: ``sent`` with its remote id and URL. Not found once :func:`absent_after` has passed since
+    the claim: back to ``pending`` (the caller delivers it; the idempotency key still applies).
+    Otherwise the next look is scheduled (``not_before``) and :class:`Deferred` is raised. A network
+    without a lookup leaves the share ``uncertain`` for an operator.
+    """
+    now = utcnow()
+    with rt.session() as session:
+        share = session.get(Share, share_id, options=[joinedload(Share.article).joinedload(Article.source)])
+        if share is None:
+            raise LookupError(f"no share with id {share_id}")
+        if share.status != "uncertain":
+            return share.status
+        name, claimed, not_before = share.endpoint, share.claimed_at or share.created_at, share.not_before
+        view = share_article_view(share.article)
+    try:
+        config = rt.config.endpoint(name)
+    except KeyError:
+        return "uncertain"
+    endpoint = rt.endpoint(name)
+    if not endpoint.can_look_up:
+        return "uncertain"
+    if not_before is not None and not_before > now:
+        raise Deferred((not_before - now).total_seconds(), "the next lookup of an uncertain post")
+    try:
+        preview = endpoint.render(view)
+        found = endpoint.lookup(preview, idempotency_key(view, config.name))
+    except NotImplementedError:
+        return "uncertain"
+    except ShareError as exc:
+        log.info("%s: share %s: lookup failed, trying again later: %s", name, share_id, exc)
+        found, failed = None, True
+    else:
+        failed = False
+    if found is not None:
+        log.info("%s: share %s: the post was there after all (%s)", name, share_id, found.remote_id)
+        return _sent(rt, share_id, endpoint, found, preview.text)
+    age = (now - claimed).total_seconds()
+    if not failed and age >= absent_after(endpoint):
+        log.info("%s: share %s: the post is not on the network; sending it again", name, share_id)
+        _finish(
+            rt,
+            share_id,
+            status="pending",
+            not_before=None,
+            error="looked up after a lost answer: not on the network; sending again",
+        )
+        return "pending"
+    wait = min(max(age / 2, SETTLE_FIRST_CHECK), SETTLE_MAX_WAIT)
+    with rt.session() as session:  # only the next look: no new outcome to count or report
+        session.execute(
+            update(Share)
+            .where(Share.id == share_id, Share.status == "uncertain")
+            .values(not_before=now + timedelta(seconds=wait))
+            .execution_options(synchronize_session=False)
+        )
+    raise Deferred(wait, "the post is not visible yet; looking again")
+
+
+def due_uncertain(rt: Runtime) -> list[int]:
+    """Uncertain shares of networks that can look posts up whose lookup is overdue (its message lost)."""
+    kinds = {name for name, cls in ENDPOINTS.items() if cls.can_look_up}
+    names = [e.name for e in rt.config.endpoints if e.kind in kinds]
+    if not names:
+        return []
+    overdue = utcnow() - timedelta(seconds=SETTLE_INTERVAL)
+    with rt.session() as session:
+        return list(
+            session.scalars(
+                select(Share.id)
+                .where(
+                    Share.status == "uncertain",
+                    Share.endpoint.in_(names),
+                    (Share.not_before.is_(None)) | (Share.not_before < overdue),
+                )
+                .order_by(Share.id)
+                .limit(500)
+            )
+        )
+
+
+def settle_beat_entry() -> dict[str, Any]:
+    """Beat's entry for :func:`due_uncertain`: every :data:`SETTLE_INTERVAL` seconds."""
+    return {
+        "task": "syndicate.settle_uncertain",
+        "schedule": SETTLE_INTERVAL,
+        "options": {"expires": SETTLE_INTERVAL},
+    }
 
 
 def _attempts(rt: Runtime, share_id: int) -> int:
@@ -958,6 +1107,7 @@ __all__ = [
     "Deferred",
     "Pacer",
     "deliver_share",
+    "due_uncertain",
     "find_article",
     "mark_sent",
     "mark_share_failed",
@@ -967,6 +1117,7 @@ __all__ = [
     "retry_share",
     "routes",
     "set_endpoint_enabled",
+    "settle_share",
     "share_article_view",
     "stale_shares",
     "sync_endpoints",

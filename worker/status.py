@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from config import Config
+from worker.share import ENDPOINTS
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 from worker.store.models import Endpoint as EndpointRow
 
@@ -201,9 +202,17 @@ def _endpoints(session: Session, config: Config, now: datetime) -> list[dict[str
                 "backlog": by_status.get("pending", 0) + by_status.get("sending", 0),
                 # Tokens and sessions (row.state) are never part of the status.
                 **{status: by_status.get(status, 0) for status in SHARE_STATUSES},
+                **_uncertain_split(e.kind, by_status.get("uncertain", 0)),
             }
         )
     return out
+
+
+def _uncertain_split(kind: str, uncertain: int) -> dict[str, int]:
+    """Uncertain shares a lookup settles by itself (``settling``) and those an operator must check."""
+    cls = ENDPOINTS.get(kind)
+    settling = uncertain if cls is not None and cls.can_look_up else 0
+    return {"settling": settling, "needs_operator": uncertain - settling}
 
 
 def _failures(session: Session, limit: int = RECENT_FAILURES) -> dict[str, list[dict[str, Any]]]:
@@ -389,7 +398,8 @@ def render_status_text(snap: dict[str, Any]) -> str:
         )
         lines.append(
             f"  {e['name']:<20} {e['kind']:<9} sent {e['sent']}, pending {e['pending']}, "
-            f"failed {e['failed']}, uncertain {e['uncertain']}; sent today {e['sent_today']}, "
+            f"failed {e['failed']}, uncertain {e['uncertain']}{_uncertain_words(e)}; "
+            f"sent today {e['sent_today']}, "
             f"backlog {e['backlog']}{state}{error}"
         )
     failures = snap.get("failures") or {"articles": [], "shares": []}
@@ -403,6 +413,18 @@ def render_status_text(snap: dict[str, Any]) -> str:
             f"{ht(sh['at'])}: {sh['error']}"
         )
     return "\n".join(lines)
+
+
+def _uncertain_words(endpoint: dict[str, Any]) -> str:
+    """`` (2 being looked up, 1 needs an operator)`` for an endpoint's uncertain shares, or nothing."""
+    parts = []
+    if endpoint.get("settling"):
+        parts.append(f"{endpoint['settling']} being looked up")
+    if endpoint.get("needs_operator"):
+        parts.append(
+            f"{endpoint['needs_operator']} need{'s' if endpoint['needs_operator'] == 1 else ''} an operator"
+        )
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def retry_article(session: Session, article_id: int) -> bool:
@@ -490,6 +512,10 @@ class EndpointStatus(_Row):
     sent: int
     failed: int
     uncertain: int
+    settling: int = Field(description="uncertain shares a lookup on the network settles by itself")
+    needs_operator: int = Field(
+        description="uncertain shares an operator must check (the network cannot tell)"
+    )
 
 
 class RecentShare(_Row):
