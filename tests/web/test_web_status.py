@@ -136,6 +136,8 @@ def test_status_api_shows_sources_feeds_and_endpoints(client: TestClient, busy: 
         "sent": 1,
         "failed": 0,
         "uncertain": 0,
+        "settling": 0,
+        "needs_operator": 0,
     }
     assert snap["outbox_backlog"] == 1
     assert snap["failures"] == {"articles": [], "shares": []}
