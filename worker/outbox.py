@@ -3,8 +3,10 @@
 Planning (:func:`plan_shares`) makes one ``shares`` row per (article, endpoint) whose routing
 rules select the article, except for the back catalogue: an endpoint announces only articles
 first seen after it was added and not found by a source's first crawl, unless they were
-published within its ``max_age`` (or it sets ``back_catalogue``). ``syndicate share send``
-shares an older article on purpose.
+published within its ``max_age`` (or it sets ``back_catalogue``); a pushed article dated well
+before the endpoint was added is old news too. Each (article, endpoint) left out is kept in
+``share_skips`` with its reason, so status can say what was not shared and why.
+``syndicate share send`` shares an older article on purpose.
 
 Delivery (:func:`deliver_share`) is exactly-once by construction:
 
@@ -40,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
@@ -56,8 +58,9 @@ from worker.errors import (
     UncertainShare,
 )
 from worker.http import DEADLINE_FACTOR
+from worker.pipeline import PUSHED_HINT
 from worker.share import ENDPOINTS, Endpoint, Preview, ShareArticle, ShareResult, idempotency_key
-from worker.store.models import Article, Share, utcnow
+from worker.store.models import Article, Share, ShareSkip, utcnow
 from worker.store.models import Endpoint as EndpointRow
 
 if TYPE_CHECKING:
@@ -215,14 +218,44 @@ def routes(config: Config, endpoint: EndpointBase, article: Article) -> bool:
     return True
 
 
-def in_back_catalogue(endpoint: EndpointBase, row: EndpointRow, article: Article, now: datetime) -> bool:
-    """Whether ``article`` is old news for ``endpoint`` (see the module docstring)."""
+# A pushed article dated this long before its endpoint was added is the back catalogue ("too old").
+PUSH_GRACE = timedelta(days=1)
+# Why the planner did not share an article to an endpoint (``share_skips.reason``), as people read it.
+SKIP_REASONS = {
+    "first_crawl": "back catalogue: found by its source's first crawl",
+    "back_catalogue": "back catalogue: first seen before the endpoint was added",
+    "too_old": "too old: pushed, but published well before the endpoint was added",
+    "routing": "not routed to this endpoint",
+}
+
+
+def back_catalogue_reason(
+    endpoint: EndpointBase, row: EndpointRow, article: Article, now: datetime
+) -> str | None:
+    """Why ``article`` is old news for ``endpoint`` (a :data:`SKIP_REASONS` key), or None.
+
+    A pushed article has no first crawl: it is old news (``too_old``) when its own date is more than
+    :data:`PUSH_GRACE` before the endpoint was added, with the same ``max_age`` exception as a
+    crawled article (a story pushed just after it was published is news, even to a new endpoint).
+    """
     if endpoint.back_catalogue:
-        return False
+        return None
     if endpoint.max_age is not None and article.published is not None:
         if now - article.published <= timedelta(seconds=endpoint.max_age):
-            return False
-    return bool(article.backfill) or article.first_seen_at < row.added_at
+            return None
+    if article.backfill:
+        return "first_crawl"
+    if article.first_seen_at < row.added_at:
+        return "back_catalogue"
+    pushed = bool((article.hints or {}).get(PUSHED_HINT))
+    if pushed and article.published is not None and article.published < row.added_at - PUSH_GRACE:
+        return "too_old"
+    return None
+
+
+def in_back_catalogue(endpoint: EndpointBase, row: EndpointRow, article: Article, now: datetime) -> bool:
+    """Whether ``article`` is old news for ``endpoint`` (see :func:`back_catalogue_reason`)."""
+    return back_catalogue_reason(endpoint, row, article, now) is not None
 
 
 def plan_shares(rt: Runtime, article_id: int, *, force: Iterable[str] = ()) -> list[int]:
@@ -240,14 +273,21 @@ def plan_shares(rt: Runtime, article_id: int, *, force: Iterable[str] = ()) -> l
             return []
         added, fresh = _endpoints_added(rt, session)
         existing = {s.endpoint: s for s in article.shares}
+        skipped: dict[str, str] = {}
         for endpoint in rt.config.endpoints:
             share = existing.get(endpoint.name)
             if share is None:
                 if endpoint.name not in forced:
                     if not routes(rt.config, endpoint, article):
+                        if endpoint.enabled:
+                            skipped[endpoint.name] = "routing"
                         continue
-                    if in_back_catalogue(endpoint, added[endpoint.name], article, now):
-                        log.debug("%s: article %s is back catalogue; not shared", endpoint.name, article_id)
+                    reason = back_catalogue_reason(endpoint, added[endpoint.name], article, now)
+                    if reason is not None:
+                        log.debug(
+                            "%s: article %s not shared: %s", endpoint.name, article_id, SKIP_REASONS[reason]
+                        )
+                        skipped[endpoint.name] = reason
                         continue
                 not_before = now + timedelta(seconds=endpoint.delay) if endpoint.delay else None
                 new_id = _insert_share(session, article.id, endpoint.name, not_before)
@@ -264,6 +304,9 @@ def plan_shares(rt: Runtime, article_id: int, *, force: Iterable[str] = ()) -> l
                 share.status, share.not_before, share.attempts = "pending", None, 0
             if share.status == "pending":
                 pending.append(share.id)
+        _record_skips(
+            session, article.id, skipped, [e.name for e in rt.config.endpoints if e.name not in skipped]
+        )
     if fresh:  # committed: the rows and their added_at are stored
         _synced_endpoints[(rt.database_url, id(rt.config))] = (rt.config, added)
     return pending
@@ -282,6 +325,50 @@ def _endpoints_added(rt: Runtime, session: Session) -> tuple[dict[str, EndpointR
     rows = sync_endpoints(session, rt.config)
     session.flush()
     return rows, True
+
+
+def _record_skips(session: Session, article_id: int, skipped: dict[str, str], planned: list[str]) -> None:
+    """Keep ``share_skips`` in step with this planning: a row per skipped endpoint, none for the others."""
+    if planned:
+        session.execute(
+            delete(ShareSkip).where(ShareSkip.article_id == article_id, ShareSkip.endpoint.in_(planned))
+        )
+    if not skipped:
+        return
+    rows = [
+        {"article_id": article_id, "endpoint": name, "reason": why, "created_at": utcnow()}
+        for name, why in skipped.items()
+    ]
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(ShareSkip).values(rows)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["article_id", "endpoint"], set_={"reason": statement.excluded.reason}
+            )
+        )
+        return
+    known = {
+        s.endpoint: s for s in session.scalars(select(ShareSkip).where(ShareSkip.article_id == article_id))
+    }
+    for name, why in skipped.items():
+        if name in known:
+            known[name].reason = why
+        else:
+            session.add(ShareSkip(article_id=article_id, endpoint=name, reason=why))
+
+
+def skipped_counts(session: Session) -> dict[str, dict[str, int]]:
+    """Skipped shares per endpoint and reason: ``{endpoint: {reason: count}}``."""
+    out: dict[str, dict[str, int]] = {}
+    for endpoint, reason, count in session.execute(
+        select(ShareSkip.endpoint, ShareSkip.reason, func.count()).group_by(
+            ShareSkip.endpoint, ShareSkip.reason
+        )
+    ):
+        out.setdefault(endpoint, {})[reason] = count
+    return out
 
 
 def _insert_share(
@@ -1068,9 +1155,9 @@ def preview_article(rt: Runtime, ref: str, endpoint_name: str | None = None) -> 
         notes: dict[str, str | None] = {}
         for endpoint in rt.config.endpoints:
             if not routes(rt.config, endpoint, article):
-                notes[endpoint.name] = "not routed to this endpoint"
-            elif in_back_catalogue(endpoint, rows[endpoint.name], article, now):
-                notes[endpoint.name] = "back catalogue: not shared unless sent on purpose"
+                notes[endpoint.name] = SKIP_REASONS["routing"]
+            elif (reason := back_catalogue_reason(endpoint, rows[endpoint.name], article, now)) is not None:
+                notes[endpoint.name] = f"{SKIP_REASONS[reason]}: not shared unless sent on purpose"
             else:
                 notes[endpoint.name] = None
     out = []
@@ -1102,10 +1189,12 @@ def preview_article(rt: Runtime, ref: str, endpoint_name: str | None = None) -> 
 
 
 __all__ = [
+    "SKIP_REASONS",
     "STATUSES",
     "DatabaseTokenStore",
     "Deferred",
     "Pacer",
+    "back_catalogue_reason",
     "deliver_share",
     "due_uncertain",
     "find_article",
@@ -1119,6 +1208,7 @@ __all__ = [
     "set_endpoint_enabled",
     "settle_share",
     "share_article_view",
+    "skipped_counts",
     "stale_shares",
     "sync_endpoints",
 ]
