@@ -10,7 +10,8 @@ once the endpoint's ``timeout`` is above its delay.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from config.model import ConfigError, parse_config
 from tests.pipeline import test_outbox
 from tests.pipeline.receivers import Answer, Receiver, SlowProxy
 from tests.pipeline.test_outbox import ENV, NoLookupWebhook, Outbox, hook
+from tests.support.bluesky_peer import BlueskyPeer, PeerUnavailable, in_ci
 from tests.support.mastodon_peer import TOKEN, MastodonPeer
 from worker.outbox import (
     ABSENT_AFTER,
@@ -117,6 +119,56 @@ def test_an_uncertain_post_the_lookup_proves_absent_is_sent_again_once(
         posted = _ours(mastodon, outbox, share_id)
         assert [s["id"] for s in posted] == [outbox.share(share_id).remote_id]
         assert len(proxy.posts) == 2
+
+
+@pytest.fixture(scope="module")
+def pds() -> Iterator[BlueskyPeer]:
+    """The reference PDS; skipped loudly when not installed, a failure in CI."""
+    peer = BlueskyPeer()
+    try:
+        peer.start()
+    except PeerUnavailable as exc:
+        message = f"the reference Bluesky PDS cannot run, so this test cannot: {exc}"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip("*** " + message + " ***")
+    yield peer
+    peer.stop()
+
+
+def test_a_slow_bluesky_post_is_settled_by_its_record_key(
+    make_outbox: Callable[..., Outbox], pds: BlueskyPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = pds.create_account(f"slow{int(time.time()) % 100000}")
+    monkeypatch.setitem(test_outbox.ENV, "BSKY_PASSWORD", account.app_password)
+    with SlowProxy(pds.url, "/xrpc/com.atproto.repo.putRecord", delay=2.5) as proxy:
+        outbox = make_outbox(
+            [
+                {
+                    "name": "sky",
+                    "kind": "bluesky",
+                    "service": proxy.url,
+                    "identifier": account.handle,
+                    "app_password": "${BSKY_PASSWORD}",
+                    "timeout": "1s",
+                    "image": False,
+                }
+            ]
+        )
+        share_id = outbox.plan_one(outbox.article(), "sky")
+        with pytest.raises(Deferred, match="looking the post up"):
+            deliver_share(outbox.rt, share_id)
+        assert outbox.share(share_id).status == "uncertain"
+        assert proxy.forwarded.wait(10)
+        outbox.due(share_id)
+        assert deliver_share(outbox.rt, share_id) == "sent"
+        row = outbox.share(share_id)
+        assert row.remote_id is not None and row.remote_id.startswith(f"at://{account.did}/")
+        records = pds.get(
+            "com.atproto.repo.listRecords", repo=account.did, collection="app.bsky.feed.post"
+        ).json()["records"]
+        assert [r["uri"] for r in records] == [row.remote_id]
+        assert len(proxy.posts) == 1
 
 
 def test_a_lost_answer_on_a_network_without_lookup_needs_an_operator(
