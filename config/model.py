@@ -298,6 +298,14 @@ class QuietHours(_Strict):
         return h1 * 60 + m1, h2 * 60 + m2
 
 
+# Seconds an endpoint waits for the network's answer unless its ``timeout`` says otherwise.
+DEFAULT_SHARE_TIMEOUT = 15.0
+# One exchange may take up to 3 timeouts (worker.http.DEADLINE_FACTOR) and a delivery makes a few
+# (instance limits, image upload, the post, a lookup): at 60 s they stay inside the share task's soft
+# time limit (240 s; worker.app.task_time_limit) and so below half the Redis visibility timeout.
+MAX_SHARE_TIMEOUT = 60.0
+
+
 class EndpointBase(_Strict):
     """What every endpoint kind has: its name, the post template and the delivery rules.
 
@@ -305,7 +313,8 @@ class EndpointBase(_Strict):
     the articles; ``delay``, ``min_interval``, ``max_per_hour`` and ``quiet_hours`` pace the posts;
     an endpoint shares only articles first seen after it was added (the back catalogue of a new
     source or a new endpoint is left alone) unless they were published within ``max_age``, or
-    ``back_catalogue`` is true (an archive that wants everything).
+    ``back_catalogue`` is true (an archive that wants everything). ``timeout`` is how long to wait
+    for the network's answer: one that comes later counts as lost (the post may exist).
     """
 
     name: Name
@@ -334,6 +343,12 @@ class EndpointBase(_Strict):
     quiet_hours: QuietHours | None = None
     max_age: Duration | None = None
     back_catalogue: bool = False
+    timeout: Duration | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SHARE_TIMEOUT,
+        description=f"Seconds to wait for the network's answer (default {DEFAULT_SHARE_TIMEOUT:g}).",
+    )
 
     @field_validator("template")
     @classmethod

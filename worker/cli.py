@@ -856,10 +856,12 @@ def cmd_beat(args: argparse.Namespace) -> int:
     leader = _lead_beat()
     ids = _prepare_database(settings, config)
     from worker.app import app, beat_schedule
+    from worker.outbox import settle_beat_entry
     from worker.sweep import beat_entry as sweep_beat_entry
 
     schedule = beat_schedule(config, ids)
     schedule["sweep"] = sweep_beat_entry()
+    schedule["settle"] = settle_beat_entry()
     app.conf.beat_schedule = schedule
     _crawl_overdue_sources(config, ids)
     settings.var_dir.mkdir(parents=True, exist_ok=True)

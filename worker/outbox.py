@@ -3,8 +3,10 @@
 Planning (:func:`plan_shares`) makes one ``shares`` row per (article, endpoint) whose routing
 rules select the article, except for the back catalogue: an endpoint announces only articles
 first seen after it was added and not found by a source's first crawl, unless they were
-published within its ``max_age`` (or it sets ``back_catalogue``). ``syndicate share send``
-shares an older article on purpose.
+published within its ``max_age`` (or it sets ``back_catalogue``); a pushed article dated well
+before the endpoint was added is old news too. Each (article, endpoint) left out is kept in
+``share_skips`` with its reason, so status can say what was not shared and why.
+``syndicate share send`` shares an older article on purpose.
 
 Delivery (:func:`deliver_share`) is exactly-once by construction:
 
@@ -40,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
@@ -56,9 +58,11 @@ from worker.errors import (
     TransientShareError,
     UncertainShare,
 )
+from worker.http import DEADLINE_FACTOR
 from worker.normalize.render import plain_text
-from worker.share import Endpoint, Preview, ShareArticle, ShareResult, idempotency_key
-from worker.store.models import Article, Share, utcnow
+from worker.pipeline import PUSHED_HINT
+from worker.share import ENDPOINTS, Endpoint, Preview, ShareArticle, ShareResult, idempotency_key
+from worker.store.models import Article, Share, ShareSkip, utcnow
 from worker.store.models import Endpoint as EndpointRow
 
 if TYPE_CHECKING:
@@ -216,14 +220,44 @@ def routes(config: Config, endpoint: EndpointBase, article: Article) -> bool:
     return True
 
 
-def in_back_catalogue(endpoint: EndpointBase, row: EndpointRow, article: Article, now: datetime) -> bool:
-    """Whether ``article`` is old news for ``endpoint`` (see the module docstring)."""
+# A pushed article dated this long before its endpoint was added is the back catalogue ("too old").
+PUSH_GRACE = timedelta(days=1)
+# Why the planner did not share an article to an endpoint (``share_skips.reason``), as people read it.
+SKIP_REASONS = {
+    "first_crawl": "back catalogue: found by its source's first crawl",
+    "back_catalogue": "back catalogue: first seen before the endpoint was added",
+    "too_old": "too old: pushed, but published well before the endpoint was added",
+    "routing": "not routed to this endpoint",
+}
+
+
+def back_catalogue_reason(
+    endpoint: EndpointBase, row: EndpointRow, article: Article, now: datetime
+) -> str | None:
+    """Why ``article`` is old news for ``endpoint`` (a :data:`SKIP_REASONS` key), or None.
+
+    A pushed article has no first crawl: it is old news (``too_old``) when its own date is more than
+    :data:`PUSH_GRACE` before the endpoint was added, with the same ``max_age`` exception as a
+    crawled article (a story pushed just after it was published is news, even to a new endpoint).
+    """
     if endpoint.back_catalogue:
-        return False
+        return None
     if endpoint.max_age is not None and article.published is not None:
         if now - article.published <= timedelta(seconds=endpoint.max_age):
-            return False
-    return bool(article.backfill) or article.first_seen_at < row.added_at
+            return None
+    if article.backfill:
+        return "first_crawl"
+    if article.first_seen_at < row.added_at:
+        return "back_catalogue"
+    pushed = bool((article.hints or {}).get(PUSHED_HINT))
+    if pushed and article.published is not None and article.published < row.added_at - PUSH_GRACE:
+        return "too_old"
+    return None
+
+
+def in_back_catalogue(endpoint: EndpointBase, row: EndpointRow, article: Article, now: datetime) -> bool:
+    """Whether ``article`` is old news for ``endpoint`` (see :func:`back_catalogue_reason`)."""
+    return back_catalogue_reason(endpoint, row, article, now) is not None
 
 
 def plan_shares(rt: Runtime, article_id: int, *, force: Iterable[str] = ()) -> list[int]:
@@ -241,14 +275,21 @@ def plan_shares(rt: Runtime, article_id: int, *, force: Iterable[str] = ()) -> l
             return []
         added, fresh = _endpoints_added(rt, session)
         existing = {s.endpoint: s for s in article.shares}
+        skipped: dict[str, str] = {}
         for endpoint in rt.config.endpoints:
             share = existing.get(endpoint.name)
             if share is None:
                 if endpoint.name not in forced:
                     if not routes(rt.config, endpoint, article):
+                        if endpoint.enabled:
+                            skipped[endpoint.name] = "routing"
                         continue
-                    if in_back_catalogue(endpoint, added[endpoint.name], article, now):
-                        log.debug("%s: article %s is back catalogue; not shared", endpoint.name, article_id)
+                    reason = back_catalogue_reason(endpoint, added[endpoint.name], article, now)
+                    if reason is not None:
+                        log.debug(
+                            "%s: article %s not shared: %s", endpoint.name, article_id, SKIP_REASONS[reason]
+                        )
+                        skipped[endpoint.name] = reason
                         continue
                 not_before = now + timedelta(seconds=endpoint.delay) if endpoint.delay else None
                 new_id = _insert_share(session, article.id, endpoint.name, not_before)
@@ -265,6 +306,9 @@ def plan_shares(rt: Runtime, article_id: int, *, force: Iterable[str] = ()) -> l
                 share.status, share.not_before, share.attempts = "pending", None, 0
             if share.status == "pending":
                 pending.append(share.id)
+        _record_skips(
+            session, article.id, skipped, [e.name for e in rt.config.endpoints if e.name not in skipped]
+        )
     if fresh:  # committed: the rows and their added_at are stored
         _synced_endpoints[(rt.database_url, id(rt.config))] = (rt.config, added)
     return pending
@@ -283,6 +327,50 @@ def _endpoints_added(rt: Runtime, session: Session) -> tuple[dict[str, EndpointR
     rows = sync_endpoints(session, rt.config)
     session.flush()
     return rows, True
+
+
+def _record_skips(session: Session, article_id: int, skipped: dict[str, str], planned: list[str]) -> None:
+    """Keep ``share_skips`` in step with this planning: a row per skipped endpoint, none for the others."""
+    if planned:
+        session.execute(
+            delete(ShareSkip).where(ShareSkip.article_id == article_id, ShareSkip.endpoint.in_(planned))
+        )
+    if not skipped:
+        return
+    rows = [
+        {"article_id": article_id, "endpoint": name, "reason": why, "created_at": utcnow()}
+        for name, why in skipped.items()
+    ]
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(ShareSkip).values(rows)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["article_id", "endpoint"], set_={"reason": statement.excluded.reason}
+            )
+        )
+        return
+    known = {
+        s.endpoint: s for s in session.scalars(select(ShareSkip).where(ShareSkip.article_id == article_id))
+    }
+    for name, why in skipped.items():
+        if name in known:
+            known[name].reason = why
+        else:
+            session.add(ShareSkip(article_id=article_id, endpoint=name, reason=why))
+
+
+def skipped_counts(session: Session) -> dict[str, dict[str, int]]:
+    """Skipped shares per endpoint and reason: ``{endpoint: {reason: count}}``."""
+    out: dict[str, dict[str, int]] = {}
+    for endpoint, reason, count in session.execute(
+        select(ShareSkip.endpoint, ShareSkip.reason, func.count()).group_by(
+            ShareSkip.endpoint, ShareSkip.reason
+        )
+    ):
+        out.setdefault(endpoint, {})[reason] = count
+    return out
 
 
 def _insert_share(
@@ -684,6 +772,9 @@ def deliver_share(rt: Runtime, share_id: int) -> str:
         if found is None:
             raise LookupError(f"no share with id {share_id}")
         status, name, not_before = found.status, found.endpoint, found.not_before
+        if status == "uncertain":
+            settled = settle_share(rt, share_id)
+            return deliver_share(rt, share_id) if settled == "pending" else settled
         if status not in ("pending", "sending"):
             return status
         disabled_at, disabled_reason = found.disabled_at, found.disabled_reason
@@ -789,9 +880,17 @@ def _after_transient(
     key: str,
     exc: TransientShareError,
 ) -> str:
-    """A transient failure: look the post up if it may have gone out, else retry on the schedule."""
+    """A transient failure: look the post up if it may have gone out, else retry on the schedule.
+
+    A lost answer (``exc.sent``: no answer within the endpoint's ``timeout``, a broken connection)
+    on a network that can look posts up makes the share ``uncertain`` until a lookup settles it
+    (:func:`settle_share`), even where the key would make a resend safe: a slow network answers
+    every resend late too. Idempotent networks without a lookup are sent again with the same key
+    (a webhook's ``webhook-id``), which the share's error says; the others become ``uncertain``
+    for an operator.
+    """
     attempts = _attempts(rt, share_id)
-    if exc.sent and not endpoint.idempotent:
+    if exc.sent and (not endpoint.idempotent or endpoint.can_look_up):
         try:
             found = endpoint.lookup(preview, key)
         except NotImplementedError:
@@ -799,13 +898,150 @@ def _after_transient(
                 rt,
                 share_id,
                 status="uncertain",
-                error=_short(f"no answer after the request went out; the post may exist: {exc}"),
+                error=_short(
+                    f"{OPERATOR_NOTE}: no answer after the request went out; the post may exist: {exc}"
+                ),
             )
-        except ShareError:
+        except ShareError as lookup_error:
+            log.info(
+                "%s: share %s: lookup after a lost answer failed: %s", config.name, share_id, lookup_error
+            )
             found = None
         if found is not None:
             return _sent(rt, share_id, endpoint, found, preview.text)
+    if exc.sent and endpoint.can_look_up:
+        wait = SETTLE_FIRST_CHECK
+        _finish(
+            rt,
+            share_id,
+            status="uncertain",
+            not_before=utcnow() + timedelta(seconds=wait),
+            error=_short(f"{SETTLING_NOTE}: {exc}"),
+        )
+        raise Deferred(wait, "no answer; looking the post up")
+    if exc.sent and endpoint.idempotent:
+        exc = TransientShareError(
+            f"{exc} (sending again with the same idempotency key; raise the endpoint's `timeout` "
+            "if the network is just slow)",
+            status=exc.status,
+            retry_after=exc.retry_after,
+            sent=True,
+        )
     return _retry_later(rt, share_id, config.name, exc, attempts)
+
+
+# ---------------------------------------------------------------- settling uncertain shares
+
+# An uncertain share of a network that can look posts up is looked up again first after this many
+# seconds, then after half its age each time (at most SETTLE_MAX_WAIT): a slow network's post shows
+# up within seconds, a lost one is proven absent after ABSENT_AFTER, and nothing polls every second.
+SETTLE_FIRST_CHECK = 2.0
+SETTLE_MAX_WAIT = 3600.0
+# A lookup that does not find the post proves it absent only this long after the claim (at least
+# twice the request's whole-exchange deadline): until then the request we gave up on may still be
+# processed by the network.
+ABSENT_AFTER = 60.0
+# Beat's pass over uncertain shares whose scheduled check was lost (a flushed Redis, a dead worker).
+SETTLE_INTERVAL = 60.0
+SETTLING_NOTE = "no answer in time; looking the post up automatically"
+OPERATOR_NOTE = "needs an operator"
+
+
+def absent_after(endpoint: Endpoint) -> float:
+    """Seconds after its claim when a lookup that finds nothing proves a share's post absent."""
+    return max(ABSENT_AFTER, 2 * DEADLINE_FACTOR * endpoint.timeout)
+
+
+def settle_share(rt: Runtime, share_id: int) -> str:
+    """Look an ``uncertain`` share's post up on its network; return the share's status afterwards.
+
+    Found: ``sent`` with its remote id and URL. Not found once :func:`absent_after` has passed since
+    the claim: back to ``pending`` (the caller delivers it; the idempotency key still applies).
+    Otherwise the next look is scheduled (``not_before``) and :class:`Deferred` is raised. A network
+    without a lookup leaves the share ``uncertain`` for an operator.
+    """
+    now = utcnow()
+    with rt.session() as session:
+        share = session.get(Share, share_id, options=[joinedload(Share.article).joinedload(Article.source)])
+        if share is None:
+            raise LookupError(f"no share with id {share_id}")
+        if share.status != "uncertain":
+            return share.status
+        name, claimed, not_before = share.endpoint, share.claimed_at or share.created_at, share.not_before
+        view = share_article_view(share.article)
+    try:
+        config = rt.config.endpoint(name)
+    except KeyError:
+        return "uncertain"
+    endpoint = rt.endpoint(name)
+    if not endpoint.can_look_up:
+        return "uncertain"
+    if not_before is not None and not_before > now:
+        raise Deferred((not_before - now).total_seconds(), "the next lookup of an uncertain post")
+    try:
+        preview = endpoint.render(view)
+        found = endpoint.lookup(preview, idempotency_key(view, config.name))
+    except NotImplementedError:
+        return "uncertain"
+    except ShareError as exc:
+        log.info("%s: share %s: lookup failed, trying again later: %s", name, share_id, exc)
+        found, failed = None, True
+    else:
+        failed = False
+    if found is not None:
+        log.info("%s: share %s: the post was there after all (%s)", name, share_id, found.remote_id)
+        return _sent(rt, share_id, endpoint, found, preview.text)
+    age = (now - claimed).total_seconds()
+    if not failed and age >= absent_after(endpoint):
+        log.info("%s: share %s: the post is not on the network; sending it again", name, share_id)
+        _finish(
+            rt,
+            share_id,
+            status="pending",
+            not_before=None,
+            error="looked up after a lost answer: not on the network; sending again",
+        )
+        return "pending"
+    wait = min(max(age / 2, SETTLE_FIRST_CHECK), SETTLE_MAX_WAIT)
+    with rt.session() as session:  # only the next look: no new outcome to count or report
+        session.execute(
+            update(Share)
+            .where(Share.id == share_id, Share.status == "uncertain")
+            .values(not_before=now + timedelta(seconds=wait))
+            .execution_options(synchronize_session=False)
+        )
+    raise Deferred(wait, "the post is not visible yet; looking again")
+
+
+def due_uncertain(rt: Runtime) -> list[int]:
+    """Uncertain shares of networks that can look posts up whose lookup is overdue (its message lost)."""
+    kinds = {name for name, cls in ENDPOINTS.items() if cls.can_look_up}
+    names = [e.name for e in rt.config.endpoints if e.kind in kinds]
+    if not names:
+        return []
+    overdue = utcnow() - timedelta(seconds=SETTLE_INTERVAL)
+    with rt.session() as session:
+        return list(
+            session.scalars(
+                select(Share.id)
+                .where(
+                    Share.status == "uncertain",
+                    Share.endpoint.in_(names),
+                    (Share.not_before.is_(None)) | (Share.not_before < overdue),
+                )
+                .order_by(Share.id)
+                .limit(500)
+            )
+        )
+
+
+def settle_beat_entry() -> dict[str, Any]:
+    """Beat's entry for :func:`due_uncertain`: every :data:`SETTLE_INTERVAL` seconds."""
+    return {
+        "task": "syndicate.settle_uncertain",
+        "schedule": SETTLE_INTERVAL,
+        "options": {"expires": SETTLE_INTERVAL},
+    }
 
 
 def _attempts(rt: Runtime, share_id: int) -> int:
@@ -942,9 +1178,9 @@ def preview_article(rt: Runtime, ref: str, endpoint_name: str | None = None) -> 
         notes: dict[str, str | None] = {}
         for endpoint in rt.config.endpoints:
             if not routes(rt.config, endpoint, article):
-                notes[endpoint.name] = "not routed to this endpoint"
-            elif in_back_catalogue(endpoint, rows[endpoint.name], article, now):
-                notes[endpoint.name] = "back catalogue: not shared unless sent on purpose"
+                notes[endpoint.name] = SKIP_REASONS["routing"]
+            elif (reason := back_catalogue_reason(endpoint, rows[endpoint.name], article, now)) is not None:
+                notes[endpoint.name] = f"{SKIP_REASONS[reason]}: not shared unless sent on purpose"
             else:
                 notes[endpoint.name] = None
     out = []
@@ -976,11 +1212,14 @@ def preview_article(rt: Runtime, ref: str, endpoint_name: str | None = None) -> 
 
 
 __all__ = [
+    "SKIP_REASONS",
     "STATUSES",
     "DatabaseTokenStore",
     "Deferred",
     "Pacer",
+    "back_catalogue_reason",
     "deliver_share",
+    "due_uncertain",
     "find_article",
     "mark_sent",
     "mark_share_failed",
@@ -990,7 +1229,9 @@ __all__ = [
     "retry_share",
     "routes",
     "set_endpoint_enabled",
+    "settle_share",
     "share_article_view",
+    "skipped_counts",
     "stale_shares",
     "sync_endpoints",
 ]

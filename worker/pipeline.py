@@ -354,7 +354,23 @@ def run_crawl(rt: Runtime, source_id: int, *, force: bool = False) -> CrawlRepor
     if result.busy is not None:
         raise result.busy
     report.ids = ids
+    if first and report.new:
+        _log_first_crawl(rt.config, name, report.new)
     return report
+
+
+def _log_first_crawl(config: Config, name: str, found: int) -> None:
+    """Say out loud that a source's first crawl is its back catalogue, and which endpoints leave it alone."""
+    held = [e.name for e in config.endpoints if e.enabled and not e.back_catalogue]
+    if not held:
+        return
+    log.info(
+        "source %s: first crawl found %d new stories: the back catalogue, not shared to %s (unless "
+        "published within the endpoint's max_age); `syndicate share send` shares one on purpose",
+        name,
+        found,
+        ", ".join(held),
+    )
 
 
 def _record_crawl_failure(rt: Runtime, source_id: int, schedule: float, exc: FetchError) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Config, Settings, get_settings, load_config
+from config.model import DEFAULT_SHARE_TIMEOUT
 from worker.fetch import Fetcher
 from worker.http import HttpClient
 from worker.store.db import get_sessionmaker
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from worker.share import Endpoint
 
 # Networks answer in well under this; a slower answer is treated as lost (``sent``, maybe posted).
-SHARE_TIMEOUT = 15.0
+# Each endpoint's ``timeout`` overrides it per request (see Endpoint.send).
+SHARE_TIMEOUT = DEFAULT_SHARE_TIMEOUT
 
 
 @dataclass

@@ -20,6 +20,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from config import Config
+from worker.outbox import SKIP_REASONS, skipped_counts
+from worker.share import ENDPOINTS
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 from worker.store.models import Endpoint as EndpointRow
 
@@ -82,6 +84,7 @@ def _counts_by_source(session: Session, *conditions: Any) -> dict[int, int]:
 def _sources(session: Session, config: Config, now: datetime) -> list[dict[str, Any]]:
     ready = _counts_by_source(session, Article.status == "ready")
     skipped = _counts_by_source(session, Article.status == "skipped")
+    first_crawl = _counts_by_source(session, Article.backfill.is_(True), Article.status != "skipped")
     failed = _counts_by_source(session, Article.status == "failed")
     new = _counts_by_source(
         session, Article.status == "ready", Article.first_seen_at >= now - NEW_ARTICLES_WINDOW
@@ -119,6 +122,8 @@ def _sources(session: Session, config: Config, now: datetime) -> list[dict[str, 
                 "paused_at": _iso(getattr(source, "paused_at", None)),
                 "pause_reason": getattr(source, "pause_reason", None),
                 "skipped": skipped.get(source.id, 0),
+                # Found by the first crawl: the back catalogue, which endpoints share only on purpose.
+                "first_crawl": first_crawl.get(source.id, 0),
                 "skipped_recent": _recent_skipped(session, source.id) if skipped.get(source.id) else [],
             }
         )
@@ -183,6 +188,7 @@ def _endpoints(session: Session, config: Config, now: datetime) -> list[dict[str
         ).all()
     )
     rows = {r.name: r for r in session.scalars(select(EndpointRow))}
+    skips = skipped_counts(session)
     out = []
     for e in config.endpoints:
         row = rows.get(e.name)
@@ -201,9 +207,19 @@ def _endpoints(session: Session, config: Config, now: datetime) -> list[dict[str
                 "backlog": by_status.get("pending", 0) + by_status.get("sending", 0),
                 # Tokens and sessions (row.state) are never part of the status.
                 **{status: by_status.get(status, 0) for status in SHARE_STATUSES},
+                **_uncertain_split(e.kind, by_status.get("uncertain", 0)),
+                "skipped": sum(skips.get(e.name, {}).values()),
+                "skipped_reasons": skips.get(e.name, {}),
             }
         )
     return out
+
+
+def _uncertain_split(kind: str, uncertain: int) -> dict[str, int]:
+    """Uncertain shares a lookup settles by itself (``settling``) and those an operator must check."""
+    cls = ENDPOINTS.get(kind)
+    settling = uncertain if cls is not None and cls.can_look_up else 0
+    return {"settling": settling, "needs_operator": uncertain - settling}
 
 
 def _failures(session: Session, limit: int = RECENT_FAILURES) -> dict[str, list[dict[str, Any]]]:
@@ -365,6 +381,8 @@ def render_status_text(snap: dict[str, Any]) -> str:
         elif s["last_error"] and s["state"] != "ok":
             state += f" since {ht(s['failing_since'])}: {s['last_error']}"
         skipped = f", {s['skipped']} skipped" if s["skipped"] else ""
+        if s.get("first_crawl"):
+            skipped += f", {s['first_crawl']} from its first crawl (back catalogue)"
         nxt = f", next {ht(s['next_run_at'], 'not scheduled')}" if s["kind"] != "push" else ""
         if nxt and redis_down:  # beat schedules through Redis: no crawl is coming while it is down
             nxt = ", next unknown (Redis unreachable)"
@@ -392,7 +410,8 @@ def render_status_text(snap: dict[str, Any]) -> str:
         )
         lines.append(
             f"  {e['name']:<20} {e['kind']:<9} sent {e['sent']}, pending {e['pending']}, "
-            f"failed {e['failed']}, uncertain {e['uncertain']}; sent today {e['sent_today']}, "
+            f"failed {e['failed']}, uncertain {e['uncertain']}{_uncertain_words(e)}{_skipped_words(e)}; "
+            f"sent today {e['sent_today']}, "
             f"backlog {e['backlog']}{state}{error}"
         )
     failures = snap.get("failures") or {"articles": [], "shares": []}
@@ -406,6 +425,29 @@ def render_status_text(snap: dict[str, Any]) -> str:
             f"{ht(sh['at'])}: {sh['error']}"
         )
     return "\n".join(lines)
+
+
+def skipped_words(reasons: dict[str, int]) -> str:
+    """``back catalogue: found by its source's first crawl 3, not routed to this endpoint 2``."""
+    return ", ".join(f"{SKIP_REASONS.get(r, r)} {n}" for r, n in sorted(reasons.items(), key=lambda i: -i[1]))
+
+
+def _skipped_words(endpoint: dict[str, Any]) -> str:
+    """``, skipped 3 (why)`` for an endpoint's skipped shares, or nothing when there are none."""
+    reasons = endpoint.get("skipped_reasons") or {}
+    return f", skipped {endpoint['skipped']} ({skipped_words(reasons)})" if reasons else ""
+
+
+def _uncertain_words(endpoint: dict[str, Any]) -> str:
+    """`` (2 being looked up, 1 needs an operator)`` for an endpoint's uncertain shares, or nothing."""
+    parts = []
+    if endpoint.get("settling"):
+        parts.append(f"{endpoint['settling']} being looked up")
+    if endpoint.get("needs_operator"):
+        parts.append(
+            f"{endpoint['needs_operator']} need{'s' if endpoint['needs_operator'] == 1 else ''} an operator"
+        )
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def retry_article(session: Session, article_id: int) -> bool:
@@ -458,6 +500,7 @@ class SourceStatus(_Row):
     paused_at: str | None
     pause_reason: str | None
     skipped: int
+    first_crawl: int = Field(description="articles found by the first crawl: the back catalogue")
     skipped_recent: list[SkippedArticle]
 
 
@@ -493,6 +536,15 @@ class EndpointStatus(_Row):
     sent: int
     failed: int
     uncertain: int
+    settling: int = Field(description="uncertain shares a lookup on the network settles by itself")
+    needs_operator: int = Field(
+        description="uncertain shares an operator must check (the network cannot tell)"
+    )
+    skipped: int = Field(description="articles the planner did not share to this endpoint")
+    skipped_reasons: dict[str, int] = Field(
+        description="skipped per reason: first_crawl, back_catalogue, too_old (pushed, dated before the "
+        "endpoint was added), routing"
+    )
 
 
 class RecentShare(_Row):

@@ -14,7 +14,7 @@ import html
 from datetime import datetime
 from typing import Any
 
-from worker.status import human_time, parse_time
+from worker.status import human_time, parse_time, skipped_words
 from worker.store.models import utcnow
 
 REFRESH_SECONDS = 20
@@ -207,12 +207,29 @@ def _endpoints(snap: dict[str, Any], now: datetime) -> str:
         rows.append(
             f'<tr data-endpoint="{e(p["name"])}"><td>{e(p["name"])}</td><td>{e(p["kind"])}</td>'
             f'<td class="n">{p["sent_today"]}</td><td class="n">{p["sent"]}</td>'
-            f'<td class="n">{p["failed"]}</td><td class="n">{p["uncertain"]}</td>'
+            f'<td class="n">{p["failed"]}</td><td class="n">{p["uncertain"]}{_uncertain_note(p)}</td>'
+            f'<td class="n">{p.get("skipped", 0)}{_skipped_note(p)}</td>'
             f'<td class="n">{p["backlog"]}</td><td>{state}</td>'
             f'<td>{_time(p["last_sent_at"], now)}</td><td class="err">{error}</td></tr>'
         )
-    headers = ["endpoint", "kind", "sent today", "sent", "failed", "uncertain", "backlog", "state"]
+    headers = ["endpoint", "kind", "sent today", "sent", "failed", "uncertain", "skipped", "backlog", "state"]
     return _table("endpoints", [*headers, "last sent", "last error"], rows, "no endpoints configured")
+
+
+def _uncertain_note(endpoint: dict[str, Any]) -> str:
+    """Which uncertain shares settle by themselves (a lookup) and which an operator must check."""
+    parts = []
+    if endpoint.get("settling"):
+        parts.append(f"{endpoint['settling']} being looked up")
+    if endpoint.get("needs_operator"):
+        parts.append(f"{endpoint['needs_operator']} need an operator")
+    return f" ({e(', '.join(parts))})" if parts else ""
+
+
+def _skipped_note(endpoint: dict[str, Any]) -> str:
+    """Why the planner did not share articles to this endpoint (back catalogue, routing, ...)."""
+    reasons = endpoint.get("skipped_reasons") or {}
+    return f" ({e(skipped_words(reasons))})" if reasons else ""
 
 
 def _retry_button(kind: str, row_id: int) -> str:

@@ -306,6 +306,19 @@ def _recorded_error(model: type[Article] | type[Share], row_id: int) -> str:
         return error or "no reason recorded"
 
 
+@app.task(name="syndicate.settle_uncertain", acks_late=True, queue="render")
+def settle_uncertain() -> int:
+    """Deliver (that is, look up again) uncertain shares whose scheduled lookup was lost; beat runs it.
+
+    Each ``deliver_share`` of an uncertain share on a network with a lookup settles it (see
+    :func:`worker.outbox.settle_share`). Like the sweep it rides the short render queue.
+    """
+    ids = outbox.due_uncertain(get_runtime())
+    for share_id in ids:
+        deliver_share.delay(share_id)
+    return len(ids)
+
+
 @app.task(name="syndicate.noop", acks_late=True)
 def noop(n: int = 0) -> int:
     """Does nothing: the floor of the task machinery, for benchmarks and health checks."""

@@ -142,7 +142,8 @@ def test_share_preview_prints_text_and_payload_and_sends_nothing(
     capsys.readouterr()
     assert main(["share", "preview", str(article_id)]) == 0
     out = capsys.readouterr().out
-    assert "== hook (webhook)  [back catalogue: not shared unless sent on purpose]" in out
+    note = "back catalogue: found by its source's first crawl: not shared unless sent on purpose"
+    assert f"== hook (webhook)  [{note}]" in out
     assert "Solar cluster opens a shared test lab" in out and '"type": "article.published"' in out
     assert SECRET not in out
 

@@ -395,10 +395,10 @@ def _browse_status_page(
     feeds = {row[0]: row for row in cells("#feeds tr[data-feed]")}
     assert feeds["All partner news"][1] == "2" and feeds["IT Systems"][1] == "2", feeds
     ends = {row[0]: row for row in cells("#endpoints tr[data-endpoint]")}
-    # endpoint, kind, sent today, sent, failed, uncertain, backlog
-    assert ends["archive"][2:7] == ["2", "2", "0", "0", "0"], ends
-    assert ends["partner-hook"][2:7] == ["0", "0", "2", "0", "0"], ends
-    assert "400" in ends["partner-hook"][9]
+    # endpoint, kind, sent today, sent, failed, uncertain, skipped, backlog
+    assert ends["archive"][2:8] == ["2", "2", "0", "0", "0", "0"], ends
+    assert ends["partner-hook"][2:8] == ["0", "0", "2", "0", "0", "0"], ends
+    assert "400" in ends["partner-hook"][10]
     [article] = cells("#failed-articles tr[data-article]")
     assert article[2].endswith(BROKEN_ARTICLE) and "500" in article[3], article
     shares = cells("#failed-shares tr[data-share]")

@@ -136,6 +136,10 @@ def test_status_api_shows_sources_feeds_and_endpoints(client: TestClient, busy: 
         "sent": 1,
         "failed": 0,
         "uncertain": 0,
+        "settling": 0,
+        "needs_operator": 0,
+        "skipped": 0,
+        "skipped_reasons": {},
     }
     assert snap["outbox_backlog"] == 1
     assert snap["failures"] == {"articles": [], "shares": []}
@@ -222,7 +226,7 @@ def test_status_page_lists_sources_feeds_and_endpoints(client: TestClient, busy:
     ]
     [archive] = page.xpath("//table[@id='endpoints']/tr[td]")
     # endpoint, kind, sent today, sent, failed, uncertain, backlog, state
-    assert _cells(archive)[:8] == ["archive", "file", "1", "1", "0", "0", "1", "enabled"]
+    assert _cells(archive)[:9] == ["archive", "file", "1", "1", "0", "0", "0", "1", "enabled"]
     assert page.get_element_by_id("articles").text_content() == "2 articles (2 ready)."
     summary = page.get_element_by_id("summary").text_content()
     assert "failing sources: 1" in summary and "failed articles: 0, shares: 0" in summary

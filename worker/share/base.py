@@ -7,10 +7,11 @@ per silo). The pipeline only ever calls:
   ``syndicate share preview`` prints);
 * :meth:`Endpoint.publish` — post it; return a :class:`ShareResult` or raise a
   :class:`~worker.errors.ShareError` (permanent, endpoint-disabling, uncertain or transient);
-* :meth:`Endpoint.lookup` — after a crash between claim and answer, find our post on the network
-  (``None``: certainly not there); networks that cannot tell raise NotImplementedError and the
-  share becomes ``uncertain``. Endpoints whose ``idempotent`` flag is set need no lookup: sending
-  the same idempotency key again never makes a second post.
+* :meth:`Endpoint.lookup` — after a crash between claim and answer, or an answer that did not come
+  in time, find our post on the network (``None``: not there); networks that can (``can_look_up``)
+  settle their ``uncertain`` shares by themselves; the others raise NotImplementedError and the
+  share becomes ``uncertain`` for an operator. Endpoints whose ``idempotent`` flag is set need no
+  lookup after a crash: sending the same idempotency key again never makes a second post.
 
 Requests go through :meth:`Endpoint.send`, which uses the process's shared
 :class:`~worker.http.HttpClient` and maps every answer to the error tree in one place, keeping
@@ -486,6 +487,9 @@ class Endpoint(ABC):
     max_chars: ClassVar[int | None] = None
     # True when publishing again with the same idempotency key can never make a second post.
     idempotent: ClassVar[bool] = False
+    # True when :meth:`lookup` can find our post on the network (and say for certain it is not there):
+    # an ``uncertain`` share of such an endpoint is settled by looking it up, with no operator.
+    can_look_up: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -518,8 +522,8 @@ class Endpoint(ABC):
 
     @property
     def timeout(self) -> float:
-        """The request timeout in seconds."""
-        return self.http.timeout
+        """Seconds to wait for the network's answer: the endpoint's ``timeout``, else the client's."""
+        return self.config.timeout if self.config.timeout is not None else self.http.timeout
 
     def close(self) -> None:
         """Release the HTTP client if this endpoint created it."""
@@ -631,6 +635,8 @@ class Endpoint(ABC):
         :meth:`error_for` may decide first from the network's own error codes.
         """
         client = self.media_http if guard else self.http
+        if not guard:  # the network's own API: this endpoint's timeout (images keep the fetch timeout)
+            kwargs.setdefault("timeout", self.timeout)
         try:
             answer = client.request(method, url, guard=guard, **kwargs)
         except TransportError as exc:

@@ -115,6 +115,7 @@ class BlueskyEndpoint(Endpoint):
     kind = "bluesky"
     max_chars = MAX_GRAPHEMES
     idempotent = True
+    can_look_up = True
 
     @property
     def bluesky(self) -> BlueskyEndpointConfig:

@@ -120,6 +120,7 @@ class MastodonEndpoint(Endpoint):
 
     kind = "mastodon"
     idempotent = True
+    can_look_up = True
     _instance_info: dict[str, Any] | None = None
     _instance_loaded = False
 

@@ -281,3 +281,22 @@ class Share(Base):
     text: Mapped[str | None] = mapped_column(Text, default=None)
 
     article: Mapped[Article] = relationship(back_populates="shares")
+
+
+class ShareSkip(Base):
+    """An (article, endpoint) the planner decided not to share, and why: the visible side of that choice.
+
+    ``reason``: ``first_crawl`` (found by its source's first crawl), ``back_catalogue`` (first seen
+    before the endpoint was added), ``too_old`` (pushed, but published before the endpoint was added
+    and not within its ``max_age``) or ``routing`` (the endpoint's rules do not select it). A share
+    planned later (``syndicate share send``, a routing change) removes the row.
+    """
+
+    __tablename__ = "share_skips"
+    __table_args__ = (UniqueConstraint("article_id", "endpoint", name="uq_share_skips_article_endpoint"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(String(63), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
