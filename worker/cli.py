@@ -49,13 +49,19 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
 QUEUE_ARG = "crawl,fetch,render,share"
 
 
-def _load(args: argparse.Namespace) -> tuple[Settings, Config]:
+def _load(args: argparse.Namespace, *, secrets: bool = True) -> tuple[Settings, Config]:
+    """Settings and config, and this process's runtime built from them.
+
+    ``secrets=False`` is for read-only commands: an unset ``${ENV_VAR}`` is a warning, not an error,
+    and an endpoint without its credentials shows as not configured (only sending needs them).
+    """
     from config import load_config
     from worker.runtime import Runtime, set_runtime
 
     settings = load_settings()
     path = Path(getattr(args, "config", None) or settings.config_path)
-    config = load_config(path)
+    config = load_config(path, secrets=secrets)
+    _warn_missing_secrets(config, "")
     from worker import redisclient
 
     # Every process shares pacing, host limits and the robots.txt cache through Redis: a runtime
@@ -63,6 +69,12 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Config]:
     client = redisclient.connect(settings.effective_redis_url)
     set_runtime(Runtime(settings=settings, config=config, redis_client=client))
     return settings, config
+
+
+def _warn_missing_secrets(config: Config, why: str) -> None:
+    """One warning per unset ``${ENV_VAR}`` (read with ``secrets=False``), with its key path."""
+    for missing in config.missing_secrets:
+        print(f"warning: {missing}{why}", file=sys.stderr)
 
 
 def _progress(
@@ -134,15 +146,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_settings()
     path = Path(args.file or getattr(args, "config", None) or settings.config_path)
     try:
-        config = load_config(path)
+        config = load_config(path, secrets=not args.no_secrets)
     except ConfigError as exc:
         print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    _warn_missing_secrets(config, " (the worker needs it to send)")
+    unset = f"; {len(config.missing_secrets)} secret(s) not set" if config.missing_secrets else ""
     print(
         f"{path}: ok ({len(config.sources)} sources, {len(config.feeds)} feeds, "
-        f"{len(config.endpoints)} endpoints)"
+        f"{len(config.endpoints)} endpoints{unset})"
     )
     return 0
 
@@ -329,7 +343,7 @@ def cmd_feeds_build(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print sources, articles, feeds and the share outbox backlog."""
-    settings, config = _load(args)
+    settings, config = _load(args, secrets=False)
     _prepare_database(settings, config)
     from worker.runtime import get_runtime
     from worker.status import render_status_text, snapshot
@@ -356,7 +370,7 @@ def _deliver_inline(rt: Any, share_id: int) -> str:
 
 def cmd_share_preview(args: argparse.Namespace) -> int:
     """Print exactly what each endpoint would receive for an article; nothing is sent."""
-    settings, config = _load(args)
+    settings, config = _load(args, secrets=False)
     _prepare_database(settings, config)
     from worker.outbox import preview_article
     from worker.runtime import get_runtime
@@ -387,7 +401,7 @@ def cmd_share_preview(args: argparse.Namespace) -> int:
 
 def cmd_share_list(args: argparse.Namespace) -> int:
     """List the latest shares: status, attempts, where the post landed, why one failed."""
-    settings, config = _load(args)
+    settings, config = _load(args, secrets=False)
     _prepare_database(settings, config)
     from worker.outbox import recent_shares
     from worker.runtime import get_runtime
@@ -638,7 +652,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     leader beats). ``web``: this machine's web process answers ``/healthz?scope=web`` (its database
     and Redis), which does not fail because a worker elsewhere is down.
     """
-    settings, _config = _load(args)
+    settings, _config = _load(args, secrets=False)
     if args.part == "web":
         import ipaddress
         import urllib.error
@@ -1127,6 +1141,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmds.add("check-config", "validate the config and print every problem", cmd_check_config.__doc__)
     p.add_argument(
         "file", nargs="?", help="the config file to check (default: --config, then $SYNDICATE_CONFIG)"
+    )
+    p.add_argument(
+        "--no-secrets",
+        action="store_true",
+        help="an unset ${ENV_VAR} is a warning, not an error (check a config in CI without its secrets)",
     )
     p.set_defaults(func=cmd_check_config)
 

@@ -198,6 +198,8 @@ def _endpoints(session: Session, config: Config, now: datetime) -> list[dict[str
                 "last_error": row.last_error if row is not None else None,
                 "last_error_at": _iso(row.last_error_at) if row is not None else None,
                 "sent_today": sent_today.get(e.name, 0),
+                # Read without secrets (a read-only command): the variables this endpoint still needs.
+                "missing_secrets": [m.variable for m in config.missing_secrets_of(e.name)],
                 "backlog": by_status.get("pending", 0) + by_status.get("sending", 0),
                 # Tokens and sessions (row.state) are never part of the status.
                 **{status: by_status.get(status, 0) for status in SHARE_STATUSES},
@@ -382,6 +384,8 @@ def render_status_text(snap: dict[str, Any]) -> str:
     lines.append(f"share outbox: {snap['outbox_backlog']} pending")
     for e in snap["endpoints"]:
         state = "" if e["enabled"] else f"  DISABLED: {e['disabled_reason'] or 'in the config'}"
+        if e.get("missing_secrets"):
+            state += f"  NOT CONFIGURED: {', '.join(e['missing_secrets'])} not set"
         error = (
             f"  last error {ht(e['last_error_at'])}: {e['last_error']}"
             if e["enabled"] and e["last_error"]
@@ -490,6 +494,10 @@ class EndpointStatus(_Row):
     sent: int
     failed: int
     uncertain: int
+    missing_secrets: list[str] = Field(
+        default_factory=list,
+        description="variables of its credentials that are not set (read without secrets): not configured",
+    )
 
 
 class RecentShare(_Row):

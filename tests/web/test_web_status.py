@@ -136,6 +136,7 @@ def test_status_api_shows_sources_feeds_and_endpoints(client: TestClient, busy: 
         "sent": 1,
         "failed": 0,
         "uncertain": 0,
+        "missing_secrets": [],
     }
     assert snap["outbox_backlog"] == 1
     assert snap["failures"] == {"articles": [], "shares": []}
