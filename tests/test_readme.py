@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.services import RedisServer
 from worker.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +147,8 @@ def yaml_fences() -> list[Fence]:
 
 def test_readme_has_the_blocks_this_test_reads() -> None:
     blocks = yaml_fences()
-    assert len(blocks) >= 3, blocks
+    assert len(blocks) >= 4, blocks
+    assert any(f.marker.startswith("add-to ") and f.section == WALKTHROUGH for f in blocks)
     endpoints = next(f for f in blocks if "kind: mastodon" in f.body and "kind: teams" in f.body)
     kinds = {e["kind"] for e in yaml.safe_load(endpoints.body)["endpoints"]}
     assert len(kinds) == 12, kinds  # every endpoint kind has its example
@@ -282,3 +284,66 @@ def test_command_table_reader_catches_a_wrong_command() -> None:
         ["share", "list", "--status", "failed"],
         ["share", "list"],
     ]
+
+
+# ---- the walkthrough -------------------------------------------------------------------------------------
+
+
+def walkthrough_fences() -> list[Fence]:
+    return [f for f in fences() if f.section == WALKTHROUGH]
+
+
+def test_walkthrough_runs_as_written(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_server: RedisServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    steps = walkthrough_fences()
+    assert any(f.lang == "yaml" for f in steps) and any(f.lang == "sh" for f in steps), steps
+    shutil.copytree(
+        ROOT / "config", tmp_path / "config", ignore=shutil.ignore_patterns("*.py", "__pycache__")
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'syndicate.db'}")
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("SYNDICATE_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("SYNDICATE_CONFIG", raising=False)
+    ran: list[str] = []
+    outputs: dict[str, str] = {}
+    for step in steps:
+        if step.lang == "yaml":
+            assert step.marker.startswith("add-to "), f"{step}: say which file it goes into"
+            add_entries(tmp_path / step.marker.removeprefix("add-to "), yaml.safe_load(step.body))
+            continue
+        for raw in step.body.splitlines():
+            line = raw.split(" #", 1)[0].strip()
+            if not line:
+                continue
+            words = shlex.split(line)
+            if words[0] == "export":
+                for assignment in words[1:]:
+                    name, _, value = assignment.partition("=")
+                    monkeypatch.setenv(name, value)
+                continue
+            while "=" in words[0] and not words[0].startswith("-"):  # VAR=value command
+                name, _, value = words.pop(0).partition("=")
+                monkeypatch.setenv(name, value)
+            if words[0] == "cp":
+                shutil.copy(tmp_path / words[1], tmp_path / words[2])
+            elif words[0] in ("syndicate", ".venv/bin/syndicate"):
+                if words[1] in LONG_RUNNING:
+                    assert parse_error(words[1:]) is None, line
+                else:
+                    code = main(words[1:])
+                    printed = capsys.readouterr()
+                    assert code == 0, f"{step}: `{line}` exited {code}:\n{printed.out}{printed.err}"
+                    outputs[words[1]] = printed.out
+            else:
+                pytest.fail(f"{step}: the walkthrough test does not know how to run `{line}`")
+            ran.append(words[1] if len(words) > 1 else words[0])
+    assert "check-config" in ran and "status" in ran and "up" in ran, ran
+    # What the walkthrough promises: status lists the new source and endpoint.
+    status_lines = [line.strip() for line in outputs["status"].splitlines()]
+    assert any(line.startswith("partner-news ") for line in status_lines), outputs["status"]
+    assert any(line.startswith("masto ") for line in status_lines), outputs["status"]
