@@ -767,12 +767,23 @@ def load_config(
     """Read and validate the YAML config at ``path`` (``secrets=False``: see :func:`parse_config`)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             [f"config file not found (set SYNDICATE_CONFIG or pass a path): {path}"], path
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise ConfigError([f"cannot read config file: {exc}"], path) from None
+    return parse_config_bytes(raw, path, lookup, secrets=secrets)
+
+
+def parse_config_bytes(
+    raw: bytes, path: Path, lookup: Callable[[str], str | None] = environ_lookup, *, secrets: bool = True
+) -> Config:
+    """Validate the bytes of a config file read from ``path`` (see :func:`load_config`)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError([f"cannot read config file: {exc}"], path) from None
     try:
         data = yaml.safe_load(text)

@@ -53,6 +53,7 @@ PLACEHOLDERS = {
     "R": "maintenance",
     "TEXT": "maintenance",
     "U": "https://mastodon.social/@news/1",
+    "SECONDS": "15",
 }
 # Commands that run until stopped: the walkthrough only parses them.
 LONG_RUNNING = {"up", "worker", "beat", "web", "monitor"}

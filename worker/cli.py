@@ -59,7 +59,7 @@ def _load(args: argparse.Namespace, *, secrets: bool = True) -> tuple[Settings, 
     from worker.runtime import Runtime, set_runtime
 
     settings = load_settings()
-    path = Path(getattr(args, "config", None) or settings.config_path)
+    path = _config_path(args, settings)
     config = load_config(path, secrets=secrets)
     _warn_missing_secrets(config, "")
     from worker import redisclient
@@ -69,6 +69,11 @@ def _load(args: argparse.Namespace, *, secrets: bool = True) -> tuple[Settings, 
     client = redisclient.connect(settings.effective_redis_url)
     set_runtime(Runtime(settings=settings, config=config, redis_client=client))
     return settings, config
+
+
+def _config_path(args: argparse.Namespace, settings: Settings) -> Path:
+    """The config file a command reads: ``--config``, else ``$SYNDICATE_CONFIG`` (or the example)."""
+    return Path(getattr(args, "config", None) or settings.config_path)
 
 
 def _warn_missing_secrets(config: Config, why: str) -> None:
@@ -343,7 +348,11 @@ def cmd_feeds_build(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print sources, articles, feeds and the share outbox backlog."""
-    settings, config = _load(args, secrets=False)
+    try:
+        settings, config = _load(args, secrets=False)
+    except ConfigError as exc:
+        # The running processes keep their last good config: say which, beside what is wrong.
+        return _invalid_config_status(args, exc)
     _prepare_database(settings, config)
     from worker.runtime import get_runtime
     from worker.status import render_status_text, snapshot
@@ -355,6 +364,71 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(render_status_text(snap))
     return 0
+
+
+def _invalid_config_status(args: argparse.Namespace, exc: ConfigError) -> int:
+    """``status`` when the config file is invalid: every problem, then the config each process runs."""
+    from worker import configwatch, redisclient
+    from worker.status import config_lines
+
+    print(f"config error in {exc.path}:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    settings = load_settings()
+    client = redisclient.connect(settings.effective_redis_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        info = configwatch.config_status(client)
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps({"config_error": exc.problems, "config": info}, indent=2))
+    else:
+        print("\n".join(config_lines(info)))
+    return EXIT_CONFIG
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Tell every worker, beat and web process to re-read the config file now, and wait for them.
+
+    Each process also follows the file by itself (within seconds of a change) and on SIGHUP; this
+    checks the file first, asks them all through Redis, and prints the version each one runs. An
+    invalid file is kept out: the processes keep their last good config (exit code 3).
+    """
+    from config import load_config
+    from config.watch import file_version
+    from worker import configwatch, redisclient
+
+    settings = load_settings()
+    path = _config_path(args, settings)
+    problems: list[str] = []
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        problems = exc.problems
+        print(f"config error in {path} (the processes keep their last good config):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+    version = file_version(path)
+    client = redisclient.connect(settings.effective_redis_url, socket_timeout=2, socket_connect_timeout=2)
+    configwatch.request_reload(client)
+    deadline = time.monotonic() + args.timeout
+    while True:
+        info = configwatch.config_status(client) or {"processes": []}
+        live = [p for p in info["processes"] if not p["stale"]]
+        waiting = [p for p in live if version not in (p["version"], p["error_version"])]
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    client.close()
+    print(f"{path}: version {version}" + (" (invalid)" if problems else ""))
+    for p in live:
+        state = "waiting" if p in waiting else "error" if p["error_version"] == version else "ok"
+        print(f"  {p['role']:<7} {p['name']:<32} runs {p['version']}  {state}")
+    if not live:
+        print("  no running worker, beat or web process reported (they read the file when they start)")
+    if problems:
+        return EXIT_CONFIG
+    return EXIT_ERROR if waiting else EXIT_OK
 
 
 def _deliver_inline(rt: Any, share_id: int) -> str:
@@ -714,7 +788,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker consuming every Syndicate queue."""
     settings, _config = _load(args)
     configure_logging("worker", settings.log_level)
+    from worker import configwatch
     from worker.app import app
+    from worker.runtime import get_runtime
+
+    configwatch.watch_worker(get_runtime(), _config_path(args, settings))
 
     argv = [
         "worker",
@@ -794,12 +872,16 @@ def cmd_beat(args: argparse.Namespace) -> int:
     configure_logging("beat", settings.log_level)
     leader = _lead_beat()
     ids = _prepare_database(settings, config)
-    from worker.app import app, beat_schedule
-    from worker.sweep import beat_entry as sweep_beat_entry
+    from worker import configwatch
+    from worker.app import app
+    from worker.beatreload import schedule_for
+    from worker.heartbeat import beat_name
+    from worker.runtime import get_runtime
 
-    schedule = beat_schedule(config, ids)
-    schedule["sweep"] = sweep_beat_entry()
-    app.conf.beat_schedule = schedule
+    app.conf.beat_schedule = schedule_for(config, ids)
+    # Follows the config file: a change re-syncs sources and replaces the schedule (worker/beatreload.py).
+    app.conf.beat_scheduler = "worker.beatreload:ReloadingScheduler"
+    configwatch.start(get_runtime(), _config_path(args, settings), "beat", beat_name())
     _crawl_overdue_sources(config, ids)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     state = settings.var_dir / "celerybeat-schedule"
@@ -859,7 +941,12 @@ def cmd_web(args: argparse.Namespace) -> int:
     settings, config = _load(args)
     configure_logging("web", settings.log_level)
     _prepare_database(settings, config)
+    from worker import configwatch
+    from worker.runtime import get_runtime
     from worker.web import create_web_app, server_options
+
+    name = f"web@{socket.gethostname()}:{settings.http_port}"
+    configwatch.watch_web(get_runtime(), _config_path(args, settings), name)
 
     uvicorn.run(
         create_web_app(),
@@ -1222,6 +1309,14 @@ def build_parser() -> argparse.ArgumentParser:
         q = endpoint.add(action, f"{action} an endpoint", cmd_endpoint.__doc__)
         q.add_argument("name", help="the endpoint's name in the config")
         q.set_defaults(func=cmd_endpoint)
+
+    p = cmds.add(
+        "reload", "make every worker, beat and web process re-read the config now", cmd_reload.__doc__
+    )
+    p.add_argument(
+        "--timeout", type=float, default=15.0, metavar="S", help="seconds to wait for the processes' reports"
+    )
+    p.set_defaults(func=cmd_reload)
 
     p = cmds.add("status", "sources, articles, feeds and the share outbox", cmd_status.__doc__)
     p.add_argument("--json", action="store_true", help="print the snapshot as one JSON document")

@@ -283,6 +283,7 @@ def snapshot(
         session.execute(select(Article.status, func.count()).group_by(Article.status)).all()
     )
     endpoints = _endpoints(session, config, now)
+    from worker.configwatch import config_status
     from worker.outbox import recent_shares
 
     return {
@@ -295,6 +296,7 @@ def snapshot(
         "outbox_backlog": sum(e["pending"] for e in endpoints),
         "failures": _failures(session),
         "liveness": _liveness(redis_client),
+        "config": config_status(redis_client),
     }
 
 
@@ -351,12 +353,32 @@ def _liveness_line(live: dict[str, Any] | None, now: datetime) -> str:
     return line
 
 
+def config_lines(info: dict[str, Any] | None) -> list[str]:
+    """The config version each process runs, and the error of a file it could not take."""
+    if info is None:
+        return ["config: unknown (no Redis)"]
+    if info.get("unknown"):
+        return [f"config: unknown ({info['unknown']})"]
+    lines = ["config (version each process runs):"]
+    for p in info["processes"]:
+        stale = "  (no report for " + human_delta(p["age_seconds"]) + ")" if p["stale"] else ""
+        lines.append(f"  {p['role']:<7} {p['name']:<32} {p['version']}{stale}")
+        if p["error"]:
+            what = f"version {p['error_version']}" if p["error_version"] else "the file"
+            lines.append(f"      ERROR: {what} not taken, still running {p['version']}: {p['error']}")
+    if not info["processes"]:
+        lines.append("  no worker, beat or web process has reported yet")
+    return lines
+
+
 def render_status_text(snap: dict[str, Any]) -> str:
     """The snapshot as the text ``syndicate status`` prints: the same sections as the status page."""
     now = parse_time(snap.get("generated_at")) or utcnow()
     ht = lambda value, never="never": human_time(value, now, never)  # noqa: E731
     counts = ", ".join(f"{k} {v}" for k, v in snap["articles"].items())
-    lines = [f"articles: {counts}", _liveness_line(snap.get("liveness"), now), "sources:"]
+    lines = [f"articles: {counts}", _liveness_line(snap.get("liveness"), now)]
+    lines += config_lines(snap.get("config"))
+    lines.append("sources:")
     for s in snap["sources"]:
         state = s["state"].upper()
         if s.get("paused_at"):
@@ -566,6 +588,27 @@ class Liveness(BaseModel):
     error: str | None
 
 
+class ProcessConfig(BaseModel):
+    """The config a worker, beat or web process runs (see :mod:`worker.configwatch`)."""
+
+    name: str
+    role: str = Field(description="worker, beat or web")
+    path: str
+    version: str = Field(description="first 12 hex digits of the SHA-256 of the config file it runs")
+    error: str | None = Field(description="why the newer file is not taken (the last good one runs)")
+    error_version: str | None = Field(description="the version of that invalid file")
+    age_seconds: float
+    stale: bool = Field(description="no report for 30 s: the process is probably gone")
+
+
+class ConfigVersions(BaseModel):
+    """Which config each process runs, and the error of a file one of them could not take."""
+
+    processes: list[ProcessConfig]
+    error: str | None
+    unknown: str | None = Field(default=None, description="why the reports could not be read")
+
+
 class StatusSnapshot(_Row):
     """``GET /api/status``: everything the status page and ``syndicate status`` show."""
 
@@ -578,3 +621,4 @@ class StatusSnapshot(_Row):
     outbox_backlog: int
     failures: Failures
     liveness: Liveness | None = Field(description="None when Redis is not configured")
+    config: ConfigVersions | None = Field(default=None, description="None when Redis is not configured")
