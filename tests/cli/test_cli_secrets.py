@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.httpserver import HTTPTestServer
 from tests.support.services import RedisServer, Syndicate
+
+SITE = Path(__file__).resolve().parents[1] / "fixtures" / "e2e-site"
 
 CONFIG = """
 sources:
@@ -104,3 +107,24 @@ def test_the_worker_refuses_to_start_without_its_secrets(syn: Syndicate) -> None
     result = syn.run("worker", timeout=60)
     assert result.returncode == 3
     assert "endpoints[1].access_token: environment variable MASTODON_TOKEN is not set" in result.stderr
+
+
+def test_share_preview_without_secrets_says_not_configured(syn: Syndicate) -> None:
+    with HTTPTestServer(root=SITE) as server:
+        url = f"{server.base_url}/"
+        listing = f'{{name: partner, kind: listing, url: "{url}", options: {{link_selector: a.post-link}}}}'
+        config = CONFIG.replace(
+            '{name: partner, kind: listing, url: "https://partner.example/news/"}', listing
+        )
+        config = 'fetch: {allow_hosts: ["127.0.0.1"]}\n' + config
+        (syn.cwd / "syndicate.yaml").write_text(config, encoding="utf-8")
+        with_secrets = dict(
+            syn.env, MASTODON_TOKEN="t", DISCORD_WEBHOOK_URL="https://discord.example/api/webhooks/1/x"
+        )
+        crawl = Syndicate(env=with_secrets, cwd=syn.cwd).run("crawl", "partner", "--inline")
+        assert crawl.returncode == 0, crawl.stderr
+    preview = syn.run("share", "preview", "1", "--endpoint", "discord", "--json")
+    assert preview.returncode == 0, preview.stderr
+    [entry] = json.loads(preview.stdout)
+    assert entry["note"].startswith("not configured: DISCORD_WEBHOOK_URL not set")
+    assert entry["text"]  # it still renders what would be sent
