@@ -410,16 +410,10 @@ def cmd_reload(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
     version = file_version(path)
     client = redisclient.connect(settings.effective_redis_url, socket_timeout=2, socket_connect_timeout=2)
-    configwatch.request_reload(client)
-    deadline = time.monotonic() + args.timeout
-    while True:
-        info = configwatch.config_status(client) or {"processes": []}
-        live = [p for p in info["processes"] if not p["stale"]]
-        waiting = [p for p in live if version not in (p["version"], p["error_version"])]
-        if not waiting or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    client.close()
+    try:
+        live, waiting = configwatch.reload_all(client, version, timeout=args.timeout)
+    finally:
+        client.close()
     print(f"{path}: version {version}" + (" (invalid)" if problems else ""))
     for p in live:
         state = "waiting" if p in waiting else "error" if p["error_version"] == version else "ok"
@@ -1314,7 +1308,11 @@ def build_parser() -> argparse.ArgumentParser:
         "reload", "make every worker, beat and web process re-read the config now", cmd_reload.__doc__
     )
     p.add_argument(
-        "--timeout", type=float, default=15.0, metavar="S", help="seconds to wait for the processes' reports"
+        "--timeout",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long to wait for every process to report the file's version (default 15)",
     )
     p.set_defaults(func=cmd_reload)
 

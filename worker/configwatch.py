@@ -246,6 +246,25 @@ def request_reload(client: Any) -> int:
     return int(client.incr(RELOAD_KEY))
 
 
+def reload_all(
+    client: Any, version: str | None, *, timeout: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Ask every process to re-read its config; wait until each live one reports ``version``.
+
+    A process has answered when it runs ``version`` or reports it as the invalid file it would not
+    take. Returns the live processes' reports and those still waiting at ``timeout``.
+    """
+    request_reload(client)
+    deadline = time.monotonic() + timeout
+    while True:
+        info = config_status(client) or {"processes": []}
+        live = [p for p in info["processes"] if not p["stale"]]
+        waiting = [p for p in live if version not in (p["version"], p["error_version"])]
+        if not waiting or time.monotonic() > deadline:
+            return live, waiting
+        time.sleep(0.2)
+
+
 def config_status(client: Any) -> dict[str, Any] | None:
     """Every process's config report with its age, newest config first; None without Redis.
 
