@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import threading
@@ -70,6 +71,11 @@ class ConfigWatch:
         self._reloads: bytes | None = None
         self._forced = False
         self._last_check = 0.0
+        self._lock = threading.Lock()
+        # A pool child forked while another thread held the lock would wait on it forever.
+        os.register_at_fork(after_in_child=self._new_lock)
+
+    def _new_lock(self) -> None:
         self._lock = threading.Lock()
 
     # -- checking ----------------------------------------------------------------------------------------
