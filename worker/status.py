@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from config import Config
+from worker.configwatch import config_status
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 from worker.store.models import Endpoint as EndpointRow
 
@@ -283,7 +284,6 @@ def snapshot(
         session.execute(select(Article.status, func.count()).group_by(Article.status)).all()
     )
     endpoints = _endpoints(session, config, now)
-    from worker.configwatch import config_status
     from worker.outbox import recent_shares
 
     return {
