@@ -10,6 +10,7 @@ from config.model import (
     EndpointConfig,
     FeedConfig,
     FetchPolicy,
+    MissingSecret,
     SourceConfig,
     load_config,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "EndpointConfig",
     "FeedConfig",
     "FetchPolicy",
+    "MissingSecret",
     "Settings",
     "SourceConfig",
     "get_settings",

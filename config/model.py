@@ -5,13 +5,17 @@
 ``syndicate check-config`` can print them all at once instead of a traceback.
 
 Secrets (webhook secrets, API tokens) may only be given as ``${ENV_VAR}`` references, optionally
-with a default (``${ENV_VAR:-fallback}``); a literal secret in the file is an error.
+with a default (``${ENV_VAR:-fallback}``); a literal secret in the file is an error. A reference to
+a variable that is not set is an error too, unless the config is read with ``secrets=False`` (to
+check it, or for read-only commands, without production secrets): then each one is listed in
+:attr:`Config.missing_secrets` with its key path, and a credential it leaves empty counts as unset.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -21,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -43,6 +48,17 @@ class ConfigError(Exception):
         self.path = path
         where = f"{path}: " if path else ""
         super().__init__(where + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class MissingSecret:
+    """An ``${ENV_VAR}`` reference whose variable is not set, and where it is used."""
+
+    key_path: str  # e.g. endpoints[0].access_token
+    variable: str
+
+    def __str__(self) -> str:
+        return f"{self.key_path}: environment variable {self.variable} is not set"
 
 
 def parse_duration(value: Any) -> float:
@@ -375,6 +391,8 @@ class EndpointBase(_Strict):
 
 def _https_secret_url(value: SecretStr, what: str) -> None:
     url = value.get_secret_value()
+    if not url:  # its variable is not set: reported as a missing secret (see parse_config)
+        return
     if not re.match(r"^https?://[^\s/]+/", url):
         raise ValueError(f"{what} must be an http(s) URL (the value of the variable is not one)")
 
@@ -602,6 +620,20 @@ class Config(_Strict):
         "(unset: the public URL's root).",
     )
 
+    _missing_secrets: tuple[MissingSecret, ...] = PrivateAttr(default=())
+
+    @property
+    def missing_secrets(self) -> tuple[MissingSecret, ...]:
+        """The ``${ENV_VAR}`` references left unset by ``load_config(..., secrets=False)`` (else none)."""
+        return self._missing_secrets
+
+    def missing_secrets_of(self, endpoint: str) -> list[MissingSecret]:
+        """The unset references of the endpoint called ``endpoint``: it cannot send without them."""
+        for i, item in enumerate(self.endpoints):
+            if item.name == endpoint:
+                return [m for m in self._missing_secrets if m.key_path.startswith(f"endpoints[{i}].")]
+        return []
+
     def source(self, name: str) -> SourceConfig:
         """The source called ``name`` (KeyError if none)."""
         for source in self.sources:
@@ -693,14 +725,19 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _resolve_env(node: Any, path: str, lookup: Callable[[str], str | None], problems: list[str]) -> Any:
-    """Substitute ``${VAR}`` references; a string that held one comes back as an :class:`EnvValue`."""
+def _resolve_env(
+    node: Any, path: str, lookup: Callable[[str], str | None], missing: list[MissingSecret]
+) -> Any:
+    """Substitute ``${VAR}`` references; a string that held one comes back as an :class:`EnvValue`.
+
+    A variable that is not set (or empty) and has no default becomes "" and is added to ``missing``.
+    """
     if isinstance(node, Mapping):
         return {
-            k: _resolve_env(v, f"{path}.{k}" if path else str(k), lookup, problems) for k, v in node.items()
+            k: _resolve_env(v, f"{path}.{k}" if path else str(k), lookup, missing) for k, v in node.items()
         }
     if isinstance(node, list):
-        return [_resolve_env(v, f"{path}[{i}]", lookup, problems) for i, v in enumerate(node)]
+        return [_resolve_env(v, f"{path}[{i}]", lookup, missing) for i, v in enumerate(node)]
     if not isinstance(node, str) or not _ENV_REF.search(node):
         return node
 
@@ -709,7 +746,7 @@ def _resolve_env(node: Any, path: str, lookup: Callable[[str], str | None], prob
         if value is None or value == "":
             if match.group(2) is not None:
                 return match.group(2)
-            problems.append(f"{path}: environment variable {match.group(1)} is not set")
+            missing.append(MissingSecret(path, match.group(1)))
             return ""
         return value
 
@@ -717,15 +754,24 @@ def _resolve_env(node: Any, path: str, lookup: Callable[[str], str | None], prob
 
 
 def parse_config(
-    data: Any, lookup: Callable[[str], str | None] = environ_lookup, path: Path | None = None
+    data: Any,
+    lookup: Callable[[str], str | None] = environ_lookup,
+    path: Path | None = None,
+    *,
+    secrets: bool = True,
 ) -> Config:
-    """Validate already-parsed YAML ``data``; raise :class:`ConfigError` listing every problem."""
+    """Validate already-parsed YAML ``data``; raise :class:`ConfigError` listing every problem.
+
+    With ``secrets=False`` an unset ``${ENV_VAR}`` is not a problem but a
+    :attr:`Config.missing_secrets` entry (for checking a config, and for read-only commands).
+    """
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(["(top level): expected a mapping with sources, feeds and endpoints"], path)
-    problems: list[str] = []
-    resolved = _resolve_env(data, "", lookup, problems)
+    missing: list[MissingSecret] = []
+    resolved = _resolve_env(data, "", lookup, missing)
+    problems: list[str] = [str(m) for m in missing] if secrets else []
     references = _cross_check(resolved)
     try:
         config = Config.model_validate(resolved)
@@ -749,19 +795,33 @@ def parse_config(
     problems.extend(references)
     if problems:
         raise ConfigError(problems, path)
+    config._missing_secrets = tuple(missing)
     return config
 
 
-def load_config(path: Path | str, lookup: Callable[[str], str | None] = environ_lookup) -> Config:
-    """Read and validate the YAML config at ``path``."""
+def load_config(
+    path: Path | str, lookup: Callable[[str], str | None] = environ_lookup, *, secrets: bool = True
+) -> Config:
+    """Read and validate the YAML config at ``path`` (``secrets=False``: see :func:`parse_config`)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             [f"config file not found (set SYNDICATE_CONFIG or pass a path): {path}"], path
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise ConfigError([f"cannot read config file: {exc}"], path) from None
+    return parse_config_bytes(raw, path, lookup, secrets=secrets)
+
+
+def parse_config_bytes(
+    raw: bytes, path: Path, lookup: Callable[[str], str | None] = environ_lookup, *, secrets: bool = True
+) -> Config:
+    """Validate the bytes of a config file read from ``path`` (see :func:`load_config`)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError([f"cannot read config file: {exc}"], path) from None
     try:
         data = yaml.safe_load(text)
@@ -770,4 +830,4 @@ def load_config(path: Path | str, lookup: Callable[[str], str | None] = environ_
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{where}invalid YAML: {problem}"], path) from None
-    return parse_config(data, lookup, path)
+    return parse_config(data, lookup, path, secrets=secrets)

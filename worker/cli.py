@@ -56,13 +56,19 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
 QUEUE_ARG = "crawl,fetch,render,share"
 
 
-def _load(args: argparse.Namespace) -> tuple[Settings, Config]:
+def _load(args: argparse.Namespace, *, secrets: bool = True) -> tuple[Settings, Config]:
+    """Settings and config, and this process's runtime built from them.
+
+    ``secrets=False`` is for read-only commands: an unset ``${ENV_VAR}`` is a warning, not an error,
+    and an endpoint without its credentials shows as not configured (only sending needs them).
+    """
     from config import load_config
     from worker.runtime import Runtime, set_runtime
 
     settings = load_settings()
-    path = Path(getattr(args, "config", None) or settings.config_path)
-    config = load_config(path)
+    path = _config_path(args, settings)
+    config = load_config(path, secrets=secrets)
+    _warn_missing_secrets(config, "")
     from worker import redisclient
 
     # Every process shares pacing, host limits and the robots.txt cache through Redis: a runtime
@@ -70,6 +76,17 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Config]:
     client = redisclient.connect(settings.effective_redis_url)
     set_runtime(Runtime(settings=settings, config=config, redis_client=client))
     return settings, config
+
+
+def _config_path(args: argparse.Namespace, settings: Settings) -> Path:
+    """The config file a command reads: ``--config``, else ``$SYNDICATE_CONFIG`` (or the example)."""
+    return Path(getattr(args, "config", None) or settings.config_path)
+
+
+def _warn_missing_secrets(config: Config, why: str) -> None:
+    """One warning per unset ``${ENV_VAR}`` (read with ``secrets=False``), with its key path."""
+    for missing in config.missing_secrets:
+        print(f"warning: {missing}{why}", file=sys.stderr)
 
 
 def _progress(
@@ -141,15 +158,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_settings()
     path = Path(args.file or getattr(args, "config", None) or settings.config_path)
     try:
-        config = load_config(path)
+        config = load_config(path, secrets=not args.no_secrets)
     except ConfigError as exc:
         print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    _warn_missing_secrets(config, " (the worker needs it to send)")
+    unset = f"; {len(config.missing_secrets)} secret(s) not set" if config.missing_secrets else ""
     print(
         f"{path}: ok ({len(config.sources)} sources, {len(config.feeds)} feeds, "
-        f"{len(config.endpoints)} endpoints)"
+        f"{len(config.endpoints)} endpoints{unset})"
     )
     return 0
 
@@ -382,7 +401,11 @@ def cmd_feeds_build(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print sources, articles, feeds and the share outbox backlog."""
-    settings, config = _load(args)
+    try:
+        settings, config = _load(args, secrets=False)
+    except ConfigError as exc:
+        # The running processes keep their last good config: say which, beside what is wrong.
+        return _invalid_config_status(args, exc)
     _prepare_database(settings, config)
     from worker.runtime import get_runtime
     from worker.status import render_status_text, snapshot
@@ -406,6 +429,65 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _invalid_config_status(args: argparse.Namespace, exc: ConfigError) -> int:
+    """``status`` when the config file is invalid: every problem, then the config each process runs."""
+    from worker import configwatch, redisclient
+    from worker.status import config_lines
+
+    print(f"config error in {exc.path}:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    settings = load_settings()
+    client = redisclient.connect(settings.effective_redis_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        info = configwatch.config_status(client)
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps({"config_error": exc.problems, "config": info}, indent=2))
+    else:
+        print("\n".join(config_lines(info)))
+    return EXIT_CONFIG
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Tell every worker, beat and web process to re-read the config file now, and wait for them.
+
+    Each process also follows the file by itself (within seconds of a change) and on SIGHUP; this
+    checks the file first, asks them all through Redis, and prints the version each one runs. An
+    invalid file is kept out: the processes keep their last good config (exit code 3).
+    """
+    from config import load_config
+    from config.watch import file_version
+    from worker import configwatch, redisclient
+
+    settings = load_settings()
+    path = _config_path(args, settings)
+    problems: list[str] = []
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        problems = exc.problems
+        print(f"config error in {path} (the processes keep their last good config):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+    version = file_version(path)
+    client = redisclient.connect(settings.effective_redis_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        live, waiting = configwatch.reload_all(client, version, timeout=args.timeout)
+    finally:
+        client.close()
+    print(f"{path}: version {version}" + (" (invalid)" if problems else ""))
+    for p in live:
+        state = "waiting" if p in waiting else "error" if p["error_version"] == version else "ok"
+        print(f"  {p['role']:<7} {p['name']:<32} runs {p['version']}  {state}")
+    if not live:
+        print("  no running worker, beat or web process reported (they read the file when they start)")
+    if problems:
+        return EXIT_CONFIG
+    return EXIT_ERROR if waiting else EXIT_OK
+
+
 def _deliver_inline(rt: Any, share_id: int) -> str:
     """Deliver one share in this process; a share that must wait stays pending for the workers."""
     from worker import outbox
@@ -419,7 +501,7 @@ def _deliver_inline(rt: Any, share_id: int) -> str:
 
 def cmd_share_preview(args: argparse.Namespace) -> int:
     """Print exactly what each endpoint would receive for an article; nothing is sent."""
-    settings, config = _load(args)
+    settings, config = _load(args, secrets=False)
     _prepare_database(settings, config)
     from worker.outbox import preview_article
     from worker.runtime import get_runtime
@@ -452,7 +534,7 @@ def cmd_share_preview(args: argparse.Namespace) -> int:
 
 def cmd_share_list(args: argparse.Namespace) -> int:
     """List the latest shares: status, attempts, where the post landed, why one failed."""
-    settings, config = _load(args)
+    settings, config = _load(args, secrets=False)
     _prepare_database(settings, config)
     from worker.outbox import recent_shares
     from worker.runtime import get_runtime
@@ -713,7 +795,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     leader beats). ``web``: this machine's web process answers ``/healthz?scope=web`` (its database
     and Redis), which does not fail because a worker elsewhere is down.
     """
-    settings, _config = _load(args)
+    settings, _config = _load(args, secrets=False)
     if args.part == "web":
         import ipaddress
         import urllib.error
@@ -775,7 +857,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker consuming every Syndicate queue."""
     settings, _config = _load(args)
     configure_logging("worker", settings.log_level)
+    from worker import configwatch
     from worker.app import app
+    from worker.runtime import get_runtime
+
+    configwatch.watch_worker(get_runtime(), _config_path(args, settings))
 
     argv = [
         "worker",
@@ -855,14 +941,16 @@ def cmd_beat(args: argparse.Namespace) -> int:
     configure_logging("beat", settings.log_level)
     leader = _lead_beat()
     ids = _prepare_database(settings, config)
-    from worker.app import app, beat_schedule
-    from worker.outbox import settle_beat_entry
-    from worker.sweep import beat_entry as sweep_beat_entry
+    from worker import configwatch
+    from worker.app import app
+    from worker.beatreload import schedule_for
+    from worker.heartbeat import beat_name
+    from worker.runtime import get_runtime
 
-    schedule = beat_schedule(config, ids)
-    schedule["sweep"] = sweep_beat_entry()
-    schedule["settle"] = settle_beat_entry()
-    app.conf.beat_schedule = schedule
+    app.conf.beat_schedule = schedule_for(config, ids)
+    # Follows the config file: a change re-syncs sources and replaces the schedule (worker/beatreload.py).
+    app.conf.beat_scheduler = "worker.beatreload:ReloadingScheduler"
+    configwatch.start(get_runtime(), _config_path(args, settings), "beat", beat_name())
     _crawl_overdue_sources(config, ids)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     state = settings.var_dir / "celerybeat-schedule"
@@ -923,7 +1011,12 @@ def cmd_web(args: argparse.Namespace) -> int:
     configure_logging("web", settings.log_level)
     require_port("the web app", settings.http_host, settings.http_port, "SYNDICATE_HTTP_PORT")
     _prepare_database(settings, config)
+    from worker import configwatch
+    from worker.runtime import get_runtime
     from worker.web import create_web_app, server_options
+
+    name = f"web@{socket.gethostname()}:{settings.http_port}"
+    configwatch.watch_web(get_runtime(), _config_path(args, settings), name)
 
     uvicorn.run(
         create_web_app(),
@@ -1322,6 +1415,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "file", nargs="?", help="the config file to check (default: --config, then $SYNDICATE_CONFIG)"
     )
+    p.add_argument(
+        "--no-secrets",
+        action="store_true",
+        help="an unset ${ENV_VAR} is a warning, not an error (check a config in CI without its secrets)",
+    )
     p.set_defaults(func=cmd_check_config)
 
     p = cmds.add("share", "share commands: preview, list, send, retry, mark-sent")
@@ -1397,6 +1495,18 @@ def build_parser() -> argparse.ArgumentParser:
         q = endpoint.add(action, f"{action} an endpoint", cmd_endpoint.__doc__)
         q.add_argument("name", help="the endpoint's name in the config")
         q.set_defaults(func=cmd_endpoint)
+
+    p = cmds.add(
+        "reload", "make every worker, beat and web process re-read the config now", cmd_reload.__doc__
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long to wait for every process to report the file's version (default 15)",
+    )
+    p.set_defaults(func=cmd_reload)
 
     p = cmds.add("status", "sources, articles, feeds and the share outbox", cmd_status.__doc__)
     p.add_argument("--json", action="store_true", help="print the snapshot as one JSON document")

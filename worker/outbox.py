@@ -1193,6 +1193,10 @@ def preview_article(rt: Runtime, ref: str, endpoint_name: str | None = None) -> 
             "kind": endpoint.kind,
             "note": notes[endpoint.name],
         }
+        unset = [m.variable for m in rt.config.missing_secrets_of(endpoint.name)]
+        if unset:  # read without secrets: it renders, but could not send
+            why = f"not configured: {', '.join(unset)} not set"
+            entry["note"] = f"{why}; {entry['note']}" if entry["note"] else why
         try:
             preview = ep.render(view)
         except ShareError as exc:

@@ -110,6 +110,18 @@ class Runtime:
 
         return float(task_time_limit(self.settings))
 
+    def replace_config(self, config: Config) -> None:
+        """Run on ``config`` from now on (a reload, see :mod:`worker.configwatch`).
+
+        Endpoints are built again on next use; the HTTP clients too when the fetch policy changed.
+        Work already running keeps the config object it started with.
+        """
+        old, self.config = self.config, config
+        self._endpoints = {}
+        if config.fetch != old.fetch:
+            for name in ("fetcher", "share_http", "media_http"):
+                self.__dict__.pop(name, None)
+
     def endpoint(self, name: str) -> Endpoint:
         """The endpoint called ``name``, built once per process (its HTTP sessions are reused)."""
         endpoint = self._endpoints.get(name)

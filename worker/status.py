@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from config import Config
+from worker.configwatch import config_status
 from worker.outbox import SKIP_REASONS, skipped_counts
 from worker.share import ENDPOINTS
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
@@ -204,6 +205,8 @@ def _endpoints(session: Session, config: Config, now: datetime) -> list[dict[str
                 "last_error": row.last_error if row is not None else None,
                 "last_error_at": _iso(row.last_error_at) if row is not None else None,
                 "sent_today": sent_today.get(e.name, 0),
+                # Read without secrets (a read-only command): the variables this endpoint still needs.
+                "missing_secrets": [m.variable for m in config.missing_secrets_of(e.name)],
                 "backlog": by_status.get("pending", 0) + by_status.get("sending", 0),
                 # Tokens and sessions (row.state) are never part of the status.
                 **{status: by_status.get(status, 0) for status in SHARE_STATUSES},
@@ -309,6 +312,7 @@ def snapshot(
         "outbox_backlog": sum(e["pending"] for e in endpoints),
         "failures": _failures(session),
         "liveness": _liveness(redis_client),
+        "config": config_status(redis_client),
     }
 
 
@@ -365,12 +369,32 @@ def _liveness_line(live: dict[str, Any] | None, now: datetime) -> str:
     return line
 
 
+def config_lines(info: dict[str, Any] | None) -> list[str]:
+    """The config version each process runs, and the error of a file it could not take."""
+    if info is None:
+        return ["config: unknown (no Redis)"]
+    if info.get("unknown"):
+        return [f"config: unknown ({info['unknown']})"]
+    lines = ["config (version each process runs):"]
+    for p in info["processes"]:
+        stale = "  (no report for " + human_delta(p["age_seconds"]) + ")" if p["stale"] else ""
+        lines.append(f"  {p['role']:<7} {p['name']:<32} {p['version']}{stale}")
+        if p["error"]:
+            what = f"version {p['error_version']}" if p["error_version"] else "the file"
+            lines.append(f"      ERROR: {what} not taken, still running {p['version']}: {p['error']}")
+    if not info["processes"]:
+        lines.append("  no worker, beat or web process has reported yet")
+    return lines
+
+
 def render_status_text(snap: dict[str, Any]) -> str:
     """The snapshot as the text ``syndicate status`` prints: the same sections as the status page."""
     now = parse_time(snap.get("generated_at")) or utcnow()
     ht = lambda value, never="never": human_time(value, now, never)  # noqa: E731
     counts = ", ".join(f"{k} {v}" for k, v in snap["articles"].items())
-    lines = [f"articles: {counts}", _liveness_line(snap.get("liveness"), now), "sources:"]
+    lines = [f"articles: {counts}", _liveness_line(snap.get("liveness"), now)]
+    lines += config_lines(snap.get("config"))
+    lines.append("sources:")
     redis_down = bool((snap.get("liveness") or {}).get("error"))
     for s in snap["sources"]:
         state = s["state"].upper()
@@ -403,6 +427,8 @@ def render_status_text(snap: dict[str, Any]) -> str:
     lines.append(f"share outbox: {snap['outbox_backlog']} pending")
     for e in snap["endpoints"]:
         state = "" if e["enabled"] else f"  DISABLED: {e['disabled_reason'] or 'in the config'}"
+        if e.get("missing_secrets"):
+            state += f"  NOT CONFIGURED: {', '.join(e['missing_secrets'])} not set"
         error = (
             f"  last error {ht(e['last_error_at'])}: {e['last_error']}"
             if e["enabled"] and e["last_error"]
@@ -545,6 +571,10 @@ class EndpointStatus(_Row):
         description="skipped per reason: first_crawl, back_catalogue, too_old (pushed, dated before the "
         "endpoint was added), routing"
     )
+    missing_secrets: list[str] = Field(
+        default_factory=list,
+        description="variables of its credentials that are not set (read without secrets): not configured",
+    )
 
 
 class RecentShare(_Row):
@@ -613,6 +643,27 @@ class Liveness(BaseModel):
     error: str | None
 
 
+class ProcessConfig(BaseModel):
+    """The config a worker, beat or web process runs (see :mod:`worker.configwatch`)."""
+
+    name: str
+    role: str = Field(description="worker, beat or web")
+    path: str
+    version: str = Field(description="first 12 hex digits of the SHA-256 of the config file it runs")
+    error: str | None = Field(description="why the newer file is not taken (the last good one runs)")
+    error_version: str | None = Field(description="the version of that invalid file")
+    age_seconds: float
+    stale: bool = Field(description="no report for 30 s: the process is probably gone")
+
+
+class ConfigVersions(BaseModel):
+    """Which config each process runs, and the error of a file one of them could not take."""
+
+    processes: list[ProcessConfig]
+    error: str | None
+    unknown: str | None = Field(default=None, description="why the reports could not be read")
+
+
 class StatusSnapshot(_Row):
     """``GET /api/status``: everything the status page and ``syndicate status`` show."""
 
@@ -625,3 +676,4 @@ class StatusSnapshot(_Row):
     outbox_backlog: int
     failures: Failures
     liveness: Liveness | None = Field(description="None when Redis is not configured")
+    config: ConfigVersions | None = Field(default=None, description="None when Redis is not configured")

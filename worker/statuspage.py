@@ -284,6 +284,34 @@ def _head_links(snap: dict[str, Any]) -> str:
     return discovery_links(links, base + OPML_PATH if links else None)
 
 
+def _config(snap: dict[str, Any]) -> str:
+    """Which config version each process runs; a file that could not be taken, and why."""
+    info = snap.get("config")
+    if not info or not info.get("processes"):
+        return ""
+    rows = []
+    for p in info["processes"]:
+        error = (
+            f"<span class='bad'>not taken: version {e(p['error_version'] or '?')}: {e(p['error'])}</span>"
+            if p["error"]
+            else ""
+        )
+        stale = " <span class='mute'>(no recent report)</span>" if p["stale"] else ""
+        rows.append(
+            f"<tr><td>{e(p['role'])}</td><td>{e(p['name'])}{stale}</td>"
+            f"<td><code>{e(p['version'])}</code></td><td>{error}</td></tr>"
+        )
+    banner = (
+        f"<p class='bad' id='config-error'>The config file is invalid; the processes keep running their "
+        f"last good version. {e(info['error'])}</p>"
+        if info.get("error")
+        else ""
+    )
+    return f"<h2>Config</h2>{banner}" + _table(
+        "config", ["process", "name", "version", "error"], rows, "no process has reported"
+    )
+
+
 def render_status_page(snap: dict[str, Any], refresh_seconds: int = REFRESH_SECONDS) -> str:
     """The status snapshot as a self-contained HTML page, its ``<head>`` advertising every feed.
 
@@ -303,6 +331,7 @@ def render_status_page(snap: dict[str, Any], refresh_seconds: int = REFRESH_SECO
         f"<h2>Sources</h2>{_sources(snap, now)}"
         f"<h2>Feeds</h2>{_feeds(snap, now)}"
         f"<h2>Endpoints</h2>{_endpoints(snap, now)}"
+        f"{_config(snap)}"
         f"{_failures(snap, now)}"
         f"<p class='foot mute'>Generated {_time(snap.get('generated_at'), now)}; refreshes every "
         f"{int(refresh_seconds)} s. Retry buttons ask once for the admin token (api.token) and keep it "

@@ -140,6 +140,7 @@ def test_status_api_shows_sources_feeds_and_endpoints(client: TestClient, busy: 
         "needs_operator": 0,
         "skipped": 0,
         "skipped_reasons": {},
+        "missing_secrets": [],
     }
     assert snap["outbox_backlog"] == 1
     assert snap["failures"] == {"articles": [], "shares": []}
