@@ -30,6 +30,7 @@ from worker.feedcache import CachedFeed, FeedCache
 from worker.pipeline import MAX_URL_CHARS, PushedArticle, ingest_article
 from worker.runtime import Runtime, get_runtime
 from worker.status import snapshot
+from worker.webheaders import SecurityHeaders
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +264,10 @@ class BodyLimitMiddleware:
     """Answer 413 to request bodies over ``limit`` bytes instead of reading (and parsing) them whole.
 
     A declared Content-Length over the limit is refused before anything is read; a body sent without
-    one (chunked) is counted as it arrives and refused as soon as it passes the limit.
+    one (chunked) is counted as it arrives and refused as soon as it passes the limit. Either way
+    the 413 says ``Connection: close``, so the server hangs up instead of reading (and discarding)
+    the rest of the body to keep the connection alive: a 100 MB chunked body was read to its end.
+    The app behind is told the client went away, and whatever it answers to that is dropped.
     """
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
@@ -279,23 +283,38 @@ class BodyLimitMiddleware:
             await self._too_large()(scope, receive, send)
             return
         seen = 0
+        refused = started = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise HTTPException(413, self._detail())
+                    refused = True
+                    if not started:
+                        await self._too_large()(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counted, send)
+        async def unless_refused(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            started = True
+            await send(message)
+
+        await self.app(scope, counted, unless_refused)
 
     def _detail(self) -> str:
         return f"request body too large: the limit is {self.limit} bytes"
 
     def _too_large(self) -> JSONResponse:
-        return JSONResponse({"detail": self._detail()}, status_code=413)
+        response = JSONResponse({"detail": self._detail()}, status_code=413)
+        response.raw_headers.append((b"connection", b"close"))
+        return response
 
 
 def feed_cache(app: Any) -> FeedCache:
@@ -457,8 +476,10 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
     # Outside the body limit: a stranger's body is refused unread, whatever its size.
     app.add_middleware(AuthGate, web_app=app)
-    # Added last, so it is the outermost of ours: feed hits skip the body limit and routing.
+    # Added after the body limit and the gate: feed hits skip both and routing.
     app.add_middleware(FeedFastPath, web_app=app)
+    # The outermost: every answer, feed hits and refusals included, carries the security headers.
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz")
     def healthz(r: RT, request: Request, scope: Literal["all", "web"] = "all") -> JSONResponse:
