@@ -129,7 +129,19 @@ def _summary(snap: dict[str, Any]) -> str:
     parts.append(
         _badge(f"outbox backlog: {snap['outbox_backlog']}", "warn" if snap["outbox_backlog"] else "ok")
     )
+    parts.extend(_storage(snap.get("storage")))
     return f'<div class="summary" id="summary">{"".join(parts)}</div>'
+
+
+def _storage(disk: dict[str, Any] | None) -> list[str]:
+    """A badge when the disk is full (pushes get 503), with the reason in its title and beside it."""
+    if not disk or disk["state"] == "ok":
+        return []
+    reason = disk.get("reason") or "no space left"
+    return [
+        f'<span class="badge bad" id="storage-full" title="{e(reason)}">storage full</span>'
+        f'<span class="err" id="storage-reason">{e(reason)}</span>'
+    ]
 
 
 def _labelled(row: str, headers: list[str]) -> str:

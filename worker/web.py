@@ -21,11 +21,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker import heartbeat, metrics
+from worker import heartbeat, metrics, storage
 from worker.feedcache import CachedFeed, FeedCache
 from worker.pipeline import MAX_URL_CHARS, PushedArticle, ingest_article
 from worker.runtime import Runtime, get_runtime
@@ -130,7 +130,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorMessage, "description": "Missing or wrong bearer token (checked before the body)"},
     413: {"model": ErrorMessage, "description": "The body is over the size limit"},
     422: {"model": ValidationErrors, "description": "The body is not a valid article"},
-    503: {"model": ErrorMessage, "description": "Ingest is disabled: no api.token in the config"},
+    503: {
+        "model": ErrorMessage,
+        "description": "Ingest is disabled (no api.token in the config), or the disk is full: nothing was "
+        "stored, send it again after Retry-After",
+    },
 }
 
 # 422 answers stay small whatever was sent: a few errors, each with short excerpts.
@@ -452,6 +456,28 @@ def store_pushed(r: Runtime, payload: IngestRequest) -> tuple[int, bool]:
         return ingest_article(r, item)
 
 
+def _redis_of(request: Request) -> Any:
+    return current_runtime(request).redis_client
+
+
+async def storage_full_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A full disk (:func:`worker.storage.is_storage_full`) is 503 + ``Retry-After``; anything else 500.
+
+    The transaction was rolled back, so nothing of the request was stored: the client sends it again.
+    """
+    if not storage.is_storage_full(exc):
+        raise exc  # on to the server error middleware: a 500 with its traceback in the log
+    where = "ingest" if request.url.path == TOKEN_PATHS[0] else "api"
+    await run_in_threadpool(storage.note_refused, _redis_of(request), where, exc)
+    detail = (
+        f"storage is full, nothing was stored: {storage.describe(exc)}; "
+        f"send it again in {storage.RETRY_AFTER_SECONDS} s (an operator must free space on the server)"
+    )
+    return JSONResponse(
+        {"detail": detail}, status_code=503, headers={"Retry-After": str(storage.RETRY_AFTER_SECONDS)}
+    )
+
+
 API_DESCRIPTION = (
     "Push articles into the pipeline, preview what each endpoint would receive, read the status, "
     "retry failed articles and shares. Endpoints marked with a lock take the config's `api.token` "
@@ -473,6 +499,8 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.feed_cache = None
     app.state.started = time.monotonic()  # /healthz: the start-up grace for workers and beat
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(DBAPIError, storage_full_handler)
+    app.add_exception_handler(OSError, storage_full_handler)
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
     # Outside the body limit: a stranger's body is refused unread, whatever its size.
     app.add_middleware(AuthGate, web_app=app)
@@ -502,6 +530,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
             checks["database"] = f"error: {type(exc).__name__}"
         live: dict[str, Any] = {"workers": [], "beat": None}
         client = redisclient.connect(r.settings.effective_redis_url, socket_timeout=2)
+        disk = storage.storage_state(r.settings, client)
         try:
             client.ping()
             checks["redis"] = "ok"
@@ -512,9 +541,10 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
             checks.update(worker="unknown", beat="unknown")
         finally:
             client.close()
-        counted = ("database", "redis") if scope == "web" else tuple(checks)
+        checks["storage"] = "ok" if disk["state"] == "ok" else f"full: {disk['reason']}"
+        counted = ("database", "redis", "storage") if scope == "web" else tuple(checks)
         ok = all(checks[k] in ("ok", "starting") for k in counted)
-        body = {"status": "ok" if ok else "degraded", **checks, "liveness": live}
+        body = {"status": "ok" if ok else "degraded", **checks, "liveness": live, "storage_detail": disk}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get(
@@ -566,6 +596,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         if payload.image:
             refuse_unfetchable(r, "image", str(payload.image))
         article_id, created = store_pushed(r, payload)
+        storage.note_ok(r.redis_client, "ingest")
         from worker.tasks import process_article
 
         try:
@@ -681,7 +712,8 @@ def add_status_routes(app: FastAPI) -> None:
         client = r.redis_client or redisclient.connect(r.settings.effective_redis_url, socket_timeout=2)
         try:
             with r.session() as session:
-                return snapshot(session, r.config, r.settings.base_url, redis_client=client)
+                snap = snapshot(session, r.config, r.settings.base_url, redis_client=client)
+            return {**snap, "storage": storage.storage_state(r.settings, client)}
         finally:
             if client is not r.redis_client:
                 client.close()
