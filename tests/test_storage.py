@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from worker.storage import describe, is_storage_full
+from config.settings import Settings
+from worker.storage import describe, is_storage_full, storage_state, watched_paths
 
 
 def _enospc() -> OSError:
@@ -68,3 +70,15 @@ def test_sqlite_full_is_recognised_through_sqlalchemy(tmp_path: Path) -> None:
     assert isinstance(full.value.orig, sqlite3.OperationalError)
     assert is_storage_full(full.value)
     assert describe(full.value) == "database or disk is full"  # no SQL, no parameters
+
+
+def test_default_settings_watch_var_and_the_default_database(tmp_path: Path) -> None:
+    """No DATABASE_URL (the Quick start): the default SQLite file's directory, not a crash in /healthz."""
+    settings = Settings(var_dir=tmp_path / "var", database_url=None)
+    paths = watched_paths(settings)
+    assert paths["var"] == tmp_path / "var"
+    assert (
+        paths["database"] == Path(make_url(settings.effective_database_url).database or "").resolve().parent
+    )
+    state = storage_state(settings)
+    assert state["state"] == "ok" and set(state["free_bytes"]) == {"var", "database"}, state

@@ -115,7 +115,7 @@ def forget_refusal(client: Callable[[], Any], where: str) -> None:
 def watched_paths(settings: Any) -> dict[str, Path]:
     """The local directories whose free space matters: ``var/`` and a SQLite database's directory."""
     paths = {"var": Path(settings.var_dir)}
-    url = make_url(settings.database_url)
+    url = make_url(settings.effective_database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         paths["database"] = Path(url.database).resolve().parent
     return paths
@@ -152,17 +152,17 @@ def refusals(client: Any) -> dict[str, dict[str, Any]]:
 
 def storage_state(settings: Any, client: Any = None) -> dict[str, Any]:
     """``{"state": "ok"|"full", "reason", "free_bytes": {name: bytes}, "refused": {where: ...}}``."""
-    free = free_bytes(settings)
+    try:
+        free = free_bytes(settings)
+    except Exception as exc:  # a health check must answer whatever the settings hold
+        log.warning("could not measure free space: %s", exc)
+        free = {}
     try:
         refused = refusals(client)
     except Exception as exc:  # Redis down: the free space still tells
         log.debug("could not read storage refusals: %s", exc)
         refused = {}
-    reasons = [
-        f"{name} ({watched_paths(settings)[name]}) has {n // 1024} KiB free"
-        for name, n in free.items()
-        if n < MIN_FREE_BYTES
-    ]
+    reasons = [f"{name} has {n // 1024} KiB free" for name, n in free.items() if n < MIN_FREE_BYTES]
     for where, entry in refused.items():
         ago = max(0, int(time.time() - float(entry["at"])))
         reasons.append(f"{where} refused {ago} s ago: {entry['reason']}")
