@@ -215,7 +215,11 @@ def _endpoints(snap: dict[str, Any], now: datetime) -> str:
                 _badge("disabled", "bad")
                 + f" {_time(p['disabled_at'], now, '')}: {e(p['disabled_reason'] or 'in the config')}"
             )
-        error = f"{_time(p['last_error_at'], now)}: {e(p['last_error'])}" if p["last_error"] else ""
+        # A 401 that disabled the endpoint is its disabled reason already: said once, in the state.
+        said = not p["enabled"] and p["last_error"] == p["disabled_reason"]
+        error = (
+            f"{_time(p['last_error_at'], now)}: {e(p['last_error'])}" if p["last_error"] and not said else ""
+        )
         rows.append(
             f'<tr data-endpoint="{e(p["name"])}"><td>{e(p["name"])}</td><td>{e(p["kind"])}</td>'
             f'<td class="n">{p["sent_today"]}</td><td class="n">{p["sent"]}</td>'

@@ -18,7 +18,7 @@ import redis
 from celery import Task
 from sqlalchemy import select
 
-from worker import feedcache, metrics, outbox, pipeline, redisclient, storage, websub
+from worker import feedcache, metrics, outbox, pipeline, redisclient, storage, tasklabels, websub
 from worker import sweep as sweeping
 from worker.app import app
 from worker.errors import HostBusy, Retryable
@@ -26,6 +26,8 @@ from worker.runtime import Runtime, get_runtime
 from worker.store.models import Article, Share
 
 log = logging.getLogger(__name__)
+# Every process that sends tasks imports this module: readable task arguments for Flower from here on.
+tasklabels.connect_signals()
 
 MAX_RETRIES = 5
 # The first change renders at once; later ones within this window share one render at its end.

@@ -7,6 +7,7 @@ and usually no Redis round trip; a miss falls through to the FastAPI route, whic
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 import re
@@ -204,6 +205,25 @@ def configured_token(runtime: Runtime) -> str:
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_PATHS = ("/api/articles",)
 METRICS_PATH = "/metrics"
+STATUS_PATHS = frozenset({"/", "/api/status"})
+# A browser shows its sign-in prompt for Basic; API clients send the bearer token.
+STATUS_CHALLENGE = [
+    (b"www-authenticate", b'Basic realm="Syndicate status", charset="UTF-8"'),
+    (b"www-authenticate", b'Bearer realm="Syndicate status"'),
+]
+
+
+def basic_password_matches(authorization: str | None, token: str) -> bool:
+    """Whether an ``Authorization: Basic`` header's password is ``token`` (the user name is not checked)."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    _, colon, password = decoded.partition(":")
+    return bool(colon) and hmac.compare_digest(password.encode(), token.encode())
 
 
 def needs_token(method: str, path: str) -> bool:
@@ -229,6 +249,9 @@ class AuthGate:
         if scope["type"] == "http" and scope["path"] == METRICS_PATH:
             await self._metrics(scope, receive, send)
             return
+        if scope["type"] == "http" and scope["path"] in STATUS_PATHS and scope["method"] in HEAD_GET:
+            await self._status(scope, receive, send)
+            return
         if scope["type"] != "http" or not needs_token(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
@@ -249,6 +272,32 @@ class AuthGate:
         response.raw_headers.extend(extra)
         if has_body:
             response.raw_headers.append((b"connection", b"close"))
+        await response(scope, receive, send)
+
+    async def _status(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Sources, partners' endpoints and errors are not for everyone: behind the token unless
+        # api.public_status says otherwise (the demo config does).
+        runtime = self.web_app.state.runtime or get_runtime()
+        if runtime.config.api.public_status:
+            await self.app(scope, receive, send)
+            return
+        token = configured_token(runtime)
+        authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        if token and (
+            bearer_token_matches(authorization, token) or basic_password_matches(authorization, token)
+        ):
+            await self.app(scope, receive, send)
+            return
+        if token:
+            detail = (
+                "the status needs the api.token: send 'Authorization: Bearer <token>', or sign in from a "
+                "browser with the token as the password (any user name)"
+            )
+            response = JSONResponse({"detail": detail}, status_code=401)
+            response.raw_headers.extend(STATUS_CHALLENGE)
+        else:
+            detail = "the status is behind api.token, which is not set: set it, or api.public_status: true"
+            response = JSONResponse({"detail": detail}, status_code=503)
         await response(scope, receive, send)
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
