@@ -13,7 +13,8 @@ while the task still receives its ids. One ``before_task_publish`` handler fills
 
 Names come from one primary-key query in the process's own runtime (never one built for this: a
 process without a runtime keeps Celery's plain ids). Anything going wrong leaves the ids; labelling
-never breaks a send. Labels are clipped to :data:`LABEL_CHARS`.
+never breaks a send. Labels are masked like log lines (``?token=…``, URL passwords, configured
+secrets) and clipped to :data:`LABEL_CHARS`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from celery import signals
 from sqlalchemy import select
 
+from worker.logs import redact
 from worker.runtime import installed_runtime
 from worker.store.models import Article, Share, Source
 
@@ -84,7 +86,8 @@ def on_before_task_publish(sender: Any = None, body: Any = None, headers: Any = 
         log.debug("no readable label for %s%r: %s", sender, args, exc)
         return
     if label:
-        text = f"{args!r} {label}"
+        # Flower shows it as is: token query values and URL passwords masked as in the logs.
+        text = redact(f"{args!r} {label}")
         headers["argsrepr"] = text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 

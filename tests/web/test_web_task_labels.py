@@ -99,3 +99,14 @@ def test_a_long_title_is_clipped(installed: Runtime, broker: redis.Redis) -> Non
     tasks.plan_shares.delay(1)
     [(_, label, _)] = _labels(broker, "share")
     assert len(label) == 200 and label.startswith('(1,) article "AAAA') and label.endswith("…")
+
+
+def test_a_token_in_a_pushed_url_is_masked_in_the_label(installed: Runtime, broker: redis.Redis) -> None:
+    secret_url = "https://partner.example/news/story.html?access_token=s3cr3t-value-123"
+    with TestClient(create_web_app(installed)) as client:
+        resp = client.post(
+            "/api/articles", json={"url": secret_url, "title": TITLE, "content_html": BODY}, headers=AUTH
+        )
+    assert resp.status_code == 202
+    [(_, label, _)] = _labels(broker, "fetch")
+    assert "s3cr3t-value-123" not in label and "access_token=" in label, label
