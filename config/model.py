@@ -589,13 +589,19 @@ def parse_endpoint(
 
 
 class ApiConfig(_Strict):
-    """The push ingest API (``POST /api/articles``) and who may scrape ``/metrics``."""
+    """The push ingest API (``POST /api/articles``), who may scrape ``/metrics`` and read the status."""
 
     token: Credential | None = None
     metrics_token: Credential | None = Field(
         default=None,
         description="When set, GET /metrics answers only requests with this bearer token "
         "(Prometheus: authorization.credentials); unset, /metrics is open like /healthz.",
+    )
+    public_status: bool = Field(
+        default=False,
+        description="When true, the status page (/) and GET /api/status are open to anyone. Otherwise they "
+        "need the token: 'Authorization: Bearer <token>', or in a browser the sign-in prompt with the "
+        "token as the password (any user name). The demo config sets it; a deployment should not.",
     )
 
 

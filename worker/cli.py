@@ -409,9 +409,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     _prepare_database(settings, config)
     from worker.runtime import get_runtime
     from worker.status import render_status_text, snapshot
+    from worker.storage import storage_state  # at call time, like the imports above (start-up time)
 
     with get_runtime().session() as session:
         snap = snapshot(session, config, settings.base_url, redis_client=get_runtime().redis_client)
+    snap["storage"] = storage_state(settings, get_runtime().redis_client)
     if args.json:
         print(json.dumps(snap, indent=2))
     else:

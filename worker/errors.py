@@ -22,6 +22,10 @@
     │   └── TransientShareError  *    429/5xx, connection errors before the request was sent
     └── IngestError                   a pushed article is invalid
 
+Not a class: a full disk (SQLite/PostgreSQL "disk full", ``OSError`` ENOSPC/EDQUOT anywhere in the
+chain) is recognised by :func:`worker.storage.is_storage_full`: the API answers 503 + Retry-After,
+a task is sent again later without using a retry, and health, status and metrics show it.
+
 Errors marked ``*`` also derive from :class:`Retryable`; Celery tasks retry those (honouring
 ``retry_after`` when the remote said how long to wait) and record every other error as final.
 """

@@ -124,6 +124,13 @@ SHARES = Family(
 )
 FAMILIES: tuple[Family, ...] = (TASKS, TASK_SECONDS, CRAWLS, ARTICLES, FETCHES, FETCH_SECONDS)
 FAMILIES += (RENDERS, RENDER_SECONDS, FEED_REQUESTS, SHARES)
+STORAGE_REFUSED = Family(
+    "syndicate_storage_refused_writes",
+    "counter",
+    "Writes refused because the disk (var/ or the database's) was full, by where they came from.",
+    ("where",),
+)
+FAMILIES += (STORAGE_REFUSED,)
 
 
 def label_field(*values: object) -> str:
@@ -246,6 +253,13 @@ def count_feed_request(feed: str, status: int, client: Any = None) -> None:
 def count_share(endpoint: str, status: str) -> None:
     """Count a share attempt's result as recorded in the outbox (``pending`` again means retried)."""
     recorder.inc(SHARES, (endpoint, "retried" if status == "pending" else status))
+
+
+def count_refused_write(where: str, client: Any = None) -> None:
+    """Count one write refused for lack of space (``ingest``, ``api``, a task name)."""
+    if recorder.client is None and client is not None:
+        recorder.client = client
+    recorder.inc(STORAGE_REFUSED, (where,))
 
 
 def count_article(source: str, outcome: str) -> None:

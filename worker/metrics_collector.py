@@ -35,6 +35,7 @@ from worker.metrics import (
     queue_names,
 )
 from worker.runtime import Runtime
+from worker.storage import storage_state
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class SyndicateCollector:
             db_up.add_metric([], 0)
         yield redis_up
         yield db_up
+        yield from _storage(self.rt, self.client)
 
     # ---- Redis: counters, histograms, queues, heartbeats --------------------------------------------------
 
@@ -169,6 +171,24 @@ class SyndicateCollector:
             oldest.add_metric([name], max(0.0, (now - first).total_seconds()) if first is not None else 0.0)
         yield size
         yield oldest
+
+
+def _storage(rt: Runtime, client: redis.Redis) -> list[Metric]:
+    """Whether writes are refused for lack of space now, and the free bytes of each watched directory."""
+    disk = storage_state(rt.settings, client)
+    full = GaugeMetricFamily(
+        "syndicate_storage_full",
+        "1 while var/ or the database's directory is nearly full or a write was refused for lack of space.",
+    )
+    full.add_metric([], 1 if disk["state"] == "full" else 0)
+    free = GaugeMetricFamily(
+        "syndicate_storage_free_bytes",
+        "Free bytes of var/ and of a SQLite database's directory.",
+        labels=["path"],
+    )
+    for name, n in disk["free_bytes"].items():
+        free.add_metric([name], n)
+    return [full, free]
 
 
 def _counter(family: Family, raw: dict[Any, Any], zeros: Iterable[tuple[str, ...]]) -> CounterMetricFamily:

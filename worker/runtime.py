@@ -176,6 +176,11 @@ def get_runtime() -> Runtime:
     return _runtime
 
 
+def installed_runtime() -> Runtime | None:
+    """The process-wide runtime if one was built or installed (:func:`get_runtime` would build one)."""
+    return _runtime
+
+
 def set_runtime(runtime: Runtime | None) -> None:
     """Install (or clear) the process-wide runtime; used by the CLI and tests."""
     global _runtime

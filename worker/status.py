@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_, select
@@ -387,6 +387,13 @@ def config_lines(info: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _storage_line(disk: dict[str, Any]) -> str:
+    free = ", ".join(f"{name} {n / 1e6:.1f} MB free" for name, n in disk["free_bytes"].items())
+    if disk["state"] == "ok":
+        return f"storage: OK ({free})"
+    return f"storage: FULL, pushes answered 503 until space is freed: {disk['reason']}"
+
+
 def render_status_text(snap: dict[str, Any]) -> str:
     """The snapshot as the text ``syndicate status`` prints: the same sections as the status page."""
     now = parse_time(snap.get("generated_at")) or utcnow()
@@ -396,6 +403,8 @@ def render_status_text(snap: dict[str, Any]) -> str:
     lines += config_lines(snap.get("config"))
     lines.append("sources:")
     redis_down = bool((snap.get("liveness") or {}).get("error"))
+    if snap.get("storage"):
+        lines.insert(2, _storage_line(snap["storage"]))
     for s in snap["sources"]:
         state = s["state"].upper()
         if s.get("paused_at"):
@@ -664,6 +673,17 @@ class ConfigVersions(BaseModel):
     unknown: str | None = Field(default=None, description="why the reports could not be read")
 
 
+class StorageStatus(BaseModel):
+    """Whether writes can be stored: ``full`` while a directory is nearly full or a write was refused."""
+
+    state: Literal["ok", "full"]
+    reason: str | None
+    free_bytes: dict[str, int] = Field(description="free bytes of var/ and of a SQLite database's directory")
+    refused: dict[str, dict[str, Any]] = Field(
+        description="writes refused for lack of space in the last minutes, by where: at (epoch), reason"
+    )
+
+
 class StatusSnapshot(_Row):
     """``GET /api/status``: everything the status page and ``syndicate status`` show."""
 
@@ -677,3 +697,4 @@ class StatusSnapshot(_Row):
     failures: Failures
     liveness: Liveness | None = Field(description="None when Redis is not configured")
     config: ConfigVersions | None = Field(default=None, description="None when Redis is not configured")
+    storage: StorageStatus | None = Field(default=None, description="disk space for the database and var/")

@@ -129,7 +129,19 @@ def _summary(snap: dict[str, Any]) -> str:
     parts.append(
         _badge(f"outbox backlog: {snap['outbox_backlog']}", "warn" if snap["outbox_backlog"] else "ok")
     )
+    parts.extend(_storage(snap.get("storage")))
     return f'<div class="summary" id="summary">{"".join(parts)}</div>'
+
+
+def _storage(disk: dict[str, Any] | None) -> list[str]:
+    """A badge when the disk is full (pushes get 503), with the reason in its title and beside it."""
+    if not disk or disk["state"] == "ok":
+        return []
+    reason = disk.get("reason") or "no space left"
+    return [
+        f'<span class="badge bad" id="storage-full" title="{e(reason)}">storage full</span>'
+        f'<span class="err" id="storage-reason">{e(reason)}</span>'
+    ]
 
 
 def _labelled(row: str, headers: list[str]) -> str:
@@ -203,7 +215,11 @@ def _endpoints(snap: dict[str, Any], now: datetime) -> str:
                 _badge("disabled", "bad")
                 + f" {_time(p['disabled_at'], now, '')}: {e(p['disabled_reason'] or 'in the config')}"
             )
-        error = f"{_time(p['last_error_at'], now)}: {e(p['last_error'])}" if p["last_error"] else ""
+        # A 401 that disabled the endpoint is its disabled reason already: said once, in the state.
+        said = not p["enabled"] and p["last_error"] == p["disabled_reason"]
+        error = (
+            f"{_time(p['last_error_at'], now)}: {e(p['last_error'])}" if p["last_error"] and not said else ""
+        )
         rows.append(
             f'<tr data-endpoint="{e(p["name"])}"><td>{e(p["name"])}</td><td>{e(p["kind"])}</td>'
             f'<td class="n">{p["sent_today"]}</td><td class="n">{p["sent"]}</td>'

@@ -18,7 +18,7 @@ import redis
 from celery import Task
 from sqlalchemy import select
 
-from worker import feedcache, metrics, outbox, pipeline, redisclient, websub
+from worker import feedcache, metrics, outbox, pipeline, redisclient, storage, tasklabels, websub
 from worker import sweep as sweeping
 from worker.app import app
 from worker.errors import HostBusy, Retryable
@@ -26,6 +26,8 @@ from worker.runtime import Runtime, get_runtime
 from worker.store.models import Article, Share
 
 log = logging.getLogger(__name__)
+# Every process that sends tasks imports this module: readable task arguments for Flower from here on.
+tasklabels.connect_signals()
 
 MAX_RETRIES = 5
 # The first change renders at once; later ones within this window share one render at its end.
@@ -76,7 +78,7 @@ class PipelineTask(Task):
         using a retry, and the worker never sleeps. :class:`Rescheduled` then ends this run.
         """
         try:
-            return func(get_runtime(), *args)
+            result = func(get_runtime(), *args)
         except HostBusy as busy:
             countdown = min(max(busy.retry_after or 0.0, 0.0), self.app.conf.syndicate_max_retry_countdown)
             self.apply_async(args, dict(self.request.kwargs or {}), countdown=countdown)
@@ -86,6 +88,19 @@ class PipelineTask(Task):
             if self.request.retries >= self.max_retries:
                 self.give_up(args, exc, on_give_up)
             raise self.retry(exc=exc, countdown=self.retry_countdown(exc)) from exc
+        except Exception as exc:
+            # A full disk (SQLite/PostgreSQL "full", ENOSPC/EDQUOT from a feed export) is no failure of
+            # this work: counted, shown in /healthz and status, and sent again without using a retry.
+            if not storage.is_storage_full(exc):
+                raise
+            storage.note_refused(_redis(), self.name, exc)
+            countdown = min(storage.RETRY_AFTER_SECONDS, self.app.conf.syndicate_max_retry_countdown)
+            self.apply_async(args, dict(self.request.kwargs or {}), countdown=countdown)
+            raise Rescheduled(
+                f"storage full: {storage.describe(exc)}; rescheduled in {countdown:.0f}s"
+            ) from None
+        storage.forget_refusal(_redis, self.name)  # only if this process saw one: no Redis call otherwise
+        return result
 
     def give_up(self, args: tuple[Any, ...], exc: BaseException, on_give_up: Any = None) -> NoReturn:
         """Record the final failure (``on_give_up``), then end the task in Celery's FAILURE state.

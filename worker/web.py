@@ -7,6 +7,7 @@ and usually no Redis round trip; a miss falls through to the FastAPI route, whic
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 import re
@@ -21,15 +22,16 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker import heartbeat, metrics
+from worker import heartbeat, metrics, storage
 from worker.feedcache import CachedFeed, FeedCache
 from worker.pipeline import MAX_URL_CHARS, PushedArticle, ingest_article
 from worker.runtime import Runtime, get_runtime
 from worker.status import snapshot
+from worker.webheaders import SecurityHeaders
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +131,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorMessage, "description": "Missing or wrong bearer token (checked before the body)"},
     413: {"model": ErrorMessage, "description": "The body is over the size limit"},
     422: {"model": ValidationErrors, "description": "The body is not a valid article"},
-    503: {"model": ErrorMessage, "description": "Ingest is disabled: no api.token in the config"},
+    503: {
+        "model": ErrorMessage,
+        "description": "Ingest is disabled (no api.token in the config), or the disk is full: nothing was "
+        "stored, send it again after Retry-After",
+    },
 }
 
 # 422 answers stay small whatever was sent: a few errors, each with short excerpts.
@@ -199,6 +205,25 @@ def configured_token(runtime: Runtime) -> str:
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_PATHS = ("/api/articles",)
 METRICS_PATH = "/metrics"
+STATUS_PATHS = frozenset({"/", "/api/status"})
+# A browser shows its sign-in prompt for Basic; API clients send the bearer token.
+STATUS_CHALLENGE = [
+    (b"www-authenticate", b'Basic realm="Syndicate status", charset="UTF-8"'),
+    (b"www-authenticate", b'Bearer realm="Syndicate status"'),
+]
+
+
+def basic_password_matches(authorization: str | None, token: str) -> bool:
+    """Whether an ``Authorization: Basic`` header's password is ``token`` (the user name is not checked)."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    _, colon, password = decoded.partition(":")
+    return bool(colon) and hmac.compare_digest(password.encode(), token.encode())
 
 
 def needs_token(method: str, path: str) -> bool:
@@ -224,6 +249,9 @@ class AuthGate:
         if scope["type"] == "http" and scope["path"] == METRICS_PATH:
             await self._metrics(scope, receive, send)
             return
+        if scope["type"] == "http" and scope["path"] in STATUS_PATHS and scope["method"] in HEAD_GET:
+            await self._status(scope, receive, send)
+            return
         if scope["type"] != "http" or not needs_token(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
@@ -246,6 +274,32 @@ class AuthGate:
             response.raw_headers.append((b"connection", b"close"))
         await response(scope, receive, send)
 
+    async def _status(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Sources, partners' endpoints and errors are not for everyone: behind the token unless
+        # api.public_status says otherwise (the demo config does).
+        runtime = self.web_app.state.runtime or get_runtime()
+        if runtime.config.api.public_status:
+            await self.app(scope, receive, send)
+            return
+        token = configured_token(runtime)
+        authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        if token and (
+            bearer_token_matches(authorization, token) or basic_password_matches(authorization, token)
+        ):
+            await self.app(scope, receive, send)
+            return
+        if token:
+            detail = (
+                "the status needs the api.token: send 'Authorization: Bearer <token>', or sign in from a "
+                "browser with the token as the password (any user name)"
+            )
+            response = JSONResponse({"detail": detail}, status_code=401)
+            response.raw_headers.extend(STATUS_CHALLENGE)
+        else:
+            detail = "the status is behind api.token, which is not set: set it, or api.public_status: true"
+            response = JSONResponse({"detail": detail}, status_code=503)
+        await response(scope, receive, send)
+
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Its own token: a Prometheus server gets a secret that can read counts, not push articles.
         runtime = self.web_app.state.runtime or get_runtime()
@@ -263,7 +317,10 @@ class BodyLimitMiddleware:
     """Answer 413 to request bodies over ``limit`` bytes instead of reading (and parsing) them whole.
 
     A declared Content-Length over the limit is refused before anything is read; a body sent without
-    one (chunked) is counted as it arrives and refused as soon as it passes the limit.
+    one (chunked) is counted as it arrives and refused as soon as it passes the limit. Either way
+    the 413 says ``Connection: close``, so the server hangs up instead of reading (and discarding)
+    the rest of the body to keep the connection alive: a 100 MB chunked body was read to its end.
+    The app behind is told the client went away, and whatever it answers to that is dropped.
     """
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
@@ -279,23 +336,38 @@ class BodyLimitMiddleware:
             await self._too_large()(scope, receive, send)
             return
         seen = 0
+        refused = started = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise HTTPException(413, self._detail())
+                    refused = True
+                    if not started:
+                        await self._too_large()(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counted, send)
+        async def unless_refused(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            started = True
+            await send(message)
+
+        await self.app(scope, counted, unless_refused)
 
     def _detail(self) -> str:
         return f"request body too large: the limit is {self.limit} bytes"
 
     def _too_large(self) -> JSONResponse:
-        return JSONResponse({"detail": self._detail()}, status_code=413)
+        response = JSONResponse({"detail": self._detail()}, status_code=413)
+        response.raw_headers.append((b"connection", b"close"))
+        return response
 
 
 def feed_cache(app: Any) -> FeedCache:
@@ -436,6 +508,28 @@ def store_pushed(r: Runtime, payload: IngestRequest) -> tuple[int, bool]:
         return ingest_article(r, item)
 
 
+def _redis_of(request: Request) -> Any:
+    return current_runtime(request).redis_client
+
+
+async def storage_full_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A full disk (:func:`worker.storage.is_storage_full`) is 503 + ``Retry-After``; anything else 500.
+
+    The transaction was rolled back, so nothing of the request was stored: the client sends it again.
+    """
+    if not storage.is_storage_full(exc):
+        raise exc  # on to the server error middleware: a 500 with its traceback in the log
+    where = "ingest" if request.url.path == TOKEN_PATHS[0] else "api"
+    await run_in_threadpool(storage.note_refused, _redis_of(request), where, exc)
+    detail = (
+        f"storage is full, nothing was stored: {storage.describe(exc)}; "
+        f"send it again in {storage.RETRY_AFTER_SECONDS} s (an operator must free space on the server)"
+    )
+    return JSONResponse(
+        {"detail": detail}, status_code=503, headers={"Retry-After": str(storage.RETRY_AFTER_SECONDS)}
+    )
+
+
 API_DESCRIPTION = (
     "Push articles into the pipeline, preview what each endpoint would receive, read the status, "
     "retry failed articles and shares. Endpoints marked with a lock take the config's `api.token` "
@@ -457,11 +551,15 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.feed_cache = None
     app.state.started = time.monotonic()  # /healthz: the start-up grace for workers and beat
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(DBAPIError, storage_full_handler)
+    app.add_exception_handler(OSError, storage_full_handler)
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
     # Outside the body limit: a stranger's body is refused unread, whatever its size.
     app.add_middleware(AuthGate, web_app=app)
-    # Added last, so it is the outermost of ours: feed hits skip the body limit and routing.
+    # Added after the body limit and the gate: feed hits skip both and routing.
     app.add_middleware(FeedFastPath, web_app=app)
+    # The outermost: every answer, feed hits and refusals included, carries the security headers.
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz")
     def healthz(r: RT, request: Request, scope: Literal["all", "web"] = "all") -> JSONResponse:
@@ -484,6 +582,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
             checks["database"] = f"error: {type(exc).__name__}"
         live: dict[str, Any] = {"workers": [], "beat": None}
         client = redisclient.connect(r.settings.effective_redis_url, socket_timeout=2)
+        disk = storage.storage_state(r.settings, client)
         try:
             client.ping()
             checks["redis"] = "ok"
@@ -494,9 +593,10 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
             checks.update(worker="unknown", beat="unknown")
         finally:
             client.close()
-        counted = ("database", "redis") if scope == "web" else tuple(checks)
+        checks["storage"] = "ok" if disk["state"] == "ok" else f"full: {disk['reason']}"
+        counted = ("database", "redis", "storage") if scope == "web" else tuple(checks)
         ok = all(checks[k] in ("ok", "starting") for k in counted)
-        body = {"status": "ok" if ok else "degraded", **checks, "liveness": live}
+        body = {"status": "ok" if ok else "degraded", **checks, "liveness": live, "storage_detail": disk}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get(
@@ -548,6 +648,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
         if payload.image:
             refuse_unfetchable(r, "image", str(payload.image))
         article_id, created = store_pushed(r, payload)
+        storage.note_ok(r.redis_client, "ingest")
         from worker.tasks import process_article
 
         try:
@@ -663,7 +764,8 @@ def add_status_routes(app: FastAPI) -> None:
         client = r.redis_client or redisclient.connect(r.settings.effective_redis_url, socket_timeout=2)
         try:
             with r.session() as session:
-                return snapshot(session, r.config, r.settings.base_url, redis_client=client)
+                snap = snapshot(session, r.config, r.settings.base_url, redis_client=client)
+            return {**snap, "storage": storage.storage_state(r.settings, client)}
         finally:
             if client is not r.redis_client:
                 client.close()

@@ -216,7 +216,9 @@ class Deployment:
 
     def status(self) -> dict[str, dict[str, Any]]:
         """``/api/status`` endpoints by name."""
-        answer = requests.get(f"{self.base}/api/status", timeout=10)
+        answer = requests.get(
+            f"{self.base}/api/status", headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10
+        )
         answer.raise_for_status()
         return {e["name"]: e for e in answer.json()["endpoints"]}
 
@@ -537,7 +539,11 @@ def test_every_kind_posts_each_article_once(
     snap = json.loads(status.stdout)
     assert {e["name"]: e["sent"] for e in snap["endpoints"]} == {name: 2 for name in dep.kinds}
     _assert_no_secrets(dep, "syndicate status --json", status.stdout + status.stderr, networks)
-    _assert_no_secrets(dep, "/api/status", requests.get(f"{dep.base}/api/status", timeout=10).text, networks)
+    api_status = requests.get(
+        f"{dep.base}/api/status", headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10
+    )
+    assert api_status.status_code == 200, api_status.text
+    _assert_no_secrets(dep, "/api/status", api_status.text, networks)
     _assert_no_secrets(dep, "the worker's log", dep.log("worker"), networks)
     _assert_no_secrets(dep, "the web app's log", dep.log("web"), networks)
 

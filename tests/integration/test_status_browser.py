@@ -41,6 +41,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SITE = Path(__file__).resolve().parents[1] / "fixtures" / "e2e-site"
 BROKEN_ARTICLE = "/news/rawabi-training-institute.html"
 TOKEN = "browser-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}  # the status is behind the token (no api.public_status)
 SECRET = "whsec_" + base64.b64encode(b"status-browser-test-secret-32by!").decode()
 FLOWER_USER, FLOWER_PASSWORD = "ops", "flower-test-password"
 REDIS_DBS = {"sqlite": 6, "postgresql": 13}  # others use 1-5, 7-12, 14
@@ -239,7 +240,7 @@ def test_status_page_and_flower_show_the_failures(
             assert requests.get(f"{flower}/api/tasks", timeout=5).status_code == 401  # no password, no Flower
 
             def settled() -> dict[str, Any] | None:
-                snap = requests.get(f"{base}/api/status", timeout=5).json()
+                snap = requests.get(f"{base}/api/status", headers=AUTH, timeout=5).json()
                 ends = {e["name"]: e for e in snap["endpoints"]}
                 sources = {s["name"]: s for s in snap["sources"]}
                 done = (
@@ -328,7 +329,7 @@ def _check_worker_log_and_no_redelivery(
     def window() -> tuple[int, int, int]:
         """(fetches of the broken page, give-up lines, the article's runs) now."""
         text = (tmp / "worker.log").read_text(errors="replace", encoding="utf-8")
-        runs = requests.get(status_url, timeout=5).json()["failures"]["articles"][0]["attempts"]
+        runs = requests.get(status_url, headers=AUTH, timeout=5).json()["failures"]["articles"][0]["attempts"]
         return (
             len(site.requests_to(BROKEN_ARTICLE)),
             sum(_our_give_up_line(ln) for ln in text.splitlines()),
@@ -358,7 +359,10 @@ def _check_flower_api(flower: str, snap: dict[str, Any]) -> dict[str, dict[str, 
     given_up = by_name["syndicate.process_article"]
     for process in given_up:
         assert process["state"] == "FAILURE" and process["retries"] == 5, process
-        assert ast.literal_eval(process["args"]) == (article_id,), process["args"]
+        # argsrepr: the ids, then the story in words (tasks still receive the id alone).
+        ids, _, label = process["args"].partition(" ")
+        assert ast.literal_eval(ids) == (article_id,), process["args"]
+        assert label == f"article {snap['failures']['articles'][0]['url']}", process["args"]
         assert "GaveUp" in process["exception"] and "gave up after 5 retries" in process["exception"]
     process = given_up[0]
     shares = by_name["syndicate.deliver_share"]
@@ -369,18 +373,28 @@ def _check_flower_api(flower: str, snap: dict[str, Any]) -> dict[str, dict[str, 
 def _browse_status_page(
     browser: Any, base: str, site: HTTPTestServer, hook: RefusingHook, shots: Path
 ) -> list[Path]:
-    desktop = browser.new_context(viewport={"width": 1366, "height": 900})
+    # The status is behind the token: the browser signs in with it as the password (Basic).
+    signed_in = {"username": "ops", "password": TOKEN}
+    desktop = browser.new_context(viewport={"width": 1366, "height": 900}, http_credentials=signed_in)
     desktop.route("**/*", _only_local)
     page = desktop.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     page.goto(f"{base}/")
     page.locator("#failed-shares tr[data-share]").first.wait_for()
     saved = [shots / "status-desktop.png"]
     page.screenshot(path=str(saved[-1]), full_page=True)
     desktop.close()
 
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        http_credentials=signed_in,
+    )
     phone.route("**/*", _only_local)
     page = phone.new_page()
+    page.on("console", lambda message: console.append(message.text))
     page.goto(f"{base}/")
     assert page.title() == "Syndicate status"
     # Readable on a phone: the page itself does not scroll sideways (tables do, inside their box).
@@ -457,7 +471,7 @@ def _browse_status_page(
     assert len(asked) == 1
 
     def recovered() -> bool:
-        snap = requests.get(f"{base}/api/status", timeout=5).json()
+        snap = requests.get(f"{base}/api/status", headers=AUTH, timeout=5).json()
         feeds = {f["name"]: f for f in snap["feeds"]}
         # The feed render follows the article's commit asynchronously, so wait for both.
         return (
@@ -473,6 +487,8 @@ def _browse_status_page(
     saved.append(shots / "status-phone-after-retry.png")
     page.screenshot(path=str(saved[-1]), full_page=True)
     phone.close()
+    # The Content-Security-Policy (hashes of the page's own inline code) blocked nothing.
+    assert not [m for m in console if "Content Security Policy" in m], console
     return saved
 
 
@@ -483,6 +499,8 @@ def _browse_docs(browser: Any, base: str, shots: Path) -> list[Path]:
     page = context.new_page()
     refused: list[str] = []
     page.on("requestfailed", lambda request: refused.append(request.url))
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     page.goto(f"{base}/api/docs")
     page.locator(".opblock").first.wait_for(timeout=15_000)
     shown = page.locator(".opblock-summary-path").evaluate_all("els => els.map(e => e.dataset.path)")
@@ -494,6 +512,7 @@ def _browse_docs(browser: Any, base: str, shots: Path) -> list[Path]:
     ):
         assert path in shown, (path, shown)
     assert refused == [], refused
+    assert not [m for m in console if "Content Security Policy" in m], console
     saved = shots / "api-docs.png"
     page.screenshot(path=str(saved), full_page=False)
     context.close()

@@ -29,9 +29,13 @@ PUBLIC_URL = "http://feeds.example.test"
 
 
 def web_config(**overrides: Any) -> dict[str, Any]:
-    """The config the web tests run with; ``api.token`` comes from ``${WEB_API_TOKEN}``."""
+    """The config the web tests run with; ``api.token`` comes from ``${WEB_API_TOKEN}``.
+
+    The status is public here so tests of its content need no header; tests/web/test_web_status_access.py
+    tests the default (behind the token).
+    """
     config: dict[str, Any] = {
-        "api": {"token": "${WEB_API_TOKEN}"},
+        "api": {"token": "${WEB_API_TOKEN}", "public_status": True},
         "fetch": {"allow_hosts": ["127.0.0.1"]},
         "sources": [
             {"name": "valley", "kind": "listing", "url": "http://127.0.0.1:9/news/", "category": "News"}
