@@ -21,7 +21,7 @@ from sqlalchemy import select
 from worker import feedcache, metrics, outbox, pipeline, redisclient, websub
 from worker import sweep as sweeping
 from worker.app import app
-from worker.errors import HostBusy, Retryable
+from worker.errors import FeedExportError, HostBusy, Retryable
 from worker.runtime import Runtime, get_runtime
 from worker.store.models import Article, Share
 
@@ -39,6 +39,9 @@ RENDER_TRAILING_TTL = RENDER_WINDOW_SECONDS + 5.0
 # other stage together. A quiet feed still renders at once.
 RENDER_COST_FACTOR = 4.0
 RENDER_WINDOW_MAX = 10.0
+# A render whose export failed (a read-only or full disk) retries at least this often: the retry is a
+# cheap re-publish, and the feed's readers wait for it. After its retries the sweep takes over.
+RENDER_RETRY_MAX = 10.0
 
 
 class GaveUp(Exception):
@@ -56,6 +59,8 @@ class PipelineTask(Task):
     acks_late = True
     throws = (GaveUp,)
     max_retries = MAX_RETRIES
+    # The longest wait between retries (None: the app's syndicate_max_retry_countdown).
+    retry_cap: float | None = None
 
     def retry_countdown(self, exc: BaseException) -> float:
         """Honour the remote's Retry-After, else exponential backoff, both with jitter; capped.
@@ -66,7 +71,8 @@ class PipelineTask(Task):
         hinted = getattr(exc, "retry_after", None) or 0.0
         backoff = 2.0 ** (self.request.retries + 1) * random.uniform(0.75, 1.25)
         countdown = max(hinted + random.uniform(0.0, 0.5 + hinted * 0.1), backoff)
-        return float(min(countdown, self.app.conf.syndicate_max_retry_countdown))
+        cap = self.app.conf.syndicate_max_retry_countdown
+        return float(min(countdown, cap if self.retry_cap is None else min(cap, self.retry_cap)))
 
     def run_stage(self, func: Any, *args: Any, on_give_up: Any = None) -> Any:
         """Call a pipeline function; turn Retryable errors into Celery retries.
@@ -240,17 +246,22 @@ def schedule_render(feed_name: str) -> None:
 def render_and_publish(rt: Runtime, feed_name: str, client: redis.Redis) -> bool:
     """Render ``feed_name``; publish it to the web processes and the export directory if it changed.
 
-    Also publishes an unchanged render Redis does not hold yet (a flushed Redis, or the first render
-    done by ``syndicate up``), so the cache and the exported files never wait for the next change.
-    Returns whether the feed's bytes changed (the reason to ping the WebSub hub).
+    Also publishes an unchanged render that Redis or the export directory does not hold yet (a
+    flushed Redis, the first render done by ``syndicate up``, an export that failed before), so what
+    is served never waits for the next change. A failed export raises
+    :class:`~worker.errors.FeedExportError`, which the task retries. Returns whether the feed's bytes
+    changed (the reason to ping the WebSub hub).
     """
     changed = bool(metrics.timed_render(pipeline.render_feed, rt, feed_name))
-    if changed or not feedcache.is_published(client, feed_name):
-        feedcache.publish_feed(rt, feed_name, client)
+    try:
+        feedcache.publish_feed(rt, feed_name, client, force=changed)
+    except FeedExportError:
+        metrics.count_export_failure(feed_name)
+        raise
     return changed
 
 
-@app.task(bind=True, base=PipelineTask, name="syndicate.render_feed")
+@app.task(bind=True, base=PipelineTask, name="syndicate.render_feed", retry_cap=RENDER_RETRY_MAX)
 def render_feed(self: PipelineTask, feed_name: str) -> bool:
     """Re-render one feed in every format, publish it, and ping the WebSub hub when it changed."""
     client = _redis()

@@ -10,7 +10,9 @@ and two Standard Webhooks receivers on 127.0.0.1. The faults:
 * Redis killed and restarted empty, then Redis flushed, while work is in flight;
 * PostgreSQL crashed (``pg_ctl stop -m immediate``) and restarted while work is in flight;
 * an endpoint storm: 429 with ``Retry-After``, then 503, then answers slower than our 15 s timeout;
-* a slow source (listing and pages answering after 4-5 s) with an 8 MB page beside a normal one.
+* a slow source (listing and pages answering after 4-5 s) with an 8 MB page beside a normal one;
+* the feed export directory replaced by a regular file (root writes through chmod), then restored:
+  the web serves and the directory holds every new article soon after, and status showed the error.
 
 The visibility timeout is 60 s (so a claim's lease is 30 s) and the share retry schedule is shortened
 through ``SYNDICATE_SHARE_RETRY_SCHEDULE``; nothing in the product is patched. Counting happens at the
@@ -28,10 +30,12 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,7 +50,7 @@ from sqlalchemy import Engine, create_engine, text
 from tests.pipeline.sitegen import Story
 from tests.support.faults import kill_redis, restart_postgres, restart_redis
 from tests.support.httpserver import HTTPTestServer, Request, Response
-from tests.support.services import ROOT, PostgresServer, RedisServer, Syndicate
+from tests.support.services import ROOT, PostgresServer, RedisServer, Syndicate, free_port, wait_port
 
 pytestmark = pytest.mark.integration
 
@@ -623,5 +627,78 @@ def test_slow_and_huge_source_beside_a_normal_one(
         rig.record(
             "slow source (4-5 s answers) with an 8 MB page, beside a normal one", 4, normal + slow, recover
         )
+    finally:
+        rig.stop()
+
+
+def _served(port: int) -> set[str]:
+    """The article URLs the web app serves in ``/feeds/all.json`` (empty while it answers nothing)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/feeds/all.json", timeout=5) as answer:
+            return {item["url"] for item in json.loads(answer.read())["items"]}
+    except (OSError, ValueError):
+        return set()
+
+
+def _exported(directory: Path) -> set[str]:
+    """The article URLs of the exported ``all.json`` (what a static server would send)."""
+    try:
+        return {item["url"] for item in json.loads((directory / "all.json").read_bytes())["items"]}
+    except (OSError, ValueError):
+        return set()
+
+
+def test_export_directory_unwritable_then_writable_again(
+    tmp_path: Path, parts: tuple[Site, Hooks, RedisServer]
+) -> None:
+    site, hooks, server = parts
+    first = site.add("news", 3)
+    rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks)
+    port = free_port()
+    rig.syn.env["SYNDICATE_HTTP_PORT"] = str(port)
+    exported = tmp_path / "var" / "feeds"
+    try:
+        rig.worker()
+        rig.beat()
+        wait_port(port, 30, rig.syn.start("web", "web"))
+        assert _wait(lambda: set(first) <= _served(port) and set(first) <= _exported(exported), 90), (
+            rig.syn.logs()
+        )
+        # Root writes through chmod: a regular file where the directory should be refuses every export.
+        shutil.rmtree(exported)
+        exported.write_text("not a directory\n", encoding="utf-8")
+        second = site.add("news", 5)
+        res = rig.syn.run("crawl", "news")
+        assert res.returncode == 0, res.stderr
+        assert _wait(lambda: rig.statuses(second).get("ready", 0) == len(second), 60), rig.syn.logs()
+
+        shown: list[str] = []
+
+        def status_shows_the_error() -> bool:
+            res = rig.syn.run("status", "--json")
+            feed = next(f for f in json.loads(res.stdout)["feeds"] if f["name"] == "all")
+            if feed.get("last_error"):
+                shown.append(feed["last_error"])
+            return bool(shown)
+
+        assert _wait(status_shows_the_error, 60), rig.syn.logs()
+        assert "export" in shown[0] and str(exported) in shown[0], shown
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            metrics = answer.read().decode()
+        assert 'syndicate_feed_export_failing{feed="all"} 1.0' in metrics, metrics[-3000:]
+
+        exported.unlink()
+        exported.mkdir()
+        since = time.monotonic()
+        everything = set(first + second)
+        assert _wait(lambda: everything <= _served(port) and everything <= _exported(exported), 45), (
+            f"served {len(_served(port) & everything)}/{len(everything)}, exported "
+            f"{len(_exported(exported) & everything)}/{len(everything)}\n{rig.syn.logs()}"
+        )
+        recover = time.monotonic() - since
+        snap = json.loads(rig.syn.run("status", "--json").stdout)
+        assert [f["last_error"] for f in snap["feeds"]] == [None]
+        rig.wait_complete(first + second, since, timeout=60)
+        rig.record("export directory a regular file, then a directory again", 1, first + second, recover)
     finally:
         rig.stop()
