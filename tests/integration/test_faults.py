@@ -686,6 +686,8 @@ def test_export_directory_unwritable_then_writable_again(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
             metrics = answer.read().decode()
         assert 'syndicate_feed_export_failing{feed="all"} 1.0' in metrics, metrics[-3000:]
+        # What the web serves does not wait for the directory: Redis is published before the export.
+        assert _wait(lambda: set(second) <= _served(port), 30), rig.syn.logs()
 
         exported.unlink()
         exported.mkdir()
