@@ -78,14 +78,20 @@ class PipelineTask(Task):
         """Call a pipeline function; turn Retryable errors into Celery retries.
 
         :class:`~worker.errors.HostBusy` (a partner host's politeness budget is spent) is no
-        failure: the same task is sent again with a countdown to the host's next turn, without
-        using a retry, and the worker never sleeps. :class:`Rescheduled` then ends this run.
+        failure: the same task is sent again with a countdown to the host's next turn (plus a
+        little jitter, so that the tasks of one host do not all ask in the same instant), keeping
+        the retries it used so far and using none, and the worker never sleeps. :class:`Rescheduled`
+        then ends this run.
         """
         try:
             return func(get_runtime(), *args)
         except HostBusy as busy:
-            countdown = min(max(busy.retry_after or 0.0, 0.0), self.app.conf.syndicate_max_retry_countdown)
-            self.apply_async(args, dict(self.request.kwargs or {}), countdown=countdown)
+            wait = max(busy.retry_after or 0.0, 0.0)
+            wait += random.uniform(0.0, min(1.0, 0.1 + wait * 0.1))
+            countdown = min(wait, self.app.conf.syndicate_max_retry_countdown)
+            # retries: a URL that timed out keeps its backoff (and its end) across its host's busy turns.
+            options = {"countdown": countdown, "retries": self.request.retries}
+            self.apply_async(args, dict(self.request.kwargs or {}), **options)
             raise Rescheduled(f"{busy}; rescheduled in {countdown:.2f}s") from None
         except Retryable as exc:
             # Celery's retry() re-raises ``exc`` itself once retries run out, so decide here.

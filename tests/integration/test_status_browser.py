@@ -290,7 +290,7 @@ def _check_snapshot(snap: dict[str, Any], site: str) -> None:
     assert sources["cluster"]["state"] == "ok" and sources["cluster"]["next_run_at"]
     assert "500" in sources["broken"]["last_error"] and sources["broken"]["failing_since"]
     [article] = snap["failures"]["articles"]
-    # Runs, not fetches: a run rescheduled by the host's politeness budget counts too.
+    # Fetches: a run rescheduled by the host's politeness budget is no attempt.
     assert article["url"] == site + BROKEN_ARTICLE and article["attempts"] >= 6, article
     assert "500" in article["error"], article
     shares = snap["failures"]["shares"]
