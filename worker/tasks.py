@@ -150,7 +150,10 @@ def process_article(self: PipelineTask, article_id: int) -> str | None:
     if outcome is None:
         return None
     if outcome.status == "failed":
-        raise GaveUp(f"article {article_id} failed: {_recorded_error(Article, article_id)}")
+        reason = _recorded_error(Article, article_id)
+        if reason.startswith("gave up"):  # its attempts ran out (see pipeline.note_failed_attempt): say so
+            log.error("%s%r %s", self.name, (article_id,), reason)
+        raise GaveUp(f"article {article_id} failed: {reason}")
     for feed_name in outcome.feeds:
         schedule_render(feed_name)
     if outcome.share:

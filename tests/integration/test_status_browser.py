@@ -305,7 +305,7 @@ def _check_snapshot(snap: dict[str, Any], site: str) -> None:
 
 def _our_give_up_line(line: str) -> bool:
     """worker.tasks' own ERROR line (Celery's "raised expected" line repeats the reason)."""
-    return "gave up after 5 retries" in line and "ERROR" in line and "raised expected" not in line
+    return "gave up after 6 attempts" in line and "ERROR" in line and "raised expected" not in line
 
 
 def _check_worker_log_and_no_redelivery(
@@ -359,7 +359,7 @@ def _check_flower_api(flower: str, snap: dict[str, Any]) -> dict[str, dict[str, 
     for process in given_up:
         assert process["state"] == "FAILURE" and process["retries"] == 5, process
         assert ast.literal_eval(process["args"]) == (article_id,), process["args"]
-        assert "GaveUp" in process["exception"] and "gave up after 5 retries" in process["exception"]
+        assert "GaveUp" in process["exception"] and "gave up after 6 attempts" in process["exception"]
     process = given_up[0]
     shares = by_name["syndicate.deliver_share"]
     assert len(shares) == 2 and all("400" in t["exception"] for t in shares), shares
@@ -529,7 +529,7 @@ def _browse_flower(browser: Any, flower: str, tasks: dict[str, dict[str, Any]], 
     page.screenshot(path=str(saved[-1]), full_page=True)
     page.goto(f"{flower}/task/{tasks['process']['uuid']}")
     body = page.locator("body").inner_text()
-    assert "FAILURE" in body and "gave up after 5 retries" in body, body[:2000]
+    assert "FAILURE" in body and "gave up after 6 attempts" in body, body[:2000]
     saved.append(shots / "flower-given-up-task.png")
     page.screenshot(path=str(saved[-1]), full_page=True)
     context.close()
