@@ -20,6 +20,8 @@
     │   ├── UncertainShare            the request may have reached the remote and the network gives
     │   │                             no way to find out: an operator decides, never a blind resend
     │   └── TransientShareError  *    429/5xx, connection errors before the request was sent
+    ├── FeedExportError          *    the feed export directory cannot be written (read-only, full):
+    │                                 the render is not done until the export is (shown in status)
     └── IngestError                   a pushed article is invalid
 
 Not a class: a full disk (SQLite/PostgreSQL "disk full", ``OSError`` ENOSPC/EDQUOT anywhere in the
@@ -135,6 +137,14 @@ class TransientShareError(ShareError, Retryable):
         self.retry_after = retry_after
         # True when the request may have reached the remote (it timed out waiting for the answer).
         self.sent = sent
+
+
+class FeedExportError(SyndicateError, Retryable):
+    """Writing a feed's files to the export directory failed: the render retries until it succeeds."""
+
+    def __init__(self, message: str, feed_name: str | None = None) -> None:
+        super().__init__(message)
+        self.feed_name = feed_name
 
 
 class IngestError(SyndicateError):

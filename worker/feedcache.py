@@ -1,9 +1,14 @@
 """Rendered feeds: compressed once per render, exported for a static server, held in memory by the web.
 
 Writer side (the worker, right after a render): :func:`publish_feed` reads the stored renders,
-compresses each once (gzip, and brotli when the optional ``brotli`` package is installed), writes the
-bytes atomically to the export directory (``SYNDICATE_FEED_DIR``; nginx serves it with
-``gzip_static``) and stores them in Redis together with a per-feed version key, in one MULTI.
+compresses each once (gzip, and brotli when the optional ``brotli`` package is installed), stores them
+in Redis together with a per-feed version key, in one MULTI, then writes the bytes atomically to the
+export directory (``SYNDICATE_FEED_DIR``; nginx serves it with ``gzip_static``) and records the
+version exported. A render is done only when both the version key and the exported version are the
+stored render's (:func:`is_current`): an export that fails (a read-only or full disk) raises
+:class:`~worker.errors.FeedExportError`, which the render task retries, leaves the feed behind for the
+sweep, and keeps the reason under :func:`error_key` for ``syndicate status`` and ``/metrics`` until an
+export succeeds. Redis goes first so the web serves the new render even while the directory fails.
 
 Reader side (every web process): :class:`FeedCache` keeps each served feed in memory with every
 response header prebuilt. At most once per :data:`REVALIDATE_SECONDS` per feed it reads the version
@@ -37,6 +42,7 @@ from typing import Any
 
 import redis
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from feeds.http import (
     ENCODING_PREFERENCE,
@@ -50,6 +56,7 @@ from feeds.http import (
     wants_page,
 )
 from worker import redisclient
+from worker.errors import FeedExportError
 from worker.runtime import Runtime
 from worker.store.models import FeedRender
 
@@ -174,38 +181,111 @@ def render_version(renders: list[StoredRender]) -> str:
     return digest.hexdigest()[:24]
 
 
-def publish_feed(rt: Runtime, feed_name: str, client: redis.Redis) -> str | None:
-    """Compress, export and publish the stored renders of ``feed_name``; return the new version.
+def exported_key(feed_name: str) -> str:
+    """The Redis key holding the version of ``feed_name`` last written to the export directory."""
+    return f"{KEY_PREFIX}-exported:{feed_name}"
 
-    ``None`` if the feed has no stored render. Idempotent: publishing the same renders again writes
-    the same bytes and the same version.
+
+def error_key(feed_name: str) -> str:
+    """The Redis hash (``error``, ``at``) of ``feed_name``'s failed export; absent once one worked."""
+    return f"{KEY_PREFIX}-error:{feed_name}"
+
+
+def publish_feed(rt: Runtime, feed_name: str, client: redis.Redis, *, force: bool = True) -> str | None:
+    """Publish the stored renders of ``feed_name`` to Redis, then export them; return the version.
+
+    ``None`` if the feed has no stored render. Unless ``force``, does nothing when what is served is
+    already the stored render (:func:`is_current`). Idempotent: publishing the same renders again
+    writes the same bytes and the same version. Raises :class:`~worker.errors.FeedExportError` when
+    the export directory cannot be written (the reason is kept under :func:`error_key`).
     """
     renders = load_renders(rt, feed_name)
     if not renders:
         return None
-    directory = rt.settings.effective_feed_dir
     version = render_version(renders)
+    if not force and is_current(client, feed_name, version):
+        return version
+    encoded = {r.fmt: compress(r.body) for r in renders}
     pipe = client.pipeline(transaction=True)
     for r in renders:
-        encoded = compress(r.body)
-        export_feed(directory, feed_name, r.fmt, r.body, encoded, r.last_modified)
         mapping: dict[Any, Any] = {
             "body": r.body,
             "etag": r.etag,
             "content_type": r.content_type,
             "last_modified": r.last_modified.isoformat(),
-            **encoded,
+            **encoded[r.fmt],
         }
         pipe.delete(body_key(feed_name, r.fmt))
         pipe.hset(body_key(feed_name, r.fmt), mapping=mapping)
     pipe.set(version_key(feed_name), version)
     pipe.execute()
+    directory = rt.settings.effective_feed_dir
+    try:
+        for r in renders:
+            export_feed(directory, feed_name, r.fmt, r.body, encoded[r.fmt], r.last_modified)
+    except OSError as exc:
+        reason = f"export to {directory} failed: {type(exc).__name__}: {exc}"
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        client.hset(error_key(feed_name), mapping={"error": reason, "at": at})
+        raise FeedExportError(reason, feed_name) from exc
+    pipe = client.pipeline(transaction=True)
+    pipe.set(exported_key(feed_name), version)
+    pipe.delete(error_key(feed_name))
+    pipe.execute()
     return version
+
+
+def is_current(client: redis.Redis, feed_name: str, version: str) -> bool:
+    """Whether Redis serves and the export directory holds ``version`` of ``feed_name``."""
+    served, exported = client.mget([version_key(feed_name), exported_key(feed_name)])
+    return served is not None and exported is not None and _text(served) == _text(exported) == version
 
 
 def is_published(client: redis.Redis, feed_name: str) -> bool:
     """Whether Redis holds a published version of ``feed_name``."""
     return bool(client.exists(version_key(feed_name)))
+
+
+def stored_versions(session: Session, names: list[str]) -> dict[str, str]:
+    """The :func:`render_version` of each of ``names`` that has stored renders (no bodies read)."""
+    rows: dict[str, list[StoredRender]] = {}
+    query = select(FeedRender.feed_name, FeedRender.format, FeedRender.etag, FeedRender.last_modified).where(
+        FeedRender.feed_name.in_(names)
+    )
+    for name, fmt, etag, last_modified in session.execute(query):
+        rows.setdefault(name, []).append(StoredRender(fmt, b"", etag, "", _aware(last_modified)))
+    return {name: render_version(renders) for name, renders in rows.items()}
+
+
+def behind(session: Session, client: redis.Redis, names: list[str]) -> list[str]:
+    """The feeds of ``names`` whose served or exported version is not their stored render's."""
+    stored = stored_versions(session, names)
+    wanted = [name for name in names if name in stored]
+    if not wanted:
+        return []
+    values = client.mget([key for name in wanted for key in (version_key(name), exported_key(name))])
+    late = []
+    for i, name in enumerate(wanted):
+        served, exported = values[2 * i], values[2 * i + 1]
+        if served is None or exported is None or not _text(served) == _text(exported) == stored[name]:
+            late.append(name)
+    return late
+
+
+def export_errors(client: redis.Redis, names: list[str]) -> dict[str, dict[str, str]]:
+    """``{feed: {"error": reason, "at": ISO time}}`` for the feeds whose last export failed."""
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hgetall(error_key(name))
+    found: dict[str, dict[str, str]] = {}
+    for name, data in zip(names, pipe.execute(), strict=True):
+        if data:
+            found[name] = {_text(k): _text(v) for k, v in data.items()}
+    return found
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # ---------------------------------------------------------------- reader side

@@ -113,6 +113,12 @@ RENDER_SECONDS = Family(
     ("feed",),
     _LATENCY,
 )
+EXPORT_FAILURES = Family(
+    "syndicate_feed_export_failures",
+    "counter",
+    "Feed exports that failed (the export directory could not be written).",
+    ("feed",),
+)
 FEED_REQUESTS = Family(
     "syndicate_feed_requests", "counter", "Feed requests answered, by HTTP status.", ("feed", "status")
 )
@@ -123,7 +129,7 @@ SHARES = Family(
     ("endpoint", "outcome"),
 )
 FAMILIES: tuple[Family, ...] = (TASKS, TASK_SECONDS, CRAWLS, ARTICLES, FETCHES, FETCH_SECONDS)
-FAMILIES += (RENDERS, RENDER_SECONDS, FEED_REQUESTS, SHARES)
+FAMILIES += (RENDERS, RENDER_SECONDS, FEED_REQUESTS, SHARES, EXPORT_FAILURES)
 STORAGE_REFUSED = Family(
     "syndicate_storage_refused_writes",
     "counter",
@@ -345,6 +351,11 @@ def timed_render(render: Callable[..., T], rt: Any, feed: str) -> T:
     recorder.observe(RENDER_SECONDS, (feed,), time.perf_counter() - started)
     recorder.inc(RENDERS, (feed, "true" if changed else "false"))
     return changed
+
+
+def count_export_failure(feed: str) -> None:
+    """Count one failed export of ``feed`` (its reason is kept in Redis, see :mod:`worker.feedcache`)."""
+    recorder.inc(EXPORT_FAILURES, (feed,))
 
 
 # ---- reading ---------------------------------------------------------------------------------------------

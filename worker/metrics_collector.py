@@ -21,10 +21,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
-from worker import heartbeat, redisclient
+from worker import feedcache, heartbeat, redisclient
 from worker.metrics import (
     ARTICLES,
     CRAWLS,
+    EXPORT_FAILURES,
     FAMILIES,
     FEED_REQUESTS,
     SHARES,
@@ -52,6 +53,7 @@ def _zeros(rt: Runtime) -> dict[str, list[tuple[str, ...]]]:
         CRAWLS.name: [(s, o) for s in crawled for o in ("ok", "failed")],
         ARTICLES.name: [(s, o) for s in sources for o in ("fetched", "updated", "failed")],
         FEED_REQUESTS.name: [(f, c) for f in feeds for c in ("200", "304")],
+        EXPORT_FAILURES.name: [(f,) for f in feeds],
         SHARES.name: [(e, o) for e in endpoints for o in ("sent", "failed", "retried")],
     }
 
@@ -123,7 +125,20 @@ class SyndicateCollector:
         unacked.add_metric([], replies[-1])
         out.append(unacked)
         out.extend(_heartbeats(live))
+        out.append(self._export_failing())
         return iter(out)
+
+    def _export_failing(self) -> GaugeMetricFamily:
+        feeds = [f.name for f in self.rt.config.feeds]
+        errors = feedcache.export_errors(self.client, feeds)
+        failing = GaugeMetricFamily(
+            "syndicate_feed_export_failing",
+            "1 while a feed's last export failed (its files and what is served lag the render), else 0.",
+            labels=["feed"],
+        )
+        for name in feeds:
+            failing.add_metric([name], 1 if name in errors else 0)
+        return failing
 
     # ---- database: schedule, articles, outbox -------------------------------------------------------------
 

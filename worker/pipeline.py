@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote_plus, urldefrag, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, defer, joinedload
 
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 PUSH_SOURCE = "api"
 PUSHED_HINT = "pushed"
 MAX_ERROR_CHARS = 2000
+# A page that fails transiently (timeouts, 5xx) this many times is failed for good, with the reason:
+# one try and the process task's five retries (its backoff spaces them 2-32 s apart).
+FETCH_ATTEMPTS = 6
 # Column sizes of ``articles`` (PostgreSQL enforces them; a longer value would fail the whole stage).
 MAX_URL_CHARS = 2048
 MAX_CATEGORY_CHARS = 255
@@ -594,12 +597,17 @@ def process_article(rt: Runtime, article_id: int) -> ProcessOutcome:
     except Disallowed as exc:
         mark_article_skipped(rt, article_id, exc)
         return ProcessOutcome(article_id, "skipped")
+    except HostBusy:
+        _uncount_attempt(rt, article_id)  # nothing was sent: waiting for the host's turn is no attempt
+        raise
     except (FetchError, NormalizeError) as exc:
         fallback = None if isinstance(exc, Retryable) else _hinted_document(url, hints)
         if fallback is not None:
             data, final_url = parse(fallback, url), url
         else:
             if isinstance(exc, Retryable):
+                if note_failed_attempt(rt, article_id, exc):
+                    return ProcessOutcome(article_id, "failed")
                 raise
             mark_article_failed(rt, article_id, exc)
             return ProcessOutcome(article_id, "failed")
@@ -688,6 +696,33 @@ def mark_article_skipped(rt: Runtime, article_id: int, exc: BaseException) -> No
         if article is not None and article.status != "ready":
             article.status = "skipped"
             article.error = _short(exc)
+
+
+def _uncount_attempt(rt: Runtime, article_id: int) -> None:
+    """Take back the attempt a run counted before it found its host busy."""
+    with rt.session() as session:
+        done = update(Article).where(Article.id == article_id, Article.attempts > 0)
+        session.execute(done.values(attempts=Article.attempts - 1))
+
+
+def note_failed_attempt(rt: Runtime, article_id: int, exc: BaseException) -> bool:
+    """Record a transient failure on a pending article; after :data:`FETCH_ATTEMPTS` mark it failed.
+
+    Returns whether it is failed now. The count is the article's own (in the database), so neither a
+    task re-sent for its host's turn nor one the sweep re-enqueued starts it again; and the reason
+    shows while the article is still pending, not only once it failed.
+    """
+    with rt.session() as session:
+        article = session.get(Article, article_id)
+        if article is None or article.status != "pending":
+            return False
+        if article.attempts >= FETCH_ATTEMPTS:
+            article.status = "failed"
+            article.error = f"gave up after {article.attempts} attempts: {_short(exc)}"[:MAX_ERROR_CHARS]
+            return True
+        reason = f"attempt {article.attempts} of {FETCH_ATTEMPTS} failed: {_short(exc)}"
+        article.error = reason[:MAX_ERROR_CHARS]
+        return False
 
 
 def mark_article_failed(rt: Runtime, article_id: int, exc: BaseException) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from config import Config
+from worker import feedcache
 from worker.configwatch import config_status
 from worker.outbox import SKIP_REASONS, skipped_counts
 from worker.share import ENDPOINTS
@@ -151,6 +152,7 @@ def _feeds(session: Session, config: Config, base_url: str, redis_client: Any) -
     for row in session.scalars(select(FeedRender)):
         renders.setdefault(row.feed_name, {})[row.format] = row
     totals = _feed_totals(redis_client)
+    errors = _export_errors(redis_client, [f.name for f in config.feeds])
     out = []
     for feed in config.feeds:
         formats = renders.get(feed.name, {})
@@ -169,9 +171,22 @@ def _feeds(session: Session, config: Config, base_url: str, redis_client: Any) -
                 if requests and not_modified is not None
                 else None,
                 "urls": {fmt: f"{base_url}/feeds/{feed.name}.{fmt}" for fmt in ("rss", "atom", "json")},
+                "last_error": errors.get(feed.name, {}).get("error"),
+                "last_error_at": errors.get(feed.name, {}).get("at"),
             }
         )
     return out
+
+
+def _export_errors(redis_client: Any, names: list[str]) -> dict[str, dict[str, str]]:
+    """Each feed's failing export (see :mod:`worker.feedcache`), or nothing without Redis."""
+    if redis_client is None:
+        return {}
+    try:
+        return feedcache.export_errors(redis_client, names)
+    except Exception as exc:  # Redis down: the page still shows everything the database knows
+        log.warning("feed export errors unavailable: %s", exc)
+        return {}
 
 
 def _endpoints(session: Session, config: Config, now: datetime) -> list[dict[str, Any]]:
@@ -429,9 +444,12 @@ def render_status_text(snap: dict[str, Any]) -> str:
     for f in snap["feeds"]:
         share = f.get("not_modified_share")
         served = f", {f['requests']} requests, {share:.0%} 304" if share is not None else ""
+        failing = ""
+        if f.get("last_error"):
+            failing = f"  EXPORT FAILING since {ht(f['last_error_at'])}: {f['last_error']}"
         lines.append(
             f"  {f['name']:<20} {f['items']:>4} items, changed {ht(f['last_modified'])}{served}"
-            f"  {f['urls']['rss']}"
+            f"  {f['urls']['rss']}{failing}"
         )
     lines.append(f"share outbox: {snap['outbox_backlog']} pending")
     for e in snap["endpoints"]:
@@ -551,6 +569,10 @@ class FeedStatus(_Row):
     not_modified: int | None = Field(description="of which 304 Not Modified")
     not_modified_share: float | None = Field(description="not_modified / requests")
     urls: dict[str, str] = Field(description="format (rss, atom, json) -> URL")
+    last_error: str | None = Field(
+        default=None, description="why the last export failed (None: the files and served feed are current)"
+    )
+    last_error_at: str | None = Field(default=None, description="when the last export failed")
 
 
 class EndpointStatus(_Row):

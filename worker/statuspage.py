@@ -198,11 +198,18 @@ def _feeds(snap: dict[str, Any], now: datetime) -> str:
             else ("no requests yet" if f.get("requests") == 0 else "unknown")
         )
         links = " ".join(f'<a href="{e(u)}">{e(fmt)}</a>' for fmt, u in f["urls"].items())
+        error = (
+            f"{_badge('export failing', 'bad')} since {_time(f['last_error_at'], now)}: {e(f['last_error'])}"
+            if f.get("last_error")
+            else ""
+        )
         rows.append(
             f'<tr data-feed="{e(f["name"])}"><td>{e(f["title"])}</td><td class="n">{f["items"]}</td>'
-            f"<td>{_time(f['last_modified'], now)}</td><td>{e(served)}</td><td>{links}</td></tr>"
+            f"<td>{_time(f['last_modified'], now)}</td><td>{e(served)}</td><td>{links}</td>"
+            f'<td class="err">{error}</td></tr>'
         )
-    return _table("feeds", ["feed", "items", "last change", "304 answers", "formats"], rows, "no feeds")
+    headers = ["feed", "items", "last change", "304 answers", "formats", "last error"]
+    return _table("feeds", headers, rows, "no feeds")
 
 
 def _endpoints(snap: dict[str, Any], now: datetime) -> str:

@@ -40,7 +40,8 @@ shares due but not in flight, ``sending`` shares whose holder's sending lease ex
 the delivery stage recovers them without a second post), and feeds whose newest included change is newer
 than their last render. Beat runs :func:`sweep` every :data:`INTERVAL` seconds; a short Redis lock keeps
 concurrent runs (two beats, a manual run) from enqueuing the same orphan twice. With nothing to do it
-costs five indexed queries returning no rows and one Redis round trip.
+costs five indexed queries returning no rows and one Redis round trip. Feeds whose served or exported
+version is not their stored render (an export failed: see :mod:`worker.feedcache`) are rendered again too.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ import redis
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, contains_eager
 
-from worker import broker, heartbeat, redisclient
+from worker import broker, feedcache, heartbeat, redisclient
 from worker.app import QUEUES
 from worker.app import app as celery_app
 from worker.runtime import Runtime
@@ -347,6 +348,9 @@ def find_orphans(rt: Runtime, client: redis.Redis | None, now: datetime | None =
         articles = [i for i in pending_articles(session, before) if i not in held]
         plans = unplanned_articles(rt, session, now)
         renders = stale_feeds(rt, session, client, now)
+        if client is not None:  # rendered, but what is served or exported is older (a failed export)
+            late = feedcache.behind(session, client, [f.name for f in rt.config.feeds])
+            renders += [name for name in late if name not in renders]
     shares = stale_shares(rt, timedelta(seconds=MIN_AGE))
     nodes = live_nodes(client) if client is not None else {}
     why: dict[str, str] = {}

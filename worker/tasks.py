@@ -21,7 +21,7 @@ from sqlalchemy import select
 from worker import feedcache, metrics, outbox, pipeline, redisclient, storage, tasklabels, websub
 from worker import sweep as sweeping
 from worker.app import app
-from worker.errors import HostBusy, Retryable
+from worker.errors import FeedExportError, HostBusy, Retryable
 from worker.runtime import Runtime, get_runtime
 from worker.store.models import Article, Share
 
@@ -41,6 +41,9 @@ RENDER_TRAILING_TTL = RENDER_WINDOW_SECONDS + 5.0
 # other stage together. A quiet feed still renders at once.
 RENDER_COST_FACTOR = 4.0
 RENDER_WINDOW_MAX = 10.0
+# A render whose export failed (a read-only or full disk) retries at least this often: the retry is a
+# cheap re-publish, and the feed's readers wait for it. After its retries the sweep takes over.
+RENDER_RETRY_MAX = 10.0
 
 
 class GaveUp(Exception):
@@ -58,6 +61,8 @@ class PipelineTask(Task):
     acks_late = True
     throws = (GaveUp,)
     max_retries = MAX_RETRIES
+    # The longest wait between retries (None: the app's syndicate_max_retry_countdown).
+    retry_cap: float | None = None
 
     def retry_countdown(self, exc: BaseException) -> float:
         """Honour the remote's Retry-After, else exponential backoff, both with jitter; capped.
@@ -68,20 +73,27 @@ class PipelineTask(Task):
         hinted = getattr(exc, "retry_after", None) or 0.0
         backoff = 2.0 ** (self.request.retries + 1) * random.uniform(0.75, 1.25)
         countdown = max(hinted + random.uniform(0.0, 0.5 + hinted * 0.1), backoff)
-        return float(min(countdown, self.app.conf.syndicate_max_retry_countdown))
+        cap = self.app.conf.syndicate_max_retry_countdown
+        return float(min(countdown, cap if self.retry_cap is None else min(cap, self.retry_cap)))
 
     def run_stage(self, func: Any, *args: Any, on_give_up: Any = None) -> Any:
         """Call a pipeline function; turn Retryable errors into Celery retries.
 
         :class:`~worker.errors.HostBusy` (a partner host's politeness budget is spent) is no
-        failure: the same task is sent again with a countdown to the host's next turn, without
-        using a retry, and the worker never sleeps. :class:`Rescheduled` then ends this run.
+        failure: the same task is sent again with a countdown to the host's next turn (plus a
+        little jitter, so that the tasks of one host do not all ask in the same instant), keeping
+        the retries it used so far and using none, and the worker never sleeps. :class:`Rescheduled`
+        then ends this run.
         """
         try:
             result = func(get_runtime(), *args)
         except HostBusy as busy:
-            countdown = min(max(busy.retry_after or 0.0, 0.0), self.app.conf.syndicate_max_retry_countdown)
-            self.apply_async(args, dict(self.request.kwargs or {}), countdown=countdown)
+            wait = max(busy.retry_after or 0.0, 0.0)
+            wait += random.uniform(0.0, min(1.0, 0.1 + wait * 0.1))
+            countdown = min(wait, self.app.conf.syndicate_max_retry_countdown)
+            # retries: a URL that timed out keeps its backoff (and its end) across its host's busy turns.
+            options = {"countdown": countdown, "retries": self.request.retries}
+            self.apply_async(args, dict(self.request.kwargs or {}), **options)
             raise Rescheduled(f"{busy}; rescheduled in {countdown:.2f}s") from None
         except Retryable as exc:
             # Celery's retry() re-raises ``exc`` itself once retries run out, so decide here.
@@ -153,7 +165,10 @@ def process_article(self: PipelineTask, article_id: int) -> str | None:
     if outcome is None:
         return None
     if outcome.status == "failed":
-        raise GaveUp(f"article {article_id} failed: {_recorded_error(Article, article_id)}")
+        reason = _recorded_error(Article, article_id)
+        if reason.startswith("gave up"):  # its attempts ran out (see pipeline.note_failed_attempt): say so
+            log.error("%s%r %s", self.name, (article_id,), reason)
+        raise GaveUp(f"article {article_id} failed: {reason}")
     for feed_name in outcome.feeds:
         schedule_render(feed_name)
     if outcome.share:
@@ -255,17 +270,22 @@ def schedule_render(feed_name: str) -> None:
 def render_and_publish(rt: Runtime, feed_name: str, client: redis.Redis) -> bool:
     """Render ``feed_name``; publish it to the web processes and the export directory if it changed.
 
-    Also publishes an unchanged render Redis does not hold yet (a flushed Redis, or the first render
-    done by ``syndicate up``), so the cache and the exported files never wait for the next change.
-    Returns whether the feed's bytes changed (the reason to ping the WebSub hub).
+    Also publishes an unchanged render that Redis or the export directory does not hold yet (a
+    flushed Redis, the first render done by ``syndicate up``, an export that failed before), so what
+    is served never waits for the next change. A failed export raises
+    :class:`~worker.errors.FeedExportError`, which the task retries. Returns whether the feed's bytes
+    changed (the reason to ping the WebSub hub).
     """
     changed = bool(metrics.timed_render(pipeline.render_feed, rt, feed_name))
-    if changed or not feedcache.is_published(client, feed_name):
-        feedcache.publish_feed(rt, feed_name, client)
+    try:
+        feedcache.publish_feed(rt, feed_name, client, force=changed)
+    except FeedExportError:
+        metrics.count_export_failure(feed_name)
+        raise
     return changed
 
 
-@app.task(bind=True, base=PipelineTask, name="syndicate.render_feed")
+@app.task(bind=True, base=PipelineTask, name="syndicate.render_feed", retry_cap=RENDER_RETRY_MAX)
 def render_feed(self: PipelineTask, feed_name: str) -> bool:
     """Re-render one feed in every format, publish it, and ping the WebSub hub when it changed."""
     client = _redis()

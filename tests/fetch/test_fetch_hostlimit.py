@@ -15,6 +15,8 @@ from tests.support.services import RedisServer
 from worker.errors import HostBusy, Retryable
 from worker.fetch import Fetcher
 from worker.fetch.hostlimit import (
+    BACKOFF_BASE,
+    BACKOFF_MAX,
     KEY_PREFIX,
     HostLimiter,
     LocalHostLimiter,
@@ -244,3 +246,45 @@ def test_a_robots_refetch_keeps_the_crawl_delay_in_force(
         # Under the default interval (0) the new robots.txt request went out right after the page.
         assert [r.path for r in server.requests] == ["/robots.txt", "/gazette/news/"]
         assert 29 < (caught.value.retry_after or 0) <= 31
+
+
+@pytest.mark.parametrize("kind", ["redis", "local"])
+def test_a_failing_host_gets_a_wider_interval_for_a_while(kind: str, redis_client: redis.Redis) -> None:
+    limiter: HostLimiter = RedisHostLimiter(redis_client) if kind == "redis" else LocalHostLimiter()
+    assert limiter.back_off("slow.example:80", 0.5) == BACKOFF_BASE
+    assert limiter.back_off("slow.example:80", 0.5) == 2 * BACKOFF_BASE
+    assert limiter.acquire("slow.example:80", 0.5) == 0.0
+    wait = limiter.acquire("slow.example:80", 0.5)
+    assert 2 * BACKOFF_BASE - 0.1 < wait <= 2 * BACKOFF_BASE + reservation_margin(2 * BACKOFF_BASE)
+    assert max(limiter.back_off("slow.example:80", 0.5) for _ in range(6)) == BACKOFF_MAX
+    assert limiter.acquire("fine.example:80", 0.5) == 0.0  # other hosts keep their interval
+    assert limiter.acquire("fine.example:80", 0.5) <= 0.5 + reservation_margin(0.5)
+
+
+@pytest.mark.parametrize("kind", ["redis", "local"])
+def test_waiters_of_a_long_held_host_come_back_later(kind: str, redis_client: redis.Redis) -> None:
+    """A turn held for a while is likely a slow exchange: waiters do not ask again every interval."""
+    limiter: HostLimiter = RedisHostLimiter(redis_client) if kind == "redis" else LocalHostLimiter()
+    assert limiter.acquire("slow.example:80", 0.2, hold=30.0, holder="slow") == 0.0
+    soon = limiter.acquire("slow.example:80", 0.2, holder="other")
+    assert soon <= 0.2 + 2 * reservation_margin(0.2)  # just granted: maybe a quick exchange
+    time.sleep(1.5)  # the turn has now been held for 1.5 s
+    later = limiter.acquire("slow.example:80", 0.2, holder="other")
+    assert later >= 1.4, later
+    limiter.release("slow.example:80", "slow")
+    time.sleep(0.25)
+    assert limiter.acquire("slow.example:80", 0.2, holder="third") == 0.0  # released: the next one goes
+
+
+@pytest.mark.parametrize("kind", ["redis", "local"])
+def test_the_first_caller_refused_is_promised_the_next_turn(kind: str, redis_client: redis.Redis) -> None:
+    """A URL retrying after a timeout cannot take the turn a waiting URL of the same host was promised."""
+    limiter: HostLimiter = RedisHostLimiter(redis_client) if kind == "redis" else LocalHostLimiter()
+    assert limiter.acquire("h.example:80", 0.3, hold=10.0, holder="a", who="/slow") == 0.0
+    assert limiter.acquire("h.example:80", 0.3, holder="b", who="/normal") > 0.0  # promised the next turn
+    limiter.release("h.example:80", "a")
+    time.sleep(0.4)  # the interval after the release has passed: the host is free
+    assert limiter.acquire("h.example:80", 0.3, holder="c", who="/slow") > 0.0  # not its turn
+    assert limiter.acquire("h.example:80", 0.3, holder="d", who="/normal") == 0.0
+    time.sleep(0.4)
+    assert limiter.acquire("h.example:80", 0.3, holder="e", who="/slow") == 0.0  # the promise was kept

@@ -10,7 +10,10 @@ and two Standard Webhooks receivers on 127.0.0.1. The faults:
 * Redis killed and restarted empty, then Redis flushed, while work is in flight;
 * PostgreSQL crashed (``pg_ctl stop -m immediate``) and restarted while work is in flight;
 * an endpoint storm: 429 with ``Retry-After``, then 503, then answers slower than our 15 s timeout;
-* a slow source (listing and pages answering after 4-5 s) with an 8 MB page beside a normal one.
+* a slow source (listing and pages answering after 4-5 s) with an 8 MB page beside a normal one;
+* a hostile host: two pages on the partner's host that never answer, beside a normal page on it;
+* the feed export directory replaced by a regular file (root writes through chmod), then restored:
+  the web serves and the directory holds every new article soon after, and status showed the error.
 
 The visibility timeout is 60 s (so a claim's lease is 30 s) and the share retry schedule is shortened
 through ``SYNDICATE_SHARE_RETRY_SCHEDULE``; nothing in the product is patched. Counting happens at the
@@ -24,15 +27,18 @@ from __future__ import annotations
 
 import ast
 import base64
+import itertools
 import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,7 +53,7 @@ from sqlalchemy import Engine, create_engine, text
 from tests.pipeline.sitegen import Story
 from tests.support.faults import kill_redis, restart_postgres, restart_redis
 from tests.support.httpserver import HTTPTestServer, Request, Response
-from tests.support.services import ROOT, PostgresServer, RedisServer, Syndicate
+from tests.support.services import ROOT, PostgresServer, RedisServer, Syndicate, free_port, wait_port
 from worker import broker, sweep
 
 pytestmark = pytest.mark.integration
@@ -270,6 +276,7 @@ class Rig:
     site: Site
     hooks: Hooks
     sections: tuple[str, ...] = ("news",)
+    fetch: str = "timeout: 10s"
     syn: Syndicate = field(init=False)
     engine: Engine = field(init=False)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -287,7 +294,7 @@ class Rig:
             for e in ENDPOINTS
         )
         (self.tmp / "syndicate.yaml").write_text(
-            'fetch: {allow_hosts: ["127.0.0.1"], timeout: 10s, robots: false}\n'
+            f'fetch: {{allow_hosts: ["127.0.0.1"], {self.fetch}, robots: false}}\n'
             f"sources:\n{sources}\n"
             "feeds: [{name: all, title: All partner news, limit: 500}]\n"
             f"endpoints:\n{endpoints}\n",
@@ -689,6 +696,81 @@ def test_kill_between_dequeue_and_marker(tmp_path: Path, parts: tuple[Site, Hook
         rig.stop()
 
 
+def _served(port: int) -> set[str]:
+    """The article URLs the web app serves in ``/feeds/all.json`` (empty while it answers nothing)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/feeds/all.json", timeout=5) as answer:
+            return {item["url"] for item in json.loads(answer.read())["items"]}
+    except (OSError, ValueError):
+        return set()
+
+
+def _exported(directory: Path) -> set[str]:
+    """The article URLs of the exported ``all.json`` (what a static server would send)."""
+    try:
+        return {item["url"] for item in json.loads((directory / "all.json").read_bytes())["items"]}
+    except (OSError, ValueError):
+        return set()
+
+
+def test_export_directory_unwritable_then_writable_again(
+    tmp_path: Path, parts: tuple[Site, Hooks, RedisServer]
+) -> None:
+    site, hooks, server = parts
+    first = site.add("news", 3)
+    rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks)
+    port = free_port()
+    rig.syn.env["SYNDICATE_HTTP_PORT"] = str(port)
+    exported = tmp_path / "var" / "feeds"
+    try:
+        rig.worker()
+        rig.beat()
+        wait_port(port, 30, rig.syn.start("web", "web"))
+        assert _wait(lambda: set(first) <= _served(port) and set(first) <= _exported(exported), 90), (
+            rig.syn.logs()
+        )
+        # Root writes through chmod: a regular file where the directory should be refuses every export.
+        shutil.rmtree(exported)
+        exported.write_text("not a directory\n", encoding="utf-8")
+        second = site.add("news", 5)
+        res = rig.syn.run("crawl", "news")
+        assert res.returncode == 0, res.stderr
+        assert _wait(lambda: rig.statuses(second).get("ready", 0) == len(second), 60), rig.syn.logs()
+
+        shown: list[str] = []
+
+        def status_shows_the_error() -> bool:
+            res = rig.syn.run("status", "--json")
+            feed = next(f for f in json.loads(res.stdout)["feeds"] if f["name"] == "all")
+            if feed.get("last_error"):
+                shown.append(feed["last_error"])
+            return bool(shown)
+
+        assert _wait(status_shows_the_error, 60), rig.syn.logs()
+        assert "export" in shown[0] and str(exported) in shown[0], shown
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            metrics = answer.read().decode()
+        assert 'syndicate_feed_export_failing{feed="all"} 1.0' in metrics, metrics[-3000:]
+        # What the web serves does not wait for the directory: Redis is published before the export.
+        assert _wait(lambda: set(second) <= _served(port), 30), rig.syn.logs()
+
+        exported.unlink()
+        exported.mkdir()
+        since = time.monotonic()
+        everything = set(first + second)
+        assert _wait(lambda: everything <= _served(port) and everything <= _exported(exported), 45), (
+            f"served {len(_served(port) & everything)}/{len(everything)}, exported "
+            f"{len(_exported(exported) & everything)}/{len(everything)}\n{rig.syn.logs()}"
+        )
+        recover = time.monotonic() - since
+        snap = json.loads(rig.syn.run("status", "--json").stdout)
+        assert [f["last_error"] for f in snap["feeds"]] == [None]
+        rig.wait_complete(first + second, since, timeout=60)
+        rig.record("export directory a regular file, then a directory again", 1, first + second, recover)
+    finally:
+        rig.stop()
+
+
 SLOW_ANSWER = 4.0  # seconds the slow partner takes to answer: below the 15 s share timeout
 SLOW_SHARES = 8
 FAST_SHARES = 4
@@ -785,3 +867,104 @@ def test_slow_endpoint_beside_a_fast_one(tmp_path: Path, parts: tuple[Site, Hook
         assert fast < slow_total / 2, (fast, slow_total)
     finally:
         syn.stop()
+
+
+class HostLog:
+    """When each request reached the partner host (and for which path), to check its politeness."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, str]] = []
+        self.lock = threading.Lock()
+
+    def wrap(self, answer: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        def logged(request: Request) -> Response:
+            with self.lock:
+                self.arrivals.append((time.monotonic(), request.path))
+            return answer(request)
+
+        return logged
+
+    def too_close(self, interval: float, held: dict[str, float]) -> list[tuple[str, str, float]]:
+        """Consecutive requests closer than ``interval`` plus how long the first one held the host
+        (``held``: by path part; the interval counts from the end of an exchange)."""
+        with self.lock:
+            arrivals = sorted(self.arrivals)
+        out = []
+        for (t0, p0), (t1, p1) in itertools.pairwise(arrivals):
+            least = interval + sum(seconds for part, seconds in held.items() if part in p0)
+            if t1 - t0 < least - 0.1:
+                out.append((p0, p1, round(t1 - t0, 2)))
+        return out
+
+
+def _constant(response: Response) -> Callable[[Request], Response]:
+    return lambda _request: response
+
+
+HOSTILE_WAIT = 600.0  # "never": longer than the test
+
+
+@pytest.mark.timeout(480)  # 4 x 6 attempts, one at a time on their host, each retry waiting its backoff
+def test_hostile_urls_beside_a_normal_page_on_their_host(
+    tmp_path: Path, parts: tuple[Site, Hooks, RedisServer]
+) -> None:
+    """Pages that never answer (or drip their body) get their attempts, then fail with the reason; the
+    host's normal page is ready soon; tasks waiting for the host do not spin; the host's interval holds."""
+    site, hooks, server = parts
+    normal = site.add("news", 1)
+    host = HostLog()
+    never = Response(200, b"<html>late</html>", {"Content-Type": "text/html"}, delay=HOSTILE_WAIT)
+    drip = Response(
+        200, [b"<p>."] * 2000, {"Content-Type": "text/html"}, chunk_delay=0.3, content_length=False
+    )
+    paths = ["/news/never-1.html", "/news/never-2.html", "/news/drip-1.html", "/news/drip-2.html"]
+    for path in paths:
+        site.server.route(path, host.wrap(_constant(never if "never" in path else drip)))
+        site.extra_links["news"].insert(0, (path, f"Hostile page {path} that never answers in full"))
+    hostile = [site.url(path) for path in paths]
+    site.server.route("/news/news-1.html", host.wrap(site._page("news", site.sections["news"][0])))
+    site.server.route("/news/", host.wrap(site._listing("news")))
+    # One request at a time per host, 1 s apart; a fetch gives up after 1 s without an answer (3 s deadline).
+    rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks, fetch="timeout: 1s, host_interval: 1s")
+    try:
+        start = time.monotonic()
+        rig.worker(concurrency=3)
+        rig.beat()
+        assert _wait(lambda: rig.statuses(normal).get("ready", 0) == 1, 60), (
+            f"{rig.statuses(normal + hostile)}\n{rig.syn.logs()}"
+        )
+        normal_ready = time.monotonic() - start
+        assert _wait(lambda: rig.statuses(hostile).get("failed", 0) == len(hostile), 240), (
+            f"{rig.rows('SELECT url, status, attempts, error FROM articles')}\n{rig.syn.logs()}"
+        )
+        hostile_failed = time.monotonic() - start
+        rows = rig.rows("SELECT url, attempts, error FROM articles WHERE status = 'failed'") or []
+        assert sorted(url for url, _, _ in rows) == sorted(hostile), rows
+        for _, attempts, error in rows:
+            assert attempts == 6 and error.startswith("gave up after 6 attempts: TransientFetchError:"), rows
+        # Six fetches each: the runs that found the host busy were not counted as attempts.
+        fetched = Counter(path for _, path in host.arrivals)
+        assert [fetched[path] for path in paths] == [6] * len(paths), fetched
+        snap = json.loads(rig.syn.run("status", "--json").stdout)
+        shown = {a["url"]: a["error"] for a in snap["failures"]["articles"]}
+        assert set(shown) == set(hostile) and all("gave up after 6 attempts" in e for e in shown.values())
+        rig.wait_complete(normal, time.monotonic(), timeout=60)
+        elapsed_min = (time.monotonic() - start) / 60
+        log = (tmp_path / "w1.log").read_text(encoding="utf-8", errors="replace")
+        rescheduled = log.count("rescheduled in")
+        print(
+            f"\nnormal page ready after {normal_ready:.1f} s; hostile pages failed after "
+            f"{hostile_failed:.1f} s; {rescheduled} 'rescheduled' lines in {elapsed_min:.1f} min; "
+            f"{len(host.arrivals)} requests"
+        )
+        # Before: tasks waiting for a held host asked again every interval (271 lines in 5 min here, and
+        # the hostile pages still pending after 81-94 runs); now 16-22 a minute.
+        assert rescheduled <= 30 * elapsed_min + 10, (rescheduled, elapsed_min)
+        # The interval counts from the end of an exchange: the read timeout (1 s) or the deadline (3 s).
+        held = {"never": 1.0, "drip": 3.0}
+        assert host.too_close(1.0, held) == [], host.too_close(1.0, held)
+        rig.record(
+            "4 pages never answering in full beside a normal page on one host", 4, normal, normal_ready
+        )
+    finally:
+        rig.stop()

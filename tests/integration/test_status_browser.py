@@ -291,7 +291,7 @@ def _check_snapshot(snap: dict[str, Any], site: str) -> None:
     assert sources["cluster"]["state"] == "ok" and sources["cluster"]["next_run_at"]
     assert "500" in sources["broken"]["last_error"] and sources["broken"]["failing_since"]
     [article] = snap["failures"]["articles"]
-    # Runs, not fetches: a run rescheduled by the host's politeness budget counts too.
+    # Fetches: a run rescheduled by the host's politeness budget is no attempt.
     assert article["url"] == site + BROKEN_ARTICLE and article["attempts"] >= 6, article
     assert "500" in article["error"], article
     shares = snap["failures"]["shares"]
@@ -306,7 +306,7 @@ def _check_snapshot(snap: dict[str, Any], site: str) -> None:
 
 def _our_give_up_line(line: str) -> bool:
     """worker.tasks' own ERROR line (Celery's "raised expected" line repeats the reason)."""
-    return "gave up after 5 retries" in line and "ERROR" in line and "raised expected" not in line
+    return "gave up after 6 attempts" in line and "ERROR" in line and "raised expected" not in line
 
 
 def _check_worker_log_and_no_redelivery(
@@ -363,7 +363,7 @@ def _check_flower_api(flower: str, snap: dict[str, Any]) -> dict[str, dict[str, 
         ids, _, label = process["args"].partition(" ")
         assert ast.literal_eval(ids) == (article_id,), process["args"]
         assert label == f"article {snap['failures']['articles'][0]['url']}", process["args"]
-        assert "GaveUp" in process["exception"] and "gave up after 5 retries" in process["exception"]
+        assert "GaveUp" in process["exception"] and "gave up after 6 attempts" in process["exception"]
     process = given_up[0]
     shares = by_name["syndicate.deliver_share"]
     assert len(shares) == 2 and all("400" in t["exception"] for t in shares), shares
@@ -548,7 +548,7 @@ def _browse_flower(browser: Any, flower: str, tasks: dict[str, dict[str, Any]], 
     page.screenshot(path=str(saved[-1]), full_page=True)
     page.goto(f"{flower}/task/{tasks['process']['uuid']}")
     body = page.locator("body").inner_text()
-    assert "FAILURE" in body and "gave up after 5 retries" in body, body[:2000]
+    assert "FAILURE" in body and "gave up after 6 attempts" in body, body[:2000]
     saved.append(shots / "flower-given-up-task.png")
     page.screenshot(path=str(saved[-1]), full_page=True)
     context.close()

@@ -117,6 +117,8 @@ def test_a_503_storm_keeps_the_article_pending_for_a_retry(pipe, site: HTTPTestS
         farm = pipe.article(farm_id)
         assert farm.status == "pending" and farm.attempts == attempt and farm.title is None
 
+        assert farm.error == f"attempt {attempt} of 6 failed: TransientFetchError: {caught.value}"
+
     # The others are unaffected, and the next crawl hands the pending one back for processing.
     pipe.process([i for i in ids if i != farm_id])
     assert sorted(a.status for a in pipe.articles().values()) == ["pending", "ready", "ready"]
@@ -158,3 +160,20 @@ def test_an_overlong_category_or_canonical_url_does_not_lose_the_article(pipe, s
     assert article.category is not None and article.category.startswith("Very long section name")
     assert len(article.category) <= 255
     assert article.canonical_url == site.url("/news/solar-cluster.html")
+
+
+def test_a_page_that_keeps_failing_is_failed_after_its_attempts_with_the_reason(
+    pipe, site: HTTPTestServer
+) -> None:
+    """Counted in the database, so a task re-sent for its host's turn or by the sweep does not start over."""
+    site.status("/news/farm-cooperative.html", 503)
+    pipe.crawl("valley")
+    farm_id = pipe.article(site.url("/news/farm-cooperative.html")).id
+    for _ in range(5):
+        with pytest.raises(TransientFetchError):
+            pipe.process([farm_id])
+    [outcome] = pipe.process([farm_id])
+    farm = pipe.article(farm_id)
+    assert outcome.status == "failed" and farm.status == "failed" and farm.attempts == 6
+    assert farm.error.startswith("gave up after 6 attempts: TransientFetchError:") and "503" in farm.error
+    assert len(site.requests_to("/news/farm-cooperative.html")) == 6

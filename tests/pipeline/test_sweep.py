@@ -25,8 +25,9 @@ from tests.pipeline.conftest import Pipe
 from tests.pipeline.receivers import Answer, Receiver
 from tests.support.services import RedisServer
 from worker import broker as broker_view
-from worker import heartbeat, sweep
+from worker import feedcache, heartbeat, sweep
 from worker.app import app as celery_app
+from worker.errors import FeedExportError
 from worker.outbox import deliver_share, plan_shares, set_endpoint_enabled
 from worker.pipeline import render_feed, stale_work
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
@@ -311,6 +312,8 @@ def test_feeds_whose_newest_change_is_newer_than_their_render_are_orphans(
     age(pipe, Article, ids, changed_at=long_ago)
     assert sweep.find_orphans(pipe.rt, client).renders == ["all"]  # never rendered
     render_feed(pipe.rt, "all")
+    assert sweep.find_orphans(pipe.rt, client).renders == ["all"]  # rendered, but neither served nor exported
+    feedcache.publish_feed(pipe.rt, "all", client)
     assert sweep.find_orphans(pipe.rt, client).renders == []
     with pipe.rt.session() as session:
         session.execute(update(FeedRender).values(rendered_at=long_ago + timedelta(seconds=30)))
@@ -322,8 +325,30 @@ def test_feeds_whose_newest_change_is_newer_than_their_render_are_orphans(
     enqueue(broker, "syndicate.render_feed", "all")
     assert sweep.find_orphans(pipe.rt, client).renders == []  # one is queued
     client.flushdb()
+    assert sweep.find_orphans(pipe.rt, client).renders == ["all"]  # the flush took what was served
+    feedcache.publish_feed(pipe.rt, "all", client)
     # A render that started after the change but changed no bytes still counts (recorded in Redis).
     client.set(sweep.RENDERED_PREFIX + "all", f"{time.time():.6f}")
+    assert sweep.find_orphans(pipe.rt, client).renders == []
+
+
+def test_feeds_whose_export_failed_are_orphans_until_it_works(pipe: Pipe, client: redis.Redis) -> None:
+    """A render is done only when Redis serves it and the export directory holds it."""
+    pipe.crawl_and_process("valley")
+    render_feed(pipe.rt, "all")
+    exported = pipe.rt.settings.effective_feed_dir
+    exported.parent.mkdir(parents=True, exist_ok=True)
+    exported.write_text("a regular file where the directory should be\n", encoding="utf-8")
+    with pytest.raises(FeedExportError, match=r"export to .* failed"):
+        feedcache.publish_feed(pipe.rt, "all", client)
+    assert feedcache.is_published(client, "all")  # the web serves the new render meanwhile
+    assert sweep.find_orphans(pipe.rt, client).renders == ["all"]
+    [(name, error)] = feedcache.export_errors(client, ["all"]).items()
+    assert name == "all" and str(exported) in error["error"] and error["at"]
+    exported.unlink()
+    assert feedcache.publish_feed(pipe.rt, "all", client, force=False) is not None
+    assert (exported / "all.json").exists()
+    assert feedcache.export_errors(client, ["all"]) == {}
     assert sweep.find_orphans(pipe.rt, client).renders == []
 
 

@@ -27,6 +27,21 @@ grant itself is always "the host is not held and was last released at least one 
 
 A worker killed during its exchange leaves the host held until ``hold`` runs out (the fetch
 deadline, 46 s under the default 15 s timeout): politeness errs on the side of the host.
+
+Reservations alone are first come, first served at the moment of the grant, so a task retrying a failed
+fetch (which reserved nothing) could take the turn a waiting task was told to come back for, again and
+again. So the first caller refused while no turn is promised (``who``, its URL, names it across its
+reschedules) is *promised* the next turn: the host is granted to nobody else until that caller took it
+or :data:`PROMISE_GRACE` seconds after its slot passed (a task that died gives the turn back soon).
+
+A caller refused while the host is held is told to come back no sooner than the host has been held
+so far (up to the hold's end): a turn held for seconds is likely a slow exchange that will run to
+its deadline, so waiters ask again after 1, 2, 4, 8... seconds instead of every interval (a URL that
+answers after 46 s made every other task of its host reschedule ~20 times per turn). And a host whose
+exchanges fail (timeouts, refused or reset connections: :meth:`HostLimiter.back_off`) gets a wider
+interval for a while: :data:`BACKOFF_BASE` seconds (or twice its interval) after the first failure,
+doubling with each further one up to :data:`BACKOFF_MAX`, forgotten :data:`BACKOFF_KEEP` seconds after
+the last.
 """
 
 from __future__ import annotations
@@ -38,12 +53,23 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HostLimiter", "LocalHostLimiter", "RedisHostLimiter", "reservation_margin"]
+__all__ = ["HostLimiter", "LocalHostLimiter", "RedisHostLimiter", "backoff_step", "reservation_margin"]
 
 # A hash per host; the old string keys (``syndicate:host-limit:``) of earlier versions are left to expire.
 KEY_PREFIX = "syndicate:host-turn:"
 # How long an idle host's state outlives its last use (it matters for one interval only).
 _KEEP_MS = 60_000
+# A failing host's interval: at least this after a failure, doubled by each further one up to the max,
+# and dropped this long after the last failure.
+BACKOFF_BASE = 2.0
+BACKOFF_MAX = 4.0
+# A refused caller's reserved slot is at most this many steps after the host's next turn: callers that
+# come back refused again would otherwise push the horizon ever further, while tasks retrying a failed
+# fetch (which reserve nothing) took every turn in between.
+HORIZON_STEPS = 2
+# A promised turn (see HostLimiter.acquire's ``who``) is kept this long past its slot at least.
+PROMISE_GRACE = 2.0
+BACKOFF_KEEP = 120.0
 
 
 def reservation_margin(interval: float) -> float:
@@ -51,16 +77,35 @@ def reservation_margin(interval: float) -> float:
     return min(0.25, 0.05 + interval * 0.05)
 
 
+def promise_grace(step: float) -> float:
+    """How long after its slot a promised turn waits for its caller (a task may come back a bit late)."""
+    return max(PROMISE_GRACE, step)
+
+
+def backoff_step(current: float, interval: float) -> float:
+    """A failing host's widened interval after one more failure (``current``: the one in force, or 0)."""
+    return min(max(current * 2, interval * 2, BACKOFF_BASE), BACKOFF_MAX)
+
+
 class HostLimiter(Protocol):
     """Grants turns at a host, one at a time, no closer together than an interval."""
 
     def acquire(
-        self, host: str, interval: float, *, hold: float = 0.0, known: bool = True, holder: str = ""
+        self,
+        host: str,
+        interval: float,
+        *,
+        hold: float = 0.0,
+        known: bool = True,
+        holder: str = "",
+        who: str = "",
     ) -> float:
         """0.0 if a request to ``host`` (``name:port``) may be sent now, else the seconds to wait.
 
         A grant with ``hold > 0`` keeps the host for ``holder`` until :meth:`release` (or ``hold``
         seconds). ``known=False``: ``interval`` is a default, the host's interval in force may be longer.
+        ``who`` names the caller across its reschedules (the URL): the first caller refused while no
+        turn is promised is promised the next one, which nobody else gets while the promise stands.
         """
         ...
 
@@ -68,11 +113,25 @@ class HostLimiter(Protocol):
         """``holder``'s exchange with ``host`` is over: the interval counts from now."""
         ...
 
+    def back_off(self, host: str, interval: float) -> float:
+        """An exchange with ``host`` failed (timeout, connection): widen its interval; return the new one."""
+        ...
+
 
 class _HostState:
     """What :class:`LocalHostLimiter` keeps per host (times on the monotonic clock)."""
 
-    __slots__ = ("held_until", "holder", "horizon", "interval", "last")
+    __slots__ = (
+        "backoff",
+        "backoff_until",
+        "held_until",
+        "holder",
+        "horizon",
+        "interval",
+        "last",
+        "next",
+        "next_at",
+    )
 
     def __init__(self) -> None:
         self.last: float | None = None
@@ -80,6 +139,10 @@ class _HostState:
         self.interval: float | None = None
         self.held_until = 0.0
         self.holder = ""
+        self.backoff = 0.0
+        self.backoff_until = 0.0
+        self.next = ""
+        self.next_at = 0.0
 
 
 class LocalHostLimiter:
@@ -91,7 +154,14 @@ class LocalHostLimiter:
         self._hosts: dict[str, _HostState] = {}
 
     def acquire(
-        self, host: str, interval: float, *, hold: float = 0.0, known: bool = True, holder: str = ""
+        self,
+        host: str,
+        interval: float,
+        *,
+        hold: float = 0.0,
+        known: bool = True,
+        holder: str = "",
+        who: str = "",
     ) -> float:
         """See :meth:`HostLimiter.acquire`."""
         now = time.monotonic()
@@ -101,18 +171,31 @@ class LocalHostLimiter:
                 state.interval = interval
             elif state.interval is not None:
                 interval = max(interval, state.interval)
+            if state.backoff_until > now:
+                interval = max(interval, state.backoff)
             held = state.held_until > now
+            step = interval + reservation_margin(interval)
+            promised = bool(state.next) and now <= state.next_at + promise_grace(step)
             # A grant under interval 0 is recorded too: a later caller knowing a Crawl-delay counts from it.
-            if not held and (state.last is None or now - state.last >= interval):
+            free = not held and (state.last is None or now - state.last >= interval)
+            if free and not (promised and state.next != who):
                 state.last = now
                 state.held_until, state.holder = (now + hold, holder) if hold > 0 else (0.0, "")
+                if promised:
+                    state.next, state.next_at = "", 0.0
                 return 0.0
-            step = interval + reservation_margin(interval)
             slot = (now if state.last is None else state.last) + step
             if held:
                 slot = max(slot, now + step)  # its release is still to come, so the next turn is later
+                # Held this long already: likely a slow exchange; ask again no sooner than that again.
+                held_for = now - (state.last if state.last is not None else now)
+                slot = max(slot, now + min(held_for, state.held_until - now + step))
             if state.horizon is not None:
-                slot = max(slot, state.horizon + step)
+                slot = min(max(slot, state.horizon + step), slot + HORIZON_STEPS * step)
+            if promised and state.next != who:
+                slot = max(slot, state.next_at + step)  # after the promised turn
+            elif who:
+                state.next, state.next_at = who, slot  # promised to this caller (kept while it waits)
             state.horizon = slot
             return slot - now
 
@@ -125,10 +208,20 @@ class LocalHostLimiter:
             if state.holder == holder:
                 state.held_until, state.holder = 0.0, ""
 
+    def back_off(self, host: str, interval: float) -> float:
+        """See :meth:`HostLimiter.back_off`."""
+        now = time.monotonic()
+        with self._lock:
+            state = self._hosts.setdefault(host, _HostState())
+            current = state.backoff if state.backoff_until > now else 0.0
+            state.backoff, state.backoff_until = backoff_step(current, interval), now + BACKOFF_KEEP
+            return state.backoff
+
 
 # One hash per host (ms on Redis's clock): last (grant, then release), horizon (last reserved
 # slot), interval (the one last in force), held (until when a turn is out) and holder.
-# ARGV: interval ms, known (1/0), hold ms, holder, keep ms. Returns 0 (granted) or the ms to wait.
+# ARGV: interval ms, known (1/0), hold ms, holder, keep ms, horizon steps, who, promise grace ms.
+# Returns 0 (granted) or the ms to wait. ``next``/``next_at``: the caller promised the next turn, its slot.
 # Redis TIME makes the script non-deterministic, which Redis >= 5 replicates by effects, so it is
 # safe to write after reading it.
 _ACQUIRE = """
@@ -137,31 +230,52 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
 local hold = tonumber(ARGV[3])
 local keep = tonumber(ARGV[5])
-local s = redis.call('HMGET', KEYS[1], 'last', 'horizon', 'interval', 'held')
+local s = redis.call(
+  'HMGET', KEYS[1], 'last', 'horizon', 'interval', 'held', 'backoff', 'backoff_until', 'next', 'next_at')
 local last, horizon, stored, held = tonumber(s[1]), tonumber(s[2]), tonumber(s[3]), tonumber(s[4])
 if ARGV[2] == '1' then
   redis.call('HSET', KEYS[1], 'interval', interval)
 elseif stored and stored > interval then
   interval = stored
 end
+local backoff_until = tonumber(s[6]) or 0
+if backoff_until > now and (tonumber(s[5]) or 0) > interval then
+  interval = tonumber(s[5])
+end
+keep = math.max(keep, backoff_until - now)
 local busy = held and held > now
-if (not busy) and ((not last) or now - last >= interval) then
+local step = interval + math.min(250, 50 + math.floor(interval * 0.05))
+local who, nxt, nxt_at = ARGV[7], s[7], tonumber(s[8])
+local promised = nxt and nxt ~= '' and nxt_at and now <= nxt_at + math.max(tonumber(ARGV[8]), step)
+if (not busy) and ((not last) or now - last >= interval) and not (promised and nxt ~= who) then
   if hold > 0 then
     redis.call('HSET', KEYS[1], 'last', now, 'held', now + hold, 'holder', ARGV[4])
   else
     redis.call('HSET', KEYS[1], 'last', now)
     redis.call('HDEL', KEYS[1], 'held', 'holder')
   end
+  if promised then
+    redis.call('HDEL', KEYS[1], 'next', 'next_at')
+  end
   redis.call('PEXPIRE', KEYS[1], hold + interval + keep)
   return 0
 end
-local step = interval + math.min(250, 50 + math.floor(interval * 0.05))
 local slot = (last or now) + step
 if busy and now + step > slot then
   slot = now + step
 end
+if busy and last and now + math.min(now - last, held - now + step) > slot then
+  slot = now + math.min(now - last, held - now + step)
+end
 if horizon and horizon + step > slot then
-  slot = horizon + step
+  slot = math.min(horizon + step, slot + tonumber(ARGV[6]) * step)
+end
+if promised and nxt ~= who then
+  if nxt_at + step > slot then
+    slot = nxt_at + step
+  end
+elseif who ~= '' then
+  redis.call('HSET', KEYS[1], 'next', who, 'next_at', slot)
 end
 redis.call('HSET', KEYS[1], 'horizon', slot)
 local until_ms = slot
@@ -191,6 +305,25 @@ return 1
 """
 
 
+# ARGV: interval ms, base ms, max ms, keep ms. Returns the host's new widened interval in ms.
+_BACK_OFF = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local s = redis.call('HMGET', KEYS[1], 'backoff', 'backoff_until')
+local current = tonumber(s[1]) or 0
+if (tonumber(s[2]) or 0) <= now then
+  current = 0
+end
+local keep = tonumber(ARGV[4])
+local widened = math.min(math.max(current * 2, tonumber(ARGV[1]) * 2, tonumber(ARGV[2])), tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], 'backoff', widened, 'backoff_until', now + keep)
+if redis.call('PTTL', KEYS[1]) < keep then
+  redis.call('PEXPIRE', KEYS[1], keep)
+end
+return widened
+"""
+
+
 class RedisHostLimiter:
     """The limiter every worker shares: one Lua script per acquire or release, atomic on the Redis server.
 
@@ -203,12 +336,20 @@ class RedisHostLimiter:
         self.client = client
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
+        self._back_off = client.register_script(_BACK_OFF)
         self._fallback = LocalHostLimiter()
         self._fallback_turns: set[tuple[str, str]] = set()
         self._warned = False
 
     def acquire(
-        self, host: str, interval: float, *, hold: float = 0.0, known: bool = True, holder: str = ""
+        self,
+        host: str,
+        interval: float,
+        *,
+        hold: float = 0.0,
+        known: bool = True,
+        holder: str = "",
+        who: str = "",
     ) -> float:
         """See :meth:`HostLimiter.acquire`."""
         import redis
@@ -219,12 +360,15 @@ class RedisHostLimiter:
             max(0, round(hold * 1000)),
             holder,
             _KEEP_MS,
+            HORIZON_STEPS,
+            who,
+            round(PROMISE_GRACE * 1000),
         ]
         try:
             wait_ms = self._acquire(keys=[KEY_PREFIX + host], args=args)
         except redis.RedisError as exc:
             self._redis_down(exc)
-            wait = self._fallback.acquire(host, interval, hold=hold, known=known, holder=holder)
+            wait = self._fallback.acquire(host, interval, hold=hold, known=known, holder=holder, who=who)
             if wait <= 0:
                 self._fallback_turns.add((host, holder))
             return wait
@@ -243,6 +387,18 @@ class RedisHostLimiter:
         except redis.RedisError as exc:
             self._redis_down(exc)
             self._fallback.release(host, holder)
+
+    def back_off(self, host: str, interval: float) -> float:
+        """See :meth:`HostLimiter.back_off`."""
+        import redis
+
+        args = [max(0, round(interval * 1000)), round(BACKOFF_BASE * 1000), round(BACKOFF_MAX * 1000)]
+        try:
+            widened = self._back_off(keys=[KEY_PREFIX + host], args=[*args, round(BACKOFF_KEEP * 1000)])
+        except redis.RedisError as exc:
+            self._redis_down(exc)
+            return self._fallback.back_off(host, interval)
+        return int(widened) / 1000.0
 
     def _redis_down(self, exc: Exception) -> None:
         if not self._warned:

@@ -383,7 +383,10 @@ class Fetcher:
                     guard=guard,
                 )
             except TransportError as exc:
-                raise _fetch_error(exc) from None
+                error = _fetch_error(exc)
+                if isinstance(error, TransientFetchError):  # timed out, refused, reset: spare the host
+                    self.limiter.back_off(host_key(current), self._interval(current)[0])
+                raise error from None
             if answer.status not in REDIRECT_STATUSES:
                 return answer
             location = answer.headers.get("Location")
@@ -429,7 +432,7 @@ class Fetcher:
         hold = self.policy.timeout * TOTAL_TIMEOUT_FACTOR + 1.0 if interval > 0 or not known else 0.0
         waited_until = time.monotonic() + patience
         while True:
-            wait = self.limiter.acquire(key, interval, hold=hold, known=known, holder=holder)
+            wait = self.limiter.acquire(key, interval, hold=hold, known=known, holder=holder, who=url)
             if wait <= 0:
                 granted.add(key)
                 return
