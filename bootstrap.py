@@ -8,7 +8,7 @@ exist whichever command ran first; ``test`` adds the test tools on top.
 
 ``test`` first makes the machine ready for every test (:func:`prepare_test_machine`): what pip
 cannot bring is installed when missing and possible (PostgreSQL server binaries, the ``postgres``
-user, git and chromium through apt-get as root; the reference Bluesky PDS through
+user, git, chromium and nginx through apt-get as root; the reference Bluesky PDS through
 ``../shared/peers/bluesky-pds/run.sh install`` into ``$BLUESKY_PEER_DIR``, default
 ``/tmp/bluesky-pds-peer``), and what is present is left alone. Each line says what was found, done
 or why it could not be, and which tests skip then. The tests start their own servers from these.
@@ -95,6 +95,7 @@ class Machine(NamedTuple):
     pds: bool
     pds_script: bool
     peer_dir: str
+    nginx: bool = True
 
 
 class Step(NamedTuple):
@@ -124,6 +125,7 @@ def probe(environ: dict[str, str] | None = None) -> Machine:
         and (peer / "node_modules/better-sqlite3").is_dir(),
         pds_script=PEER_SCRIPT.is_file(),
         peer_dir=peer_dir,
+        nginx=shutil.which("nginx") is not None,
     )
 
 
@@ -176,6 +178,7 @@ def plan(machine: Machine) -> list[Step]:
     for name, present, package, skipped in (
         ("git", machine.git, "git", "the fresh-clone quick start test skips"),
         ("chromium", machine.chromium, "chromium", "the status page browser test skips"),
+        ("nginx", machine.nginx, "nginx-light", "the nginx export path test skips"),
     ):
         if present:
             steps.append(Step(name, "present"))

@@ -30,7 +30,9 @@ EVERYTHING = bootstrap.Machine(
     pds_script=True,
     peer_dir="/srv/pds",
 )
-BARE = EVERYTHING._replace(initdb=False, postgres_user=False, git=False, chromium=False, pds=False)
+BARE = EVERYTHING._replace(
+    initdb=False, postgres_user=False, git=False, chromium=False, nginx=False, pds=False
+)
 
 
 def steps_of(machine: Any) -> dict[str, Any]:
@@ -39,7 +41,7 @@ def steps_of(machine: Any) -> dict[str, Any]:
 
 def test_a_ready_machine_installs_nothing() -> None:
     steps = steps_of(EVERYTHING)
-    assert set(steps) == {"PostgreSQL server", "postgres user", "git", "chromium", "Bluesky PDS"}
+    assert set(steps) == {"PostgreSQL server", "postgres user", "git", "chromium", "nginx", "Bluesky PDS"}
     assert all(step.command is None for step in steps.values())
     assert steps["Bluesky PDS"].note == "present in /srv/pds"
 
@@ -100,7 +102,7 @@ def test_a_bare_machine_gets_one_apt_update_then_each_install_and_a_failure_is_r
     bootstrap.prepare_test_machine(BARE, run=installer, say=said.append)
     commands = [cmd for cmd, _ in installer.calls]
     assert commands[0] == ["apt-get", "update", "-qq"]
-    assert [c[0] for c in commands[1:]] == ["apt-get", "useradd", "apt-get", "apt-get", "bash"]
+    assert [c[0] for c in commands[1:]] == ["apt-get", "useradd", "apt-get", "apt-get", "apt-get", "bash"]
     assert installer.calls[-1][1]["PEER_DIR"] == "/srv/pds"
     assert os.environ["BLUESKY_PEER_DIR"] == "/srv/pds"  # where the tests will look for the PDS
     assert "test set-up: chromium: failed (exit 1); the tests that need it skip" in said
@@ -115,13 +117,13 @@ def test_install_off_only_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     bootstrap.prepare_test_machine(BARE, run=installer, say=said.append)
     assert installer.calls == []
     assert said[0] == "test set-up: PostgreSQL server: missing (SYNDICATE_TEST_INSTALL=0: not installed)"
-    assert len(said) == 5
+    assert len(said) == 6
 
 
 def _everything_here() -> bool:
     machine = bootstrap.probe()
     postgres_user = machine.postgres_user or not machine.root
-    return all((machine.initdb, postgres_user, machine.git, machine.chromium, machine.pds))
+    return all((machine.initdb, postgres_user, machine.git, machine.chromium, machine.nginx, machine.pds))
 
 
 @pytest.mark.skipif(not _everything_here(), reason="a part is missing here; its install is not tested")
@@ -142,6 +144,7 @@ def test_the_readme_test_command_on_a_ready_machine_installs_nothing_and_runs_th
         *(["test set-up: postgres user: present"] if os.geteuid() == 0 else []),
         "test set-up: git: present",
         "test set-up: chromium: present",
+        "test set-up: nginx: present",
         "test set-up: Bluesky PDS: present in /tmp/bluesky-pds-peer",
     ], result.stdout
     assert "passed" in result.stdout

@@ -174,6 +174,8 @@ def test_the_nginx_export_path_answers_browsers_and_readers_alike(
 
     exe = shutil.which("nginx")
     if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("nginx is not installed (python3 bootstrap.py test installs it as root)")
         pytest.skip("nginx is not installed")
     base, runtime = web
     client = redis.Redis.from_url(runtime.settings.effective_redis_url)
