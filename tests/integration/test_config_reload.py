@@ -44,6 +44,8 @@ REDIS_DB = 13
 WAIT = 60.0
 BASE = """
 fetch: {{allow_hosts: ["127.0.0.1"]}}
+# The status page and /api/status are read below without a token.
+api: {{public_status: true}}
 sources:{sources}
 feeds:
   - {{name: all, title: All}}
