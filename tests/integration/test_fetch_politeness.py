@@ -303,9 +303,11 @@ def test_ssrf_robots_fetch_redirect_is_guarded(
     partner, flower = sites["partner"], sites["flower"]
     partner.redirect("/robots.txt", flower.url("/robots.txt"))
     with _fetcher(sites, redis_server.url, ["127.0.0.1"]) as fetcher:
-        assert fetcher.get(partner.url("/gazette/news/"), ingest=True).status == 200
-        assert "Flower" in fetcher.robots.rules(partner.url("/")).reason  # unavailable: allow all
+        # A robots.txt the guard refuses refuses the page too (it used to count as "unavailable: allow all").
+        with pytest.raises(BlockedURL, match=r"robots\.txt was refused \(.*Flower.*\), so .* is not fetched"):
+            fetcher.get(partner.url("/gazette/news/"), ingest=True)
     assert flower.requests == []
+    assert [r.path for r in partner.requests] == ["/robots.txt"]
 
 
 def test_ingest_check_without_fetching(sites: dict[str, HTTPTestServer], redis_server: RedisServer) -> None:
