@@ -77,6 +77,7 @@ def compute_counts(articles: list[dict[str, Any]], negatives: list[dict[str, str
         "articles": len(articles),
         "stories with 2 or more versions": len(multi),
         "versions in those stories": sum(len(a) for a in multi.values()),
+        "hard-negative stories among them (ids n..)": sum(1 for s in multi if s.startswith("n")),
         "single-article stories (negatives only)": len(stories) - len(multi),
         "cross-language stories": sum(1 for a in multi.values() if len({x["language"] for x in a}) >= 2),
         "reprint pairs": len(reprint_pairs),
