@@ -119,6 +119,14 @@ def test_articles_are_well_formed(articles: list[dict[str, Any]]) -> None:
     assert [u for u, n in urls.items() if n > 1] == []
 
 
+def test_language_labels_match_the_script(articles: list[dict[str, Any]]) -> None:
+    """Arabic texts are written in Arabic letters, the others in Latin ones (a mislabel shows)."""
+    for a in articles:
+        letters = [c for c in a["title"] + a["content_text"] if c.isalpha()]
+        arabic = sum(1 for c in letters if "\u0600" <= c <= "\u06ff") / len(letters)
+        assert (arabic > 0.9) if a["language"] == "ar" else (arabic < 0.1), (a["id"], round(arabic, 2))
+
+
 def test_stories_have_versions_from_different_outlets_within_days(articles: list[dict[str, Any]]) -> None:
     stories: dict[str, list[dict[str, Any]]] = {}
     for a in articles:
