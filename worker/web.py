@@ -7,8 +7,10 @@ and usually no Redis round trip; a miss falls through to the FastAPI route, whic
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
+import json
 import logging
 import re
 import time
@@ -40,6 +42,11 @@ DEMO_ORIGIN = "http://127.0.0.1:8000"
 MAX_INGEST_BYTES = 5_000_000
 # A request body may hold both HTML fields at their limit plus the small ones; nothing more is read.
 MAX_BODY_BYTES = 2 * MAX_INGEST_BYTES + 1_000_000
+# After a 413, what the client is still sending is read and dropped for this long at most, and (for a
+# body without a declared length) up to this many bytes, so that the client can read the 413 before
+# the hang-up (see BodyLimitMiddleware).
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 4_000_000
 FEED_FORMATS = {"rss", "atom", "json"}
 
 
@@ -321,6 +328,13 @@ class BodyLimitMiddleware:
     the 413 says ``Connection: close``, so the server hangs up instead of reading (and discarding)
     the rest of the body to keep the connection alive: a 100 MB chunked body was read to its end.
     The app behind is told the client went away, and whatever it answers to that is dropped.
+
+    Before hanging up, the server lingers (as nginx's ``lingering_close`` does): the 413 is sent at
+    once, then what the client is still sending is read and dropped within a budget
+    (:data:`LINGER_SECONDS`; a declared length up to twice the limit, else :data:`LINGER_BYTES`).
+    Closing a socket with unread data makes the kernel answer with a reset, and a client still
+    sending then loses the 413 it was sent (a burst's 11.5 MB pushes got ``Connection reset by
+    peer`` instead of their 413).
     """
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
@@ -333,7 +347,8 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"").strip()
         if declared.isdigit() and int(declared) > self.limit:
-            await self._too_large()(scope, receive, send)
+            size = int(declared)
+            await self._refuse(receive, send, size if size <= 2 * self.limit else 0)
             return
         seen = 0
         refused = started = False
@@ -348,7 +363,7 @@ class BodyLimitMiddleware:
                 if seen > self.limit:
                     refused = True
                     if not started:
-                        await self._too_large()(scope, receive, send)
+                        await self._refuse(receive, send, LINGER_BYTES)
                     return {"type": "http.disconnect"}
             return message
 
@@ -364,10 +379,29 @@ class BodyLimitMiddleware:
     def _detail(self) -> str:
         return f"request body too large: the limit is {self.limit} bytes"
 
-    def _too_large(self) -> JSONResponse:
-        response = JSONResponse({"detail": self._detail()}, status_code=413)
-        response.raw_headers.append((b"connection", b"close"))
-        return response
+    async def _refuse(self, receive: Receive, send: Send, linger: int) -> None:
+        """Send the 413 now, read and drop up to ``linger`` more bytes (within LINGER_SECONDS), hang up."""
+        body = json.dumps({"detail": self._detail()}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        deadline = time.monotonic() + LINGER_SECONDS
+        drained = 0
+        while drained < linger and (left := deadline - time.monotonic()) > 0:
+            try:
+                message = await asyncio.wait_for(receive(), left)
+            except TimeoutError:
+                break
+            if message["type"] != "http.request":
+                break
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def feed_cache(app: Any) -> FeedCache:
