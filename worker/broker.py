@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -42,8 +43,26 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _eta(headers: dict[str, Any]) -> float:
+    """The epoch seconds of a message's ``eta`` header (a countdown or retry), 0 when it has none."""
+    eta = headers.get("eta")
+    if not eta:
+        return 0.0
+    try:
+        when = datetime.fromisoformat(str(eta))
+    except ValueError:
+        return 0.0
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
 def taken(client: redis.Redis) -> dict[str, float]:
-    """``{task id: when a worker took its message}`` for every message taken and not acked yet."""
+    """``{task id: when a worker took its message}`` for every message taken and not acked yet.
+
+    A message with an ``eta`` (a countdown or a retry) is taken at once and held by the worker until
+    then; it runs, and its work is marked, only at its ETA. Its time here is the later of the two, so
+    that a message waiting for its ETA is not taken for one its worker died holding (the sweep ran a
+    rescheduled fetch a second time, ahead of its turn).
+    """
     entries = client.hgetall(UNACKED)
     if not entries:
         return {}
@@ -52,11 +71,11 @@ def taken(client: redis.Redis) -> dict[str, float]:
     out: dict[str, float] = {}
     for tag, raw in entries.items():
         try:
-            message = json.loads(raw)[0]
-            task_id = str(message["headers"]["id"])
+            headers = json.loads(raw)[0]["headers"]
+            task_id = str(headers["id"])
         except (ValueError, LookupError, TypeError):
             continue  # not a Celery task message: nothing a work marker can name
-        out[task_id] = since.get(_text(tag), 0.0)
+        out[task_id] = max(since.get(_text(tag), 0.0), _eta(headers))
     return out
 
 

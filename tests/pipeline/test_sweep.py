@@ -184,6 +184,34 @@ def test_a_queued_marker_counts_only_while_the_broker_backs_it(
         queue.close()
 
 
+def test_a_message_held_for_its_eta_is_backed_until_then(
+    pipe: Pipe, client: redis.Redis, broker: Celery, broker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rescheduled task (a countdown: the host was busy) is taken by a worker at once and held there
+    until its ETA, under its "queued" marker; it is not an orphan before its ETA plus the grace (the
+    sweep ran such fetches a second time, ahead of their turn: test_scale_out saw pages fetched twice).
+    One whose ETA and grace have passed unmarked was held by a worker that died."""
+    waiting, overdue, *_ = pipe.crawl("valley")
+    age(pipe, Article, [waiting, overdue], last_seen_at=utcnow() - LONG_AGO)
+    queue_name = str(celery_app.conf.task_routes["syndicate.process_article"]["queue"])
+    later = broker.send_task("syndicate.process_article", args=[waiting], queue=queue_name, countdown=60)
+    past = datetime.now(UTC) - timedelta(seconds=sweep.TAKEN_GRACE + 5)
+    earlier = broker.send_task("syndicate.process_article", args=[overdue], queue=queue_name, eta=past)
+    monkeypatch.setattr(sweep, "_client", client)
+    with Connection(broker_url) as conn:
+        queue = conn.SimpleQueue(queue_name)
+        held = {str(queue.get(timeout=5).headers["id"]) for _ in range(2)}
+        assert held == {str(later.id), str(earlier.id)}
+        # Both taken long ago by the unacked index, as a worker holding them would have.
+        for tag in cast(list[bytes], client.hkeys(broker_view.UNACKED)):
+            client.zadd(broker_view.UNACKED_INDEX, {tag: time.time() - sweep.TAKEN_GRACE - 30})
+        assert broker_view.taken(client)[str(later.id)] > time.time() + 30
+        found = sweep.find_orphans(pipe.rt, client)
+        assert waiting not in found.articles, found
+        assert overdue in found.articles, found
+        queue.close()
+
+
 def test_an_interrupted_crawl_is_an_orphan_and_the_articles_it_holds_are_not(
     pipe: Pipe, client: redis.Redis, broker: Celery
 ) -> None:
