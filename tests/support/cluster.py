@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -568,7 +569,11 @@ def machine_busy() -> float:
 
 
 def pushed_articles(n: int, prefix: str = "https://partner.scale.example/story") -> list[dict[str, Any]]:
-    """``n`` distinct articles as the ingest API takes them (fields given, so nothing is fetched)."""
+    """``n`` distinct articles as the ingest API takes them (fields given, so nothing is fetched).
+
+    They are dated within the last day: a pushed article dated well before its endpoint was added is
+    back catalogue and not shared (fixed November dates aged into that and nothing was posted)."""
+    now = datetime.now(UTC).replace(microsecond=0)
     body = (
         "<p>The cluster and the hub signed a partnership today, opening a shared office for start-ups "
         "and a mentoring track for young developers in both cities.</p>"
@@ -580,7 +585,7 @@ def pushed_articles(n: int, prefix: str = "https://partner.scale.example/story")
             "title": f"Partnership story number {i}",
             "content_html": body,
             "summary": f"Story {i}: the cluster and the hub sign a partnership.",
-            "published": f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
+            "published": (now - timedelta(minutes=i % 1440)).isoformat().replace("+00:00", "Z"),
             "category": "Partnerships",
         }
         for i in range(n)
