@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from config import Config, ConfigError, Settings
 from config.settings import SettingsError, load_settings
-from worker.errors import HostBusy, SyndicateError
+from worker.errors import HostBusy, MatchInputError, SyndicateError
 from worker.logs import configure_logging
 from worker.monitor import flower_address
 from worker.ports import can_listen, require_port
@@ -646,6 +646,42 @@ def cmd_share_mark_sent(args: argparse.Namespace) -> int:
         return 1
     print(f"share {args.share} marked sent")
     return 0
+
+
+def cmd_story_match(args: argparse.Namespace) -> int:
+    """Decide whether pairs of articles report the same story: JSON lines in, JSON lines out.
+
+    Each stdin line is ``{"a": ARTICLE, "b": ARTICLE}`` (articles as `syndicate scrape` prints them:
+    ``url``, ``title``, ``content_text``, ``published``, ``language``); each gets one line on stdout,
+    ``{"same": true|false, "score": 0..1}``. A bad line gets ``{"line": N, "error": ...}`` (and the
+    reason on stderr) and the others go on; the exit status is 1 when any line failed. The model is
+    loaded once, and each distinct article's features are computed once per run.
+    """
+    # Imported here, not at the top: numpy, datasketch and the embedding model cost ~0.3 s to import,
+    # which every other command would pay.
+    from worker.stories.match import MatchConfig, Matcher
+
+    matcher = Matcher(MatchConfig(window_days=args.window_days))
+    failed = 0
+    for number, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            try:
+                pair = json.loads(line)
+            except ValueError as exc:
+                raise MatchInputError(f"not JSON: {exc}") from None
+            if not isinstance(pair, dict) or "a" not in pair or "b" not in pair:
+                raise MatchInputError('each line must be a JSON object {"a": ARTICLE, "b": ARTICLE}')
+            decision = matcher.decide(pair["a"], pair["b"])
+        except MatchInputError as exc:
+            failed += 1
+            reason = f"line {number}: {exc}"
+            _emit(reason, err=True)
+            _emit(json.dumps({"line": number, "error": str(exc)}, ensure_ascii=False))
+            continue
+        _emit(json.dumps({"same": decision.same, "score": decision.score}))
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def cmd_endpoint(args: argparse.Namespace) -> int:
@@ -1490,6 +1526,22 @@ def build_parser() -> argparse.ArgumentParser:
     q = source.add("resume", "crawl a paused source again on its schedule", cmd_source.__doc__)
     q.add_argument("name", help="the source's name in the config")
     q.set_defaults(func=cmd_source)
+
+    p = cmds.add("story", "story commands: match")
+    story = _Commands(p, "story_command", "what to do with stories")
+    q = story.add(
+        "match",
+        "decide whether pairs of articles (JSON lines on stdin) are one story",
+        cmd_story_match.__doc__,
+    )
+    q.add_argument(
+        "--window-days",
+        type=float,
+        default=3.0,
+        metavar="DAYS",
+        help="articles published further apart are never one story (default 3)",
+    )
+    q.set_defaults(func=cmd_story_match)
 
     p = cmds.add("endpoint", "enable or disable a share endpoint")
     endpoint = _Commands(p, "endpoint_command", "what to do with the endpoint")
