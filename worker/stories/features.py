@@ -22,7 +22,7 @@ from worker.stories.embed import Vector
 
 NUM_PERM = 128  # MinHash permutations: Jaccard estimated within ~0.05 (one standard deviation)
 SHINGLE = 5  # words per shingle: long enough that only copied text shares many
-LEAD_CHARS = 200  # of content_text after the title, for the embedding (CPU grows with length)
+LEAD_CHARS = 100  # of content_text after the title, for the embedding (CPU grows with length)
 LEXICAL_CHARS = 600  # of content_text after the title, for the title+lead cosine
 
 _WORD = regex.compile(r"[\p{L}\p{N}]+(?:['\u2019][\p{L}]+)?")
@@ -46,6 +46,12 @@ def words(text: str) -> list[str]:
 def _digits(token: str) -> str:
     """A number's digits in ASCII ("٢٠١٩" -> "2019"), separators dropped ("1,200" -> "1200")."""
     return "".join(str(unicodedata.digit(c)) for c in token if unicodedata.digit(c, None) is not None)
+
+
+def _telling(number: str) -> bool:
+    """Numbers that tell events apart: two digits or more, and not a year (articles in one window
+    share it anyway, and "2019" in a background sentence would tie unrelated stories)."""
+    return len(number) >= 2 and not (len(number) == 4 and number[:2] in ("19", "20"))
 
 
 def _link_key(url: str) -> str:
@@ -87,7 +93,7 @@ class Features:
     minhash: MinHash | None  # over word shingles of the whole text; None when shorter than a shingle
     shingle_count: int
     entities: frozenset[str]  # folded proper names and acronyms
-    numbers: frozenset[str]  # numbers of two or more digits
+    numbers: frozenset[str]  # numbers of two or more digits, years left out
     links: frozenset[str]  # outbound links, host + path
     quotes: frozenset[str]  # folded 4-word shingles of quoted passages
     lexical: dict[str, float]  # sublinear tf of title + lead words, L2-normalised
@@ -143,7 +149,7 @@ def extract(article: dict[str, Any]) -> Features:
         minhash=minhash,
         shingle_count=len(shingles),
         entities=frozenset(fold(m) for m in _PROPER.findall(full)),
-        numbers=frozenset(d for d in (_digits(n) for n in _NUMBER.findall(full)) if len(d) >= 2),
+        numbers=frozenset(d for d in (_digits(n) for n in _NUMBER.findall(full)) if _telling(d)),
         links=frozenset(links),
         quotes=frozenset(q.decode() for q in quotes),
         lexical=_unit(Counter(lexical_words)),

@@ -68,6 +68,14 @@ def days_apart(a: Features, b: Features) -> float | None:
     return abs((a.published - b.published).total_seconds()) / 86400.0
 
 
+def calendar_days_apart(a: Features, b: Features) -> int | None:
+    """Calendar days (UTC) between the two publication dates: a date-only `published` has no hour,
+    so "within 3 days" is counted in days, as a reader would."""
+    if a.published is None or b.published is None:
+        return None
+    return abs((a.published.date() - b.published.date()).days)
+
+
 class TfIdf:
     """The lexical baseline: TF-IDF cosine of title + whole text, IDF fitted on a given set of texts."""
 
