@@ -77,6 +77,7 @@ def compute_counts(articles: list[dict[str, Any]], negatives: list[dict[str, str
         "articles": len(articles),
         "stories with 2 or more versions": len(multi),
         "versions in those stories": sum(len(a) for a in multi.values()),
+        "hard-negative stories among them (ids n..)": sum(1 for s in multi if s.startswith("n")),
         "single-article stories (negatives only)": len(stories) - len(multi),
         "cross-language stories": sum(1 for a in multi.values() if len({x["language"] for x in a}) >= 2),
         "reprint pairs": len(reprint_pairs),
@@ -116,6 +117,14 @@ def test_articles_are_well_formed(articles: list[dict[str, Any]]) -> None:
     urls = Counter(a["url"] for a in articles)
     assert [i for i, n in ids.items() if n > 1] == []
     assert [u for u, n in urls.items() if n > 1] == []
+
+
+def test_language_labels_match_the_script(articles: list[dict[str, Any]]) -> None:
+    """Arabic texts are written in Arabic letters, the others in Latin ones (a mislabel shows)."""
+    for a in articles:
+        letters = [c for c in a["title"] + a["content_text"] if c.isalpha()]
+        arabic = sum(1 for c in letters if "\u0600" <= c <= "\u06ff") / len(letters)
+        assert (arabic > 0.9) if a["language"] == "ar" else (arabic < 0.1), (a["id"], round(arabic, 2))
 
 
 def test_stories_have_versions_from_different_outlets_within_days(articles: list[dict[str, Any]]) -> None:
