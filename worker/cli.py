@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import itertools
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from config import Config, ConfigError, Settings
 from config.settings import SettingsError, load_settings
-from worker.errors import HostBusy, SyndicateError
+from worker.errors import HostBusy, MatchInputError, SyndicateError
 from worker.logs import configure_logging
 from worker.monitor import flower_address
 from worker.ports import can_listen, require_port
@@ -646,6 +647,50 @@ def cmd_share_mark_sent(args: argparse.Namespace) -> int:
         return 1
     print(f"share {args.share} marked sent")
     return 0
+
+
+def cmd_story_match(args: argparse.Namespace) -> int:
+    """Decide whether pairs of articles report the same story: JSON lines in, JSON lines out.
+
+    Each stdin line is ``{"a": ARTICLE, "b": ARTICLE}`` (articles as `syndicate scrape` prints them:
+    ``url``, ``title``, ``content_text``, ``published``, ``language``); each gets one line on stdout,
+    ``{"same": true|false, "score": 0..1}``. A bad line gets ``{"line": N, "error": ...}`` (and the
+    reason on stderr) and the others go on; the exit status is 1 when any line failed. The model is
+    loaded once; lines are decided in batches, each distinct article's features computed once.
+    """
+    # Imported here, not at the top: numpy, datasketch and the embedding model cost ~0.3 s to import,
+    # which every other command would pay.
+    from worker.stories.embed import Embedder
+    from worker.stories.match import MatchConfig, Matcher
+
+    matcher = Matcher(
+        MatchConfig(window_days=args.window_days), embedder=Embedder(threads=os.cpu_count() or 1)
+    )
+    failed = 0
+    lines = (item for item in enumerate(sys.stdin, start=1) if item[1].strip())
+    while batch := list(itertools.islice(lines, args.batch)):
+        pairs: list[tuple[Any, Any]] = []
+        errors: dict[int, str] = {}
+        for index, (_, line) in enumerate(batch):
+            try:
+                pair = json.loads(line)
+            except ValueError as exc:
+                errors[index] = f"not JSON: {exc}"
+                pair = None
+            if index not in errors and (not isinstance(pair, dict) or "a" not in pair or "b" not in pair):
+                errors[index] = 'each line must be a JSON object {"a": ARTICLE, "b": ARTICLE}'
+            pairs.append((pair["a"], pair["b"]) if index not in errors else ({}, {}))
+        decisions = matcher.decide_many([p for i, p in enumerate(pairs) if i not in errors])
+        answers = iter(decisions)
+        for index, (number, _) in enumerate(batch):
+            answer = errors.get(index) or next(answers)
+            if isinstance(answer, str | MatchInputError):
+                failed += 1
+                _emit(f"line {number}: {answer}", err=True)
+                _emit(json.dumps({"line": number, "error": str(answer)}, ensure_ascii=False))
+            else:
+                _emit(json.dumps({"same": answer.same, "score": answer.score}))
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def cmd_endpoint(args: argparse.Namespace) -> int:
@@ -1490,6 +1535,23 @@ def build_parser() -> argparse.ArgumentParser:
     q = source.add("resume", "crawl a paused source again on its schedule", cmd_source.__doc__)
     q.add_argument("name", help="the source's name in the config")
     q.set_defaults(func=cmd_source)
+
+    p = cmds.add("story", "story commands: match")
+    story = _Commands(p, "story_command", "what to do with stories")
+    q = story.add(
+        "match",
+        "decide whether pairs of articles (JSON lines on stdin) are one story",
+        cmd_story_match.__doc__,
+    )
+    q.add_argument(
+        "--window-days",
+        type=float,
+        default=3.0,
+        metavar="DAYS",
+        help="articles published further apart are never one story (default 3)",
+    )
+    q.add_argument("--batch", type=int, default=64, metavar="N", help="lines decided together (default 64)")
+    q.set_defaults(func=cmd_story_match)
 
     p = cmds.add("endpoint", "enable or disable a share endpoint")
     endpoint = _Commands(p, "endpoint_command", "what to do with the endpoint")

@@ -22,7 +22,8 @@
     │   └── TransientShareError  *    429/5xx, connection errors before the request was sent
     ├── FeedExportError          *    the feed export directory cannot be written (read-only, full):
     │                                 the render is not done until the export is (shown in status)
-    └── IngestError                   a pushed article is invalid
+    ├── IngestError                   a pushed article is invalid
+    └── MatchInputError               an article given to the story matcher cannot be read
 
 Not a class: a full disk (SQLite/PostgreSQL "disk full", ``OSError`` ENOSPC/EDQUOT anywhere in the
 chain) is recognised by :func:`worker.storage.is_storage_full`: the API answers 503 + Retry-After,
@@ -149,3 +150,7 @@ class FeedExportError(SyndicateError, Retryable):
 
 class IngestError(SyndicateError):
     """A pushed article failed validation."""
+
+
+class MatchInputError(SyndicateError, ValueError):
+    """An article given to the story matcher is not an object, has no text, or has a bad date."""

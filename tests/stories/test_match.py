@@ -1,0 +1,107 @@
+"""The story decision on clear cases: a reprint, a translation, same names another event, a far date."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from tests.stories.pairs import (
+    CLUSTER_HACKATHON,
+    PARTNERSHIP_AR,
+    PARTNERSHIP_EN,
+    PARTNERSHIP_RENEWED,
+    PARTNERSHIP_REPRINT,
+    PARTNERSHIP_RO,
+)
+from worker.errors import MatchInputError
+from worker.stories.match import MatchConfig, Matcher, decide
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher()
+
+
+def test_the_model_runs_only_when_it_can_change_the_answer() -> None:
+    matcher = Matcher()
+    pairs = [
+        (PARTNERSHIP_EN, PARTNERSHIP_REPRINT),  # near-verbatim: no model
+        (PARTNERSHIP_EN, PARTNERSHIP_RENEWED),  # a year apart: no model
+        (PARTNERSHIP_EN, PARTNERSHIP_AR),  # the numbers alone cannot decide: the model
+    ]
+    decisions = matcher.decide_many(pairs)
+    assert [getattr(d, "same", None) for d in decisions] == [True, False, True]
+    assert matcher.stats["pairs that needed the model"] == 1
+    assert matcher.stats["articles embedded"] == 2
+
+
+def test_a_reprinted_press_release_is_the_same_story_without_the_model(matcher: Matcher) -> None:
+    decision = matcher.decide(PARTNERSHIP_EN, PARTNERSHIP_REPRINT)
+    assert decision.same
+    assert decision.reason == "near-verbatim copy"
+    assert "embedding" not in decision.signals
+
+
+def test_a_romanian_write_up_joins_the_english_story(matcher: Matcher) -> None:
+    decision = matcher.decide(PARTNERSHIP_RO, PARTNERSHIP_EN)
+    assert decision.same, decision
+    assert decision.signals["verbatim"] < 0.1  # decided on meaning, names and numbers, not copied text
+
+
+def test_an_arabic_write_up_joins_on_the_embedding(matcher: Matcher) -> None:
+    decision = matcher.decide(PARTNERSHIP_EN, PARTNERSHIP_AR)
+    assert decision.same, decision
+    assert decision.signals["entities"] == 0  # no name in a shared script: the model decided
+    assert "embedding" in decision.signals
+
+
+def test_same_actors_same_week_another_event_is_another_story(matcher: Matcher) -> None:
+    for version in (PARTNERSHIP_EN, PARTNERSHIP_RO):
+        decision = matcher.decide(version, CLUSTER_HACKATHON)
+        assert not decision.same, decision
+        assert decision.score < 0.5
+
+
+def test_the_same_partners_a_year_later_are_another_story(matcher: Matcher) -> None:
+    decision = matcher.decide(PARTNERSHIP_EN, PARTNERSHIP_RENEWED)
+    assert not decision.same
+    assert decision.reason == "published too far apart"
+    # the window is configurable: with a wide one the near-copy text decides
+    assert Matcher(MatchConfig(window_days=400)).decide(PARTNERSHIP_EN, PARTNERSHIP_RENEWED).same
+
+
+def test_decide_is_symmetric_and_same_follows_the_score() -> None:
+    pairs = [(PARTNERSHIP_EN, PARTNERSHIP_RO), (PARTNERSHIP_RO, CLUSTER_HACKATHON)]
+    for a, b in pairs:
+        forward, backward = decide(a, b), decide(b, a)
+        assert forward == backward
+        assert forward[0] == (forward[1] >= 0.5)
+        assert 0.0 <= forward[1] <= 1.0
+
+
+def test_features_are_computed_once_per_distinct_article() -> None:
+    matcher = Matcher()
+    matcher.decide(PARTNERSHIP_EN, PARTNERSHIP_AR)
+    first = matcher.features(PARTNERSHIP_EN)
+    assert first.embedding is not None  # embedded for that pair, and kept
+    matcher.decide(PARTNERSHIP_RO, PARTNERSHIP_AR)
+    matcher.decide(PARTNERSHIP_EN, PARTNERSHIP_RO)
+    assert matcher.stats["articles embedded"] <= 3
+    assert matcher.features(copy.deepcopy(PARTNERSHIP_EN)) is first
+    edited = dict(PARTNERSHIP_EN, title="Cluj IT Cluster and Rawabi Tech Hub sign a partnership")
+    assert matcher.features(edited) is not first
+
+
+@pytest.mark.parametrize(
+    ("article", "message"),
+    [
+        ("just text", "must be a JSON object"),
+        ({"url": "https://x.example/"}, "neither title nor content_text"),
+        ({"title": "A title", "published": "last Tuesday"}, "not an ISO date"),
+        ({"title": ["a", "list"]}, "title must be a string"),
+    ],
+)
+def test_a_bad_article_is_a_clear_error(matcher: Matcher, article: object, message: str) -> None:
+    with pytest.raises(MatchInputError, match=message):
+        matcher.decide(PARTNERSHIP_EN, article)  # type: ignore[arg-type]
