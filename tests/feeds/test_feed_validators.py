@@ -77,6 +77,11 @@ HOSTILE: dict[str, FeedItem] = {
         source_name=XSS,
     ),
     "entities": _item(10, title="AT&T & <b>bold</b> <3 &amp;", summary="Tom & Jerry <3"),
+    "figure": _item(
+        11,
+        content_html='<figure><img src="https://partner.example/p.jpg" alt="Two people sign a paper">'
+        "<figcaption>Signing in Cluj. Photo: Green Partners</figcaption></figure><p>Body.</p>",
+    ),
 }
 EXECUTABLE = ("<script", "onerror", "onclick", "javascript:", "<iframe")
 
