@@ -286,6 +286,31 @@ def in_flight(value: str | bytes | None, nodes: dict[str, str]) -> bool:
     return False
 
 
+def not_in_flight(kind: str, ids: Iterable[Any], client: redis.Redis | None = None) -> list[Any]:
+    """The ``ids`` whose work marker does not say a live message covers them (in their order).
+
+    For a stage that re-sends work it found waiting (a crawl re-sends its source's pending articles):
+    an article already queued, held for its ETA (a busy host's reschedule) or running on a live
+    worker is left to that message, which would otherwise run the work twice (two fetches of one
+    page). A "queued" marker counts while the broker backs it, as in :func:`find_orphans`.
+    ``client`` defaults to the markers' Redis; when it cannot be read every id is returned.
+    """
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return wanted
+    try:
+        conn = client if client is not None else _marker_client()
+        claims: dict[tuple[str, Any], str] = {}
+        found = set(_orphaned(conn, kind, wanted, live_nodes(conn), claims=claims))
+        if claims:
+            # A "queued" marker can outlive its message: the run ended before the publisher wrote it.
+            found |= {work_id for (_, work_id) in _unbacked(conn, claims)}
+        return [work_id for work_id in wanted if work_id in found]
+    except redis.RedisError as exc:
+        log.warning("could not read the work markers (%s); sending all %d again", exc, len(wanted))
+        return wanted
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -547,13 +572,37 @@ def _work_id(args: Any) -> object | None:
     return None
 
 
-def mark_published(client: redis.Redis, task: str, task_id: str, args: Any, eta: Any = None) -> None:
-    """Record that a message for ``task`` (a tracked one) was published."""
+# The publisher writes "queued" after its publish returned; a worker may have taken the message and
+# marked it held by then (a run that takes longer than the race then looked queued-but-taken to the
+# sweep), or even finished it. A held marker of the same task id is left as it is.
+_PUBLISHED = """
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, 2) == 'w|' and string.sub(cur, -string.len(ARGV[3]) - 1) == '|' .. ARGV[3] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
+def mark_published(
+    client: redis.Redis, task: str, task_id: str, args: Any, eta: Any = None, *, retry: bool = False
+) -> None:
+    """Record that a message for ``task`` (a tracked one) was published.
+
+    ``retry``: the message is a Celery retry, which keeps its task's id; its marker replaces the
+    held marker of the run that sent it. A first message's id is new, so a held marker naming it
+    can only be of this very message, taken before this ran (see ``_PUBLISHED``).
+    """
     kind, work_id = TRACKED.get(task), _work_id(args)
     if kind is None or work_id is None:
         return
-    ttl = _queued_ttl() + _eta_delay(eta)
-    client.set(marker_key(kind, work_id), queued_marker(task_id), ex=max(1, int(ttl)))
+    ttl = max(1, int(_queued_ttl() + _eta_delay(eta)))
+    key, value = marker_key(kind, work_id), queued_marker(task_id)
+    if retry:
+        client.set(key, value, ex=ttl)
+    else:
+        client.eval(_PUBLISHED, 1, key, value, ttl, task_id)
 
 
 def mark_received(
@@ -626,7 +675,14 @@ def on_after_task_publish(sender: Any = None, body: Any = None, headers: Any = N
         return
     args = body[0] if isinstance(body, tuple) and body else None
     _safely(
-        "publish", mark_published, _marker_client(), sender, headers.get("id", ""), args, headers.get("eta")
+        "publish",
+        mark_published,
+        _marker_client(),
+        sender,
+        headers.get("id", ""),
+        args,
+        headers.get("eta"),
+        retry=bool(headers.get("retries")),
     )
 
 

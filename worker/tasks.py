@@ -150,8 +150,13 @@ def _redis() -> redis.Redis:
 
 @app.task(bind=True, base=PipelineTask, name="syndicate.crawl_source")
 def crawl_source(self: PipelineTask, source_id: int) -> int:
-    """Discover a source's articles and enqueue each one that needs processing."""
+    """Discover a source's articles and enqueue each one that needs processing.
+
+    The crawl lists its source's pending articles too; one a live message already covers (queued,
+    held for a busy host's turn, running) is left to it, so that no page is fetched twice.
+    """
     ids = self.run_stage(pipeline.crawl_source, source_id) or []
+    ids = sweeping.not_in_flight(sweeping.TRACKED[process_article.name], ids)
     for article_id in ids:
         process_article.delay(article_id)
     return len(ids)

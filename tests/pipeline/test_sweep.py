@@ -212,6 +212,49 @@ def test_a_message_held_for_its_eta_is_backed_until_then(
         queue.close()
 
 
+def test_a_recrawl_resends_only_pending_articles_no_live_message_covers(
+    pipe: Pipe, client: redis.Redis, broker: Celery
+) -> None:
+    """A crawl lists its source's pending articles again (``tasks.crawl_source`` filters them with
+    ``sweep.not_in_flight``): one whose fetch waits for its host's turn (a countdown message), is
+    queued or runs on a live worker is left to that message; test_scale_out saw the second crawl
+    send two such articles again and their pages fetched twice. One whose message died is sent."""
+    ids = pipe.crawl("valley")
+    waiting, running, dead = ids
+    queue_name = str(celery_app.conf.task_routes["syndicate.process_article"]["queue"])
+    broker.send_task("syndicate.process_article", args=[waiting], queue=queue_name, countdown=60)
+    live(client, "w1@host", "boot-a")
+    client.set(sweep.marker_key("process", running), sweep.held_marker("w1@host", "t2", "boot-a"))
+    client.set(sweep.marker_key("process", dead), sweep.held_marker("w9@gone", "t3", "boot-z"))
+    assert sweep.not_in_flight("process", [*ids, 999], client) == [dead, 999]
+    # A "queued" marker whose message is gone (its run ended before the publisher wrote the marker)
+    # covers nothing.
+    client.set(sweep.marker_key("process", 999), sweep.queued_marker("finished-long-ago"))
+    assert sweep.not_in_flight("process", [*ids, 999], client) == [dead, 999]
+    assert sweep.not_in_flight("process", [], client) == []
+    # Without readable markers every id is sent (the sweep's dedupe takes over from there).
+    unreachable = redis.Redis(port=1, socket_connect_timeout=0.2)
+    assert sweep.not_in_flight("process", ids, unreachable) == ids
+
+
+def test_a_late_queued_marker_does_not_overwrite_its_own_held_marker(client: redis.Redis) -> None:
+    """``after_task_publish`` fires after the publish returned: the worker may have marked the message
+    held by then. The late "queued" marker leaves it (a run then looked queued-but-taken to the
+    sweep); a newer message's marker still replaces the held marker of an older run, and so does a
+    Celery retry's, which keeps the task id (see test_finished_runs_drop_their_marker...)."""
+    key = sweep.marker_key("process", 7)
+    client.set(key, sweep.held_marker("w1@host", "t1", "boot-a"))
+    sweep.mark_published(client, "syndicate.process_article", "t1", [7])
+    assert client.get(key) == sweep.held_marker("w1@host", "t1", "boot-a").encode()
+    sweep.mark_published(client, "syndicate.process_article", "t2", [7])  # its reschedule
+    assert client.get(key) == b"q|t2"
+    assert 0 < cast(int, client.ttl(key)) <= int(sweep._queued_ttl())
+    # A task id that merely ends like another's is not the same task.
+    client.set(key, sweep.held_marker("w1@host", "xt3", "boot-a"))
+    sweep.mark_published(client, "syndicate.process_article", "t3", [7])
+    assert client.get(key) == b"q|t3"
+
+
 def test_an_interrupted_crawl_is_an_orphan_and_the_articles_it_holds_are_not(
     pipe: Pipe, client: redis.Redis, broker: Celery
 ) -> None:
@@ -390,7 +433,8 @@ def test_finished_runs_drop_their_marker_and_failures_cool_down(client: redis.Re
     assert client.ttl(key) > 0
 
     # The run re-enqueued itself (a retry, a reschedule): the new message's marker stays.
-    sweep.mark_published(client, task, "t1", [7], eta=(datetime.now(UTC) + timedelta(minutes=5)).isoformat())
+    later = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    sweep.mark_published(client, task, "t1", [7], eta=later, retry=True)
     assert client.ttl(key) > sweep._queued_ttl() + 250
     assert not sweep.mark_finished(client, task, "t1", [7], "w1@host", failed=False)
     assert client.get(key) == b"q|t1"
