@@ -11,7 +11,7 @@ import dataclasses
 import html
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -165,6 +165,9 @@ class CrawlReport:
 
     source: str
     ids: list[int] = field(default_factory=list)
+    # Of ``ids``, the pending articles this crawl listed again (not new, not changed): their first
+    # message may still be on its way (see :func:`crawl_source`).
+    relisted: list[int] = field(default_factory=list)
     error: str | None = None
     deferred: datetime | None = None
     paused: bool = False
@@ -264,7 +267,13 @@ def _store_fetch_state(
     row.fetched_at = utcnow()
 
 
-def crawl_source(rt: Runtime, source_id: int, *, force: bool = False) -> list[int]:
+def crawl_source(
+    rt: Runtime,
+    source_id: int,
+    *,
+    force: bool = False,
+    uncovered: Callable[[list[int]], list[int]] | None = None,
+) -> list[int]:
     """Discover article URLs of a source; return the ids of articles that need processing.
 
     New URLs become ``pending`` articles (on a first crawl at most ``backfill`` of them, the rest
@@ -273,10 +282,25 @@ def crawl_source(rt: Runtime, source_id: int, *, force: bool = False) -> list[in
     A fetch error is recorded on the source, which then backs off (see :func:`backoff_delay`);
     :class:`~worker.errors.HostBusy` is raised after saving the progress so far, for a reschedule.
     ``force`` crawls even a source that is backing off (``syndicate crawl``).
+
+    Pending articles are returned too, whether or not this crawl listed them. ``uncovered`` (the
+    worker passes the work markers' view) keeps of those only the ones no live message covers: one
+    waiting for its host's turn or running elsewhere would otherwise be fetched twice. The markers
+    are read after the database, so an article that finished in between looks uncovered: those are
+    read again and kept only while still pending (a task commits before its marker goes).
     """
     report = run_crawl(rt, source_id, force=force)
     metrics.count_crawl(report)
-    return report.ids
+    if uncovered is None or not report.relisted:
+        return report.ids
+    free = set(uncovered(report.relisted))
+    if free:
+        with rt.session() as session:
+            free = set(
+                session.scalars(select(Article.id).where(Article.id.in_(free), Article.status == "pending"))
+            )
+    relisted = set(report.relisted)
+    return [i for i in report.ids if i not in relisted or i in free]
 
 
 def run_crawl(rt: Runtime, source_id: int, *, force: bool = False) -> CrawlReport:
@@ -333,17 +357,26 @@ def run_crawl(rt: Runtime, source_id: int, *, force: bool = False) -> CrawlRepor
         state.save(session)
         # Pending articles are processed whether or not this crawl listed them (a 304 lists nothing);
         # those a concurrent crawl stored meanwhile are that crawl's to enqueue.
-        pending = session.scalars(
-            select(Article.id)
-            .where(Article.source_id == source_id, Article.status == "pending", Article.last_seen_at < now)
-            .order_by(Article.id)
-            .limit(500)
+        pending = list(
+            session.scalars(
+                select(Article.id)
+                .where(
+                    Article.source_id == source_id, Article.status == "pending", Article.last_seen_at < now
+                )
+                .order_by(Article.id)
+                .limit(500)
+            )
         )
+        report.relisted += [i for i in pending if i not in ids]
         ids = list(dict.fromkeys([*ids, *pending]))
         held = list((source.cursor or {}).get("ids", []))
         if result.busy is not None:
-            # Resume here next time, and process what this part found once the crawl completes.
-            source.cursor = {"documents": [d.to_json() for d in result.remaining], "ids": held + ids}
+            # Resume here next time, and process what this part found once the crawl completes. Only
+            # what it found new or changed: the pending articles it listed again are looked at anew
+            # then (they may have been processed meanwhile; held here, they were fetched twice).
+            relisted = set(report.relisted)
+            found = [i for i in ids if i not in relisted]
+            source.cursor = {"documents": [d.to_json() for d in result.remaining], "ids": held + found}
         else:
             source.cursor = None
             ids = list(dict.fromkeys(held + ids))
@@ -465,6 +498,7 @@ def _store_found(
         article.last_seen_at = now
         if article.status == "pending":
             to_process.append(article.id)
+            report.relisted.append(article.id)
         elif article.status == "ready" and _changed(config, found_item, lastmods.get(url)):
             article.hints = _hints(found_item) or article.hints
             if found_item.modified is not None:

@@ -11,7 +11,7 @@ import logging
 import random
 import time
 import uuid
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, NoReturn
 
 import redis
@@ -155,8 +155,8 @@ def crawl_source(self: PipelineTask, source_id: int) -> int:
     The crawl lists its source's pending articles too; one a live message already covers (queued,
     held for a busy host's turn, running) is left to it, so that no page is fetched twice.
     """
-    ids = self.run_stage(pipeline.crawl_source, source_id) or []
-    ids = sweeping.not_in_flight(sweeping.TRACKED[process_article.name], ids)
+    crawl = partial(pipeline.crawl_source, uncovered=partial(sweeping.not_in_flight, "process"))
+    ids = self.run_stage(crawl, source_id) or []
     for article_id in ids:
         process_article.delay(article_id)
     return len(ids)

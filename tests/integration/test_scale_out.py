@@ -171,7 +171,9 @@ def test_three_workers_two_webs_two_beats(cluster: Cluster) -> None:
         sends,
     )  # + the leader's start-up crawl of an overdue source
     assert len(listing_gaps) + 1 == crawl_count
-    assert min(listing_gaps) >= SCHEDULE * 0.8, listing_gaps
+    # Two leading beats would crawl twice per tick (gaps near 0). A crawl that waited for its host's
+    # turn on a loaded machine shortens the gap after it: 4.7 s of 6 s seen with both cores busy.
+    assert min(listing_gaps) >= SCHEDULE * 0.5, listing_gaps
 
     # -- politeness across the three workers, and every story page fetched once
     gaps = site.gaps()

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.httpserver import HTTPTestServer, Response
 from worker import pipeline
-from worker.errors import Retryable
+from worker.errors import HostBusy, Retryable
 
 STORIES = ["/news/solar-cluster.html", "/news/farm-cooperative.html", "/news/robotics-camp.html"]
 
@@ -298,3 +298,47 @@ def test_concurrent_crawl_that_stored_a_url_first_is_not_an_error(
     articles = pipe.articles()
     assert set(articles) == {site.url(p) for p in STORIES}
     assert pipe.source("valley").last_error is None
+
+
+def test_a_recrawl_leaves_pending_articles_to_the_messages_that_cover_them(pipe) -> None:
+    """The crawl returns its source's pending articles again; ``uncovered`` (the worker passes the work
+    markers' view) keeps only those no live message covers, and of those only the ones still pending
+    when it answered (one that finished while the markers were read is not sent again). In
+    test_scale_out the second crawl re-sent articles waiting for their host's turn: pages fetched twice."""
+    first, covered, finished = pipe.crawl("valley")
+    asked: list[list[int]] = []
+
+    def uncovered(ids: list[int]) -> list[int]:
+        asked.append(list(ids))
+        pipe.process([finished])  # finishes (commits, drops its marker) while the markers are read
+        return [i for i in ids if i != covered]
+
+    again = pipeline.crawl_source(pipe.rt, pipe.source_id("valley"), force=True, uncovered=uncovered)
+    assert asked == [[first, covered, finished]]
+    assert again == [first]
+    assert pipe.article(finished).status == "ready"
+    # Without the markers' view (the CLI, tests), every pending article is returned, as before.
+    assert pipeline.crawl_source(pipe.rt, pipe.source_id("valley"), force=True) == [first, covered]
+
+
+def test_an_interrupted_crawl_holds_only_what_it_found_new(pipe, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crawl its host's budget interrupts keeps, for its completion, the ids it found new or changed;
+    not the pending articles it listed again: those are looked at anew when it completes (with the
+    markers' view), since their own messages may have processed them meanwhile. Held, they were sent
+    at completion whatever their state: test_scale_out (under load) saw those pages fetched twice."""
+    ids = pipe.crawl("valley")
+    assert len(ids) == 3
+
+    def busy(url: str, **_: object) -> None:
+        raise HostBusy(f"{url}: busy", url, retry_after=0.5)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipe.rt.fetcher, "get", busy)
+        with pytest.raises(HostBusy):
+            pipeline.crawl_source(pipe.rt, pipe.source_id("valley"), force=True)
+    cursor = pipe.source("valley").cursor
+    assert cursor is not None and cursor["documents"] and cursor["ids"] == []
+    # The crawl completes while every pending article's message still covers it: nothing is sent again.
+    again = pipeline.crawl_source(pipe.rt, pipe.source_id("valley"), force=True, uncovered=lambda _ids: [])
+    assert again == []
+    assert pipe.source("valley").cursor is None
