@@ -171,6 +171,13 @@ class SourceConfig(_Strict):
     category: str | None = None
     enabled: bool = True
     backfill: int = Field(default=50, ge=0, le=100_000)
+    priority: int = Field(
+        default=0,
+        ge=-1000,
+        le=1000,
+        description="Whose version of a story feeds show and endpoints post: the highest priority first "
+        "(give the hub's own source the highest), then the preferred language, then the earliest.",
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -365,6 +372,13 @@ class EndpointBase(_Strict):
         le=MAX_SHARE_TIMEOUT,
         description=f"Seconds to wait for the network's answer (default {DEFAULT_SHARE_TIMEOUT:g}).",
     )
+    story_window: Duration = Field(
+        default=300.0,
+        ge=0,
+        le=7 * 86400,
+        description="Wait this long after a story's first version before posting it, so that the version "
+        "that fits this endpoint best (its languages, then source priority) can arrive; 0 posts at once.",
+    )
 
     @field_validator("template")
     @classmethod
@@ -425,6 +439,11 @@ class MastodonEndpointConfig(EndpointBase):
     media: bool = Field(default=False, description="Upload the lead image as media instead of a link card.")
     alt_text: str = "{title}"
     max_chars: int | None = Field(default=None, ge=50, description="Override the instance's limit.")
+    story_edit: bool = Field(
+        default=False,
+        description="When another partner's version of a posted story arrives, edit the post to add "
+        "'Also reported by' (Mastodon keeps the edit history); false: the post stays as sent.",
+    )
 
 
 class BlueskyEndpointConfig(EndpointBase):
@@ -605,6 +624,24 @@ class ApiConfig(_Strict):
     )
 
 
+class StoriesConfig(_Strict):
+    """How articles are merged into stories (the same event from several partners and languages)."""
+
+    enabled: bool = Field(
+        default=True, description="Match each ready article against recent stories; false: one per article."
+    )
+    window_days: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description="Articles published more than this many days apart are never the same story.",
+    )
+    languages: list[str] = Field(
+        default_factory=list,
+        description="Preferred languages of a story's main version, best first (after source priority).",
+    )
+
+
 class WebSubConfig(_Strict):
     """WebSub (W3C): the hub that feeds advertise and that is pinged after every change."""
 
@@ -620,6 +657,7 @@ class Config(_Strict):
     feeds: list[FeedConfig] = Field(default_factory=list)
     endpoints: list[EndpointConfig] = Field(default_factory=list)
     websub: WebSubConfig = Field(default_factory=WebSubConfig)
+    stories: StoriesConfig = Field(default_factory=StoriesConfig)
     site_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")] | None = Field(
         default=None,
         description="The publisher's site, linked from every feed without a site_url of its own "

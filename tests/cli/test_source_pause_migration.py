@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from tests.support.schema import schema_diff
 from worker.store.db import alembic_config, get_sessionmaker, make_engine, upgrade
-from worker.store.models import Base, Source
+from worker.store.models import Source
 
 
 def _source_columns(url: str) -> set[str]:
@@ -40,7 +39,7 @@ def test_upgrade_from_0003_keeps_sources_and_adds_the_pause_columns(database_url
     assert {"paused_at", "pause_reason"} <= _source_columns(database_url)
     engine = make_engine(database_url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata)
+        diff = schema_diff(conn)
     engine.dispose()
     assert diff == []
 

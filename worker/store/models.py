@@ -6,12 +6,13 @@ match them (``tests/store/test_migrations.py`` compares the two).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -159,8 +160,15 @@ class Article(Base):
     # Found by a source's first crawl: its back catalogue, which endpoints do not announce.
     backfill: Mapped[bool] = mapped_column(Boolean, default=False)
     hints: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The story this article reports (set when it becomes ready) and its role there: "main" (the
+    # version feeds show and endpoints post) or "version" (another write-up: "also reported by").
+    story_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stories.id", ondelete="SET NULL"), default=None, index=True
+    )
+    story_role: Mapped[str | None] = mapped_column(String(16), default=None)
 
     source: Mapped[Source] = relationship(back_populates="articles")
+    story: Mapped[Story | None] = relationship(back_populates="articles")
     shares: Mapped[list[Share]] = relationship(back_populates="article")
     terms: Mapped[list[ArticleTerm]] = relationship(
         back_populates="article", cascade="all, delete-orphan", passive_deletes=True
@@ -217,6 +225,62 @@ class ArticleTerm(Base):
     article: Mapped[Article] = relationship(back_populates="terms")
 
 
+class Story(Base):
+    """One event as every partner reported it: the unit merged feeds list and endpoints post.
+
+    Member articles point here (``Article.story_id``); the one with ``story_role == "main"`` is the
+    version shown and posted. ``entry_key`` and ``entry_day`` make the feed entry's id (a tag URI):
+    fixed when the story is founded (``articles/<founder id>``, the id that article's entry already
+    had) and never changed by joins, a new main version or a merge, so subscribers never see the
+    story as new. ``updated_at`` moves whenever its versions or main version change.
+    """
+
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str | None] = mapped_column(Text, default=None)
+    first_published: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    entry_key: Mapped[str] = mapped_column(String(64), unique=True)
+    entry_day: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    articles: Mapped[list[Article]] = relationship(back_populates="story")
+
+
+class StoryFeatures(Base):
+    """What the matcher keeps of a ready article (serialised features, embedding once computed)."""
+
+    __tablename__ = "story_features"
+
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StoryKey(Base):
+    """The candidate index: an article is found by each of its keys (LSH band, name, number, link) on
+    each day around its publication, so finding candidates never scans the archive."""
+
+    __tablename__ = "story_keys"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)  # days since 1970-01-01 (UTC)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+
+    __table_args__ = (Index("ix_story_keys_article_id", "article_id"),)
+
+
+class StorySplit(Base):
+    """An operator split ``article_id`` out of ``story_id``: the matcher never joins them again."""
+
+    __tablename__ = "story_splits"
+
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class FeedRender(Base):
     """The stored bytes of one feed in one format, re-rendered only when its content changes."""
 
@@ -264,7 +328,12 @@ class Share(Base):
     """
 
     __tablename__ = "shares"
-    __table_args__ = (UniqueConstraint("article_id", "endpoint", name="uq_shares_article_endpoint"),)
+    __table_args__ = (
+        UniqueConstraint("article_id", "endpoint", name="uq_shares_article_endpoint"),
+        # One post per story per endpoint: the database refuses a second (NULL: no story, e.g. a
+        # share planned before stories existed or whose story was merged away).
+        Index("uq_shares_story_endpoint", "story_id", "endpoint", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
@@ -279,6 +348,8 @@ class Share(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(default=None)
     not_before: Mapped[datetime | None] = mapped_column(default=None, index=True)
     text: Mapped[str | None] = mapped_column(Text, default=None)
+    # Indexed by uq_shares_story_endpoint (story_id first).
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"), default=None)
 
     article: Mapped[Article] = relationship(back_populates="shares")
 
