@@ -1216,7 +1216,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)  # a closed terminal: Redis, in its own group, would outlive us
     web = dict(children)["web"]
-    if _wait_port(settings.http_host, settings.http_port, 30, web):
+    ready = _wait_port(settings.http_host, settings.http_port, 30, web)
+    if not ready and web.poll() is None and not stopping:
+        # A slow machine: say so, and still print the summary (its URLs) once the web app listens.
+        print(
+            "syndicate up: the web app is taking long to start; waiting for it"
+            + ("" if args.verbose else f" (its log: {logs / 'web'}.log)"),
+            file=sys.stderr,
+            flush=True,
+        )
+        while not ready and web.poll() is None and not stopping:
+            ready = _wait_port(settings.http_host, settings.http_port, 1, web)
+    if ready:
         base = settings.base_url
         lines = [
             "",

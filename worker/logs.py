@@ -188,9 +188,13 @@ def configure_logging(component: str, level: str = "INFO", stream: Any = None) -
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        # uvicorn's own config would give these handlers of their own and stop propagation.
-        logging.getLogger(name).handlers = []
-        logging.getLogger(name).propagate = True
+        # uvicorn's own config would give these handlers of their own and stop propagation; a
+        # dictConfig run earlier in the process may have disabled them or raised their level.
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+        logger.disabled = False
+        logger.setLevel(logging.NOTSET)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from celery import signals
 
