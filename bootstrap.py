@@ -78,8 +78,26 @@ def main(argv: list[str]) -> int:
     ensure_venv(extras_for(command))
     if command == "test":
         prepare_test_machine()
-        return run_forwarding_ctrl_c([str(PYTHON), "-m", "pytest", *rest])
+        return run_forwarding_ctrl_c([str(PYTHON), "-m", "pytest", *parallel_args(rest), *rest])
     return run_forwarding_ctrl_c([str(BIN / "syndicate"), command, *rest])
+
+
+def parallel_args(rest: list[str], cpus: int | None = None) -> list[str]:
+    """pytest-xdist options for the test run, unless ``rest`` chooses its own (``-n``, ``-p no:xdist``).
+
+    Most tests wait on processes they started (workers, beat, servers), so two test processes per
+    core keep both cores busy; ``SYNDICATE_TEST_PROCESSES`` overrides the count (0: one process).
+    Tests that share one module-wide rig stay in one process (``xdist_group``, ``--dist loadgroup``).
+    """
+    chosen = any(
+        a in ("-n", "--numprocesses", "no:xdist") or a.startswith(("-n", "--numprocesses=")) for a in rest
+    )
+    if chosen:
+        return []
+    count = os.environ.get("SYNDICATE_TEST_PROCESSES") or str(
+        min(6, max(2, 2 * (cpus or os.cpu_count() or 1)))
+    )
+    return ["-n", count, "--dist", "loadgroup"]
 
 
 class Machine(NamedTuple):

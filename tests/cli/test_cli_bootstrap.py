@@ -14,6 +14,8 @@ import tomllib
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -44,3 +46,19 @@ def test_every_command_installs_the_dev_tools() -> None:
     for tool in ("ruff", "mypy"):
         assert f".venv/bin/{tool}" in readme
         assert (ROOT / ".venv" / "bin" / tool).exists()
+
+
+def test_the_test_command_runs_in_parallel_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    bootstrap = load_bootstrap()
+    monkeypatch.delenv("SYNDICATE_TEST_PROCESSES", raising=False)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    assert "pytest-xdist" in names(extras["test"])
+    assert bootstrap.parallel_args([], cpus=2) == ["-n", "4", "--dist", "loadgroup"]
+    assert bootstrap.parallel_args(["tests/cli"], cpus=1) == ["-n", "2", "--dist", "loadgroup"]
+    assert bootstrap.parallel_args([], cpus=64)[1] == "6"
+    for own in (["-n", "1"], ["-n0"], ["--numprocesses=3"], ["-p", "no:xdist"]):
+        assert bootstrap.parallel_args(["-q", *own]) == [], own
+    monkeypatch.setenv("SYNDICATE_TEST_PROCESSES", "0")
+    assert bootstrap.parallel_args([], cpus=2) == ["-n", "0", "--dist", "loadgroup"]

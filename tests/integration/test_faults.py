@@ -83,6 +83,26 @@ class Row:
 
 
 ROWS: list[Row] = []
+# The scenarios run spread over pytest-xdist's processes: each row is also written to a file of this
+# run (xdist gives every process of one run the same id), and whichever process ends the module last
+# writes the whole table.
+RUN_ROWS = ARTIFACT.parent / "faults.d" / os.environ.get("PYTEST_XDIST_TESTRUNUID", f"serial-{os.getpid()}")
+
+
+def _keep(row: Row) -> None:
+    ROWS.append(row)
+    RUN_ROWS.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^a-z0-9]+", "-", row.fault.lower()).strip("-")[:80] or "fault"
+    (RUN_ROWS / f"{name}.json").write_text(json.dumps(row.__dict__), encoding="utf-8")
+
+
+def _rows_of_this_run() -> list[Row]:
+    if not RUN_ROWS.is_dir():
+        return list(ROWS)
+    found = [Row(**json.loads(path.read_text(encoding="utf-8"))) for path in sorted(RUN_ROWS.glob("*.json"))]
+    return found or list(ROWS)
+
+
 HEADER = (
     "| fault | faults injected | articles | posts expected | posts seen | duplicates | losses "
     "| redeliveries (same webhook-id) | re-enqueued by the sweep | time to recover (s) |"
@@ -91,7 +111,7 @@ HEADER = (
 
 def _table() -> str:
     lines = [HEADER, "|" + "---|" * 10]
-    for r in ROWS:
+    for r in _rows_of_this_run():
         lines.append(
             f"| {r.fault} | {r.injected} | {r.articles} | {r.expected} | {r.seen} | {r.duplicates} "
             f"| {r.losses} | {r.redeliveries} | {r.swept} | {r.recover:.1f} |"
@@ -423,7 +443,7 @@ class Rig:
             recover=recover,
             swept=self.swept(),
         )
-        ROWS.append(row)
+        _keep(row)
         print(f"\n{fault}: {row}")
         assert row.losses == 0 and row.duplicates == 0, row
         assert unexpected == [], unexpected
@@ -860,7 +880,7 @@ def test_slow_endpoint_beside_a_fast_one(tmp_path: Path, parts: tuple[Site, Hook
             recover=fast,
             swept=0,
         )
-        ROWS.append(row)
+        _keep(row)
         print(f"\n{row.fault}: {row}")
         assert row.losses == 0 and row.duplicates == 0 and row.seen == row.expected, row
         # The fast endpoint's shares did not wait for the slow partner's backlog.

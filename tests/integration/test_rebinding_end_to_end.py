@@ -31,7 +31,8 @@ from tests.support.services import RedisServer, Syndicate, free_port, wait_port
 from worker.store.db import get_engine
 from worker.store.models import Article, Source
 
-pytestmark = pytest.mark.integration
+# One module-wide rig: its tests stay in one test process (bootstrap.py test runs --dist loadgroup).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("test_rebinding_end_to_end")]
 
 TOKEN = "rebinding-e2e-token"
 STAND_IN = "127.0.0.2"

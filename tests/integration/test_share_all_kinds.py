@@ -46,7 +46,8 @@ from tests.support.mastodon_peer import MastodonPeer
 from tests.support.networks import SHARE_FIXTURES, FakeNetworks, basic_auth
 from tests.support.services import PostgresServer, RedisServer, Syndicate, free_port, wait_port
 
-pytestmark = pytest.mark.integration
+# One module-wide rig: its tests stay in one test process (bootstrap.py test runs --dist loadgroup).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("test_share_all_kinds")]
 
 LEAD = (SHARE_FIXTURES / "bluesky" / "lead.jpg").read_bytes()
 API_TOKEN = "all-kinds-ingest-" + secrets.token_hex(8)

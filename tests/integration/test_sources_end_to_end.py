@@ -46,7 +46,8 @@ from tests.support.services import RedisServer, Syndicate, free_port, wait_port
 from worker.store.db import get_engine
 from worker.store.models import Article, Source
 
-pytestmark = pytest.mark.integration
+# One module-wide rig: its tests stay in one test process (bootstrap.py test runs --dist loadgroup).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("test_sources_end_to_end")]
 
 REDIS_DB = 12  # other tests use 1-5, 7-11
 TOKEN = "sources-e2e-token"
