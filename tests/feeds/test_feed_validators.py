@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,18 @@ def test_related_versions_are_cleaned_like_everything_else() -> None:
         assert "javascript:" not in raw and "onclick" not in raw and "onerror" not in raw, fmt
         assert raw.count("https://ok.example/a") == 2, fmt  # the list in the body, and the link
         assert "the same link again" not in raw and "hreflang" not in raw, fmt
+
+
+def test_a_story_over_the_feed_budget_keeps_its_also_reported_by_list() -> None:
+    big = PARAGRAPH * 80  # about 90 KB: within the item budget, two of them spend the feed's
+    items = [
+        replace(STORY, id=f"tag:feeds.example.org,2024-05-01:articles/{n}", content_html=big)
+        for n in range(3)
+    ]
+    for fmt, feed in render_all(replace(META, max_feed_bytes=150_000), items).items():
+        last = _bodies(feed)[-1]
+        assert READ_MORE in last and len(last) < 3000, fmt  # an excerpt: the budget was spent
+        assert last.endswith("(مجمع روابي التقني)</li></ul>"), fmt
 
 
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
