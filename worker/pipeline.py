@@ -880,7 +880,8 @@ def _entry_query(feed: FeedConfig) -> Select[Article]:
 
 
 def _anchored_entries(session: Session, feed: FeedConfig, ids: Sequence[int]) -> list[int]:
-    """The entries (article ids, as :func:`_entry_where` picks them) that ``ids`` of the archive hold.
+    """The entries (article ids, as :func:`_entry_where` picks them) that ``ids`` of the archive hold
+    (some may not be ready: read them with :func:`_ready_query`).
 
     ``ids`` are part of :func:`archive_ids`. In a merged feed a story is held where its first
     version in the feed is (its lowest id among the feed's ready and retracted articles): a version
@@ -891,7 +892,7 @@ def _anchored_entries(session: Session, feed: FeedConfig, ids: Sequence[int]) ->
     if not ids:
         return []
     if not merged_feed(feed):
-        return list(session.scalars(select(Article.id).where(Article.id.in_(ids), Article.status == "ready")))
+        return list(ids)  # the caller reads the ready ones
     held = set(ids)
     rows = session.execute(select(Article.id, Article.story_id, Article.status).where(Article.id.in_(ids)))
     out: list[int] = []
@@ -980,7 +981,8 @@ def _as_stories(
     story_ids = {article.story_id for article, _ in entries if article.story_id is not None}
     if not story_ids:
         return [item for _, item in entries]
-    stories = {story.id: story for story in session.scalars(select(Story).where(Story.id.in_(story_ids)))}
+    columns = (Story.id, Story.entry_key, Story.entry_day, Story.created_at, Story.updated_at)
+    stories = {row.id: row for row in session.execute(select(*columns).where(Story.id.in_(story_ids)))}
     versions: dict[int, list[Any]] = {}
     ready = [v for v in _story_versions(session, story_ids) if v.status == "ready"]
     for version in sorted(ready, key=lambda v: (v.published or v.first_seen_at, v.id)):
