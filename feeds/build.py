@@ -38,8 +38,16 @@ from urllib.parse import urlsplit
 
 from feedgen.feed import FeedGenerator
 
-from feeds.content import clean_line, clean_text, excerpt_body, fit_html, html_excerpt, plain_text
-from feeds.entries import WRITERS, WrittenEntry, clear_templates, rfc822
+from feeds.content import (
+    clean_line,
+    clean_text,
+    excerpt_body,
+    fit_html,
+    html_excerpt,
+    plain_text,
+    sanitize_html,
+)
+from feeds.entries import WRITERS, CleanRelated, WrittenEntry, clear_templates, rfc822
 from feeds.entries import CleanItem as _Clean
 from feeds.extensions import EXTENSION_NAME, SyndicateExtension
 
@@ -50,6 +58,7 @@ __all__ = [
     "JSON_FEED_VERSION",
     "FeedItem",
     "FeedMeta",
+    "RelatedVersion",
     "RenderedFeed",
     "clean_text",
     "etag_for",
@@ -77,10 +86,14 @@ DEFAULT_MAX_FEED_BYTES = 2_000_000
 
 _IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
 _HTTP_URL = re.compile(r"^https?://[^\s\"<>\\^`{|}]+$", re.IGNORECASE)
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$")
+ALSO_REPORTED_BY = "Also reported by"
 _DNS_NAME = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
 # Plain-text elements whose "<" and "&" the RSS Profile (and the W3C validator) want as hexadecimal
 # character references: lxml writes &lt;/&amp;, which say the same thing, so they are re-spelled.
 _PLAIN_ELEMENTS = re.compile(rb"<(title|dc:creator|name|category)>([^<]*)</\1>")
+# The same for the plain-text title of a related link (its attributes come in a fixed order).
+_RELATED_TITLES = re.compile(rb'(<(?:atom:)?link rel="related" [^>]*?title=")([^"]*)(")')
 # A fixed table rather than the mimetypes module, whose answers depend on the host's mime.types
 # and would make the same feed render differently on different machines.
 _IMAGE_TYPES = {
@@ -95,8 +108,21 @@ _IMAGE_TYPES = {
 
 
 @dataclass(frozen=True)
+class RelatedVersion:
+    """Another write-up of an item's story ("Also reported by"): its link, title, source and language.
+
+    ``language`` is a BCP 47 tag (``ro``, ``pt-BR``); anything else is left out of the output.
+    """
+
+    url: str
+    title: str
+    source_name: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
 class FeedItem:
-    """One article as it appears in a feed.
+    """One article (or, in a merged feed, one story) as it appears in a feed.
 
     ``id`` must never change once the item was published (the pipeline gives a tag URI built from
     stored facts); ``url`` is the link to the original. ``source_name`` / ``source_url`` /
@@ -107,6 +133,12 @@ class FeedItem:
     sanitize does both: the pipeline sets it for stored articles), so the builder neither sanitizes
     nor scans it a second time. It defaults to False: any other
     caller's body is sanitized here.
+
+    ``related`` are the story's other versions: each format lists them ("Also reported by": an
+    HTML list after the body, ``atom:link rel="related"`` in Atom and RSS, ``_syndicate`` in JSON
+    Feed). ``language`` is the item's own language: a related version in another one is marked
+    with ``lang``/``hreflang`` (without it, the feed's language is compared). ``story_id`` names
+    the story in JSON Feed's ``_syndicate`` object.
     """
 
     id: str
@@ -123,6 +155,9 @@ class FeedItem:
     source_url: str | None = None
     source_id: str | None = None
     content_is_clean: bool = False
+    related: tuple[RelatedVersion, ...] = ()
+    language: str | None = None
+    story_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -349,6 +384,49 @@ def _with_image(content_html: str, image: str | None, alt: str) -> str:
     return f'<p><img src="{html.escape(image)}" alt=""></p>' + content_html
 
 
+def _language(value: str | None) -> str | None:
+    """``value`` if it is a BCP 47 language tag (``ro``, ``pt-BR``), else None."""
+    value = clean_line(value)
+    return value if _LANGUAGE.match(value) else None
+
+
+def _same_language(a: str | None, b: str | None) -> bool:
+    """Whether two language tags name the same language (``en`` and ``en-GB`` do)."""
+    return a is not None and b is not None and a.split("-")[0].lower() == b.split("-")[0].lower()
+
+
+def _clean_related(related: Sequence[RelatedVersion]) -> tuple[CleanRelated, ...]:
+    """The related versions that have an http(s) link, cleaned (a repeated link once)."""
+    out: dict[str, CleanRelated] = {}
+    for version in related:
+        url = _http_url(version.url)
+        if url is None or url in out:
+            continue
+        title = plain_text(version.title) or url
+        out[url] = CleanRelated(url, title, _plain_name(version.source_name), _language(version.language))
+    return tuple(out.values())
+
+
+def _related_html(related: Sequence[CleanRelated], language: str | None) -> str:
+    """The "Also reported by" list: one item per version, ``lang`` on those in another language.
+
+    Built from cleaned text and checked links, then put through the same allowlist as any body.
+    """
+    rows = []
+    for version in related:
+        link = f'<a href="{html.escape(version.url)}"'
+        if version.language:
+            link += f' hreflang="{version.language}"'
+        link += f">{html.escape(version.title, quote=False)}</a>"
+        if version.source_name:
+            link += f" ({html.escape(version.source_name, quote=False)})"
+        lang = ""
+        if version.language and not _same_language(version.language, language):
+            lang = f' lang="{version.language}" dir="auto"'
+        rows.append(f"<li{lang}>{link}</li>")
+    return sanitize_html(f"<p>{ALSO_REPORTED_BY}:</p><ul>{''.join(rows)}</ul>")
+
+
 class _Cleaned:
     """A cached cleaned item and its body's UTF-8 size, measured only once a feed budget needs it."""
 
@@ -384,6 +462,13 @@ def _clean_item(item: FeedItem, raw_id: str, meta: FeedMeta, dates: _Dates, fall
     summary = plain_text(item.summary) or (html_excerpt(body) if body else "")
     if body or image:
         body = _with_image(body, image, title)
+    related = _clean_related(item.related)
+    related_html = ""
+    if related:
+        language = _language(item.language) or _language(meta.language)
+        related_html = _related_html(related, language)
+        # Without a body, Atom's content would be the list alone: the summary (or title) leads it.
+        body = (body or f"<p>{html.escape(summary or title, quote=False)}</p>") + related_html
     source_name, source_url, source_id = _source_fields(item.source_name, item.source_url, item.source_id)
     cleaned = _Clean(
         raw_id=raw_id,
@@ -402,6 +487,9 @@ def _clean_item(item: FeedItem, raw_id: str, meta: FeedMeta, dates: _Dates, fall
         source_name=source_name,
         source_url=source_url,
         source_id=source_id,
+        related=related,
+        related_html=related_html,
+        story_id=item.story_id,
     )
     entry = _Cleaned(cleaned)
     _CACHE.put(key, entry, 2 * len(body) + len(summary) + 1000)
@@ -440,7 +528,9 @@ def _clean_items(
             key = ("short", cleaned)
             short_item: _Cleaned | None = _CACHE.get(key)
             if short_item is None:
-                short = excerpt_body(cleaned.content_html, cleaned.url)
+                # The "Also reported by" list (short already) stays after the excerpt.
+                own = cleaned.content_html.removesuffix(cleaned.related_html)
+                short = excerpt_body(own, cleaned.url) + cleaned.related_html
                 short_clean = cleaned._replace(content_html=short, truncated=True)
                 short_item = _Cleaned(short_clean, len(short.encode("utf-8")))
                 _CACHE.put(key, short_item, len(short) + 1000)
@@ -510,6 +600,11 @@ def _hex_refs(match: re.Match[bytes]) -> bytes:
     return b"<%s>%s</%s>" % (match.group(1), text, match.group(1))
 
 
+def _hex_ref_attrs(match: re.Match[bytes]) -> bytes:
+    text = match.group(2).replace(b"&lt;", b"&#x3C;").replace(b"&amp;", b"&#x26;")
+    return match.group(1) + text + match.group(3)
+
+
 def _render_xml(meta: FeedMeta, items: list[_Clean], fmt: str, updated: datetime) -> bytes:
     fg = _new_generator(meta, fmt, updated)
     write = WRITERS[fmt]
@@ -535,6 +630,8 @@ def _render_xml(meta: FeedMeta, items: list[_Clean], fmt: str, updated: datetime
     plain += [c for i in items for c in i.categories]
     if any("<" in p or "&" in p for p in plain):
         body = _PLAIN_ELEMENTS.sub(_hex_refs, body)
+    if any("<" in r.label() or "&" in r.label() for i in items for r in i.related):
+        body = _RELATED_TITLES.sub(_hex_ref_attrs, body)
     return body
 
 
@@ -590,11 +687,26 @@ def _json_item(item: _Clean) -> dict[str, Any]:
         out["authors"] = [{"name": name} for name in item.authors]
     if item.categories:
         out["tags"] = list(item.categories)
+    extension: dict[str, Any] = {}
     if item.source_name:
-        source: dict[str, Any] = {"source_name": item.source_name}
+        extension["source_name"] = item.source_name
         if item.source_url:
-            source["source_url"] = item.source_url
-        out["_syndicate"] = source
+            extension["source_url"] = item.source_url
+    if item.story_id is not None:
+        extension["story_id"] = item.story_id
+    if item.related:
+        extension["also_reported_by"] = [_json_related(version) for version in item.related]
+    if extension:
+        out["_syndicate"] = extension
+    return out
+
+
+def _json_related(version: CleanRelated) -> dict[str, str]:
+    out = {"url": version.url, "title": version.title}
+    if version.source_name:
+        out["source"] = version.source_name
+    if version.language:
+        out["language"] = version.language
     return out
 
 

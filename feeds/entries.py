@@ -26,15 +26,38 @@ from typing import Any, NamedTuple
 from feedgen.entry import FeedEntry
 from lxml import etree
 
-from feeds.extensions import DC_NS, EXTENSION_NAME, MEDIA_NS, SyndicateEntryExtension
+from feeds.extensions import ATOM_NS, DC_NS, EXTENSION_NAME, MEDIA_NS, SyndicateEntryExtension
 
 CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
 _ENCODED = f"{{{CONTENT_NS}}}encoded"
 _CREATOR = f"{{{DC_NS}}}creator"
 _MEDIA_CONTENT = f"{{{MEDIA_NS}}}content"
+_ATOM_LINK = f"{{{ATOM_NS}}}link"
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SubElement = etree.SubElement
+
+
+class CleanRelated(NamedTuple):
+    """Another version of an item's story, cleaned: an http(s) link, plain-text title and source name,
+    and a BCP 47 language tag or None."""
+
+    url: str
+    title: str
+    source_name: str
+    language: str | None
+
+    def label(self) -> str:
+        """How the version is named in a link's ``title``: its title, and its source in parentheses."""
+        return f"{self.title} ({self.source_name})" if self.source_name else self.title
+
+    def link_attrs(self) -> dict[str, str]:
+        """The attributes of its ``rel="related"`` link (Atom, and ``atom:link`` in RSS), in order."""
+        attrs = {"rel": "related", "type": "text/html", "href": self.url}
+        if self.language:
+            attrs["hreflang"] = self.language
+        attrs["title"] = self.label()
+        return attrs
 
 
 class CleanItem(NamedTuple):
@@ -60,6 +83,10 @@ class CleanItem(NamedTuple):
     source_name: str
     source_url: str | None
     source_id: str | None
+    # The story's other versions, and the "Also reported by" HTML that ends ``content_html``.
+    related: tuple[CleanRelated, ...] = ()
+    related_html: str = ""
+    story_id: int | None = None
 
 
 def rfc822(value: datetime) -> str:
@@ -137,6 +164,8 @@ def _write_rss(item: CleanItem, out: _Out) -> None:
         if item.image_type:
             media["type"] = item.image_type
         out.add(_MEDIA_CONTENT, None, media)
+    for version in item.related:
+        out.add(_ATOM_LINK, None, version.link_attrs())
 
 
 def _rss_shape(item: CleanItem) -> tuple[Any, ...]:
@@ -150,7 +179,13 @@ def _rss_shape(item: CleanItem) -> tuple[Any, ...]:
         len(item.authors),
         bool(item.image),
         bool(item.image_type),
+        _related_shape(item),
     )
+
+
+def _related_shape(item: CleanItem) -> tuple[bool, ...]:
+    """Which related links an entry has, and which of them carry an ``hreflang``."""
+    return tuple(version.language is not None for version in item.related)
 
 
 def _write_atom(item: CleanItem, out: _Out) -> None:
@@ -175,6 +210,8 @@ def _write_atom(item: CleanItem, out: _Out) -> None:
         if item.image_type:
             enclosure["type"] = item.image_type
         out.add("link", None, enclosure)
+    for version in item.related:
+        out.add("link", None, version.link_attrs())
     if item.source_name and item.source_id:
         source = out.inside(out.add("source"))
         source.add("id", item.source_id)
@@ -194,6 +231,7 @@ def _atom_shape(item: CleanItem) -> tuple[Any, ...]:
         bool(item.url),
         bool(item.image),
         bool(item.image_type),
+        _related_shape(item),
         bool(item.source_name and item.source_id),
         bool(item.source_url),
     )
@@ -300,6 +338,7 @@ def feedgen_entry(item: CleanItem, fmt: str) -> Any:
         ext.image_url = item.image
         ext.image_type = item.image_type
     ext.link_url = item.url
+    ext.related = [version.link_attrs() for version in item.related]
     if item.source_name and item.source_id:
         ext.source_title = item.source_name
         ext.source_id = item.source_id

@@ -86,7 +86,8 @@ class SyndicateExtension(BaseExtension):
 
 
 class SyndicateEntryExtension(BaseEntryExtension):
-    """Item-level additions: ``dc:creator`` names, a Media RSS image and a complete Atom ``<source>``."""
+    """Item-level additions: ``dc:creator`` names, a Media RSS image, a complete Atom ``<source>`` and
+    ``rel="related"`` links to the story's other versions (``atom:link`` in RSS)."""
 
     def __init__(self) -> None:
         self.creators: list[str] = []
@@ -97,6 +98,8 @@ class SyndicateEntryExtension(BaseEntryExtension):
         self.source_url: str | None = None
         self.source_updated: datetime | None = None
         self.link_url: str | None = None
+        # Attributes of each rel="related" link: the story's other versions.
+        self.related: list[dict[str, str]] = []
 
     def _add_image(self, entry: Any) -> None:
         if not self.image_url:
@@ -110,6 +113,8 @@ class SyndicateEntryExtension(BaseEntryExtension):
         for name in self.creators:
             xml_elem(f"{{{DC_NS}}}creator", entry).text = name
         self._add_image(entry)
+        for attrs in self.related:
+            xml_elem(f"{{{ATOM_NS}}}link", entry, **attrs)
         return entry
 
     def extend_atom(self, entry: Any) -> Any:
@@ -120,6 +125,8 @@ class SyndicateEntryExtension(BaseEntryExtension):
             enclosure = xml_elem("link", entry, rel="enclosure", href=self.image_url)
             if self.image_type:
                 enclosure.set("type", self.image_type)
+        for attrs in self.related:
+            xml_elem("link", entry, **attrs)
         if self.source_title and self.source_id and self.source_updated:
             source = xml_elem("source", entry)
             xml_elem("id", source).text = self.source_id

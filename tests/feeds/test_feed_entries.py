@@ -18,7 +18,7 @@ from lxml import etree
 
 from feeds import build, entries
 from feeds.content import clean_text
-from feeds.entries import CleanItem, atom_entry, feedgen_entry, rss_item
+from feeds.entries import CleanItem, CleanRelated, atom_entry, feedgen_entry, rss_item
 from tests.feeds.test_feed_build import _load
 
 WRITERS = {"rss": rss_item, "atom": atom_entry}
@@ -55,6 +55,15 @@ _WHEN = st.datetimes(
 ).map(lambda d: d.replace(microsecond=0))
 
 
+_RELATED = st.builds(
+    CleanRelated,
+    url=st.sampled_from(["https://ro.example/a?b=1&c=<2>", "https://ar.example/x"]),
+    title=_LINE.filter(bool),
+    source_name=st.sampled_from(["", "Green Partners", "Rawabi <Tech> & Co"]),
+    language=st.sampled_from([None, "ro", "ar", "pt-BR"]),
+)
+
+
 @st.composite
 def clean_items(draw: st.DrawFn) -> CleanItem:
     """Items shaped as the cleaning step leaves them: a title always, everything else optional."""
@@ -78,6 +87,7 @@ def clean_items(draw: st.DrawFn) -> CleanItem:
         source_name=source_name,
         source_url=draw(st.sampled_from([None, "https://clujit.example/"])),
         source_id=draw(st.sampled_from([None, "https://clujit.example/"])) if source_name else None,
+        related=tuple(draw(st.lists(_RELATED, max_size=3))),
     )
 
 

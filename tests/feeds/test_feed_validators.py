@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import feedparser
 import pytest
 from lxml import etree
 
-from feeds.build import FeedItem, FeedMeta, RenderedFeed, render_all
+from feeds.build import FeedItem, FeedMeta, RelatedVersion, RenderedFeed, render_all
 from feeds.content import READ_MORE
 
 VALIDATOR = Path(__file__).resolve().parents[3] / "shared" / "peers" / "feedvalidator" / "validate.py"
@@ -138,6 +139,106 @@ def test_archive_page_passes_the_w3c_validator(fmt: str, tmp_path: Path) -> None
     feed = render_all(page, [_item(n) for n in range(3)])[fmt]
     assert validate(feed, tmp_path, page.self_url_base) == ""
     assert b"<fh:archive/>" in feed.body
+
+
+# A story of three versions: the English main version, a Romanian and an Arabic one.
+STORY = _item(
+    20,
+    title="Cluj IT Cluster and Rawabi Tech Hub sign a partnership",
+    language="en",
+    story_id=7,
+    related=(
+        RelatedVersion(
+            url="https://green.example/stiri/parteneriat?utm_source=x&id=3",
+            title="Clusterul IT Cluj și Rawabi semnează un parteneriat & <mai mult>",
+            source_name="Green Partners",
+            language="ro",
+        ),
+        RelatedVersion(
+            url="https://rawabi.example/ar/news/2",
+            title="تعاون بين مجمع روابي التقني وتجمع كلوج",
+            source_name="مجمع روابي التقني",
+            language="ar",
+        ),
+    ),
+)
+
+
+@pytest.mark.skipif(not VALIDATOR.exists(), reason="the vendored W3C validator is not checked out")
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_a_story_with_related_versions_passes_the_w3c_validator(fmt: str, tmp_path: Path) -> None:
+    feed = render_all(META, [STORY, _item(21)])[fmt]
+    assert validate(feed, tmp_path) == ""
+    entry = feedparser.parse(feed.body).entries[0]
+    related = [(x.href, x.hreflang, x.title) for x in entry.links if x.rel == "related"]
+    assert related == [
+        (
+            "https://green.example/stiri/parteneriat?utm_source=x&id=3",
+            "ro",
+            "Clusterul IT Cluj și Rawabi semnează un parteneriat & <mai mult> (Green Partners)",
+        ),
+        (
+            "https://rawabi.example/ar/news/2",
+            "ar",
+            "تعاون بين مجمع روابي التقني وتجمع كلوج (مجمع روابي التقني)",
+        ),
+    ]
+    body = entry.content[0].value
+    assert '<li dir="auto" lang="ro">' in body and '<li dir="auto" lang="ar">' in body
+    assert "&lt;mai mult&gt;" in body
+
+
+def test_a_story_in_json_feed_carries_its_versions_in_the_syndicate_extension() -> None:
+    doc = json.loads(render_all(META, [STORY])["json"].body)
+    (item,) = doc["items"]
+    assert item["_syndicate"] == {
+        "source_name": "Partner",
+        "source_url": "https://partner.example/",
+        "story_id": 7,
+        "also_reported_by": [
+            {
+                "url": "https://green.example/stiri/parteneriat?utm_source=x&id=3",
+                "title": "Clusterul IT Cluj și Rawabi semnează un parteneriat & <mai mult>",
+                "source": "Green Partners",
+                "language": "ro",
+            },
+            {
+                "url": "https://rawabi.example/ar/news/2",
+                "title": "تعاون بين مجمع روابي التقني وتجمع كلوج",
+                "source": "مجمع روابي التقني",
+                "language": "ar",
+            },
+        ],
+    }
+    assert item["content_html"].startswith("<p>Body.</p><p>Also reported by:</p><ul>")
+
+
+def test_related_versions_are_cleaned_like_everything_else() -> None:
+    hostile = _item(
+        22,
+        related=(
+            RelatedVersion(url="javascript:alert(1)", title="x", source_name="y"),
+            RelatedVersion(url="https://ok.example/a", title=XSS, source_name=XSS, language='ro" onclick="x'),
+            RelatedVersion(url="https://ok.example/a", title="the same link again"),
+        ),
+    )
+    for fmt, feed in render_all(META, [hostile]).items():
+        raw = feed.body.decode()
+        assert "javascript:" not in raw and "onclick" not in raw and "onerror" not in raw, fmt
+        assert raw.count("https://ok.example/a") == 2, fmt  # the list in the body, and the link
+        assert "the same link again" not in raw and "hreflang" not in raw, fmt
+
+
+def test_a_story_over_the_feed_budget_keeps_its_also_reported_by_list() -> None:
+    big = PARAGRAPH * 80  # about 90 KB: within the item budget, two of them spend the feed's
+    items = [
+        replace(STORY, id=f"tag:feeds.example.org,2024-05-01:articles/{n}", content_html=big)
+        for n in range(3)
+    ]
+    for fmt, feed in render_all(replace(META, max_feed_bytes=150_000), items).items():
+        last = _bodies(feed)[-1]
+        assert READ_MORE in last and len(last) < 3000, fmt  # an excerpt: the budget was spent
+        assert last.endswith("(مجمع روابي التقني)</li></ul>"), fmt
 
 
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
