@@ -21,10 +21,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from worker.normalize import normalize  # noqa: E402
 from worker.stories import dates, signals  # noqa: E402
 from worker.stories.evaluate import DevSet, Scores, score  # noqa: E402
 from worker.stories.features import Features  # noqa: E402
@@ -51,6 +53,29 @@ def row(name: str, s: Scores) -> str:
     )
 
 
+SEED = ROOT / "worker" / "demo"
+SEED_PAGES = (
+    "rawabi-foundation-signs-cluj-memorandum",  # 28 January 2019
+    "romanian-palestinian-tech-bridge",  # 4 March
+    "cluj-it-cluster-rawabi-tech-hub-partnership",  # 6 March: "In the end of January, ..."
+)
+# name -> event_days() keyword arguments
+VARIANTS: dict[str, dict[str, Any]] = {
+    "event days: title + first 2 sentences (<= 300 chars)": {"sentences": 2},
+    "event days: title + first sentence": {"sentences": 1},
+    "event days: title + 2 sentences, no whole months": {"sentences": 2, "whole_months": False},
+    "event days: title + first sentence, no whole months": {"sentences": 1, "whole_months": False},
+}
+
+
+def seed_articles() -> list[dict[str, Any]]:
+    """The seed's three demo pages, read as `syndicate scrape --saved FILE URL` reads them."""
+    return [
+        normalize((SEED / f"{name}.html").read_bytes(), f"http://127.0.0.1:8000/demo/{name}.html").to_dict()
+        for name in SEED_PAGES
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", type=Path, default=ROOT / "tests" / "fixtures" / "stories")
@@ -61,19 +86,16 @@ def main() -> None:
     window_days = matcher.config.window_days
     features = [matcher.features(a) for a in dev.articles]
 
-    def days_for(sentences: int) -> tuple[dict[int, list[dates.DayRange]], list[float]]:
+    def days_for(
+        articles: list[dict[str, Any]], found_features: list[Features], **options: Any
+    ) -> tuple[dict[int, list[dates.DayRange]], list[float]]:
         found, cpu = {}, []
-        for article, f in zip(dev.articles, features, strict=True):
+        for article, f in zip(articles, found_features, strict=True):
             t0 = time.process_time()
-            days = dates.event_days(
-                f.title, article.get("content_text") or "", f.published, sentences=sentences
-            )
+            days = dates.event_days(f.title, article.get("content_text") or "", f.published, **options)
             cpu.append((time.process_time() - t0) * 1000)
             found[id(f)] = days
         return found, cpu
-
-    lead_days, lead_cpu = days_for(2)
-    first_days, first_cpu = days_for(1)
 
     def on_days(found: dict[int, list[dates.DayRange]]) -> Window:
         return lambda a, b: dates.days_apart(found[id(a)], found[id(b)])
@@ -82,57 +104,68 @@ def main() -> None:
         with window_on(window or signals.calendar_days_apart):
             return {(i, j): matcher.decide_features(features[i], features[j]) for i, j in pairs}
 
-    before = run(None)
-    without_window = run(lambda a, b: 0.0)
-    lead = run(on_days(lead_days))
-    first = run(on_days(first_days))
-
-    gold = {p for p in pairs if dev.same(*p)}
-    refused = {p for p in gold if before[p].reason == "published too far apart" and without_window[p].same}
-    negatives = dev.negative_pairs()
-
     def same(decisions: dict[tuple[int, int], Decision]) -> set[tuple[int, int]]:
         return {p for p, d in decisions.items() if d.same}
+
+    before = run(None)
+    without_window = run(lambda a, b: 0.0)
+    variants = {}
+    for name, options in VARIANTS.items():
+        found, cpu = days_for(dev.articles, features, **options)
+        variants[name] = (found, cpu, run(on_days(found)))
+
+    gold = {p for p in pairs if dev.same(*p)}
+    apart = {p for p in gold if before[p].reason == "published too far apart"}
+    refused = {p for p in apart if without_window[p].same}
+    negatives = dev.negative_pairs()
 
     print("| window on | precision | recall | F1 | hard negatives merged | cross-language found |")
     print("| --- | --- | --- | --- | --- | --- |")
     print(row("publication days (today)", score(dev, same(before))))
-    print(row("event days: title + first 2 sentences (<= 300 chars)", score(dev, same(lead))))
-    print(row("event days: title + first sentence", score(dev, same(first))))
+    for name, (_, _, decisions) in variants.items():
+        print(row(name, score(dev, same(decisions))))
     print(row("no window at all (for reference)", score(dev, same(without_window))))
     print()
-    apart = {p for p in gold if before[p].reason == "published too far apart"}
-    print(f"same-story pairs published more than the window apart: {len(apart)}")
-    for name, found in (("title + 2 sentences", lead_days), ("title + first sentence", first_days)):
+    print(f"same-story pairs published more than {window_days:g} days apart: {len(apart)}; refused by the")
+    print(f"window alone (the decision without any window says same): {len(refused)}")
+    print()
+    print("| window on | apart pairs brought within | of them found | new false merges (hard negatives) |")
+    print("| --- | --- | --- | --- |")
+    for name, (found, _, decisions) in variants.items():
         near = {
             (i, j)
             for i, j in apart
             if (dates.days_apart(found[id(features[i])], found[id(features[j])]) or 0) <= window_days
         }
-        print(f"- {name}: event days bring {len(near)} of them within the window")
-    print(f"same-story pairs refused only by the publication-day window: {len(refused)}")
-    for name, decisions in (("title + 2 sentences", lead), ("title + first sentence", first)):
-        let_through = {p for p in refused if decisions[p].same}
         new_false = (same(decisions) - same(before)) - gold
+        wrong = ", ".join(f"{dev.articles[i]['id']}+{dev.articles[j]['id']}" for i, j in sorted(new_false))
         print(
-            f"- {name}: {len(let_through)} of them now found; new false merges {len(new_false)} "
-            f"(hard negatives among them {len(new_false & negatives)})"
+            f"| {name} | {len(near)} of {len(apart)} | {len({p for p in apart if decisions[p].same})} | "
+            f"{len(new_false)} ({len(new_false & negatives)}): {wrong or '-'} |"
         )
-        for i, j in sorted(new_false):
-            print(f"    false: {dev.articles[i]['id']} + {dev.articles[j]['id']}")
-    for i, j in sorted(refused):
-        print(
-            f"  refused: {dev.articles[i]['id']} ({dev.articles[i]['published'][:10]}) + "
-            f"{dev.articles[j]['id']} ({dev.articles[j]['published'][:10]}): "
-            f"event days {'found' if lead[(i, j)].same else 'still apart'}"
-        )
-    stated = sum(1 for days in lead_days.values() if len(days) > 1)
     print()
-    print(f"articles with a stated event date besides publication: {stated} of {len(features)}")
-    for name, cpu in (("title + 2 sentences", lead_cpu), ("title + first sentence", first_cpu)):
+    print("Seed demo pages (28 January, 4 March, 6 March), as scraped:")
+    seed = seed_articles()
+    seed_features = [matcher.features(a) for a in seed]
+    seed_days, _ = days_for(seed, seed_features)
+    for i, j in ((0, 2), (1, 2), (0, 1)):
+        a, b = seed_features[i], seed_features[j]
+        apart_days = dates.days_apart(seed_days[id(a)], seed_days[id(b)])
+        with window_on(on_days(seed_days)):
+            on_event = matcher.decide_features(a, b)
+        with window_on(lambda x, y: 0.0):
+            unbounded = matcher.decide_features(a, b)
         print(
-            f"event_days() CPU per article, {name}: "
-            f"median {statistics.median(cpu):.3f} ms, max {max(cpu):.3f} ms"
+            f"- {SEED_PAGES[i]} + {SEED_PAGES[j]}: event days {apart_days:g} apart; decision on event days: "
+            f"{on_event.same} ({on_event.reason}, score {on_event.score}); without a window: "
+            f"{unbounded.same} (score {unbounded.score})"
+        )
+    print()
+    for name, (found, cpu, _) in variants.items():
+        stated = sum(1 for days in found.values() if len(days) > 1)
+        print(
+            f"{name}: {stated} of {len(features)} articles state an event date; event_days() CPU per "
+            f"article median {statistics.median(cpu):.3f} ms, max {max(cpu):.3f} ms"
         )
 
 

@@ -96,6 +96,17 @@ def test_bare_month_names_and_words_that_look_like_them_are_not_dates() -> None:
     assert stated(lead) == []
 
 
+def test_whole_months_can_be_left_out() -> None:
+    lead = "Rivas avenged his defeat in May and his loss of 2 June; he had lost at the end of April."
+    assert stated(lead) == [
+        (date(2019, 4, 21), date(2019, 4, 30)),
+        (date(2019, 5, 1), date(2019, 5, 31)),
+        (date(2019, 6, 2), date(2019, 6, 2)),
+    ]
+    kept = event_days("", lead, PUBLISHED, whole_months=False)
+    assert kept == [TODAY, (date(2019, 4, 21), date(2019, 4, 30)), (date(2019, 6, 2), date(2019, 6, 2))]
+
+
 def test_background_years_are_not_event_dates() -> None:
     lead = (
         "The cluster, founded in 2015 and a member since March 2016, signed on 28 January 2019. "

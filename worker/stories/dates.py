@@ -343,9 +343,14 @@ def event_days(
     *,
     sentences: int = LEAD_SENTENCES,
     chars: int = LEAD_CHARS,
+    whole_months: bool = True,
 ) -> list[DayRange]:
     """The day ranges the article is about: its publication day (when known) and the dates stated in
-    its title and the first ``sentences`` sentences of ``lead`` (the body; at most ~``chars``)."""
+    its title and the first ``sentences`` sentences of ``lead`` (the body; at most ~``chars``).
+
+    ``whole_months=False`` leaves out a month stated as a whole ("in May", "January 2019"), keeping
+    days and parts of months ("end of January"): a lead's "in May" is often a look back at an earlier
+    event ("avenged his defeat in May"); bench/story_dates.py measures both."""
     day = published.date() if published is not None else None
     found: set[DayRange] = set()
     if day is not None:
@@ -353,7 +358,7 @@ def event_days(
     text = lead_text(title, lead, sentences, chars).translate(_FOLD)
     for match in _PATTERN.finditer(text):
         stated = _range(match, day)
-        if stated is None:
+        if stated is None or (not whole_months and _is_whole_month(stated)):
             continue
         if day is not None and (stated[1] < day - HORIZON or stated[0] > day + HORIZON):
             continue  # background, not the event
@@ -410,6 +415,11 @@ def _range(match: re.Match[str], published: date | None) -> DayRange | None:
             return None  # "in may be", Romanian "în mai multe" (in more)
         return _month_range(g["q_m"], g["q_y"], kind, published)
     return None  # pragma: no cover - every alternative is handled above
+
+
+def _is_whole_month(stated: DayRange) -> bool:
+    start, end = stated
+    return start.day == 1 and start.month == end.month and end.day == monthrange(end.year, end.month)[1]
 
 
 def _fold_space(text: str) -> str:
