@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.stories.pairs import CLUSTER_HACKATHON, PARTNERSHIP_EN, PARTNERSHIP_REPRINT, PARTNERSHIP_RO
 from worker.stories.match import Matcher
@@ -90,3 +93,19 @@ def test_a_few_hundred_pairs_in_one_run_answer_as_one_pair_at_a_time() -> None:
     expected = [matcher.decide(line["a"], line["b"]) for line in lines]
     assert [(a["same"], a["score"]) for a in answers] == [(d.same, d.score) for d in expected]
     assert sum(a["same"] for a in answers) == sum(d.same for d in expected) > 0
+
+
+def test_nothing_is_downloaded_at_run_time() -> None:
+    # A network namespace of its own: only a loopback interface, and that down.
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "--net", "true"]).returncode != 0:
+        pytest.skip("unshare --net is not available here")
+    pairs = [{"a": PARTNERSHIP_EN, "b": PARTNERSHIP_RO}, {"a": PARTNERSHIP_RO, "b": CLUSTER_HACKATHON}]
+    result = subprocess.run(
+        ["unshare", "--net", SYNDICATE, "story", "match"],
+        input="".join(json.dumps(p) + "\n" for p in pairs),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["same"] for line in result.stdout.splitlines()] == [True, False]
