@@ -694,6 +694,28 @@ def cmd_story_match(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else EXIT_OK
 
 
+def _at_least_one(value: str) -> int:
+    """An argparse type: a whole number of at least 1 (a batch of 0 lines would read nothing)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is less than 1")
+    return number
+
+
+def _days(value: str) -> float:
+    """An argparse type: a finite number of days, 0 or more."""
+    try:
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 <= days < float("inf"):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{value} is not a finite number of days, 0 or more")
+    return days
+
+
 def _match_pair(line: bytes) -> tuple[Any, Any] | str:
     """The ``(a, b)`` of one `story match` input line, or why the line is not one."""
     try:
@@ -1563,12 +1585,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument(
         "--window-days",
-        type=float,
+        type=_days,
         default=3.0,
         metavar="DAYS",
         help="articles published further apart are never one story (default 3)",
     )
-    q.add_argument("--batch", type=int, default=64, metavar="N", help="lines decided together (default 64)")
+    q.add_argument(
+        "--batch", type=_at_least_one, default=64, metavar="N", help="lines decided together (default 64)"
+    )
     q.set_defaults(func=cmd_story_match)
 
     p = cmds.add("endpoint", "enable or disable a share endpoint")

@@ -109,3 +109,22 @@ def test_nothing_is_downloaded_at_run_time() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["same"] for line in result.stdout.splitlines()] == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--batch", "0"], "less than 1"),
+        (["--batch", "many"], "not a whole number"),
+        (["--window-days", "-1"], "0 or more"),
+        (["--window-days", "nan"], "0 or more"),
+    ],
+)
+def test_a_bad_option_is_a_usage_error_not_a_silent_run(option: list[str], message: str) -> None:
+    # --batch 0 used to read nothing and exit 0: every line lost without a word
+    stdin = json.dumps({"a": PARTNERSHIP_EN, "b": PARTNERSHIP_REPRINT}) + "\n"
+    result = subprocess.run(
+        [SYNDICATE, "story", "match", *option], input=stdin, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in result.stderr and result.stdout == ""
