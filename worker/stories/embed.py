@@ -13,7 +13,7 @@ other work a late thread holds the others at every barrier, and a batch cost 60-
 instead of 50. So the engine always runs one OpenMP thread, and a batch is split into one part per
 thread here: ctypes releases the GIL during the call and the engine keeps no state of its own between
 calls (the model is read-only once loaded, every buffer is allocated per call), so the parts run side by
-side and give the vectors a single call would (bench/stories.py checks it on every run).
+side and give the vectors a single call would (tests/stories/test_embed.py).
 """
 
 from __future__ import annotations
