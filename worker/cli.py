@@ -654,9 +654,12 @@ def cmd_story_match(args: argparse.Namespace) -> int:
 
     Each stdin line is ``{"a": ARTICLE, "b": ARTICLE}`` (articles as `syndicate scrape` prints them:
     ``url``, ``title``, ``content_text``, ``published``, ``language``); each gets one line on stdout,
-    ``{"same": true|false, "score": 0..1}``. A bad line gets ``{"line": N, "error": ...}`` (and the
-    reason on stderr) and the others go on; the exit status is 1 when any line failed. The model is
-    loaded once; lines are decided in batches, each distinct article's features computed once.
+    ``{"same": true|false, "score": 0..1}``. A bad line (not UTF-8, not JSON, not ``{"a", "b"}``, an
+    article without title and text or with a field of the wrong type) gets ``{"line": N, "error": ...}``
+    in its place and one line ``line N: ...`` on stderr, and the others go on; blank lines are skipped.
+    Exit status 0 when every line was answered, 1 when any line failed. The model is loaded once; lines
+    are decided in batches, each distinct article's features computed once, the batch's embeddings
+    shared among the cores.
     """
     # Imported here, not at the top: numpy, datasketch and the embedding model cost ~0.3 s to import,
     # which every other command would pay.
@@ -667,20 +670,18 @@ def cmd_story_match(args: argparse.Namespace) -> int:
         MatchConfig(window_days=args.window_days), embedder=Embedder(threads=os.cpu_count() or 1)
     )
     failed = 0
-    lines = (item for item in enumerate(sys.stdin, start=1) if item[1].strip())
+    # Bytes, decoded line by line: one line that is not UTF-8 is that line's error, not the run's end.
+    lines = (item for item in enumerate(sys.stdin.buffer, start=1) if item[1].strip())
     while batch := list(itertools.islice(lines, args.batch)):
         pairs: list[tuple[Any, Any]] = []
         errors: dict[int, str] = {}
         for index, (_, line) in enumerate(batch):
-            try:
-                pair = json.loads(line)
-            except ValueError as exc:
-                errors[index] = f"not JSON: {exc}"
-                pair = None
-            if index not in errors and (not isinstance(pair, dict) or "a" not in pair or "b" not in pair):
-                errors[index] = 'each line must be a JSON object {"a": ARTICLE, "b": ARTICLE}'
-            pairs.append((pair["a"], pair["b"]) if index not in errors else ({}, {}))
-        decisions = matcher.decide_many([p for i, p in enumerate(pairs) if i not in errors])
+            found = _match_pair(line)
+            if isinstance(found, str):
+                errors[index] = found
+            else:
+                pairs.append(found)
+        decisions = matcher.decide_many(pairs)
         answers = iter(decisions)
         for index, (number, _) in enumerate(batch):
             answer = errors.get(index) or next(answers)
@@ -691,6 +692,45 @@ def cmd_story_match(args: argparse.Namespace) -> int:
             else:
                 _emit(json.dumps({"same": answer.same, "score": answer.score}))
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _at_least_one(value: str) -> int:
+    """An argparse type: a whole number of at least 1 (a batch of 0 lines would read nothing)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is less than 1")
+    return number
+
+
+def _days(value: str) -> float:
+    """An argparse type: a finite number of days, 0 or more."""
+    try:
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 <= days < float("inf"):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{value} is not a finite number of days, 0 or more")
+    return days
+
+
+def _match_pair(line: bytes) -> tuple[Any, Any] | str:
+    """The ``(a, b)`` of one `story match` input line, or why the line is not one."""
+    try:
+        text = line.decode("utf-8-sig")  # a byte order mark at the start of a file is not an error
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8: {exc}"
+    try:
+        pair = json.loads(text)
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    except RecursionError:
+        return "not JSON: nested too deeply"
+    if not isinstance(pair, dict) or "a" not in pair or "b" not in pair:
+        return 'each line must be a JSON object {"a": ARTICLE, "b": ARTICLE}'
+    return pair["a"], pair["b"]
 
 
 def cmd_endpoint(args: argparse.Namespace) -> int:
@@ -1556,12 +1596,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument(
         "--window-days",
-        type=float,
+        type=_days,
         default=3.0,
         metavar="DAYS",
         help="articles published further apart are never one story (default 3)",
     )
-    q.add_argument("--batch", type=int, default=64, metavar="N", help="lines decided together (default 64)")
+    q.add_argument(
+        "--batch", type=_at_least_one, default=64, metavar="N", help="lines decided together (default 64)"
+    )
     q.set_defaults(func=cmd_story_match)
 
     p = cmds.add("endpoint", "enable or disable a share endpoint")

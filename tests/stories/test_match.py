@@ -100,8 +100,17 @@ def test_features_are_computed_once_per_distinct_article() -> None:
         ({"url": "https://x.example/"}, "neither title nor content_text"),
         ({"title": "A title", "published": "last Tuesday"}, "not an ISO date"),
         ({"title": ["a", "list"]}, "title must be a string"),
+        ({"title": "A title", "published": "0001-01-01T00:00:00+01:00"}, "out of range"),
+        ({"title": "A title", "published": "9999-12-31T23:59:59-01:00"}, "out of range"),
     ],
 )
 def test_a_bad_article_is_a_clear_error(matcher: Matcher, article: object, message: str) -> None:
     with pytest.raises(MatchInputError, match=message):
         matcher.decide(PARTNERSHIP_EN, article)  # type: ignore[arg-type]
+
+
+def test_a_malformed_link_in_the_text_is_kept_as_written() -> None:
+    # urlsplit raises ValueError on an unclosed IPv6 bracket: the article is still matched
+    text = PARTNERSHIP_EN["content_text"] + " Details: http://[cluj-rawabi/partnership and https://[::1/x"
+    found = Matcher().features(dict(PARTNERSHIP_EN, content_text=text, links=["https://[bad"]))
+    assert {"[cluj-rawabi/partnership", "[::1/x", "[bad"} <= found.links
