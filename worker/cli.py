@@ -295,6 +295,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     if args.inline:
         from worker import outbox, pipeline
         from worker.runtime import get_runtime
+        from worker.stories.assign import assign_article
 
         rt = get_runtime()
         report = _patiently(pipeline.run_crawl, rt, ids[args.source], force=True)
@@ -306,6 +307,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         for article_id in _progress(args, report.ids, total=len(report.ids), desc="articles", unit="article"):
             outcome = _patiently(pipeline.process_article, rt, article_id)
             feeds.update(outcome.feeds)
+            if outcome.status == "ready":  # its story before its feeds and shares, as a worker does
+                feeds.update(assign_article(rt, article_id, outcome.changed).feeds)
             if outcome.share:
                 for share_id in outbox.plan_shares(rt, article_id):
                     sent += _deliver_inline(rt, share_id) == "sent"
