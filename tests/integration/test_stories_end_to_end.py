@@ -1,5 +1,6 @@
 """Stories through real worker processes: versions pushed over the API join one story before their
-shares are planned; other news stays a story of its own (SQLite and PostgreSQL, real Redis)."""
+shares are planned; other news stays a story of its own; a ready article a dead worker left without a
+story gets one from the sweep (SQLite and PostgreSQL, real Redis, real worker and beat)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pathlib import Path
 import pytest
 import redis
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.orm import Session
 
 from tests.stories.conftest import DEV_ARTICLES
 from tests.support.services import RedisServer, Syndicate, free_port, wait_port
+from worker.store.models import Article, Source
 
 pytestmark = pytest.mark.integration
 
@@ -69,8 +72,26 @@ def test_pushed_versions_join_one_story_through_a_worker(
     migrated = syn.run("migrate")
     assert migrated.returncode == 0, migrated.stderr
     engine = create_engine(database_url)
+    # Left ready without a story, long ago: as if its worker died between the two steps.
+    orphan = DEV_ARTICLES["n06"]
+    with Session(engine) as session, session.begin():
+        source_id = session.scalar(select(Source.id).where(Source.name == "technews-demo"))
+        assert source_id is not None
+        row = Article(
+            source_id=source_id,
+            url="http://127.0.0.1:9/n06.html",
+            canonical_url="http://127.0.0.1:9/n06.html",
+            status="ready",
+            title=orphan["title"],
+            text=orphan["content_text"],
+            language=orphan["language"],
+        )
+        session.add(row)
+        session.flush()
+        orphan_id = row.id
     try:
         syn.start("worker", "worker", "--concurrency", "2")
+        syn.start("beat", "beat")  # its sweep finds the orphan
         web = syn.start("web", "web")
         wait_port(port, 30, web)
         ids = {}
@@ -100,16 +121,17 @@ def test_pushed_versions_join_one_story_through_a_worker(
                     r[0]: (r[1], r[2], r[3])
                     for r in conn.execute(text("SELECT id, status, story_id, story_role FROM articles"))
                 }
-            if len(rows) == len(PUSHED) and all(r[1] is not None for r in rows.values()):
+            if len(rows) == len(PUSHED) + 1 and all(r[1] is not None for r in rows.values()):
                 break
             time.sleep(0.3)
         assert all(r[0] == "ready" and r[1] is not None for r in rows.values()), (rows, syn.logs())
+        assert rows[orphan_id][2] == "main"
         story = {dev_id: rows[i][1] for dev_id, i in ids.items()}
         assert story["s01-e"] == story["s01-d"] == story["s01-b"], rows
         assert story["n05"] != story["s01-d"]
         assert rows[ids["s01-d"]][2] == "main"  # the hub's own version, whenever it arrived
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM stories")).scalar() == 2
+            assert conn.execute(text("SELECT count(*) FROM stories")).scalar() == 3
     finally:
         engine.dispose()
         syn.stop()
