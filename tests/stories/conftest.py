@@ -19,7 +19,10 @@ from worker.store.db import get_engine, upgrade
 from worker.store.models import Article, Source, Story
 
 DEV = Path(__file__).resolve().parents[1] / "fixtures" / "stories"
-DEV_ARTICLES = {a["id"]: a for a in map(json.loads, (DEV / "articles.jsonl").read_text().splitlines()) if a}
+DEV_ARTICLES = {
+    a["id"]: a
+    for a in (json.loads(line) for line in (DEV / "articles.jsonl").read_text().splitlines() if line.strip())
+}
 
 
 class StoryDB:
