@@ -54,6 +54,9 @@ PLACEHOLDERS = {
     "TEXT": "maintenance",
     "U": "https://mastodon.social/@news/1",
     "SECONDS": "15",
+    "STORY": "1",
+    "A": "1",
+    "B": "2",
 }
 # Commands that run until stopped: the walkthrough only parses them.
 LONG_RUNNING = {"up", "worker", "beat", "web", "monitor"}

@@ -70,6 +70,9 @@ def create_app(settings: Settings | None = None) -> Celery:
             "syndicate.crawl_source": {"queue": "crawl"},
             "syndicate.process_article": {"queue": "fetch"},
             "syndicate.render_feed": {"queue": "render"},
+            # Sent by the sweep (which rides this queue too): it stays short, so a backlog of fetches
+            # does not hold the story of an article a dead worker left, nor pile up its re-sends.
+            "syndicate.assign_story": {"queue": "render"},
             "syndicate.plan_shares": {"queue": "share"},
             "syndicate.deliver_share": {"queue": "share"},
             "syndicate.noop": {"queue": "fetch"},

@@ -47,7 +47,11 @@ EXIT_CLOSED_PIPE = 141
 # Printed in `syndicate --help` and listed in the README's "CLI" section (a test compares them).
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_OK, "ok"),
-    (EXIT_ERROR, "the work failed: a page, crawl or share failed, or an article/share id is not there"),
+    (
+        EXIT_ERROR,
+        "the work failed: a page, crawl or share failed, or an article/share/story id is not there "
+        "(or a story merge or split that cannot be done)",
+    ),
     (EXIT_USAGE, "usage: bad arguments, or a source/endpoint name that is not in the config"),
     (EXIT_CONFIG, "the config file or the environment settings are invalid (every problem is printed)"),
     (EXIT_UNREACHABLE, "Redis or the database is unreachable (nothing was changed; try again later)"),
@@ -295,6 +299,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     if args.inline:
         from worker import outbox, pipeline
         from worker.runtime import get_runtime
+        from worker.stories.assign import assign_article
 
         rt = get_runtime()
         report = _patiently(pipeline.run_crawl, rt, ids[args.source], force=True)
@@ -306,6 +311,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         for article_id in _progress(args, report.ids, total=len(report.ids), desc="articles", unit="article"):
             outcome = _patiently(pipeline.process_article, rt, article_id)
             feeds.update(outcome.feeds)
+            if outcome.status == "ready":  # its story before its feeds and shares, as a worker does
+                feeds.update(assign_article(rt, article_id, outcome.changed).feeds)
             if outcome.share:
                 for share_id in outbox.plan_shares(rt, article_id):
                     sent += _deliver_inline(rt, share_id) == "sent"
@@ -731,6 +738,102 @@ def _match_pair(line: bytes) -> tuple[Any, Any] | str:
     if not isinstance(pair, dict) or "a" not in pair or "b" not in pair:
         return 'each line must be a JSON object {"a": ARTICLE, "b": ARTICLE}'
     return pair["a"], pair["b"]
+
+
+def cmd_story_list(args: argparse.Namespace) -> int:
+    """List the newest stories (last changed first), each with its versions, the main version first."""
+    settings, config = _load(args, secrets=False)
+    _prepare_database(settings, config)
+    from worker.runtime import get_runtime
+    from worker.stories.views import recent_stories
+
+    with get_runtime().session() as session:
+        stories = recent_stories(session, limit=args.limit)
+    if args.json:
+        for story in stories:
+            _emit(json.dumps(story, ensure_ascii=False))
+        return EXIT_OK
+    if not stories:
+        print("no stories")
+    for story in stories:
+        versions = story["articles"]
+        print(
+            f"{story['id']:>6}  {len(versions)} version{'s' if len(versions) != 1 else ''}  "
+            f"{story['title'] or ''}"
+        )
+        for n, article in enumerate(versions):
+            mark = "main" if n == 0 else "    "
+            print(
+                f"        {mark} {article['id']:>6} {article['source']:<20} "
+                f"{article['language'] or '--':<5} {article['url']}"
+            )
+    return EXIT_OK
+
+
+def cmd_story_show(args: argparse.Namespace) -> int:
+    """Show one story: each version with its role, source, language, published date and URL."""
+    settings, config = _load(args, secrets=False)
+    _prepare_database(settings, config)
+    from worker.runtime import get_runtime
+    from worker.stories.views import story_detail
+
+    with get_runtime().session() as session:
+        story = story_detail(session, args.story)
+    if story is None:
+        print(f"error: no story with id {args.story} (see `syndicate story list`)", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(story, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(f"story {story['id']}: {story['title'] or ''}")
+    print(f"  first published {story['first_published'] or 'unknown'}, updated {story['updated_at']}")
+    for article in story["articles"]:
+        print(
+            f"  {article['role'] or '':<8} {article['id']:>6} {article['source']:<20} "
+            f"{article['language'] or '--':<5} {(article['published'] or 'undated')[:10]}  {article['url']}"
+        )
+        print(f"           {article['title'] or ''}")
+    return EXIT_OK
+
+
+def cmd_story_merge(args: argparse.Namespace) -> int:
+    """Merge story B into story A: B's versions join A (A keeps its feed entry), B is deleted."""
+    settings, config = _load(args)
+    _require_redis(settings)  # the merged feeds are rendered by the workers: nothing half done
+    _prepare_database(settings, config)
+    from worker.errors import StoryChangeError
+    from worker.runtime import get_runtime
+    from worker.stories.edit import merge
+    from worker.tasks import schedule_renders
+
+    try:
+        changed = merge(get_runtime(), args.story, args.other)
+    except (LookupError, StoryChangeError) as exc:
+        print(f"error: {exc.args[0] if isinstance(exc, LookupError) else exc}", file=sys.stderr)
+        return EXIT_ERROR
+    schedule_renders(changed.feeds)
+    print(f"story {args.other} merged into story {args.story}; feeds {changed.feeds} re-rendering")
+    return EXIT_OK
+
+
+def cmd_story_split(args: argparse.Namespace) -> int:
+    """Take an article out of its story into a new story of its own; it never rejoins that story."""
+    settings, config = _load(args)
+    _require_redis(settings)
+    _prepare_database(settings, config)
+    from worker.errors import StoryChangeError
+    from worker.runtime import get_runtime
+    from worker.stories.edit import split
+    from worker.tasks import schedule_renders
+
+    try:
+        changed = split(get_runtime(), args.article)
+    except (LookupError, StoryChangeError) as exc:
+        print(f"error: {exc.args[0] if isinstance(exc, LookupError) else exc}", file=sys.stderr)
+        return EXIT_ERROR
+    schedule_renders(changed.feeds)
+    print(f"article {args.article} is now story {changed.story_id}; feeds {changed.feeds} re-rendering")
+    return EXIT_OK
 
 
 def cmd_endpoint(args: argparse.Namespace) -> int:
@@ -1587,7 +1690,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name", help="the source's name in the config")
     q.set_defaults(func=cmd_source)
 
-    p = cmds.add("story", "story commands: match")
+    p = cmds.add("story", "story commands: match, list, show, merge, split")
     story = _Commands(p, "story_command", "what to do with stories")
     q = story.add(
         "match",
@@ -1605,6 +1708,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch", type=_at_least_one, default=64, metavar="N", help="lines decided together (default 64)"
     )
     q.set_defaults(func=cmd_story_match)
+    q = story.add(
+        "list", "the newest stories with their versions, the main one first", cmd_story_list.__doc__
+    )
+    q.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="at most N stories, newest first (default 20)"
+    )
+    q.add_argument(
+        "--json", action="store_true", help='one JSON object per story: {"id", "title", "articles"}'
+    )
+    q.set_defaults(func=cmd_story_list)
+    q = story.add(
+        "show", "one story's versions: role, source, language, published, URL", cmd_story_show.__doc__
+    )
+    q.add_argument("story", type=int, help="the story's id (see `syndicate story list`)")
+    q.add_argument("--json", action="store_true", help="print the story as one JSON document")
+    q.set_defaults(func=cmd_story_show)
+    q = story.add(
+        "merge", "merge story B into story A (a wrong split by the matcher)", cmd_story_merge.__doc__
+    )
+    q.add_argument("story", type=int, help="story A, which stays (its feed entry too)")
+    q.add_argument("other", type=int, help="story B, whose versions join A")
+    q.set_defaults(func=cmd_story_merge)
+    q = story.add(
+        "split", "take an article out of its story (a wrong merge by the matcher)", cmd_story_split.__doc__
+    )
+    q.add_argument("article", type=int, help="the article's id (see `syndicate story show`)")
+    q.set_defaults(func=cmd_story_split)
 
     p = cmds.add("endpoint", "enable or disable a share endpoint")
     endpoint = _Commands(p, "endpoint_command", "what to do with the endpoint")

@@ -23,7 +23,8 @@
     ├── FeedExportError          *    the feed export directory cannot be written (read-only, full):
     │                                 the render is not done until the export is (shown in status)
     ├── IngestError                   a pushed article is invalid
-    └── MatchInputError               an article given to the story matcher cannot be read
+    ├── MatchInputError               an article given to the story matcher cannot be read
+    └── StoryChangeError              an operator's story merge or split that cannot be done
 
 Not a class: a full disk (SQLite/PostgreSQL "disk full", ``OSError`` ENOSPC/EDQUOT anywhere in the
 chain) is recognised by :func:`worker.storage.is_storage_full`: the API answers 503 + Retry-After,
@@ -154,3 +155,7 @@ class IngestError(SyndicateError):
 
 class MatchInputError(SyndicateError, ValueError):
     """An article given to the story matcher is not an object, has no text, or has a bad date."""
+
+
+class StoryChangeError(SyndicateError, ValueError):
+    """A story merge or split refused: a story merged with itself, the only version split out."""

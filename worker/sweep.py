@@ -63,6 +63,7 @@ from worker.app import QUEUES
 from worker.app import app as celery_app
 from worker.runtime import Runtime
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
+from worker.stories import assign
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class Orphans:
     plans: list[int] = field(default_factory=list)
     shares: list[int] = field(default_factory=list)
     renders: list[str] = field(default_factory=list)
+    stories: list[int] = field(default_factory=list)  # ready articles without a story
     # For a few of them, the marker that did not cover it ("process:12": "no marker"), for the log.
     why: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -133,6 +135,7 @@ class Orphans:
             "plans": len(self.plans),
             "shares": len(self.shares),
             "renders": len(self.renders),
+            "stories": len(self.stories),
         }
 
     def __bool__(self) -> bool:
@@ -372,6 +375,9 @@ def find_orphans(rt: Runtime, client: redis.Redis | None, now: datetime | None =
         crawls, held = interrupted_crawls(session)
         articles = [i for i in pending_articles(session, before) if i not in held]
         plans = unplanned_articles(rt, session, now)
+        # A worker that died between making an article ready and assigning its story. No marker
+        # tracks the assignment; it is idempotent, so one sent twice only finds the story set.
+        stories = assign.unassigned(session, before)
         renders = stale_feeds(rt, session, client, now)
         if client is not None:  # rendered, but what is served or exported is older (a failed export)
             late = feedcache.behind(session, client, [f.name for f in rt.config.feeds])
@@ -404,6 +410,7 @@ def find_orphans(rt: Runtime, client: redis.Redis | None, now: datetime | None =
         plans=orphaned["plan"],
         shares=orphaned["deliver"],
         renders=orphaned["render"],
+        stories=stories,
         why=why,
     )
     return _confirmed(rt, found) if client is not None else found
@@ -498,6 +505,7 @@ def _confirmed(rt: Runtime, found: Orphans) -> Orphans:
         plans=[i for i in found.plans if i not in planned],
         shares=[i for i in found.shares if i in shares],
         renders=found.renders,
+        stories=found.stories,
     )
     still = {"process": confirmed.articles, "plan": confirmed.plans, "deliver": confirmed.shares}
     for key, value in found.why.items():

@@ -11,6 +11,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Iterable
 from functools import lru_cache, partial
 from typing import Any, NoReturn
 
@@ -24,6 +25,7 @@ from worker.app import app
 from worker.errors import FeedExportError, HostBusy, Retryable
 from worker.runtime import Runtime, get_runtime
 from worker.store.models import Article, Share
+from worker.stories import assign
 
 log = logging.getLogger(__name__)
 # Every process that sends tasks imports this module: readable task arguments for Flower from here on.
@@ -174,11 +176,25 @@ def process_article(self: PipelineTask, article_id: int) -> str | None:
         if reason.startswith("gave up"):  # its attempts ran out (see pipeline.note_failed_attempt): say so
             log.error("%s%r %s", self.name, (article_id,), reason)
         raise GaveUp(f"article {article_id} failed: {reason}")
-    for feed_name in outcome.feeds:
+    feeds = list(outcome.feeds)
+    if outcome.status == "ready":
+        # Its story first: feeds and the share planner read article.story_id.
+        placed = self.run_stage(assign.assign_article, article_id, outcome.changed)
+        feeds += [name for name in placed.feeds if name not in feeds]
+    for feed_name in feeds:
         schedule_render(feed_name)
     if outcome.share:
         plan_shares.delay(article_id)
     return str(outcome.status)
+
+
+@app.task(bind=True, base=PipelineTask, name="syndicate.assign_story")
+def assign_story(self: PipelineTask, article_id: int) -> int | None:
+    """Put a ready article that has no story in one (the sweep sends those a dead worker left)."""
+    placed = self.run_stage(assign.assign_article, article_id)
+    for feed_name in placed.feeds:
+        schedule_render(feed_name)
+    return placed.story_id
 
 
 def _render_keys(feed_name: str) -> tuple[str, str]:
@@ -270,6 +286,13 @@ def schedule_render(feed_name: str) -> None:
         render_feed.delay(feed_name)
     elif action == 2:
         render_feed.apply_async((feed_name,), countdown=int(span_ms) / 1000, task_id=trailing_id)
+
+
+def schedule_renders(feed_names: Iterable[str]) -> None:
+    """:func:`schedule_render` for each feed: what the CLI and the API call after an operator's change
+    (a story merge or split) so that the merged feeds show it."""
+    for feed_name in dict.fromkeys(feed_names):
+        schedule_render(feed_name)
 
 
 def render_and_publish(rt: Runtime, feed_name: str, client: redis.Redis) -> bool:
@@ -380,6 +403,8 @@ def sweep() -> dict[str, int]:
         process_article.delay(article_id)
     for article_id in found.plans:
         plan_shares.delay(article_id)
+    for article_id in found.stories:
+        assign_story.delay(article_id)
     for share_id in found.shares:
         deliver_share.delay(share_id)
     for feed_name in found.renders:

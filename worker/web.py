@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -29,10 +29,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker import heartbeat, metrics, storage
+from worker.errors import StoryChangeError
 from worker.feedcache import CachedFeed, FeedCache
 from worker.pipeline import MAX_URL_CHARS, PushedArticle, ingest_article
 from worker.runtime import Runtime, get_runtime
 from worker.status import snapshot
+from worker.stories import edit
+from worker.stories.views import recent_stories, story_detail
 from worker.webheaders import SecurityHeaders
 
 log = logging.getLogger(__name__)
@@ -716,6 +719,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
 
     add_discovery_routes(app)
     add_status_routes(app)
+    add_story_routes(app)
     add_docs_routes(app)
     return app
 
@@ -851,6 +855,82 @@ def add_status_routes(app: FastAPI) -> None:
         if not retried:
             raise HTTPException(409, f"article {article_id} is not failed")
         return _enqueue_retry(process_article, article_id)
+
+
+class MergeRequest(BaseModel):
+    """The body of ``POST /api/stories/{id}/merge``: the story whose versions join this one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    other: int
+
+
+STORY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorMessage, "description": "Missing or wrong bearer token"},
+    404: {"model": ErrorMessage, "description": "No such story or article"},
+    409: {"model": ErrorMessage, "description": "The change cannot be done (see the detail)"},
+    503: {"model": ErrorMessage, "description": "No api.token in the config"},
+}
+
+
+def add_story_routes(app: FastAPI) -> None:
+    """``/api/stories``: list and show stories; merge two, split an article out (the CLI's story commands)."""
+
+    def changed(r: Runtime, done: edit.Changed) -> dict[str, Any]:
+        # Imported here as the other enqueueing routes do: worker.tasks builds the Celery app.
+        from worker.tasks import schedule_renders
+
+        renders = "queued"
+        try:
+            schedule_renders(done.feeds)
+        except Exception as exc:  # committed: the feeds show it at their next render
+            log.warning("could not schedule the renders of %s: %s", done.feeds, exc)
+            renders = "queue unavailable"
+        with r.session() as session:
+            story = story_detail(session, done.story_id)
+        return {"story": story, "feeds": done.feeds, "renders": renders}
+
+    @app.get("/api/stories", dependencies=[Depends(require_token)])
+    def stories(r: RT, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
+        """The newest stories, each ``{"id", "title", "articles": [{"id", "url", "source", "language"}]}``,
+        the main version first."""
+        with r.session() as session:
+            return recent_stories(session, limit=limit)
+
+    @app.get("/api/stories/{story_id}", dependencies=[Depends(require_token)], responses=STORY_RESPONSES)
+    def story(story_id: int, r: RT) -> dict[str, Any]:
+        """One story and its versions (role, source, language, title, URL, published)."""
+        with r.session() as session:
+            found = story_detail(session, story_id)
+        if found is None:
+            raise HTTPException(404, f"no story with id {story_id}")
+        return found
+
+    @app.post(
+        "/api/stories/{story_id}/merge", dependencies=[Depends(require_token)], responses=STORY_RESPONSES
+    )
+    def merge_stories(story_id: int, body: MergeRequest, r: RT) -> dict[str, Any]:
+        """Merge story ``other`` into this one (this one keeps its feed entry); the feeds re-render."""
+        try:
+            done = edit.merge(r, story_id, body.other)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc.args[0])) from None
+        except StoryChangeError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return changed(r, done)
+
+    @app.post(
+        "/api/articles/{article_id}/split", dependencies=[Depends(require_token)], responses=STORY_RESPONSES
+    )
+    def split_article(article_id: int, r: RT) -> dict[str, Any]:
+        """Take an article out of its story into a new one; it never rejoins that story."""
+        try:
+            done = edit.split(r, article_id)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc.args[0])) from None
+        except StoryChangeError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return changed(r, done)
 
 
 class RetryQueued(BaseModel):
