@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 from sqlalchemy import event, select
 
 from tests.pipeline import test_outbox
-from tests.pipeline.receivers import Receiver
+from tests.pipeline.receivers import Receiver, SlowProxy
 from tests.pipeline.test_outbox import Outbox, hook
 from tests.support.mastodon_peer import TOKEN, MastodonPeer
 from worker import sweep as sweeping
@@ -442,3 +443,41 @@ def test_a_story_edit_stays_within_the_instances_limit(
     assert (
         endpoint.text_length(text) <= 200 < endpoint.text_length(f"{text}, harbour {url_of(outbox, third)}")
     )
+
+
+@pytest.mark.usefixtures("masto_env")
+def test_a_version_ready_while_the_post_was_being_sent_is_named_right_after(
+    make_outbox: Callable[..., Outbox], mastodon: MastodonPeer
+) -> None:
+    """The version's planning found the story's share ``sending`` (nothing to hand back): the edit
+    follows the post at once instead."""
+    with SlowProxy(mastodon.url, "/api/v1/statuses", delay=2.0) as proxy:
+        outbox = make_outbox([masto(proxy.url)])
+        first = outbox.article("Cluj and Rawabi sign a partnership")
+        story = story_of(outbox, first)
+        [share_id] = plan_shares(outbox.rt, first)
+        arrived: list[int] = []
+
+        def arrive_while_posting() -> None:
+            deadline = time.monotonic() + 30
+            while not proxy.posts and time.monotonic() < deadline:
+                time.sleep(0.02)
+            # Ready now (the process stage sets changed_at when an article becomes ready).
+            second = outbox.article(
+                "Rawabi hub and Cluj cluster join forces", source="harbour", changed_at=utcnow()
+            )
+            join(outbox, story, second)
+            arrived.append(second)
+            assert plan_shares(outbox.rt, second) == []  # the share is being sent
+
+        thread = threading.Thread(target=arrive_while_posting)
+        thread.start()
+        assert deliver_share(outbox.rt, share_id) == "sent"
+        thread.join(30)
+        [second] = arrived
+        row = outbox.share(share_id)
+        assert row.remote_id is not None and row.text is not None
+        assert row.text.endswith(f"{ALSO_REPORTED}harbour {url_of(outbox, second)}")
+        assert mastodon.source_text(row.remote_id) == row.text
+        assert len(history(mastodon, row.remote_id)) == 2
+        assert len(proxy.posts) == 1
