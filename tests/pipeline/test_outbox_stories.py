@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 
 from tests.pipeline import test_outbox
 from tests.pipeline.receivers import Receiver, SlowProxy
@@ -481,3 +481,38 @@ def test_a_version_ready_while_the_post_was_being_sent_is_named_right_after(
         assert mastodon.source_text(row.remote_id) == row.text
         assert len(history(mastodon, row.remote_id)) == 2
         assert len(proxy.posts) == 1
+
+
+def test_a_claim_that_loses_its_chosen_version_to_another_share_keeps_its_own(
+    make_outbox: Callable[..., Outbox], receiver: Receiver, database_url: str
+) -> None:
+    """Between choosing the preferred version and moving the share to it, another worker gave that
+    version a share of its own: the move breaks the unique (article, endpoint) index, and the claim
+    goes ahead with the version it was planned for."""
+    outbox = make_outbox([hook(receiver.url, story_window=0)], sources=PRIORITY_SOURCES)
+    partner = outbox.article("A partner's write-up", source="valley")
+    story = story_of(outbox, partner)
+    [share_id] = plan_shares(outbox.rt, partner)
+    own = outbox.article("The hub's own write-up", source="harbour")
+    join(outbox, story, own)
+    engine = get_engine(database_url)
+    raced: list[int] = []
+
+    def another_worker_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not raced and statement.lstrip().upper().startswith("UPDATE SHARES") and "article_id" in statement:
+            with engine.begin() as other:
+                other.execute(
+                    insert(Share).values(
+                        article_id=own, endpoint="hook", status="failed", attempts=0, created_at=utcnow()
+                    )
+                )
+            raced.append(own)
+
+    event.listen(engine, "before_cursor_execute", another_worker_first)
+    try:
+        assert deliver_share(outbox.rt, share_id) == "sent"
+    finally:
+        event.remove(engine, "before_cursor_execute", another_worker_first)
+    assert raced == [own]
+    assert outbox.share(share_id).article_id == partner
+    assert urls(receiver) == [url_of(outbox, partner)]
