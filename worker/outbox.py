@@ -1063,8 +1063,10 @@ def _after_transient(
 
 # What an edited post adds after the text it was sent with (Mastodon ``story_edit``).
 ALSO_REPORTED = "\n\nAlso reported by: "
-# Looked at again after this long when the network could not take the edit.
+# An edit the network could not take is tried again after EDIT_RETRY, then after half the time since
+# the newest version arrived (at most SETTLE_MAX_WAIT), and given up EDIT_GIVE_UP after it: never looped.
 EDIT_RETRY = 60.0
+EDIT_GIVE_UP = timedelta(days=1)
 _edit_locks = threading.Lock()  # without Redis: one process
 
 
@@ -1099,7 +1101,8 @@ def edit_story_post(rt: Runtime, share_id: int, *, joined_while_sending: bool = 
     ready after the claim). Exactly once per text: the text is computed from the story's versions
     under a lock per share and stored as the share's ``text`` once the network took it, so a
     second run finds nothing to change. A network that cannot take the edit now raises
-    :class:`Deferred`; one that refuses it is logged, and the post stays as it is.
+    :class:`Deferred` (given up :data:`EDIT_GIVE_UP` after the newest version arrived); one that
+    refuses it is logged, and the post stays as it is.
     """
     import redis  # the Redis client library is imported where it is used, as elsewhere here
 
@@ -1141,6 +1144,8 @@ def _edit_story_post(rt: Runtime, share_id: int, joined_while_sending: bool) -> 
         versions.sort(key=lambda v: version_key(rt.config, config, v))
         mentions = [f"{_source_title(rt.config, v)} {v.canonical_url}" for v in versions]
         remote_id, posted = share.remote_id, share.text
+        arrived = [v.changed_at for v in versions if v.changed_at is not None]
+        newest = max(arrived, default=share.sent_at or utcnow())
     endpoint = rt.endpoint(config.name)
     text = story_edit_text(endpoint, posted, mentions)
     if text == posted:
@@ -1150,7 +1155,12 @@ def _edit_story_post(rt: Runtime, share_id: int, joined_while_sending: bool) -> 
     except NotImplementedError:
         return "sent"
     except TransientShareError as exc:
-        raise Deferred(EDIT_RETRY, f"editing the story's post: {exc}") from None
+        age = utcnow() - newest
+        if age > EDIT_GIVE_UP:
+            log.warning("%s: share %s: gave up editing the story's post: %s", config.name, share_id, exc)
+            return "sent"
+        wait = min(max(age.total_seconds() / 2, EDIT_RETRY), SETTLE_MAX_WAIT)
+        raise Deferred(wait, f"editing the story's post: {exc}") from None
     except ShareError as exc:
         log.warning("%s: share %s: the story's post was not edited: %s", config.name, share_id, exc)
         return "sent"

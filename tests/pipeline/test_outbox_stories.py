@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, select, update
 
 from tests.pipeline import test_outbox
 from tests.pipeline.receivers import Receiver, SlowProxy
@@ -516,3 +516,39 @@ def test_a_claim_that_loses_its_chosen_version_to_another_share_keeps_its_own(
     assert raced == [own]
     assert outbox.share(share_id).article_id == partner
     assert urls(receiver) == [url_of(outbox, partner)]
+
+
+@pytest.mark.usefixtures("masto_env")
+def test_an_edit_the_network_cannot_take_is_tried_again_then_given_up(
+    make_outbox: Callable[..., Outbox], mastodon: MastodonPeer
+) -> None:
+    outbox = make_outbox([masto(mastodon.url)])
+    first = outbox.article("Cluj and Rawabi sign a partnership")
+    story = story_of(outbox, first)
+    [share_id] = plan_shares(outbox.rt, first)
+    assert deliver_share(outbox.rt, share_id) == "sent"
+    posted = outbox.share(share_id).text
+    second = outbox.article("Rawabi hub and Cluj cluster join forces", source="harbour", changed_at=utcnow())
+    join(outbox, story, second)
+    mastodon.add_fault(
+        {"type": "status", "status": 503}, path="/api/v1/statuses/*", methods=("PUT",), count=None
+    )
+    with pytest.raises(Deferred, match="editing the story's post") as info:
+        deliver_share(outbox.rt, share_id)
+    assert info.value.seconds == 60.0
+    # An hour after the version arrived it waits half an hour; a day after, it gives up.
+    with outbox.rt.session() as session:
+        session.execute(
+            update(Article).where(Article.id == second).values(changed_at=utcnow() - timedelta(hours=1))
+        )
+    with pytest.raises(Deferred) as info:
+        deliver_share(outbox.rt, share_id)
+    assert 1800 <= info.value.seconds <= 1810
+    with outbox.rt.session() as session:
+        session.execute(
+            update(Article).where(Article.id == second).values(changed_at=utcnow() - timedelta(days=2))
+        )
+    assert deliver_share(outbox.rt, share_id) == "sent"
+    row = outbox.share(share_id)
+    assert row.text == posted and row.remote_id is not None
+    assert len(history(mastodon, row.remote_id)) == 1
