@@ -76,7 +76,18 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+def parse_wait(value: Any) -> float:
+    """Like :func:`parse_duration`, but ``0`` (``"0s"``, ...) is allowed: no wait at all."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    if isinstance(value, str) and (m := _DURATION.match(value)) and float(m.group(1)) == 0:
+        return 0.0
+    return parse_duration(value)
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# A wait that may be zero (``story_window: 0`` posts at once).
+Wait = Annotated[float, BeforeValidator(parse_wait)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
@@ -372,7 +383,7 @@ class EndpointBase(_Strict):
         le=MAX_SHARE_TIMEOUT,
         description=f"Seconds to wait for the network's answer (default {DEFAULT_SHARE_TIMEOUT:g}).",
     )
-    story_window: Duration = Field(
+    story_window: Wait = Field(
         default=300.0,
         ge=0,
         le=7 * 86400,

@@ -8,6 +8,12 @@ before the endpoint was added is old news too. Each (article, endpoint) left out
 ``share_skips`` with its reason, so status can say what was not shared and why.
 ``syndicate share send`` shares an older article on purpose.
 
+Stories: an article of a story shares through it, one share per (story, endpoint) (the unique
+index ``uq_shares_story_endpoint``); its other versions are skipped as ``same_story``. The
+story's share waits ``story_window`` after the story began, and its claim picks the version that
+fits the endpoint best (:func:`best_version`). A version that arrives after the post never posts
+again; Mastodon's ``story_edit`` edits the post to name it (:func:`edit_story_post`).
+
 Delivery (:func:`deliver_share`) is exactly-once by construction:
 
 1. Gates, none of which sleeps: the endpoint is disabled (the share waits), the share's
@@ -64,6 +70,7 @@ from worker.pipeline import PUSHED_HINT
 from worker.share import ENDPOINTS, Endpoint, Preview, ShareArticle, ShareResult, idempotency_key
 from worker.store.models import Article, Share, ShareSkip, utcnow
 from worker.store.models import Endpoint as EndpointRow
+from worker.stories.choice import language_rank, version_order
 
 if TYPE_CHECKING:
     from worker.runtime import Runtime
@@ -228,6 +235,7 @@ SKIP_REASONS = {
     "back_catalogue": "back catalogue: first seen before the endpoint was added",
     "too_old": "too old: pushed, but published well before the endpoint was added",
     "routing": "not routed to this endpoint",
+    "same_story": "another version of its story is shared to this endpoint (one post per story)",
 }
 
 
@@ -265,16 +273,25 @@ def plan_shares(rt: Runtime, article_id: int, *, force: Iterable[str] = ()) -> l
 
     ``force`` names endpoints that share the article even if it is back catalogue or not routed
     to them (an operator's explicit ``syndicate share send``).
+
+    An article of a story (``story_id`` set) shares through its story: one share per (story,
+    endpoint), kept by the unique index ``uq_shares_story_endpoint``. The first version planned for
+    an endpoint makes the story's share (which version is posted is decided when it is sent, see
+    :func:`best_version`); every later one is skipped as ``same_story``, and a story share already
+    sent is handed back for delivery where the endpoint edits its posts (Mastodon ``story_edit``).
     """
     forced = set(force)
     pending: list[int] = []
     now = utcnow()
     with rt.session() as session:
-        article = session.get(Article, article_id, options=[joinedload(Article.source)])
+        article = session.get(
+            Article, article_id, options=[joinedload(Article.source), joinedload(Article.story)]
+        )
         if article is None or article.status != "ready":
             return []
         added, fresh = _endpoints_added(rt, session)
         existing = {s.endpoint: s for s in article.shares}
+        story_shares = _story_shares(session, article.story_id)
         skipped: dict[str, str] = {}
         for endpoint in rt.config.endpoints:
             share = existing.get(endpoint.name)
@@ -291,18 +308,34 @@ def plan_shares(rt: Runtime, article_id: int, *, force: Iterable[str] = ()) -> l
                         )
                         skipped[endpoint.name] = reason
                         continue
-                not_before = now + timedelta(seconds=endpoint.delay) if endpoint.delay else None
-                new_id = _insert_share(session, article.id, endpoint.name, not_before)
-                if new_id is not None:
-                    pending.append(new_id)
-                    continue
-                # Another worker planned it first: theirs counts.
-                share = session.scalar(
-                    select(Share).where(Share.article_id == article.id, Share.endpoint == endpoint.name)
-                )
+                share = story_shares.get(endpoint.name)
                 if share is None:
-                    raise LookupError(f"share of article {article.id} to {endpoint.name} vanished")
-            elif endpoint.name in forced and share.status in ("failed", "uncertain"):
+                    new_id = _insert_share(
+                        session,
+                        article.id,
+                        endpoint.name,
+                        _not_before(endpoint, article, now),
+                        article.story_id,
+                    )
+                    if new_id is not None:
+                        pending.append(new_id)
+                        continue
+                    # Another worker planned it first (for this article, or another version of its
+                    # story): theirs counts.
+                    share = session.scalar(
+                        select(Share).where(Share.article_id == article.id, Share.endpoint == endpoint.name)
+                    )
+                    if share is None and article.story_id is not None:
+                        share = _story_shares(session, article.story_id).get(endpoint.name)
+                    if share is None:
+                        raise LookupError(f"share of article {article.id} to {endpoint.name} vanished")
+                if share.article_id != article.id:
+                    skipped[endpoint.name] = "same_story"
+                    if share.status == "sent" and _edits_posts(endpoint):
+                        pending.append(share.id)  # delivering a sent story share edits its post
+                    if endpoint.name not in forced:
+                        continue
+            if endpoint.name in forced and share.status in ("failed", "uncertain"):
                 share.status, share.not_before, share.attempts = "pending", None, 0
             if share.status == "pending":
                 pending.append(share.id)
@@ -312,6 +345,33 @@ def plan_shares(rt: Runtime, article_id: int, *, force: Iterable[str] = ()) -> l
     if fresh:  # committed: the rows and their added_at are stored
         _synced_endpoints[(rt.database_url, id(rt.config))] = (rt.config, added)
     return pending
+
+
+def _story_shares(session: Session, story_id: int | None) -> dict[str, Share]:
+    """The shares of story ``story_id`` by endpoint (none without a story)."""
+    if story_id is None:
+        return {}
+    return {s.endpoint: s for s in session.scalars(select(Share).where(Share.story_id == story_id))}
+
+
+def _edits_posts(endpoint: EndpointBase) -> bool:
+    """Whether ``endpoint`` edits a story's post when another version arrives (Mastodon ``story_edit``)."""
+    return bool(getattr(endpoint, "story_edit", False))
+
+
+def _not_before(endpoint: EndpointBase, article: Article, now: datetime) -> datetime | None:
+    """When a new share of ``article`` to ``endpoint`` may go out first.
+
+    ``delay`` after now; for an article of a story also ``story_window`` after the story began (its
+    ``created_at``: when its first version became ready), so that the version that fits the endpoint
+    best can arrive. Pacing and quiet hours still apply at delivery.
+    """
+    moments = [now + timedelta(seconds=endpoint.delay)] if endpoint.delay else []
+    story = article.story
+    if story is not None and endpoint.story_window:
+        moments.append(story.created_at + timedelta(seconds=endpoint.story_window))
+    latest = max(moments, default=None)
+    return latest if latest is not None and latest > now else None
 
 
 # Endpoint rows (for ``added_at``) once this process synced them: ``{(url, id(config)): (config, rows)}``.
@@ -374,15 +434,19 @@ def skipped_counts(session: Session) -> dict[str, dict[str, int]]:
 
 
 def _insert_share(
-    session: Session, article_id: int, endpoint: str, not_before: datetime | None
+    session: Session, article_id: int, endpoint: str, not_before: datetime | None, story_id: int | None = None
 ) -> int | None:
     """Insert the share row; its id, or None when another worker inserted it first.
 
     One ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` on PostgreSQL and SQLite instead of a
-    savepoint, the insert and its release (three round trips, and a rollback on a conflict).
+    savepoint, the insert and its release (three round trips, and a rollback on a conflict). The
+    conflict may be on (article, endpoint) or on (story, endpoint), where another version of the
+    story won the race: no conflict target, so either unique index makes the insert do nothing
+    (elsewhere the IntegrityError does).
     """
     values = {
         "article_id": article_id,
+        "story_id": story_id,
         "endpoint": endpoint,
         "not_before": not_before,
         "status": "pending",
@@ -399,12 +463,7 @@ def _insert_share(
             return None
         return share.id
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(Share)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["article_id", "endpoint"])
-        .returning(Share.id)
-    )
+    statement = insert(Share).values(**values).on_conflict_do_nothing().returning(Share.id)
     return session.scalar(statement)
 
 
@@ -641,8 +700,14 @@ def _oldest_due(session: Session, endpoint: str, now: datetime) -> int | None:
     )
 
 
-def _claim(rt: Runtime, share_id: int, lease: float) -> _Claim | str:
-    """Move ``share_id`` to ``sending`` (committed) or say why not: a final status or Deferred."""
+def _claim(rt: Runtime, share_id: int, lease: float, config: EndpointBase | None = None) -> _Claim | str:
+    """Move ``share_id`` to ``sending`` (committed) or say why not: a final status or Deferred.
+
+    A story's share is claimed for the version that fits ``config`` best (:func:`best_version`):
+    the claim moves the share to that article in the same UPDATE, so the text, the idempotency key
+    and a recovery after a crash all stay with the version chosen here. A recovered claim keeps
+    its version (sending another one could post twice).
+    """
     now = utcnow()
     with rt.session() as session:
         # The article and its source come with the share: the claim needs them for the view.
@@ -660,13 +725,15 @@ def _claim(rt: Runtime, share_id: int, lease: float) -> _Claim | str:
             recovering = True
         elif share.status != "pending":
             return share.status
+        article = share.article
         if not recovering:
-            claimed_rows = session.execute(  # type: ignore[attr-defined]
-                update(Share)
-                .where(Share.id == share_id, Share.status == "pending")
-                .values(status="sending", claimed_at=now, attempts=Share.attempts + 1)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            values: dict[str, Any] = {"status": "sending", "claimed_at": now, "attempts": Share.attempts + 1}
+            if share.story_id is not None and config is not None:
+                article = best_version(session, rt.config, config, share)
+            claimed_rows = _claim_pending(session, share, values, article)
+            if claimed_rows is None:  # the chosen version has a share of its own after all
+                article = share.article
+                claimed_rows = _claim_pending(session, share, values, article)
             if claimed_rows == 0:
                 session.rollback()
                 return "claimed"
@@ -682,7 +749,63 @@ def _claim(rt: Runtime, share_id: int, lease: float) -> _Claim | str:
                 session.rollback()
                 return "claimed"
         # The update changed only the claim columns, which the view does not read: no refresh.
-        return _Claim(share_id, share.endpoint, share_article_view(share.article), recovering)
+        return _Claim(share_id, share.endpoint, share_article_view(article), recovering)
+
+
+def _claim_pending(session: Session, share: Share, values: dict[str, Any], article: Article) -> int | None:
+    """Claim pending ``share`` for ``article``: rows claimed (0: taken), None if that article is taken.
+
+    Moving a story's share to another version keeps ``share_skips`` in step: the version posted
+    loses its ``same_story`` skip, the one it replaces gets it.
+    """
+    statement = (
+        update(Share)
+        .where(Share.id == share.id, Share.status == "pending")
+        .execution_options(synchronize_session=False)
+    )
+    if article.id == share.article_id:
+        return int(session.execute(statement.values(**values)).rowcount)  # type: ignore[attr-defined]
+    try:
+        with session.begin_nested():
+            claimed = int(
+                session.execute(statement.values(**values, article_id=article.id)).rowcount  # type: ignore[attr-defined]
+            )
+    except IntegrityError:  # (article, endpoint) is unique: that version was planned on its own
+        return None
+    if claimed:
+        _record_skips(session, article.id, {}, [share.endpoint])
+        _record_skips(session, share.article_id, {share.endpoint: "same_story"}, [])
+    return claimed
+
+
+def version_key(config: Config, endpoint: EndpointBase, article: Article) -> tuple[Any, ...]:
+    """How well ``article`` fits ``endpoint`` (smallest first): its ``languages``, then the main rule."""
+    try:
+        priority = config.source(article.source.name).priority
+    except KeyError:  # a source no longer configured
+        priority = 0
+    return (
+        language_rank(article.language, endpoint.languages),
+        *version_order(article, priority, config.stories.languages),
+    )
+
+
+def best_version(session: Session, config: Config, endpoint: EndpointBase, share: Share) -> Article:
+    """The ready version of ``share``'s story that ``endpoint`` should post (its own article if none fits).
+
+    Only versions the endpoint's routing rules select, and none that has a share of its own to
+    this endpoint (the unique (article, endpoint) index), are considered.
+    """
+    taken = select(Share.article_id).where(Share.endpoint == share.endpoint, Share.id != share.id)
+    versions = session.scalars(
+        select(Article)
+        .options(joinedload(Article.source))
+        .where(Article.story_id == share.story_id, Article.status == "ready", Article.id.not_in(taken))
+    ).all()
+    fitting = [article for article in versions if routes(config, endpoint, article)]
+    if not fitting:
+        return share.article
+    return min(fitting, key=lambda article: version_key(config, endpoint, article))
 
 
 def _finish(rt: Runtime, share_id: int, **values: Any) -> str:
@@ -762,6 +885,7 @@ def deliver_share(rt: Runtime, share_id: int) -> str:
                 Share.status,
                 Share.endpoint,
                 Share.not_before,
+                Share.story_id,
                 EndpointRow.name.label("row_name"),
                 EndpointRow.disabled_at,
                 EndpointRow.disabled_reason,
@@ -775,6 +899,8 @@ def deliver_share(rt: Runtime, share_id: int) -> str:
         if status == "uncertain":
             settled = settle_share(rt, share_id)
             return deliver_share(rt, share_id) if settled == "pending" else settled
+        if status == "sent" and found.story_id is not None:
+            return edit_story_post(rt, share_id)  # a version arrived after the post
         if status not in ("pending", "sending"):
             return status
         disabled_at, disabled_reason = found.disabled_at, found.disabled_reason
@@ -806,7 +932,10 @@ def deliver_share(rt: Runtime, share_id: int) -> str:
             if target != share_id:
                 _deliver_claimed(rt, target, config)
                 raise Deferred(config.min_interval or 1.0, "slot used for an older story")
-    return _deliver_claimed(rt, share_id, config)
+    status = _deliver_claimed(rt, share_id, config)
+    if status == "sent" and _edits_posts(config):
+        edit_story_post(rt, share_id, joined_while_sending=True)
+    return status
 
 
 def _deliver_claimed(rt: Runtime, share_id: int, config: EndpointBase) -> str:
@@ -815,7 +944,7 @@ def _deliver_claimed(rt: Runtime, share_id: int, config: EndpointBase) -> str:
     if slot.wait > 0:
         raise Deferred(slot.wait, "slow endpoint: its sends hold this worker's slots but one")
     with slot:
-        claim = _claim(rt, share_id, rt.claim_lease)
+        claim = _claim(rt, share_id, rt.claim_lease, config)
         if isinstance(claim, str):
             return claim
         slot.sending()
@@ -928,6 +1057,132 @@ def _after_transient(
             sent=True,
         )
     return _retry_later(rt, share_id, config.name, exc, attempts)
+
+
+# ---------------------------------------------------------------- editing a story's post
+
+# What an edited post adds after the text it was sent with (Mastodon ``story_edit``).
+ALSO_REPORTED = "\n\nAlso reported by: "
+# An edit the network could not take is tried again after EDIT_RETRY, then after half the time since
+# the newest version arrived (at most SETTLE_MAX_WAIT), and given up EDIT_GIVE_UP after it: never looped.
+EDIT_RETRY = 60.0
+EDIT_GIVE_UP = timedelta(days=1)
+_edit_locks = threading.Lock()  # without Redis: one process
+
+
+def story_edit_text(endpoint: Endpoint, posted: str, mentions: Sequence[str]) -> str:
+    """The post's text naming ``mentions`` ("<source> <url>"), within the network's limit.
+
+    Computed from the text the post was sent with (``posted``, any earlier "Also reported by"
+    cut off) and the story's versions, never appended: the same versions give the same text. A
+    mention that does not fit is left out.
+    """
+    base = posted.partition(ALSO_REPORTED)[0]
+    limit = endpoint.text_limit()
+    listed: list[str] = []
+    for mention in mentions:
+        candidate = base + ALSO_REPORTED + ", ".join([*listed, mention])
+        if limit is None or endpoint.text_length(candidate) <= limit:
+            listed.append(mention)
+    return base + ALSO_REPORTED + ", ".join(listed) if listed else base
+
+
+def _edit_lock(rt: Runtime, share_id: int) -> AbstractContextManager[object]:
+    if rt.redis_client is None:
+        return _edit_locks
+    return rt.redis_client.lock(f"syndicate:story-edit:{share_id}", timeout=60, blocking_timeout=30)
+
+
+def edit_story_post(rt: Runtime, share_id: int, *, joined_while_sending: bool = False) -> str:
+    """Name the story's other versions in its sent post where the endpoint edits (``story_edit``).
+
+    Runs when a version arrives after the post was sent (its planning hands the story's share back
+    for delivery) and right after sending (``joined_while_sending``: only if a version became
+    ready after the claim). Exactly once per text: the text is computed from the story's versions
+    under a lock per share and stored as the share's ``text`` once the network took it, so a
+    second run finds nothing to change. A network that cannot take the edit now raises
+    :class:`Deferred` (given up :data:`EDIT_GIVE_UP` after the newest version arrived); one that
+    refuses it is logged, and the post stays as it is.
+    """
+    import redis  # the Redis client library is imported where it is used, as elsewhere here
+
+    try:
+        with _edit_lock(rt, share_id):
+            return _edit_story_post(rt, share_id, joined_while_sending)
+    except redis.exceptions.LockError:
+        raise Deferred(EDIT_RETRY, "another worker is editing the story's post") from None
+
+
+def _edit_story_post(rt: Runtime, share_id: int, joined_while_sending: bool) -> str:
+    with rt.session() as session:
+        share = session.get(Share, share_id)
+        if share is None:
+            raise LookupError(f"no share with id {share_id}")
+        if share.status != "sent" or share.story_id is None or not share.remote_id or share.text is None:
+            return share.status
+        try:
+            config = rt.config.endpoint(share.endpoint)
+        except KeyError:
+            return share.status
+        if not _edits_posts(config):
+            return share.status
+        query = select(Article).options(joinedload(Article.source))
+        versions = list(
+            session.scalars(
+                query.where(
+                    Article.story_id == share.story_id,
+                    Article.status == "ready",
+                    Article.id != share.article_id,
+                )
+            )
+        )
+        if joined_while_sending and not any(
+            v.changed_at is not None and share.claimed_at is not None and v.changed_at >= share.claimed_at
+            for v in versions
+        ):
+            return share.status
+        versions.sort(key=lambda v: version_key(rt.config, config, v))
+        mentions = [f"{_source_title(rt.config, v)} {v.canonical_url}" for v in versions]
+        remote_id, posted = share.remote_id, share.text
+        arrived = [v.changed_at for v in versions if v.changed_at is not None]
+        newest = max(arrived, default=share.sent_at or utcnow())
+    endpoint = rt.endpoint(config.name)
+    text = story_edit_text(endpoint, posted, mentions)
+    if text == posted:
+        return "sent"
+    try:
+        endpoint.edit(remote_id, text)
+    except NotImplementedError:
+        return "sent"
+    except TransientShareError as exc:
+        age = utcnow() - newest
+        if age > EDIT_GIVE_UP:
+            log.warning("%s: share %s: gave up editing the story's post: %s", config.name, share_id, exc)
+            return "sent"
+        wait = min(max(age.total_seconds() / 2, EDIT_RETRY), SETTLE_MAX_WAIT)
+        raise Deferred(wait, f"editing the story's post: {exc}") from None
+    except ShareError as exc:
+        log.warning("%s: share %s: the story's post was not edited: %s", config.name, share_id, exc)
+        return "sent"
+    with rt.session() as session:
+        session.execute(
+            update(Share)
+            .where(Share.id == share_id, Share.status == "sent")
+            .values(text=text)
+            .execution_options(synchronize_session=False)
+        )
+    log.info(
+        "%s: share %s: the story's post now names %d other versions", config.name, share_id, len(mentions)
+    )
+    return "sent"
+
+
+def _source_title(config: Config, article: Article) -> str:
+    """The display name of ``article``'s source (its ``title``, else its name)."""
+    try:
+        return config.source(article.source.name).title or article.source.name
+    except KeyError:
+        return article.source.name
 
 
 # ---------------------------------------------------------------- settling uncertain shares

@@ -600,7 +600,7 @@ class EndpointStatus(_Row):
     skipped: int = Field(description="articles the planner did not share to this endpoint")
     skipped_reasons: dict[str, int] = Field(
         description="skipped per reason: first_crawl, back_catalogue, too_old (pushed, dated before the "
-        "endpoint was added), routing"
+        "endpoint was added), routing, same_story (another version of its story is shared there)"
     )
     missing_secrets: list[str] = Field(
         default_factory=list,

@@ -190,6 +190,8 @@ def unplanned_articles(rt: Runtime, session: Session, now: datetime, limit: int 
             Article.changed_at >= now - PLAN_LOOKBACK,
             Article.changed_at < now - timedelta(seconds=MIN_AGE),
             ~exists().where(Share.article_id == Article.id),
+            # Another version of its story has the story's shares (NULL story: no such share).
+            ~exists().where(Share.story_id == Article.story_id),
         )
         .order_by(Article.id)
         .limit(limit)

@@ -66,8 +66,8 @@ sources:
 feeds:
   - {{name: all, title: All}}
 endpoints:
-  - {{name: hook, kind: webhook, url: "{receiver.url}", secret: "${{CLI_HOOK_SECRET}}"}}
-  - {{name: log, kind: file, path: shares.jsonl}}
+  - {{name: hook, kind: webhook, url: "{receiver.url}", secret: "${{CLI_HOOK_SECRET}}", story_window: 0}}
+  - {{name: log, kind: file, path: shares.jsonl, story_window: 0}}
 """,
         encoding="utf-8",
     )

@@ -14,6 +14,7 @@ from config.model import (
     ConfigError,
     WebhookEndpointConfig,
     load_config,
+    parse_config,
     parse_duration,
     parse_endpoint,
 )
@@ -96,6 +97,22 @@ def test_durations(value: object, seconds: float) -> None:
 def test_bad_durations(value: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [(0, 0.0), ("0s", 0.0), ("0m", 0.0), ("20s", 20.0), ("5m", 300.0)]
+)
+def test_story_window_may_be_zero(value: object, seconds: float) -> None:
+    config = parse_config(
+        {"endpoints": [{"name": "a", "kind": "file", "path": "a.jsonl", "story_window": value}]}
+    )
+    assert config.endpoints[0].story_window == seconds
+
+
+@pytest.mark.parametrize("value", [-1, "soon", True, "8d"])
+def test_bad_story_windows(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"endpoints\[0\]\.story_window"):
+        parse_config({"endpoints": [{"name": "a", "kind": "file", "path": "a.jsonl", "story_window": value}]})
 
 
 # ---------------------------------------------------------------- endpoint kinds and credentials

@@ -50,7 +50,7 @@ sources:{sources}
 feeds:
   - {{name: all, title: All}}
 endpoints:
-  - {{name: archive, kind: file, path: archive.jsonl, back_catalogue: true}}
+  - {{name: archive, kind: file, path: archive.jsonl, back_catalogue: true, story_window: 0}}
 """
 ADDED = """
   - name: added-later

@@ -104,6 +104,7 @@ endpoints:
     url: {hook}
     secret: ${{E2E_WEBHOOK_SECRET}}
     back_catalogue: true   # the site's stories are all found by the first crawl
+    story_window: 0
 """,
         encoding="utf-8",
     )

@@ -310,7 +310,7 @@ class Rig:
         )
         endpoints = "\n".join(
             f'  - {{name: {e}, kind: webhook, url: "{self.hooks.url(e)}", secret: "${{FAULT_HOOK_SECRET}}",'
-            " back_catalogue: true}"
+            " back_catalogue: true, story_window: 0}"
             for e in ENDPOINTS
         )
         (self.tmp / "syndicate.yaml").write_text(
@@ -816,8 +816,9 @@ def test_slow_endpoint_beside_a_fast_one(tmp_path: Path, parts: tuple[Site, Hook
         + "feeds: [{name: all, title: All partner news}]\n"
         "endpoints:\n"
         f'  - {{name: partner, kind: webhook, url: "{hooks.url("partner")}",'
-        ' secret: "${FAULT_HOOK_SECRET}", back_catalogue: true, sources: [slow]}\n'
-        f'  - {{name: log, kind: file, path: "{out}", back_catalogue: true, sources: [fast]}}\n',
+        ' secret: "${FAULT_HOOK_SECRET}", back_catalogue: true, story_window: 0, sources: [slow]}\n'
+        f'  - {{name: log, kind: file, path: "{out}", back_catalogue: true, story_window: 0,'
+        " sources: [fast]}\n",
         encoding="utf-8",
     )
     syn = Syndicate.make(

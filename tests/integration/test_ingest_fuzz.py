@@ -99,7 +99,7 @@ api: {token: "${FUZZ_API_TOKEN}"}
 sources:
   - {name: partner, kind: listing, url: "http://127.0.0.1:9/news/"}
 feeds: [{name: all, title: All}]
-endpoints: [{name: log, kind: file, path: shares.jsonl}]
+endpoints: [{name: log, kind: file, path: shares.jsonl, story_window: 0}]
 """,
         encoding="utf-8",
     )

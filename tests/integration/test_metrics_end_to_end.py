@@ -102,11 +102,13 @@ endpoints:
     url: {hooks}/good
     secret: ${{METRICS_HOOK_SECRET}}
     back_catalogue: true
+    story_window: 0
   - name: bad
     kind: webhook
     url: {hooks}/bad?token={URL_TOKEN}
     secret: ${{METRICS_HOOK_SECRET}}
     back_catalogue: true
+    story_window: 0
 """
 
 

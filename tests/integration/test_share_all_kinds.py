@@ -271,26 +271,29 @@ def _config(
 ) -> tuple[str, dict[str, str]]:
     net = networks.url
     kinds = {
-        "masto": f'{{name: masto, kind: mastodon, instance: "{masto.url}", access_token: "${{ALL_MASTO}}"}}',
+        "masto": f'{{name: masto, kind: mastodon, instance: "{masto.url}", access_token: "${{ALL_MASTO}}", '
+        "story_window: 0}",
         "x": f'{{name: x, kind: x, api: "{net}", client_id: syndicate-all-kinds, '
-        'client_secret: "${ALL_X_SECRET}", refresh_token: "${ALL_X_REFRESH}"}',
+        'client_secret: "${ALL_X_SECRET}", refresh_token: "${ALL_X_REFRESH}", story_window: 0}',
         "linkedin": f'{{name: linkedin, kind: linkedin, api: "{net}", author: "urn:li:organization:5515715", '
-        'access_token: "${ALL_LI_TOKEN}"}',
+        'access_token: "${ALL_LI_TOKEN}", story_window: 0}',
         "facebook": f'{{name: facebook, kind: facebook, api: "{net}", page_id: "104528252291000", '
-        'page_access_token: "${ALL_FB_TOKEN}"}',
-        "threads": f'{{name: threads, kind: threads, api: "{net}", access_token: "${{ALL_TH_TOKEN}}"}}',
+        'page_access_token: "${ALL_FB_TOKEN}", story_window: 0}',
+        "threads": f'{{name: threads, kind: threads, api: "{net}", access_token: "${{ALL_TH_TOKEN}}", '
+        "story_window: 0}",
         "telegram": f'{{name: telegram, kind: telegram, api: "{net}", bot_token: "${{ALL_TG_TOKEN}}", '
-        'chat_id: "-1001234567890"}',
-        "discord": '{name: discord, kind: discord, webhook_url: "${ALL_DISCORD_URL}"}',
-        "slack": '{name: slack, kind: slack, webhook_url: "${ALL_SLACK_URL}"}',
-        "teams": '{name: teams, kind: teams, webhook_url: "${ALL_TEAMS_URL}"}',
-        "hook": f'{{name: hook, kind: webhook, url: "{hook_url}", secret: "${{ALL_HOOK_SECRET}}"}}',
-        "archive": f'{{name: archive, kind: file, path: "{archive}"}}',
+        'chat_id: "-1001234567890", story_window: 0}',
+        "discord": '{name: discord, kind: discord, webhook_url: "${ALL_DISCORD_URL}", story_window: 0}',
+        "slack": '{name: slack, kind: slack, webhook_url: "${ALL_SLACK_URL}", story_window: 0}',
+        "teams": '{name: teams, kind: teams, webhook_url: "${ALL_TEAMS_URL}", story_window: 0}',
+        "hook": f'{{name: hook, kind: webhook, url: "{hook_url}", secret: "${{ALL_HOOK_SECRET}}", '
+        "story_window: 0}",
+        "archive": f'{{name: archive, kind: file, path: "{archive}", story_window: 0}}',
     }
     if pds is not None and account is not None:
         kinds["bsky"] = (
             f'{{name: bsky, kind: bluesky, service: "{pds.url}", identifier: "{account.handle}", '
-            'app_password: "${ALL_BSKY_PASSWORD}"}'
+            'app_password: "${ALL_BSKY_PASSWORD}", story_window: 0}'
         )
     endpoints = "\n".join(f"  - {line}" for line in kinds.values())
     text = f"""

@@ -170,10 +170,10 @@ sources:
 feeds: [{{name: all, title: All}}]
 endpoints:
   - {{name: masto, kind: mastodon, instance: "{masto_proxy.url}", access_token: "${{CRASH_MASTO}}",
-      back_catalogue: true}}
+      back_catalogue: true, story_window: 0}}
   - {{name: hook, kind: webhook, url: "http://127.0.0.1:{hooks.server_port}/h", secret: "${{CRASH_HOOK}}",
-      back_catalogue: true}}
-  - {{name: chat, kind: discord, webhook_url: "${{CRASH_DISCORD}}", back_catalogue: true}}
+      back_catalogue: true, story_window: 0}}
+  - {{name: chat, kind: discord, webhook_url: "${{CRASH_DISCORD}}", back_catalogue: true, story_window: 0}}
 """,
             encoding="utf-8",
         )

@@ -52,9 +52,9 @@ sources:
 feeds: [{{name: all, title: All}}]
 endpoints:
   - {{name: masto, kind: mastodon, instance: "{proxy.url}", access_token: "${{SLOW_MASTO}}",
-      back_catalogue: true, timeout: 1s}}
+      back_catalogue: true, story_window: 0, timeout: 1s}}
   - {{name: hook, kind: webhook, url: "{hooks.url}", secret: "${{SLOW_HOOK}}",
-      back_catalogue: true, timeout: 4s}}
+      back_catalogue: true, story_window: 0, timeout: 4s}}
 """,
             encoding="utf-8",
         )

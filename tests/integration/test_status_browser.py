@@ -147,11 +147,13 @@ endpoints:
     kind: file
     path: shares.jsonl
     back_catalogue: true
+    story_window: 0
   - name: partner-hook
     kind: webhook
     url: {hook}
     secret: ${{BROWSER_WEBHOOK_SECRET}}
     back_catalogue: true
+    story_window: 0
 """,
         encoding="utf-8",
     )

@@ -54,7 +54,7 @@ sources:
     schedule: 1d
     options: {{link_selector: "a.post-link"}}
 feeds: [{{name: all, title: All}}]
-endpoints: [{{name: log, kind: file, path: shares.jsonl, back_catalogue: true}}]
+endpoints: [{{name: log, kind: file, path: shares.jsonl, back_catalogue: true, story_window: 0}}]
 """,
             encoding="utf-8",
         )

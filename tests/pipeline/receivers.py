@@ -111,7 +111,7 @@ class SlowProxy:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            do_GET = do_POST = _handle
+            do_GET = do_POST = do_PUT = _handle  # PUT: Mastodon's edits
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -244,12 +244,19 @@ def make_outbox(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[C
 
 def hook(url: str, name: str = "hook", **extra: Any) -> dict[str, Any]:
     """A webhook endpoint mapping whose secret is ``${HOOK_SECRET}``."""
-    return {"name": name, "kind": "webhook", "url": url, "secret": "${HOOK_SECRET}", **extra}
+    return {
+        "name": name,
+        "kind": "webhook",
+        "url": url,
+        "secret": "${HOOK_SECRET}",
+        "story_window": 0,
+        **extra,
+    }
 
 
 def file_endpoint(name: str = "archive", **extra: Any) -> dict[str, Any]:
     """A file endpoint mapping writing ``<name>.jsonl`` under the runtime's base dir."""
-    return {"name": name, "kind": "file", "path": f"{name}.jsonl", **extra}
+    return {"name": name, "kind": "file", "path": f"{name}.jsonl", "story_window": 0, **extra}
 
 
 # ---------------------------------------------------------------- back catalogue (real crawls)

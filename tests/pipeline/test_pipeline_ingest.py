@@ -134,7 +134,7 @@ def test_ingest_for_an_unknown_source_is_refused(pipe) -> None:
 def test_stale_work_returns_old_pending_articles_and_shares(site_config, make_pipe) -> None:
     # First-crawl articles are back catalogue; this endpoint wants them so there are shares to sweep.
     site_config["endpoints"] = [
-        {"name": "archive", "kind": "file", "path": "a.jsonl", "back_catalogue": True}
+        {"name": "archive", "kind": "file", "path": "a.jsonl", "back_catalogue": True, "story_window": 0}
     ]
     pipe = make_pipe(site_config)
     ids = pipe.crawl("valley")

@@ -31,15 +31,29 @@ def _config(site_config: dict, hook_url: str) -> dict:
         {"name": "it", "title": "IT Systems", "categories": ["it systems"]},
     ]
     site_config["endpoints"] = [
-        {"name": "archive", "kind": "file", "path": "shares/archive.jsonl"},
-        {"name": "hook", "kind": "webhook", "url": hook_url, "secret": "${HOOK_SECRET}", "feeds": ["it"]},
-        {"name": "farming", "kind": "file", "path": "shares/farming.jsonl", "categories": ["AGRICULTURE"]},
+        {"name": "archive", "kind": "file", "path": "shares/archive.jsonl", "story_window": 0},
+        {
+            "name": "hook",
+            "kind": "webhook",
+            "url": hook_url,
+            "secret": "${HOOK_SECRET}",
+            "feeds": ["it"],
+            "story_window": 0,
+        },
+        {
+            "name": "farming",
+            "kind": "file",
+            "path": "shares/farming.jsonl",
+            "categories": ["AGRICULTURE"],
+            "story_window": 0,
+        },
         {
             "name": "it-or-agri",
             "kind": "file",
             "path": "shares/mixed.jsonl",
             "feeds": ["it"],
             "categories": ["Agriculture"],
+            "story_window": 0,
         },
         {"name": "paused", "kind": "file", "path": "shares/paused.jsonl", "enabled": False},
     ]
@@ -94,7 +108,7 @@ def test_endpoint_feed_and_category_filters_choose_shares(share_pipe) -> None:
 
 
 def test_plan_skips_articles_that_are_not_ready(site_config, make_pipe, site: HTTPTestServer) -> None:
-    site_config["endpoints"] = [{"name": "archive", "kind": "file", "path": "a.jsonl"}]
+    site_config["endpoints"] = [{"name": "archive", "kind": "file", "path": "a.jsonl", "story_window": 0}]
     site.status("/news/farm-cooperative.html", 404)
     pipe = make_pipe(site_config)
     ids = pipe.crawl("valley")
@@ -256,7 +270,13 @@ def test_file_endpoint_that_cannot_be_written_fails_with_the_reason(
 ) -> None:
     (tmp_path / "a-directory.jsonl").mkdir()
     site_config["endpoints"] = [
-        {"name": "broken", "kind": "file", "path": "a-directory.jsonl", "back_catalogue": True}
+        {
+            "name": "broken",
+            "kind": "file",
+            "path": "a-directory.jsonl",
+            "back_catalogue": True,
+            "story_window": 0,
+        }
     ]
     pipe = make_pipe(site_config)
     [article_id] = pipe.crawl("harbour")

@@ -242,6 +242,7 @@ endpoints:
     kind: webhook
     url: "{hook}"
     secret: "${{SCALE_HOOK_SECRET}}"
+    story_window: 0
 """,
         encoding="utf-8",
     )

@@ -44,7 +44,7 @@ def web_config(**overrides: Any) -> dict[str, Any]:
             {"name": "all", "title": "All partner news"},
             {"name": "it", "title": "IT Systems", "categories": ["IT Systems"]},
         ],
-        "endpoints": [{"name": "archive", "kind": "file", "path": "shares.jsonl"}],
+        "endpoints": [{"name": "archive", "kind": "file", "path": "shares.jsonl", "story_window": 0}],
     }
     config.update(overrides)
     return config

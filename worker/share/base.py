@@ -600,6 +600,13 @@ class Endpoint(ABC):
         """
         raise NotImplementedError
 
+    def edit(self, remote_id: str, text: str, article: ShareArticle | None = None) -> ShareResult:
+        """Replace the text of our post ``remote_id`` with ``text`` (a story's later versions).
+
+        Raises NotImplementedError where the network cannot edit posts (the default).
+        """
+        raise NotImplementedError
+
     def now(self) -> datetime:
         """The current time (the clock given for tests, else UTC now)."""
         return self._clock()

@@ -13,6 +13,9 @@ status instead of posting again. Mastodon remembers a key for about an hour only
 attempts that did not come back with an answer are kept (with their time) in the token store: a
 retry older than that window reads the account's recent statuses first (:meth:`lookup`) and only
 posts when ours is not among them.
+
+With ``story_edit`` a story's post is edited (``PUT /api/v1/statuses/:id``, :meth:`edit`) when
+another partner's version arrives after it was sent (see :func:`worker.outbox.edit_story_post`).
 """
 
 from __future__ import annotations
@@ -328,6 +331,45 @@ class MastodonEndpoint(Endpoint):
                 sent=True,
             )
         self._forget_attempt(key)
+        return result
+
+    def edit(self, remote_id: str, text: str, article: ShareArticle | None = None) -> ShareResult:
+        """``PUT /api/v1/statuses/:id`` with ``text``; the status keeps its media and language.
+
+        The status is read first: an edit without ``media_ids`` may drop its attachments. Sending
+        the same text twice leaves the same status (Mastodon adds an entry to its edit history).
+        """
+        path = f"/api/v1/statuses/{remote_id}"
+        current = self.send(
+            "GET", self.api(path), what=f"GET {path}", headers=self._auth(), max_bytes=MAX_RESPONSE_BYTES
+        ).json()
+        payload: dict[str, Any] = {"status": text}
+        if isinstance(current, dict):
+            media = [
+                str(m["id"])
+                for m in current.get("media_attachments") or []
+                if isinstance(m, dict) and isinstance(m.get("id"), str | int)
+            ]
+            if media:
+                payload["media_ids"] = media
+            for field in ("language", "spoiler_text", "sensitive"):
+                if current.get(field) not in (None, ""):
+                    payload[field] = current[field]
+        answer = self.send(
+            "PUT",
+            self.api(path),
+            what=f"PUT {path}",
+            json=payload,
+            headers=self._auth(),
+            max_bytes=MAX_RESPONSE_BYTES,
+        )
+        result = self._status_result(answer.json())
+        if result is None:
+            raise TransientShareError(
+                self.redact(f"{self.name}: PUT {path}: unreadable answer: {answer.text()}"),
+                status=answer.status,
+                sent=True,
+            )
         return result
 
     @staticmethod

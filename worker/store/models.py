@@ -359,7 +359,8 @@ class ShareSkip(Base):
 
     ``reason``: ``first_crawl`` (found by its source's first crawl), ``back_catalogue`` (first seen
     before the endpoint was added), ``too_old`` (pushed, but published before the endpoint was added
-    and not within its ``max_age``) or ``routing`` (the endpoint's rules do not select it). A share
+    and not within its ``max_age``), ``routing`` (the endpoint's rules do not select it) or
+    ``same_story`` (another version of its story has the story's one share to that endpoint). A share
     planned later (``syndicate share send``, a routing change) removes the row.
     """
 
