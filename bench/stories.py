@@ -4,6 +4,7 @@
     .venv/bin/python bench/stories.py --set DIR    # another labelled set in the same format
     .venv/bin/python bench/stories.py --pairs 5000 # a larger uniform batch for `story match`
     .venv/bin/python bench/stories.py --profile    # and where the CPU goes (cProfile, top functions)
+    .venv/bin/python bench/stories.py --scale 1000 100000   # assignment cost by archive size (default)
 
 Prints pairwise precision / recall / F1 over every pair of articles in tests/fixtures/stories/ (a pair
 is "same" when both carry the same ``story``), hard negatives merged and cross-language pairs found;
@@ -172,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         "--pairs", type=int, default=2000, help="pairs of the uniform `story match` batch (default 2000)"
     )
     parser.add_argument("--profile", action="store_true", help="print where the CPU goes (cProfile)")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        nargs="*",
+        default=[1_000, 100_000],
+        help="archive sizes for the assignment table (bench/story_scale.py; none: skip it)",
+    )
+    parser.add_argument("--scale-new", type=int, default=40, help="articles assigned per archive size")
     args = parser.parse_args(argv)
     dev = DevSet.load(args.set)
     pairs = dev.pairs()
@@ -263,6 +272,24 @@ def main(argv: list[str] | None = None) -> int:
         )
     if offline is not None:
         print(f"| `story match` without network (`unshare --net`), {offline.pairs} pairs | answered |")
+    if args.scale:
+        # The pipeline's side in the same run: a new article assigned to a story in a stored archive
+        # (candidate lookup in story_keys, decisions, writes), by archive size.
+        print()
+        scale = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "story_scale.py"),
+                "--sizes",
+                *map(str, args.scale),
+                "--new",
+                str(args.scale_new),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        print(scale.stdout.rstrip())
     if args.profile:
         print()
         print(f"Where the CPU of the {len(same_pairs)} same-story pairs goes (fresh matcher, one thread):")
