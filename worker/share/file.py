@@ -2,15 +2,31 @@
 
 Each line is the rendered payload with the idempotency key added as ``"id"``. Appends happen
 under an exclusive ``fcntl.flock`` so concurrent worker processes never interleave lines, and a
-key already present in the file is not written again, so a redelivered task shares only once.
+key already present in the file is not written again, so a redelivered task shares only once
+(the endpoint is idempotent: a worker that died after its line went out and before the database
+heard of it sends again with the same key, which writes nothing).
+
+Finding a key costs the same whatever the file's size: a sidecar index ``<file>.keys`` (SQLite,
+with its ``-wal``/``-shm`` files) holds the keys of the file's first ``covered`` bytes. An append
+first indexes whatever lies past ``covered`` (lines of a writer that died before updating the
+index, so nothing written is ever missed), then looks its key up, writes and fsyncs its line, and
+only then records the key and the new ``covered``. The file stays the record: the index is
+rebuilt from it when it is missing, unreadable, or no longer matches the file (replaced, rotated,
+truncated, rewritten below ``covered``), and when it cannot be used at all the append scans the
+whole file as before.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
+import logging
 import os
+import sqlite3
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -18,9 +34,28 @@ from config.model import FileEndpointConfig
 from worker.errors import PermanentShareError, TransientShareError
 from worker.share.base import Endpoint, Preview, ShareResult, check_idempotency_key
 
+log = logging.getLogger(__name__)
+
 # Errors that retrying will not fix; anything else (disk full, I/O error) may pass.
 _PERMANENT_ERRNOS = frozenset(
     {errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EROFS, errno.ENAMETOOLONG, errno.ELOOP}
+)
+INDEX_SUFFIX = ".keys"
+# Each indexed line keeps its last bytes: a file rewritten under the index is noticed.
+_MARK_BYTES = 16
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS file (one INTEGER PRIMARY KEY CHECK (one = 1), device INTEGER NOT NULL,"
+    " inode INTEGER NOT NULL)",
+    # ``end``: the offset just past the key's line; the largest is how far the index covers the file.
+    "CREATE TABLE IF NOT EXISTS keys (key TEXT PRIMARY KEY, end INTEGER NOT NULL, mark BLOB NOT NULL)"
+    " WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS keys_end ON keys (end)",
+)
+# One round trip: which file the index is of, how far it covers it, and whether it holds the key.
+_STATE = (
+    "SELECT f.device, f.inode, (SELECT end FROM keys ORDER BY end DESC LIMIT 1),"
+    " (SELECT mark FROM keys ORDER BY end DESC LIMIT 1), EXISTS (SELECT 1 FROM keys WHERE key = ?)"
+    " FROM file AS f"
 )
 
 
@@ -30,36 +65,127 @@ def encode_line(payload: dict[str, Any], key: str) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
+def _line_key(line: bytes) -> str | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    key = record.get("id") if isinstance(record, dict) else None
+    return key if isinstance(key, str) else None
+
+
 def _holds_key(handle: BinaryIO, key: str) -> bool:
+    """Whether any line of the file has ``key`` as its id: a scan of the whole file."""
     # A cheap substring test first: only lines that mention the key are parsed.
     needle = json.dumps(key).encode("utf-8")
     handle.seek(0)
     for line in handle:
-        if needle not in line:
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("id") == key:
+        if needle in line and _line_key(line) == key:
             return True
     return False
 
 
-def _ends_without_newline(handle: BinaryIO) -> bool:
-    size = handle.seek(0, os.SEEK_END)
-    if size == 0:
-        return False
-    handle.seek(size - 1)
-    return handle.read(1) != b"\n"
+def _open_append(path: Path) -> BinaryIO:
+    """``path`` opened to append and read, its directories made when missing."""
+    try:
+        return open(path, "a+b")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a+b")
+
+
+def _remove_index(path: Path) -> None:
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
+
+
+class KeyIndex:
+    """The sidecar index of one file's keys (see the module docstring); used under the file's lock."""
+
+    def __init__(self, path: Path) -> None:
+        """Open (creating) the index at ``path``."""
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            # WAL with NORMAL sync: a crash keeps the index consistent, at worst behind the file,
+            # and what it lacks is read back from the file's tail.
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
+                self.db.execute(statement)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.close()
+
+    def holds(self, handle: BinaryIO, key: str) -> bool:
+        """Whether the file has a line for ``key``; indexes first what the index does not cover yet."""
+        fd = handle.fileno()
+        stat = os.fstat(fd)
+        size = stat.st_size
+        row = self.db.execute(_STATE, (key,)).fetchone()
+        start = 0
+        if row is not None and (row[0], row[1]) == (stat.st_dev, stat.st_ino):
+            end, mark, present = row[2] or 0, row[3] or b"", bool(row[4])
+            if end <= size and os.pread(fd, len(mark), end - len(mark)) == mark:
+                if end == size:
+                    return present
+                start = end
+        self.catch_up(handle, start, stat.st_dev, stat.st_ino)
+        return self.db.execute("SELECT 1 FROM keys WHERE key = ?", (key,)).fetchone() is not None
+
+    def catch_up(self, handle: BinaryIO, start: int, device: int, inode: int) -> None:
+        """Index the lines from offset ``start`` on (from 0: the whole file, anew)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if start == 0:
+                self.db.execute("DELETE FROM keys")
+                self.db.execute(
+                    "INSERT OR REPLACE INTO file (one, device, inode) VALUES (1, ?, ?)", (device, inode)
+                )
+            handle.seek(start)
+            self.db.executemany(
+                "INSERT OR IGNORE INTO keys (key, end, mark) VALUES (?, ?, ?)", _scan(handle, start)
+            )
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def record(self, key: str, end: int, line: bytes) -> None:
+        """Add ``key``, whose ``line`` was just written to end at offset ``end``."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO keys (key, end, mark) VALUES (?, ?, ?)", (key, end, line[-_MARK_BYTES:])
+        )
+
+
+def _scan(handle: BinaryIO, offset: int) -> Iterator[tuple[str, int, bytes]]:
+    """(key, end offset, mark) of every line with a key, read from the handle's position at ``offset``."""
+    for line in handle:
+        offset += len(line)
+        key = _line_key(line)
+        if key is not None:
+            yield key, offset, line[-_MARK_BYTES:]
 
 
 class FileEndpoint(Endpoint):
     """Appends each shared article as a JSON line to ``config.path``."""
 
     kind = "file"
+    # The same key is never written twice (see the module docstring).
+    idempotent = True
 
-    @property
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Bind the endpoint (see :class:`Endpoint`); the key index opens on the first append."""
+        super().__init__(*args, **kwargs)
+        self._index: KeyIndex | None = None
+        self._index_pid = 0
+        self._index_lock = threading.Lock()
+
+    @functools.cached_property
     def path(self) -> Path:
         """The output file; a relative ``config.path`` is taken from ``base_dir``."""
         config = self.config
@@ -68,26 +194,92 @@ class FileEndpoint(Endpoint):
         path = Path(config.path).expanduser()
         return path if path.is_absolute() else self.base_dir / path
 
+    def close(self) -> None:
+        """Close the key index too."""
+        with self._index_lock:
+            self._drop_index()
+        super().close()
+
     def publish(self, preview: Preview, idempotency_key: str) -> ShareResult:
         """Append ``preview.payload`` unless a line with ``idempotency_key`` is already there."""
         key = check_idempotency_key(idempotency_key)
         path = self.path
         line = encode_line(preview.payload, key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a+b") as handle:
+            with self._index_lock, _open_append(path) as handle:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
                 try:
-                    if not _holds_key(handle, key):
-                        # A writer that died mid-line must not glue its fragment to our line.
-                        if _ends_without_newline(handle):
-                            line = b"\n" + line
-                        handle.write(line)
-                        handle.flush()
-                        os.fsync(handle.fileno())
+                    self._append_once(path, handle, key, line)
                 finally:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         except OSError as exc:
             error = PermanentShareError if exc.errno in _PERMANENT_ERRNOS else TransientShareError
             raise error(f"{self.name}: cannot append to {path}: {exc.strerror or exc}") from None
         return ShareResult(remote_id=key)
+
+    def _append_once(self, path: Path, handle: BinaryIO, key: str, line: bytes) -> None:
+        index = self._open_index(path)
+        if index is not None:
+            try:
+                present = index.holds(handle, key)
+            except sqlite3.Error as exc:
+                self._index_failed(index, exc, remove=True)
+                index = None
+        if index is None:
+            present = _holds_key(handle, key)
+        if present:
+            return
+        # A writer that died mid-line must not glue its fragment to our line.
+        size = handle.seek(0, os.SEEK_END)
+        if size and os.pread(handle.fileno(), 1, size - 1) != b"\n":
+            line = b"\n" + line
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
+        if index is not None:
+            try:
+                index.record(key, size + len(line), line)
+            except sqlite3.Error as exc:  # the line is written: the next append indexes it from the tail
+                self._index_failed(index, exc, remove=False)
+
+    def _open_index(self, path: Path) -> KeyIndex | None:
+        index = self._index
+        if index is not None and self._index_pid == os.getpid():
+            return index
+        index_path = path.with_name(path.name + INDEX_SUFFIX)
+        self._drop_index()
+        try:
+            self._index = KeyIndex(index_path)
+        except sqlite3.Error as exc:
+            log.warning("%s: key index %s unusable (%s); rebuilding it", self.name, index_path, exc)
+            try:  # a corrupt or foreign file: start over once
+                _remove_index(index_path)
+                self._index = KeyIndex(index_path)
+            except (OSError, sqlite3.Error) as again:
+                log.warning(
+                    "%s: no key index at %s (%s); scanning %s for each append",
+                    self.name,
+                    index_path,
+                    again,
+                    path,
+                )
+                return None
+        self._index_pid = os.getpid()
+        return self._index
+
+    def _index_failed(self, index: KeyIndex, exc: sqlite3.Error, *, remove: bool) -> None:
+        log.warning("%s: key index %s failed (%s); it will be rebuilt", self.name, index.path, exc)
+        self._drop_index()
+        if remove:
+            try:
+                _remove_index(index.path)
+            except OSError:
+                pass
+
+    def _drop_index(self) -> None:
+        index, self._index = self._index, None
+        if index is not None and self._index_pid == os.getpid():
+            try:
+                index.close()
+            except sqlite3.Error:
+                pass
