@@ -261,3 +261,25 @@ def test_without_a_usable_index_the_file_is_scanned(tmp_path: Path, article: Sha
     ep.publish(preview, "a")
     ep.publish(preview, "b")
     assert [line["id"] for line in read_lines(path)] == ["a", "b"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+def test_another_process_reads_only_what_the_index_does_not_cover(
+    tmp_path: Path, article: ShareArticle
+) -> None:
+    path = tmp_path / "shares.jsonl"
+    first = make(path)
+    preview = first.render(article)
+    _fill(path, preview, 10_000)
+    first.publish(preview, "a")  # indexes the file; the last keys it read stay in its memory
+    first.close()
+    other = make(path)  # a process started later, or after the first one died
+    before = _bytes_read()
+    other.publish(preview, "old-9999")  # past the index's coverage: read back from the file's tail
+    other.publish(preview, "old-5")  # in the index
+    other.publish(preview, "a")
+    other.publish(preview, "b")
+    read = _bytes_read() - before
+    assert read < 256 * 1024, f"{read} bytes read for 4 appends to a {path.stat().st_size}-byte file"
+    ids = [line["id"] for line in read_lines(path)]
+    assert len(ids) == 10_002 and ids[-2:] == ["a", "b"]

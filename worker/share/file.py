@@ -7,13 +7,13 @@ key already present in the file is not written again, so a redelivered task shar
 heard of it sends again with the same key, which writes nothing).
 
 Finding a key costs the same whatever the file's size: a sidecar index ``<file>.keys`` (SQLite,
-with its ``-wal``/``-shm`` files) holds the keys of the file's first ``covered`` bytes. An append
-first indexes whatever lies past ``covered`` (lines of a writer that died before updating the
-index, so nothing written is ever missed), then looks its key up, writes and fsyncs its line, and
-only then records the key and the new ``covered``. The file stays the record: the index is
-rebuilt from it when it is missing, unreadable, or no longer matches the file (replaced, rotated,
-truncated, rewritten below ``covered``), and when it cannot be used at all the append scans the
-whole file as before.
+with its ``-wal``/``-shm`` files) holds the keys of the file's lines up to the last one it has (its
+coverage). Each process reads whatever lies past what it has seen (lines of other processes, or of
+a writer that died before its keys reached the index, so nothing written is ever missed), looks the
+key up, writes and fsyncs its line, and adds the keys to the index by the batch (:class:`KeyIndex`).
+The file stays the record: the index is rebuilt from it when it is missing, unreadable, or no longer
+matches the file (replaced, rotated, truncated, rewritten under its coverage), and when it cannot be
+used at all the append scans the whole file as before.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -51,12 +50,13 @@ _SCHEMA = (
     " WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS keys_end ON keys (end)",
 )
-# One round trip: which file the index is of, how far it covers it, and whether it holds the key.
-_STATE = (
+_COVERAGE = (
     "SELECT f.device, f.inode, (SELECT end FROM keys ORDER BY end DESC LIMIT 1),"
-    " (SELECT mark FROM keys ORDER BY end DESC LIMIT 1), EXISTS (SELECT 1 FROM keys WHERE key = ?)"
-    " FROM file AS f"
+    " (SELECT mark FROM keys ORDER BY end DESC LIMIT 1) FROM file AS f"
 )
+# Keys a process keeps in memory (read past the index's coverage, or written) before it adds them to the
+# index in one transaction: the most a reader after a crash has to read back from the file's tail.
+FLUSH_KEYS = 256
 
 
 def encode_line(payload: dict[str, Any], key: str) -> bytes:
@@ -100,7 +100,13 @@ def _remove_index(path: Path) -> None:
 
 
 class KeyIndex:
-    """The sidecar index of one file's keys (see the module docstring); used under the file's lock."""
+    """The sidecar index of one file's keys, as one process follows the file; used under the file's lock.
+
+    The process remembers how far it has read the file (``end``, and the bytes just before it) and the
+    keys it read or wrote past the index's coverage (``tail``); they go to the index every
+    :data:`FLUSH_KEYS` keys, so appends in between cost no write to it, and what a process that stopped
+    kept in memory is read back from the file's tail by the next one.
+    """
 
     def __init__(self, path: Path) -> None:
         """Open (creating) the index at ``path``."""
@@ -116,59 +122,93 @@ class KeyIndex:
         except BaseException:
             self.db.close()
             raise
+        self.file: tuple[int, int] | None = None  # (device, inode) of the file followed
+        self.end = 0
+        self.mark = b""
+        self.tail: dict[str, tuple[int, bytes]] = {}
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the index; the keys kept in memory are left to the next reader of the file's tail.
+
+        (Adding them here, outside the file's lock, could add a rotated file's keys to its successor's.)
+        """
         self.db.close()
 
     def holds(self, handle: BinaryIO, key: str) -> bool:
-        """Whether the file has a line for ``key``; indexes first what the index does not cover yet."""
+        """Whether the file has a line for ``key``; reads first what was appended since this process read."""
         fd = handle.fileno()
         stat = os.fstat(fd)
-        size = stat.st_size
-        row = self.db.execute(_STATE, (key,)).fetchone()
-        start = 0
-        if row is not None and (row[0], row[1]) == (stat.st_dev, stat.st_ino):
-            end, mark, present = row[2] or 0, row[3] or b"", bool(row[4])
-            if end <= size and os.pread(fd, len(mark), end - len(mark)) == mark:
-                if end == size:
-                    return present
-                start = end
-        self.catch_up(handle, start, stat.st_dev, stat.st_ino)
+        if (
+            self.file != (stat.st_dev, stat.st_ino)
+            or self.end > stat.st_size
+            or os.pread(fd, len(self.mark), self.end - len(self.mark)) != self.mark
+        ):
+            self._load(handle, stat)
+        elif self.end < stat.st_size:
+            self._read(handle)
+        if key in self.tail:
+            return True
         return self.db.execute("SELECT 1 FROM keys WHERE key = ?", (key,)).fetchone() is not None
 
-    def catch_up(self, handle: BinaryIO, start: int, device: int, inode: int) -> None:
-        """Index the lines from offset ``start`` on (from 0: the whole file, anew)."""
+    def added(self, key: str, end: int, line: bytes) -> None:
+        """``line``, holding ``key``, was just appended and ends at offset ``end``."""
+        self.end, self.mark = end, line[-_MARK_BYTES:]
+        self.tail[key] = (end, self.mark)
+        if len(self.tail) >= FLUSH_KEYS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Add the keys kept in memory to the index."""
+        if not self.tail:
+            return
+        rows = [(key, end, mark) for key, (end, mark) in self.tail.items()]
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            if start == 0:
-                self.db.execute("DELETE FROM keys")
-                self.db.execute(
-                    "INSERT OR REPLACE INTO file (one, device, inode) VALUES (1, ?, ?)", (device, inode)
-                )
-            handle.seek(start)
-            self.db.executemany(
-                "INSERT OR IGNORE INTO keys (key, end, mark) VALUES (?, ?, ?)", _scan(handle, start)
-            )
+            self.db.executemany("INSERT OR IGNORE INTO keys (key, end, mark) VALUES (?, ?, ?)", rows)
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+        self.tail.clear()
 
-    def record(self, key: str, end: int, line: bytes) -> None:
-        """Add ``key``, whose ``line`` was just written to end at offset ``end``."""
-        self.db.execute(
-            "INSERT OR IGNORE INTO keys (key, end, mark) VALUES (?, ?, ?)", (key, end, line[-_MARK_BYTES:])
-        )
+    def _load(self, handle: BinaryIO, stat: os.stat_result) -> None:
+        """Follow the file from the index's coverage on, or index it anew if the index is not of it."""
+        fd = handle.fileno()
+        self.tail.clear()
+        row = self.db.execute(_COVERAGE).fetchone()
+        end, mark = (row[2] or 0, row[3] or b"") if row is not None else (0, b"")
+        if (
+            row is None
+            or (row[0], row[1]) != (stat.st_dev, stat.st_ino)
+            or end > stat.st_size
+            or os.pread(fd, len(mark), end - len(mark)) != mark
+        ):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute("DELETE FROM keys")
+                self.db.execute(
+                    "INSERT OR REPLACE INTO file (one, device, inode) VALUES (1, ?, ?)",
+                    (stat.st_dev, stat.st_ino),
+                )
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+            end, mark = 0, b""
+        self.file, self.end, self.mark = (stat.st_dev, stat.st_ino), end, mark
+        self._read(handle)
 
-
-def _scan(handle: BinaryIO, offset: int) -> Iterator[tuple[str, int, bytes]]:
-    """(key, end offset, mark) of every line with a key, read from the handle's position at ``offset``."""
-    for line in handle:
-        offset += len(line)
-        key = _line_key(line)
-        if key is not None:
-            yield key, offset, line[-_MARK_BYTES:]
+    def _read(self, handle: BinaryIO) -> None:
+        """Read the lines from ``end`` to the end of the file into ``tail`` (to the index by the batch)."""
+        handle.seek(self.end)
+        for line in handle:
+            self.end += len(line)
+            self.mark = (self.mark + line)[-_MARK_BYTES:]
+            key = _line_key(line)
+            if key is not None:
+                self.tail[key] = (self.end, self.mark)
+                if len(self.tail) >= FLUSH_KEYS:
+                    self.flush()
 
 
 class FileEndpoint(Endpoint):
@@ -238,7 +278,7 @@ class FileEndpoint(Endpoint):
         os.fsync(handle.fileno())
         if index is not None:
             try:
-                index.record(key, size + len(line), line)
+                index.added(key, size + len(line), line)
             except sqlite3.Error as exc:  # the line is written: the next append indexes it from the tail
                 self._index_failed(index, exc, remove=False)
 
