@@ -224,6 +224,10 @@ class FileEndpoint(Endpoint):
         self._index: KeyIndex | None = None
         self._index_pid = 0
         self._index_lock = threading.Lock()
+        # The file stays open between appends (opening it cost as much as the rest of an append); it is
+        # opened again when the path names another file (rotated, removed) or in a forked process.
+        self._handle: BinaryIO | None = None
+        self._handle_pid = 0
 
     @functools.cached_property
     def path(self) -> Path:
@@ -235,8 +239,9 @@ class FileEndpoint(Endpoint):
         return path if path.is_absolute() else self.base_dir / path
 
     def close(self) -> None:
-        """Close the key index too."""
+        """Close the file and the key index too."""
         with self._index_lock:
+            self._drop_handle()
             self._drop_index()
         super().close()
 
@@ -246,12 +251,17 @@ class FileEndpoint(Endpoint):
         path = self.path
         line = encode_line(preview.payload, key)
         try:
-            with self._index_lock, _open_append(path) as handle:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            with self._index_lock:
+                handle = self._file(path)
                 try:
-                    self._append_once(path, handle, key, line)
-                finally:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                    try:
+                        self._append_once(path, handle, key, line)
+                    finally:
+                        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                except BaseException:
+                    self._drop_handle()
+                    raise
         except OSError as exc:
             error = PermanentShareError if exc.errno in _PERMANENT_ERRNOS else TransientShareError
             raise error(f"{self.name}: cannot append to {path}: {exc.strerror or exc}") from None
@@ -281,6 +291,29 @@ class FileEndpoint(Endpoint):
                 index.added(key, size + len(line), line)
             except sqlite3.Error as exc:  # the line is written: the next append indexes it from the tail
                 self._index_failed(index, exc, remove=False)
+
+    def _file(self, path: Path) -> BinaryIO:
+        """The open file, if ``path`` still names it; else ``path`` opened anew."""
+        handle = self._handle
+        if handle is not None and self._handle_pid == os.getpid():
+            try:
+                named, held = os.stat(path), os.fstat(handle.fileno())
+            except FileNotFoundError:
+                pass
+            else:
+                if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                    return handle
+        self._drop_handle()
+        self._handle, self._handle_pid = _open_append(path), os.getpid()
+        return self._handle
+
+    def _drop_handle(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None and self._handle_pid == os.getpid():
+            try:
+                handle.close()
+            except OSError:
+                pass
 
     def _open_index(self, path: Path) -> KeyIndex | None:
         index = self._index
