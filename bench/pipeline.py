@@ -71,6 +71,11 @@ READY_TIMEOUT = 90.0
 # A run during which processes other than ours kept this many cores busy is marked noisy.
 NOISY_CORES = 0.25
 SETTLE_TIMEOUT = 30.0
+# The processes whose CPU counts as the pipeline's (the benchmark only polls; the `syndicate crawl` CLI is
+# shown apart: in production beat sends the crawl) and as the floor's (the benchmark process sends the
+# no-op tasks, as the pipeline's own tasks send the next ones).
+PIPELINE_CPU = ("worker pool", "worker main", "redis")
+FLOOR_CPU = ("worker pool", "worker main", "redis", "bench")
 # Celery's trace logger: "Task syndicate.noop[<id>] succeeded in 0.0012s: 3".
 TASK_DONE = re.compile(r"Task (syndicate\.\w+)\[[0-9a-f-]+\] succeeded in ([0-9.e-]+)s")
 TASK_RETRY = re.compile(r"Task (syndicate\.\w+)\[[0-9a-f-]+\] retry")
@@ -384,17 +389,21 @@ class CpuSample:
     bench: float
     machine_busy: float
 
-    def since(self, earlier: CpuSample) -> dict[str, float]:
-        """Cores busy on average between ``earlier`` and this sample, by who used them."""
-        span = self.at - earlier.at
-        if span <= 0:
-            return {}
-        used = {
+    def used_since(self, earlier: CpuSample) -> dict[str, float]:
+        """CPU seconds each of our processes used between ``earlier`` and this sample."""
+        return {
             "worker pool": self.worker_children - earlier.worker_children,
             "worker main": self.worker_parent - earlier.worker_parent,
             "redis": self.redis - earlier.redis,
             "bench": self.bench - earlier.bench,
         }
+
+    def since(self, earlier: CpuSample) -> dict[str, float]:
+        """Cores busy on average between ``earlier`` and this sample, by who used them."""
+        span = self.at - earlier.at
+        if span <= 0:
+            return {}
+        used = self.used_since(earlier)
         busy = self.machine_busy - earlier.machine_busy
         used["other processes"] = max(0.0, busy - sum(used.values()))
         used["machine"] = busy
@@ -480,6 +489,9 @@ class PipelineResult:
     share_status: Counter[str]
     page_fetches: int
     cpu: dict[str, float] = field(default_factory=dict)  # cores busy from t0 to the last share
+    # CPU ms per article by process, from just before `syndicate crawl` until drained (renders included)
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    redis_commands: float = math.nan  # per article, over the same span (the bench's own polls left out)
 
     @property
     def rate(self) -> float:
@@ -496,6 +508,8 @@ class FloorResult:
     enqueue_s: float  # first → last noop.delay
     log_problems: Counter[str]
     cpu: dict[str, float] = field(default_factory=dict)
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per task by process
+    redis_commands: float = math.nan  # per task
 
     @property
     def rate(self) -> float:
@@ -523,6 +537,8 @@ class Bench:
     infos: list[PageInfo] = field(default_factory=list)
     running: list[Syndicate] = field(default_factory=list)
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # Commands this process sent to Redis while polling for the drain (left out of the per-article count).
+    polls: int = 0
 
     # -- set-up and tear-down
 
@@ -605,14 +621,17 @@ sources:
     kind: listing
     url: {self.site.base}/news/
     schedule: 1d
+    backfill: {self.articles}
     options: {{link_selector: "a.post-link", max_articles: {self.articles}}}
 feeds:
-  - {{name: all, title: All partner news, limit: {FEED_LIMIT}}}
-  - {{name: it, title: IT Systems, categories: ["IT Systems"], limit: {FEED_LIMIT}}}
+  - {{name: all, title: All partner news, limit: {FEED_LIMIT}, archive_page_size: {FEED_LIMIT}}}
+  - {{name: it, title: IT Systems, categories: ["IT Systems"], limit: {FEED_LIMIT},
+      archive_page_size: {FEED_LIMIT}}}
 endpoints:
   - name: {ENDPOINT}
     kind: file
     path: {shares}
+    back_catalogue: true
     template: "{{title}}\\n\\n{{summary}}\\n\\n{{url}}"
 """,
             encoding="utf-8",
@@ -655,6 +674,33 @@ endpoints:
         assert self.redis_server is not None and self.redis_server.proc is not None
         return cpu_sample(worker_pid, self.redis_server.proc.pid)
 
+    def redis_commands(self) -> int:
+        """Commands the Redis server has processed so far (its ``INFO`` call not counted)."""
+        stats = self.redis().info("stats")
+        return int(stats["total_commands_processed"])
+
+    @staticmethod
+    def per_item(
+        used: dict[str, float], commands: int, items: int, counted: Sequence[str]
+    ) -> tuple[dict[str, float], float]:
+        """CPU ms per item by process, their ``total`` over ``counted``, and Redis commands per item."""
+        cpu_ms = {name: seconds * 1000 / items for name, seconds in used.items()}
+        cpu_ms["total"] = sum(cpu_ms[name] for name in counted)
+        return cpu_ms, commands / items
+
+    def normalize_cpu_ms(self) -> float:
+        """CPU ms this process takes to normalize one of the site's article pages (the mean over all)."""
+        from worker.normalize import normalize
+
+        assert self.site is not None
+        pages = [(path, body) for path, body in self.site.pages.items() if path != "/news/"]
+        for path, body in pages[:5]:  # warm up (imports, caches)
+            normalize(body, self.site.base + path)
+        started = time.process_time()
+        for path, body in pages:
+            normalize(body, self.site.base + path)
+        return (time.process_time() - started) * 1000 / len(pages)
+
     def stop_worker(self, syn: Syndicate) -> None:
         """Warm-stop the run's processes."""
         syn.stop()
@@ -672,6 +718,7 @@ endpoints:
             for queue in QUEUES:
                 pipe.llen(queue)
             pipe.hlen("unacked")
+            self.polls += len(QUEUES) + 1
             now = time.monotonic()
             if sum(pipe.execute()) == 0:
                 if first_empty is not None and now - first_empty >= 0.01:
@@ -733,7 +780,10 @@ endpoints:
         with self.site.lock:
             self.site.hits.clear()
         worker_pid = self.start_worker(syn, f"bench-pipeline-{index}@localhost")
+        before, commands0, polls0 = self.cpu(worker_pid), self.redis_commands(), self.polls
+        cli0 = os.times()
         t0_wall, t0, cli_s = self.crawl(syn)
+        cli1 = os.times()
         cpu0 = self.cpu(worker_pid)
         deadline = t0 + self.timeout
         lines = 0
@@ -751,6 +801,9 @@ endpoints:
                 f"run dir {syn.cwd} (use --keep)\n{syn.logs()}"
             )
         drained = self.wait_drained(SETTLE_TIMEOUT, poll=POLL_SECONDS)
+        after = self.cpu(worker_pid)
+        # Every INFO after the first one is counted by the next; the drain polls are the bench's own.
+        commands = self.redis_commands() - commands0 - 1 - (self.polls - polls0)
         self.stop_worker(syn)
         with self.site.lock:
             fetches = sum(n for path, n in self.site.hits.items() if path != "/news/")
@@ -761,6 +814,12 @@ endpoints:
         result.crawl_cli_s = cli_s
         result.page_fetches = fetches
         result.cpu = cpu1.since(cpu0)
+        used = after.used_since(before)
+        # The `syndicate crawl` CLI is this process's child: its CPU shows in os.times() once it is reaped.
+        used["crawl CLI"] = (cli1.children_user + cli1.children_system) - (
+            cli0.children_user + cli0.children_system
+        )
+        result.cpu_ms, result.redis_commands = self.per_item(used, commands, self.articles, PIPELINE_CPU)
         if drained is None:
             result.problems.append(f"queues not drained {SETTLE_TIMEOUT:.0f}s after the last share")
         return result
@@ -772,6 +831,7 @@ endpoints:
         from worker.tasks import noop
 
         cpu0 = self.cpu(worker_pid)
+        commands0, polls0 = self.redis_commands(), self.polls
         started = time.monotonic()
         for i in range(self.noop_tasks):
             noop.delay(i)
@@ -780,6 +840,8 @@ endpoints:
         if done is None:
             raise BenchError(f"noop tasks not drained within {self.timeout:.0f}s:\n{syn.logs()}")
         cpu1 = self.cpu(worker_pid)
+        commands = self.redis_commands() - commands0 - 1 - (self.polls - polls0)
+        cpu_ms, per_task = self.per_item(cpu1.used_since(cpu0), commands, self.noop_tasks, FLOOR_CPU)
         self.stop_worker(syn)
         log = (syn.cwd / "worker.log").read_text(errors="replace", encoding="utf-8")
         counts = Counter(m.group(1) for m in TASK_DONE.finditer(log))
@@ -792,6 +854,8 @@ endpoints:
             enqueue_s=enqueued - started,
             log_problems=problems,
             cpu=cpu1.since(cpu0),
+            cpu_ms=cpu_ms,
+            redis_commands=per_task,
         )
 
 
@@ -812,6 +876,16 @@ def reset_database(url: str) -> None:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     finally:
         engine.dispose()
+
+
+def current_feed_size(ordered: Sequence[tuple[int, PageInfo]]) -> int:
+    """Items a feed's current document holds: the newest ``FEED_LIMIT`` by publication date, plus those
+    not yet on a full archive page (pages of ``FEED_LIMIT`` in stored order, RFC 5005), from ``(article
+    id, generated page)`` pairs in stored order."""
+    full = len(ordered) // FEED_LIMIT * FEED_LIMIT
+    tail = {aid for aid, _ in ordered[full:]}
+    newest = sorted(ordered, key=lambda pair: (pair[1].published, pair[0]), reverse=True)[:FEED_LIMIT]
+    return len(tail | {aid for aid, _ in newest})
 
 
 def scan_log(log: str) -> Counter[str]:
@@ -843,6 +917,9 @@ def collect_pipeline(
                 c for (c,) in conn.execute(select(Article.category).where(Article.status == "ready")).all()
             )
             per_article = Counter(a for (a,) in conn.execute(select(Share.article_id)).all())
+            stored = conn.execute(
+                select(Article.id, Article.url).where(Article.status == "ready").order_by(Article.id)
+            ).all()
             chrome = Counter(
                 marker
                 for text_value, html_value in conn.execute(select(Article.text, Article.content_html)).all()
@@ -876,7 +953,12 @@ def collect_pipeline(
     if categories.get("IT Systems", 0) != want_it:
         problems.append(f"IT Systems articles stored {categories.get('IT Systems', 0)}, generated {want_it}")
     feed_items: dict[str, int] = {}
-    expected = {"all": min(n, FEED_LIMIT), "it": min(want_it, FEED_LIMIT)}
+    by_path = {info.path: info for info in infos}
+    ordered = [(aid, by_path[urlsplit(url).path]) for aid, url in stored if urlsplit(url).path in by_path]
+    expected = {
+        "all": current_feed_size(ordered),
+        "it": current_feed_size([(aid, info) for aid, info in ordered if info.category == "IT Systems"]),
+    }
     for feed, want in expected.items():
         counts = {fmt: items for name, fmt, items in renders if name == feed}
         if not counts:
@@ -941,6 +1023,10 @@ def machine() -> str:
     )
 
 
+def _cpu(runs: Sequence[PipelineResult | FloorResult], name: str) -> str:
+    return _fmt(median([r.cpu_ms.get(name, math.nan) for r in runs]), 2)
+
+
 def _noisy(cpu: dict[str, float]) -> bool:
     return cpu.get("other processes", 0.0) >= NOISY_CORES
 
@@ -979,6 +1065,9 @@ def report(
     noop_rate = median([f.rate for f in floors])
     floor_articles = noop_rate / tpa if tpa else math.nan
     pipe_rate = median([p.rate for p in pipelines])
+    renders_per_article = per_article.get("syndicate.render_feed", 0.0)
+    normalize_ms = getattr(args, "normalize_ms", math.nan)
+    pipeline_cpu = median([p.cpu_ms.get("total", math.nan) for p in pipelines])
     lines = [
         f"Syndicate pipeline benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {n} articles, "
         f"{args.repeat} repeats (medians), worker `syndicate worker --concurrency 2`, {database}.",
@@ -1006,6 +1095,37 @@ def report(
             f"| floor for the pipeline: noop rate / {tpa:.2f} tasks per article | {n} articles "
             f"| {_fmt(n / floor_articles, 2)} | {_fmt(floor_articles)} articles/s | | | 1.00x |"
         ),
+        "",
+        "CPU per article (pipeline: from just before `syndicate crawl` until the queues drained, final "
+        "renders included; floor: per no-op task, its sender included), ms, medians over the repeats:",
+        "",
+        "| run | worker pool | worker main | redis | crawl CLI (not in total) / sender | total "
+        "| Redis commands | renders |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        (
+            f"| pipeline, per article | {_cpu(pipelines, 'worker pool')} | {_cpu(pipelines, 'worker main')} "
+            f"| {_cpu(pipelines, 'redis')} | {_cpu(pipelines, 'crawl CLI')} | {_cpu(pipelines, 'total')} "
+            f"| {_fmt(median([p.redis_commands for p in pipelines]), 1)} "
+            f"| {_fmt(renders_per_article, 3)} |"
+        ),
+        (
+            f"| floor, per `syndicate.noop` task | {_cpu(floors, 'worker pool')} "
+            f"| {_cpu(floors, 'worker main')} "
+            f"| {_cpu(floors, 'redis')} | {_cpu(floors, 'bench')} | {_cpu(floors, 'total')} "
+            f"| {_fmt(median([f.redis_commands for f in floors]), 1)} | |"
+        ),
+        (
+            f"| floor for the pipeline: {tpa:.2f} tasks per article | | | | | "
+            f"{_fmt(median([f.cpu_ms.get('total', math.nan) for f in floors]) * tpa, 2)} "
+            f"| {_fmt(median([f.redis_commands for f in floors]) * tpa, 1)} | |"
+        ),
+        (
+            f"| necessary work: `normalize` of the same pages in one process | | | | | "
+            f"{_fmt(normalize_ms, 2)} | | |"
+        ),
+        "",
+        f"Pipeline CPU per article ÷ normalize: {_fmt(pipeline_cpu / normalize_ms, 1)}x "
+        f"(the `syndicate crawl` CLI is not in the pipeline's total: beat sends the crawl in production).",
         "",
         "Where the time goes (worker log, all pipeline repeats):",
         "",
@@ -1115,6 +1235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _signals():
             bench.start()
+            args.normalize_ms = bench.normalize_cpu_ms()
+            print(f"normalize: {args.normalize_ms:.2f} ms CPU per page in this process", flush=True)
             for i in range(1, args.repeat + 1):  # interleaved, so slow phases of a noisy machine hit both
                 p = bench.run_pipeline(i)
                 pipelines.append(p)

@@ -568,6 +568,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="syn-scaleout-"))
     redis_server = RedisServer().start()
+    # Before anything imports worker.app (its Celery app reads REDIS_URL then): in-process stages enqueue
+    # and pace through it too, and without this they would talk to 127.0.0.1:6379.
+    os.environ["REDIS_URL"] = redis_server.url
     postgres: PostgresServer | None = None
     try:
         database_url = args.database_url
@@ -578,7 +581,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.redis_url = redis_server.url
             print(profile_stages(args, tmp, database_url, postgres.data if postgres else None))
             return 0
-        os.environ["REDIS_URL"] = redis_server.url  # read by worker.app when first imported here
         run = run_cluster(args, tmp, redis_server, database_url, postgres.data if postgres else None)
     except ClusterError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
