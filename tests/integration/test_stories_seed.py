@@ -203,7 +203,8 @@ def test_one_partnership_from_four_partners_is_one_story_one_entry_one_post_per_
         assert listed.returncode == 0, listed.stderr
         stories = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
         by_paths = {frozenset(_path(a["url"]) for a in s["articles"]): s for s in stories}
-        assert set(by_paths) == {frozenset(PARTNERSHIP), *(frozenset({p}) for p in SEPARATE)}, (stories, syn.logs())
+        expected = {frozenset(PARTNERSHIP), *(frozenset({p}) for p in SEPARATE)}
+        assert set(by_paths) == expected, (stories, syn.logs())
         story = by_paths[frozenset(PARTNERSHIP)]
         assert {a["source"] for a in story["articles"]} == {"cluj-cluster", "rawabi", "technews", "cluj-ro"}
         assert {a["language"] for a in story["articles"]} == {"en", "ro"}
