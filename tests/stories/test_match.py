@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import date
 
 import pytest
 
@@ -13,6 +14,7 @@ from tests.stories.pairs import (
     PARTNERSHIP_RENEWED,
     PARTNERSHIP_REPRINT,
     PARTNERSHIP_RO,
+    PRESS_RELEASE,
 )
 from worker.errors import MatchInputError
 from worker.stories.match import MatchConfig, Matcher, decide
@@ -114,3 +116,38 @@ def test_a_malformed_link_in_the_text_is_kept_as_written() -> None:
     text = PARTNERSHIP_EN["content_text"] + " Details: http://[cluj-rawabi/partnership and https://[::1/x"
     found = Matcher().features(dict(PARTNERSHIP_EN, content_text=text, links=["https://[bad"]))
     assert {"[cluj-rawabi/partnership", "[::1/x", "[bad"} <= found.links
+
+
+# A write-up of the press release weeks later that states the event's date in its first sentence.
+PARTNERSHIP_LATE_WRITE_UP = {
+    "url": "https://monthly.example/2019/04/cluj-rawabi",
+    "title": "Looking back: Cluj IT Cluster and Rawabi Tech Hub sign partnership",
+    "content_text": "On 12 March 2019, " + PRESS_RELEASE[0].lower() + PRESS_RELEASE[1:],
+    "published": "2019-04-16T09:00:00+00:00",
+    "language": "en",
+}
+
+
+def test_a_late_write_up_stating_the_event_date_is_compared_on_that_date(matcher: Matcher) -> None:
+    features = matcher.features(PARTNERSHIP_LATE_WRITE_UP)
+    assert (date(2019, 3, 12), date(2019, 3, 12)) in features.days
+    assert (date(2019, 4, 16), date(2019, 4, 16)) in features.days  # the publication day stays
+    decision = matcher.decide(PARTNERSHIP_EN, PARTNERSHIP_LATE_WRITE_UP)  # published 35 days apart
+    assert decision.same, decision
+    assert decision.reason == "near-verbatim copy"
+    # the same late write-up without the stated date is outside the window again
+    undated = dict(PARTNERSHIP_LATE_WRITE_UP, content_text=PRESS_RELEASE)
+    assert matcher.features(undated).days == ((date(2019, 4, 16), date(2019, 4, 16)),)
+    assert matcher.decide(PARTNERSHIP_EN, undated).reason == "published too far apart"
+
+
+def test_without_publication_dates_stated_days_alone_or_nothing_decide_the_window() -> None:
+    matcher = Matcher()
+    undated_en = dict(PARTNERSHIP_EN, published=None)
+    assert matcher.features(undated_en).days == ()
+    # neither dated nor stating a date: no window, the text decides
+    assert matcher.decide(undated_en, dict(PARTNERSHIP_REPRINT, published=None)).same
+    # one side states a date a year before the other's publication: outside the window
+    stated = dict(PARTNERSHIP_LATE_WRITE_UP, published=None)
+    assert matcher.features(stated).days == ((date(2019, 3, 12), date(2019, 3, 12)),)
+    assert matcher.decide(stated, PARTNERSHIP_RENEWED).reason == "published too far apart"

@@ -3,8 +3,10 @@
 How it decides (thresholds tuned on tests/fixtures/stories/ only; bench/stories.py prints each
 signal's precision and recall there):
 
-1. Publication dates more than ``window_days`` calendar days apart (default 3): not the same story,
-   whatever the text says (the same partners signing again a year later is another story).
+1. More than ``window_days`` calendar days apart (default 3): not the same story, whatever the text
+   says (the same partners signing again a year later is another story). The days compared are those
+   each article is about: its publication day and the event dates its title and first sentence state
+   ("In the end of January, ..." in a write-up of 6 March), else the publication dates.
 2. Near-verbatim copies (MinHash Jaccard of 5-word shingles >= ``verbatim``): the same story; a
    reprinted press release is decided without the model.
 3. Otherwise a weighted sum of the multilingual embedding of title + lead (rescaled: e5 puts unrelated
@@ -162,7 +164,7 @@ class Matcher:
         """The decision if the cheap signals make it, else those signals (the model is still needed)."""
         cfg = self.config
         apart = signals.days_apart(a, b)
-        calendar = signals.calendar_days_apart(a, b)
+        calendar = signals.event_days_apart(a, b)
         if calendar is not None and calendar > cfg.window_days:
             return Decision(False, 0.0, {"days_apart": apart or 0.0}, "published too far apart")
         found = self.measure(a, b, embed=False)
