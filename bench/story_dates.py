@@ -37,14 +37,17 @@ Window = Callable[[Features, Features], float | None]
 
 
 @contextmanager
-def window_on(fn: Window) -> Iterator[None]:
-    """Rule 1 of the matcher measures the distance with ``fn`` while inside."""
-    original = signals.event_days_apart
+def window_on(fn: Window, *, no_window: bool = False) -> Iterator[None]:
+    """Rule 1 of the matcher measures the distance with ``fn`` while inside; ``no_window``: rule 4
+    (a pair published far apart needs a copy or a quote) is off too."""
+    original, publication = signals.event_days_apart, signals.calendar_days_apart
     signals.event_days_apart = fn  # type: ignore[assignment]
+    if no_window:
+        signals.calendar_days_apart = lambda a, b: 0
     try:
         yield
     finally:
-        signals.event_days_apart = original
+        signals.event_days_apart, signals.calendar_days_apart = original, publication
 
 
 def row(name: str, s: Scores) -> str:
@@ -101,8 +104,8 @@ def main() -> None:
     def on_days(found: dict[int, list[dates.DayRange]]) -> Window:
         return lambda a, b: dates.days_apart(found[id(a)], found[id(b)])
 
-    def run(window: Window | None) -> dict[tuple[int, int], Decision]:
-        with window_on(window or signals.event_days_apart):
+    def run(window: Window | None, *, no_window: bool = False) -> dict[tuple[int, int], Decision]:
+        with window_on(window or signals.event_days_apart, no_window=no_window):
             return {(i, j): matcher.decide_features(features[i], features[j]) for i, j in pairs}
 
     def same(decisions: dict[tuple[int, int], Decision]) -> set[tuple[int, int]]:
@@ -114,7 +117,7 @@ def main() -> None:
 
     before = run(on_publication_days)
     wired = run(None)
-    without_window = run(lambda a, b: 0.0)
+    without_window = run(lambda a, b: 0.0, no_window=True)
     variants = {}
     for name, options in VARIANTS.items():
         found, cpu = days_for(dev.articles, features, **options)
@@ -160,7 +163,7 @@ def main() -> None:
         apart_days = dates.days_apart(seed_days[id(a)], seed_days[id(b)])
         with window_on(on_days(seed_days)):
             on_event = matcher.decide_features(a, b)
-        with window_on(lambda x, y: 0.0):
+        with window_on(lambda x, y: 0.0, no_window=True):
             unbounded = matcher.decide_features(a, b)
         print(
             f"- {SEED_PAGES[i]} + {SEED_PAGES[j]}: event days {apart_days:g} apart; decision on event days: "

@@ -49,6 +49,11 @@ def quotes(a: Features, b: Features) -> float:
     return overlap(a.quotes, b.quotes, floor=3)
 
 
+def shared_quotes(a: Features, b: Features) -> int:
+    """How many 4-word shingles of quoted passages the two have in common (8: 11 words quoted alike)."""
+    return len(a.quotes & b.quotes)
+
+
 def lexical(a: Features, b: Features) -> float:
     """Cosine of the title + lead word vectors (sublinear term frequency)."""
     small, large = (a.lexical, b.lexical) if len(a.lexical) <= len(b.lexical) else (b.lexical, a.lexical)
