@@ -134,12 +134,12 @@ def per_new_article(
         others = [
             (shared_keys(new, stored[j]), j)
             for j in range(len(stored))
-            if j != i and (not in_window or (signals.calendar_days_apart(new, stored[j]) or 0) <= window)
+            if j != i and (not in_window or (signals.event_days_apart(new, stored[j]) or 0) <= window)
         ]
         others.sort(key=lambda item: (-item[0], item[1]))
         candidates = [stored[j] for _, j in others[:CANDIDATES]]
         if not in_window:
-            candidates = [replace(c, published=new.published) for c in candidates]
+            candidates = [replace(c, published=new.published, days=new.days) for c in candidates]
         matcher = Matcher(embedder=embedder)
         t0 = time.process_time()
         found = extract(article)
@@ -214,9 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, by_pair in values.items():
         print(row(f"{name} alone", best_threshold(dev, by_pair)))
     window = MatchConfig().window_days
-    within = {
-        p for p in pairs if (signals.calendar_days_apart(features[p[0]], features[p[1]]) or 0) <= window
-    }
+    within = {p for p in pairs if (signals.event_days_apart(features[p[0]], features[p[1]]) or 0) <= window}
     print(row(f"date window ±{window:g} days alone", score(dev, within)))
     t0 = time.process_time()
     combination = combined(dev, matcher)

@@ -128,3 +128,30 @@ def test_a_bad_option_is_a_usage_error_not_a_silent_run(option: list[str], messa
     )
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert message in result.stderr and result.stdout == ""
+
+
+DEMO = Path(__file__).resolve().parents[2] / "worker" / "demo"
+
+
+def test_the_seed_demo_write_ups_as_scraped() -> None:
+    """The three partner write-ups `syndicate up` crawls, through `scrape --saved` and `story match`:
+    the 6 March write-up states "the end of January" and quotes the 28 January release word for word
+    (the same story), and is two days from the 4 March one; 28 January and 4 March are 35 days apart
+    with no date stated and no quote shared, so only the story (through the 6 March one) joins them."""
+    pages = [
+        "rawabi-foundation-signs-cluj-memorandum",  # 28 January 2019
+        "romanian-palestinian-tech-bridge",  # 4 March
+        "cluj-it-cluster-rawabi-tech-hub-partnership",  # 6 March
+    ]
+    saved = [
+        a for p in pages for a in ("--saved", str(DEMO / f"{p}.html"), f"http://127.0.0.1:8000/demo/{p}.html")
+    ]
+    scraped = subprocess.run(
+        [SYNDICATE, "scrape", "--no-progress", *saved], capture_output=True, text=True, timeout=120
+    )
+    assert scraped.returncode == 0, scraped.stderr
+    january, march_4, march_6 = (json.loads(line) for line in scraped.stdout.splitlines())
+    pairs = [{"a": january, "b": march_6}, {"a": march_4, "b": march_6}, {"a": january, "b": march_4}]
+    result = run("".join(json.dumps(p) + "\n" for p in pairs))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["same"] for line in result.stdout.splitlines()] == [True, True, False]

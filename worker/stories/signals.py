@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from worker.stories import dates
 from worker.stories.features import Features, words
 
 
@@ -48,6 +49,11 @@ def quotes(a: Features, b: Features) -> float:
     return overlap(a.quotes, b.quotes, floor=3)
 
 
+def shared_quotes(a: Features, b: Features) -> int:
+    """How many 4-word shingles of quoted passages the two have in common (8: 11 words quoted alike)."""
+    return len(a.quotes & b.quotes)
+
+
 def lexical(a: Features, b: Features) -> float:
     """Cosine of the title + lead word vectors (sublinear term frequency)."""
     small, large = (a.lexical, b.lexical) if len(a.lexical) <= len(b.lexical) else (b.lexical, a.lexical)
@@ -74,6 +80,17 @@ def calendar_days_apart(a: Features, b: Features) -> int | None:
     if a.published is None or b.published is None:
         return None
     return abs((a.published.date() - b.published.date()).days)
+
+
+def event_days_apart(a: Features, b: Features) -> float | None:
+    """Days between the nearest of the days the two articles are about (publication day and the event
+    dates their title and first sentence state; 0 when two overlap): a write-up published weeks after
+    the event that states its date is as near the event as the press release of the day. Calendar
+    days between the publication dates when either states no day; None when nothing is known."""
+    if a.days and b.days:
+        return dates.days_apart(list(a.days), list(b.days))
+    found = calendar_days_apart(a, b)
+    return None if found is None else float(found)
 
 
 class TfIdf:
