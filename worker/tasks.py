@@ -357,6 +357,10 @@ def deliver_share(self: PipelineTask, share_id: int) -> str | None:
         countdown = min(wait, self.app.conf.syndicate_max_retry_countdown)
         deliver_share.apply_async((share_id,), countdown=countdown)
         return f"deferred {countdown:.1f}s: {deferred.reason}"
+    except LookupError:
+        # Dropped before it was sent: two stories became one and the other's share is the post.
+        log.info("share %s is gone (its story was merged into one with its own share)", share_id)
+        return "gone"
     if status == "failed":
         raise GaveUp(f"share {share_id} failed: {_recorded_error(Share, share_id)}")
     return status

@@ -63,8 +63,8 @@ WINDOW = 30  # seconds every endpoint waits after a story's first version (story
 
 
 def _page(path: Path) -> Response:
-    # The demo pages name the demo app's own address as og:url; here the pages live on this server.
-    html = re.sub(rb'<meta property="og:url"[^>]*>\n?', b"", path.read_bytes())
+    # The demo pages name the demo app's own address (og:url, rel=canonical); here they live on this server.
+    html = re.sub(rb'<meta property="og:url"[^>]*>\n?|<link rel="canonical"[^>]*>\n?', b"", path.read_bytes())
     return Response(200, html, {"Content-Type": "text/html; charset=utf-8"})
 
 

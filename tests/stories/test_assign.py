@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.stories.conftest import DEV, DEV_ARTICLES, StoryDB, story_config
-from worker.store.models import Article, Story, StoryFeatures, StoryKey, StorySplit
+from worker.store.models import Article, Share, ShareSkip, Story, StoryFeatures, StoryKey, StorySplit
 from worker.stories import stored
 from worker.stories.assign import assign_article, candidates, unassigned
 from worker.stories.evaluate import DevSet
@@ -137,20 +137,68 @@ def test_a_split_article_is_never_a_candidate_of_that_story(story_db: StoryDB) -
 
 
 def test_candidates_are_looked_up_within_the_window_only(story_db: StoryDB) -> None:
-    early = story_db.add("s01-a")
+    early = story_db.add("s04-a")  # no event date stated: its publication day only
     assign_article(story_db.rt, early)
     published = story_db.article(early).published
     assert published is not None
     late = story_db.add(
-        "s01-d", published=published + timedelta(days=4), first_seen_at=published + timedelta(days=4)
+        "s04-b", published=published + timedelta(days=4), first_seen_at=published + timedelta(days=4)
     )
     placed = assign_article(story_db.rt, late)
-    assert (placed.joined, placed.candidates) == (False, 0)  # the same text, but four days later
+    assert (placed.joined, placed.candidates) == (False, 0)  # the same story, but four days later
     with story_db.rt.session() as session:
         keys = list(session.scalars(select(StoryKey.key).where(StoryKey.article_id == late)))
         assert candidates(
             session, keys, (published.date() - datetime(1970, 1, 1).date()).days, 3.0, late
         ) == [early]
+
+
+def test_a_late_write_up_stating_the_event_day_is_a_candidate_from_that_day(story_db: StoryDB) -> None:
+    """The lookup also reads the days an article states (s01-a and s01-d date the event "end of January")."""
+    early = story_db.add("s01-a")
+    assign_article(story_db.rt, early)
+    published = story_db.article(early).published
+    assert published is not None
+    late = story_db.add(
+        "s01-d", published=published + timedelta(days=20), first_seen_at=published + timedelta(days=20)
+    )
+    placed = assign_article(story_db.rt, late)
+    assert placed.candidates == 1  # found through January's days, 20 days after its publication
+
+
+def test_an_article_matching_two_stories_makes_them_one_whatever_the_order(story_db: StoryDB) -> None:
+    """The 28 January release (s01-c) and the 4 March write-up (s01-b) match neither each other nor
+    anything else first: two stories. The 6 March write-up (s01-a) dates the event and quotes the
+    release: it matches both, and the two stories become one, under the older."""
+    release, bridge_news, dated = story_db.add("s01-c"), story_db.add("s01-b"), story_db.add("s01-a")
+    first = assign_article(story_db.rt, release).story_id
+    second = assign_article(story_db.rt, bridge_news).story_id
+    assert first is not None and second is not None and first != second
+    placed = assign_article(story_db.rt, dated)
+    assert placed.joined and placed.story_id == min(first, second)
+    assert {story_db.article(i).story_id for i in (release, bridge_news, dated)} == {placed.story_id}
+    with story_db.rt.session() as session:
+        assert session.get(Story, max(first, second)) is None
+
+
+def test_stories_made_one_keep_one_unsent_share_per_endpoint(story_db: StoryDB) -> None:
+    release, bridge_news, dated = story_db.add("s01-c"), story_db.add("s01-b"), story_db.add("s01-a")
+    first = assign_article(story_db.rt, release).story_id
+    second = assign_article(story_db.rt, bridge_news).story_id
+    assert first is not None and second is not None
+    with story_db.rt.session() as session:
+        # Both stories planned their post on "archive"; only the second planned one on "hook".
+        session.add(Share(article_id=release, endpoint="archive", story_id=first))
+        session.add(Share(article_id=bridge_news, endpoint="archive", story_id=second))
+        session.add(Share(article_id=bridge_news, endpoint="hook", story_id=second))
+    placed = assign_article(story_db.rt, dated)
+    with story_db.rt.session() as session:
+        shares = {(s.endpoint, s.story_id, s.article_id) for s in session.scalars(select(Share))}
+        skips = {(k.article_id, k.endpoint, k.reason) for k in session.scalars(select(ShareSkip))}
+    keep = min(first, second)
+    assert placed.story_id == keep
+    assert shares == {("archive", keep, release), ("hook", keep, bridge_news)}
+    assert skips == {(bridge_news, "archive", "same_story")}
 
 
 def test_unassigned_lists_ready_articles_without_a_story(story_db: StoryDB) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.sql import Executable
 
@@ -38,11 +38,20 @@ from config import Config
 from worker.errors import MatchInputError
 from worker.pipeline import affected_feeds
 from worker.runtime import Runtime
-from worker.store.models import Article, Story, StoryFeatures, StoryKey, StorySplit, utcnow
+from worker.store.models import (
+    Article,
+    Share,
+    ShareSkip,
+    Story,
+    StoryFeatures,
+    StoryKey,
+    StorySplit,
+    utcnow,
+)
 from worker.stories import stored
 from worker.stories.choice import version_order
 from worker.stories.features import Features, extract
-from worker.stories.keys import day_number, day_span, keys_of
+from worker.stories.keys import day_number, day_spans, event_days, keys_of, rows_of
 from worker.stories.match import Decision, MatchConfig, Matcher
 
 log = logging.getLogger(__name__)
@@ -130,24 +139,26 @@ def split_from(session: Session, article_id: int) -> list[int]:
 def candidates(
     session: Session,
     keys: Sequence[str],
-    day: int,
+    day: int | Sequence[int],
     window_days: float,
     exclude_article: int,
     exclude_stories: Sequence[int] = (),
     limit: int = MAX_CANDIDATES,
 ) -> list[int]:
-    """Ready articles in a story that share keys with these on the days around ``day``, most shared
-    first (one indexed query on ``story_keys``: the archive is never scanned)."""
+    """Ready articles in a story that share keys with these on the days around ``day`` (one day, or
+    the publication day and the event days the article states), most shared first (one indexed query
+    on ``story_keys``: the archive is never scanned)."""
     if not keys:
         return []
-    low, high = day_span(day, window_days)
-    shared = func.count().label("shared")
+    days = [day] if isinstance(day, int) else list(day)
+    spans = day_spans(days, window_days)
+    shared = func.count(StoryKey.key.distinct()).label("shared")
     query = (
         select(StoryKey.article_id, shared)
         .join(Article, Article.id == StoryKey.article_id)
         .where(
             StoryKey.key.in_(list(keys)),
-            StoryKey.day.between(low, high),
+            or_(*(StoryKey.day.between(low, high) for low, high in spans)),
             StoryKey.article_id != exclude_article,
             Article.status == "ready",
             Article.story_id.is_not(None),
@@ -219,7 +230,10 @@ def write_features(session: Session, article_id: int, features: Features | None,
     if keys is not None:
         session.execute(delete(StoryKey).where(StoryKey.article_id == article_id))
         if features is not None:
-            session.add_all(StoryKey(key=k, day=keys, article_id=article_id) for k in keys_of(features))
+            session.add_all(
+                StoryKey(key=k, day=d, article_id=article_id)
+                for k, d in dict.fromkeys(rows_of(features, keys))
+            )
 
 
 def assign_article(rt: Runtime, article_id: int, changed: bool = False) -> Placed:
@@ -248,10 +262,11 @@ def assign_article(rt: Runtime, article_id: int, changed: bool = False) -> Place
     decisions: dict[int, Decision] = {}
     loaded = _Loaded()
     keys = keys_of(mine) if mine is not None else []
+    days = [day, *event_days(mine, day)] if mine is not None else [day]
     if matching:
         assert mine is not None
         with rt.session() as session:
-            ids = candidates(session, keys, day, config.stories.window_days, article_id, excluded)
+            ids = candidates(session, keys, days, config.stories.window_days, article_id, excluded)
             loaded.load(session, ids)
         loaded.decide(matcher, mine, ids, decisions)  # the costly part (the model), outside the lock
     with rt.session() as session:
@@ -260,10 +275,11 @@ def assign_article(rt: Runtime, article_id: int, changed: bool = False) -> Place
         if article is None or article.status != "ready" or article.story_id is not None:
             return Placed(article_id, article.story_id if article is not None else None)
         best: tuple[float, int] | None = None
+        same: dict[int, float] = {}  # story -> best score of its versions the article matched
         if matching:
             assert mine is not None
             excluded = split_from(session, article_id)
-            ids = candidates(session, keys, day, config.stories.window_days, article_id, excluded)
+            ids = candidates(session, keys, days, config.stories.window_days, article_id, excluded)
             loaded.load(session, ids)
             loaded.decide(matcher, mine, ids, decisions)  # only versions that arrived meanwhile
             loaded.save(session)
@@ -275,16 +291,33 @@ def assign_article(rt: Runtime, article_id: int, changed: bool = False) -> Place
                 if decision is not None and decision.same and story_id is not None:
                     if best is None or (decision.score, -story_id) > (best[0], -best[1]):
                         best = (decision.score, story_id)
+                    same[story_id] = max(same.get(story_id, 0.0), decision.score)
         write_features(session, article_id, mine, keys=day)
+        bridged: list[int] = []
         if best is not None:
-            story = session.get(Story, best[1])
+            # The article reports the story of every candidate it matched: when those are several
+            # stories (versions that did not match each other, e.g. a press release and a write-up
+            # weeks later, with this one dating the event), they are one story now, kept under the
+            # oldest; operators' splits between them still hold.
+            keep = min(same)
+            story = session.get(Story, keep)
             assert story is not None
             article.story_id, article.story_role = story.id, VERSION
+            session.flush()
+            for other in sorted(same):
+                if other != keep and not split_between(session, keep, other):
+                    bridged.append(other)
+            feeds_before = story_feeds(session, config, bridged)
+            for other in bridged:
+                absorb(session, keep, other)
+            story = session.get(Story, keep)
+            assert story is not None
         else:
             story = found_story(session, article)
+            feeds_before = []
         session.flush()
         refresh_story(session, config, story)
-        feeds = story_feeds(session, config, [story.id])
+        feeds = list(dict.fromkeys([*story_feeds(session, config, [story.id]), *feeds_before]))
         placed = Placed(
             article_id,
             story.id,
@@ -294,11 +327,12 @@ def assign_article(rt: Runtime, article_id: int, changed: bool = False) -> Place
             feeds=feeds,
         )
     log.info(
-        "article %s %s story %s (%d candidates)",
+        "article %s %s story %s (%d candidates)%s",
         article_id,
         "joined" if placed.joined else "founded",
         placed.story_id,
         placed.candidates,
+        f"; stories {bridged} merged into it" if bridged else "",
     )
     return placed
 
@@ -315,6 +349,63 @@ def _refresh_member(rt: Runtime, article_id: int, mine: Features | None, day: in
         assert story is not None
         refresh_story(session, rt.config, story)
         return Placed(article_id, story.id, feeds=story_feeds(session, rt.config, [story.id]))
+
+
+def split_between(session: Session, one: int, other: int) -> bool:
+    """Was any version of either story split out of the other (an operator said they differ)?"""
+    members_of = select(Article.id).where(Article.story_id.in_([one, other]))
+    found = session.scalar(
+        select(func.count())
+        .select_from(StorySplit)
+        .where(StorySplit.story_id.in_([one, other]), StorySplit.article_id.in_(members_of))
+    )
+    return bool(found)
+
+
+def absorb(session: Session, keep: int, other: int) -> None:
+    """Move every version of story ``other`` into ``keep`` and delete ``other`` (in this transaction).
+
+    A split recorded against ``other`` now holds against ``keep``; one between the two is undone.
+    Shares of ``other`` move to ``keep`` for the endpoints ``keep`` has none on, so the one post per
+    story rule still sees what was posted; on the others, a share not yet on its way is dropped (its
+    article skipped as ``same_story``: ``keep``'s share is the story's post there) and one already
+    claimed or sent stays, with its article and no story.
+    """
+    moving = list(session.scalars(select(Article.id).where(Article.story_id == other)))
+    staying = list(session.scalars(select(Article.id).where(Article.story_id == keep)))
+    session.execute(
+        delete(StorySplit).where(
+            ((StorySplit.story_id == keep) & StorySplit.article_id.in_(moving))
+            | ((StorySplit.story_id == other) & StorySplit.article_id.in_(staying))
+        )
+    )
+    held = set(session.scalars(select(StorySplit.article_id).where(StorySplit.story_id == keep)))
+    for article_id in session.scalars(select(StorySplit.article_id).where(StorySplit.story_id == other)):
+        if article_id not in held:
+            session.add(StorySplit(article_id=article_id, story_id=keep))
+    planned = set(session.scalars(select(Share.endpoint).where(Share.story_id == keep)))
+    for share in session.scalars(select(Share).where(Share.story_id == other)):
+        if share.endpoint not in planned:
+            share.story_id = keep
+        elif share.status == "pending" and share.claimed_at is None and share.sent_at is None:
+            # Not yet on its way: ``keep``'s share is the story's one post on that endpoint.
+            skipped = session.scalar(
+                select(ShareSkip.id).where(
+                    ShareSkip.article_id == share.article_id, ShareSkip.endpoint == share.endpoint
+                )
+            )
+            if skipped is None:
+                session.add(
+                    ShareSkip(article_id=share.article_id, endpoint=share.endpoint, reason="same_story")
+                )
+            session.delete(share)
+    session.flush()
+    session.execute(
+        update(Article).where(Article.story_id == other).values(story_id=keep, story_role=VERSION)
+    )
+    session.flush()
+    session.execute(delete(Story).where(Story.id == other))
+    session.expire_all()  # the bulk updates above: read the members anew
 
 
 def _day_of(when: datetime) -> date:

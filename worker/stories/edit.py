@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 
 from worker.errors import StoryChangeError
 from worker.runtime import Runtime
-from worker.store.models import Article, Share, Story, StorySplit, utcnow
-from worker.stories.assign import VERSION, found_story, refresh_story, story_feeds, story_lock
+from worker.store.models import Article, Story, StorySplit, utcnow
+from worker.stories.assign import absorb, found_story, refresh_story, story_feeds, story_lock
 
 
 @dataclass(frozen=True)
@@ -48,30 +48,9 @@ def merge(rt: Runtime, keep: int, other: int) -> Changed:
         for story_id in (keep, other):
             if session.get(Story, story_id) is None:
                 raise LookupError(f"no story with id {story_id}")
-        moving = list(session.scalars(select(Article.id).where(Article.story_id == other)))
-        staying = list(session.scalars(select(Article.id).where(Article.story_id == keep)))
-        session.execute(
-            delete(StorySplit).where(
-                ((StorySplit.story_id == keep) & StorySplit.article_id.in_(moving))
-                | ((StorySplit.story_id == other) & StorySplit.article_id.in_(staying))
-            )
-        )
-        held = set(session.scalars(select(StorySplit.article_id).where(StorySplit.story_id == keep)))
-        for article_id in session.scalars(select(StorySplit.article_id).where(StorySplit.story_id == other)):
-            if article_id not in held:
-                session.add(StorySplit(article_id=article_id, story_id=keep))
-        posted = select(Share.endpoint).where(Share.story_id == keep).scalar_subquery()
-        session.execute(
-            update(Share).where(Share.story_id == other, Share.endpoint.not_in(posted)).values(story_id=keep)
-        )
-        session.execute(
-            update(Article).where(Article.story_id == other).values(story_id=keep, story_role=VERSION)
-        )
-        session.flush()
-        session.execute(delete(Story).where(Story.id == other))
+        absorb(session, keep, other)
         story = session.get(Story, keep)
         assert story is not None
-        session.expire_all()  # the bulk updates above: read the members anew
         refresh_story(session, rt.config, story)
         return Changed(keep, story_feeds(session, rt.config, [keep]))
 

@@ -10,6 +10,11 @@
 - ``l:<host/path>``: outbound links, at most :data:`MAX_LINKS`.
 
 A key is at most :data:`KEY_CHARS` characters; a longer one keeps its start and a hash of the rest.
+
+An article is indexed under its publication day with every key, and under the other days it is about
+(an event date its title or first sentence states, :attr:`Features.days`) with its name and number keys
+only: a write-up weeks later that dates the event is found from the event's days by what survives
+rewording and translation, without multiplying the band rows.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ MAX_NAMES = 12
 MAX_NUMBERS = 8
 MAX_LINKS = 8
 KEY_CHARS = 64
+MAX_EVENT_DAYS = 31  # stated event days indexed besides the publication day
 _EPOCH = date(1970, 1, 1)
 
 
@@ -81,6 +87,35 @@ def day_number(when: datetime | date) -> int:
     if isinstance(when, datetime):
         when = (when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)).date()
     return (when - _EPOCH).days
+
+
+def event_days(features: Features, day: int) -> list[int]:
+    """The days other than ``day`` (the publication day) the article is about, at most
+    :data:`MAX_EVENT_DAYS`, nearest to ``day`` first."""
+    found = {
+        day_number(start) + offset for start, end in features.days for offset in range((end - start).days + 1)
+    }
+    found.discard(day)
+    return sorted(found, key=lambda d: (abs(d - day), d))[:MAX_EVENT_DAYS]
+
+
+def rows_of(features: Features, day: int) -> list[tuple[str, int]]:
+    """The ``(key, day)`` rows the article is indexed under (see the module docstring)."""
+    rows = [(key, day) for key in keys_of(features)]
+    lasting = name_keys(features) + number_keys(features)
+    rows += [(key, other) for other in event_days(features, day) for key in dict.fromkeys(lasting)]
+    return rows
+
+
+def day_spans(days: list[int], window_days: float) -> list[tuple[int, int]]:
+    """The merged day ranges within ``window_days`` of any of ``days`` (what a lookup reads)."""
+    spans: list[tuple[int, int]] = []
+    for low, high in sorted(day_span(d, window_days) for d in days):
+        if spans and low <= spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], high))
+        else:
+            spans.append((low, high))
+    return spans
 
 
 def day_span(day: int, window_days: float) -> tuple[int, int]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from datasketch import LeanMinHash
 from worker.stories.embed import DIM
 from worker.stories.features import Features
 
-VERSION = 1
+VERSION = 2  # 2: the days the article is about (Features.days)
 _HEAD = struct.Struct("<I")
 _EMBEDDING_DTYPE = np.dtype("<f2")
 
@@ -42,6 +42,7 @@ def dump(features: Features) -> bytes:
         "links": sorted(features.links),
         "quotes": sorted(features.quotes),
         "lexical": features.lexical,
+        "days": [[start.isoformat(), end.isoformat()] for start, end in features.days],
         "minhash": None,
         "embedding": features.embedding is not None,
     }
@@ -94,4 +95,5 @@ def load(data: bytes) -> Features:
         quotes=frozenset(header["quotes"]),
         lexical=header["lexical"],
         embedding=embedding,
+        days=tuple((date.fromisoformat(a), date.fromisoformat(b)) for a, b in header.get("days", ())),
     )
