@@ -33,8 +33,8 @@ feeds:
   - {{name: all, title: All}}
   - {{name: none, title: Nothing, tags: [no-such-tag]}}
 endpoints:
-  - {{name: log, kind: file, path: shares.jsonl}}
-  - {{name: archive, kind: file, path: archive.jsonl, back_catalogue: true}}
+  - {{name: log, kind: file, path: shares.jsonl, story_window: 0}}
+  - {{name: archive, kind: file, path: archive.jsonl, back_catalogue: true, story_window: 0}}
 """,
         encoding="utf-8",
     )

@@ -63,7 +63,7 @@ sources:
 feeds:
   - {{name: all, title: All}}
 endpoints:
-  - {{name: archive, kind: file, path: archive.jsonl, back_catalogue: true}}
+  - {{name: archive, kind: file, path: archive.jsonl, back_catalogue: true, story_window: 0}}
 """,
         encoding="utf-8",
     )

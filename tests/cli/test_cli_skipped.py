@@ -38,8 +38,8 @@ sources:
   - {{name: cluster, kind: listing, url: "{site.url("/")}", options: {{link_selector: "a.post-link"}}}}
 feeds: [{{name: all, title: All}}]
 endpoints:
-  - {{name: masto-log, kind: file, path: shares.jsonl}}
-  - {{name: archive, kind: file, path: archive.jsonl, back_catalogue: true}}
+  - {{name: masto-log, kind: file, path: shares.jsonl, story_window: 0}}
+  - {{name: archive, kind: file, path: archive.jsonl, back_catalogue: true, story_window: 0}}
 """,
             encoding="utf-8",
         )

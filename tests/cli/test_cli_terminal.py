@@ -49,7 +49,7 @@ feeds:
   - {{name: all, title: All}}
   - {{name: it, title: IT, categories: [IT Systems]}}
 endpoints:
-  - {{name: archive, kind: file, path: archive.jsonl, back_catalogue: true}}
+  - {{name: archive, kind: file, path: archive.jsonl, back_catalogue: true, story_window: 0}}
 """,
         encoding="utf-8",
     )

@@ -100,7 +100,8 @@ def test_full_disk_answers_503_shows_it_everywhere_and_loses_nothing(
     database = small_disk / "syndicate.db"
     config = tmp_path / "syndicate.yaml"
     config.write_text(
-        "api:\n  token: ${DISK_API_TOKEN}\nfeeds:\n  - name: all\n    title: All partner news\n",
+        "api:\n  token: ${DISK_API_TOKEN}\nfeeds:\n  - name: all\n    title: All partner news\n"
+        "stories: {enabled: false}\n",  # generated near copies: the feed must list every article
         encoding="utf-8",
     )
     port = free_port()

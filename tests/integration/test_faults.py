@@ -317,6 +317,9 @@ class Rig:
             f'fetch: {{allow_hosts: ["127.0.0.1"], {self.fetch}, robots: false}}\n'
             f"sources:\n{sources}\n"
             "feeds: [{name: all, title: All partner news, limit: 500}]\n"
+            # The generated stories share one body (near copies): as stories they would be one. This
+            # suite counts one post per article, under faults; stories have their own fault test.
+            "stories: {enabled: false}\n"
             f"endpoints:\n{endpoints}\n",
             encoding="utf-8",
         )
@@ -814,6 +817,7 @@ def test_slow_endpoint_beside_a_fast_one(tmp_path: Path, parts: tuple[Site, Hook
             for s in ("slow", "fast")
         )
         + "feeds: [{name: all, title: All partner news}]\n"
+        "stories: {enabled: false}\n"  # generated near copies: one post per article is counted
         "endpoints:\n"
         f'  - {{name: partner, kind: webhook, url: "{hooks.url("partner")}",'
         ' secret: "${FAULT_HOOK_SECRET}", back_catalogue: true, story_window: 0, sources: [slow]}\n'

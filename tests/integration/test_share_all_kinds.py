@@ -300,6 +300,7 @@ def _config(
 api: {{token: "${{ALL_API_TOKEN}}"}}
 fetch: {{allow_hosts: ["127.0.0.1"], timeout: 10s}}
 feeds: [{{name: all, title: All}}]
+stories: {{enabled: false}}  # two generated near copies: this test counts one post per article
 endpoints:
 {endpoints}
 """

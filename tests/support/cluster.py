@@ -237,6 +237,8 @@ sources:
     options: {{link_selector: "a.story"}}
 feeds:
   - {{name: {FEED}, title: Everything, limit: 50}}
+# The generated stories share one body (near copies); the rig counts one delivery per article.
+stories: {{enabled: false}}
 endpoints:
   - name: hook
     kind: webhook
