@@ -410,6 +410,7 @@ def _record_skips(session: Session, article_id: int, skipped: dict[str, str], pl
                 index_elements=["article_id", "endpoint"], set_={"reason": statement.excluded.reason}
             )
         )
+        _drop_held_skips(session, article_id)
         return
     known = {
         s.endpoint: s for s in session.scalars(select(ShareSkip).where(ShareSkip.article_id == article_id))
@@ -419,6 +420,19 @@ def _record_skips(session: Session, article_id: int, skipped: dict[str, str], pl
             known[name].reason = why
         else:
             session.add(ShareSkip(article_id=article_id, endpoint=name, reason=why))
+    session.flush()
+    _drop_held_skips(session, article_id)
+
+
+def _drop_held_skips(session: Session, article_id: int) -> None:
+    """No skip row where the article holds the endpoint's share: a delivery moved its story's share to
+    this version (``_claim_pending``) after this planning had read the share on another version."""
+    held = select(Share.endpoint).where(Share.article_id == article_id)
+    session.execute(
+        delete(ShareSkip)
+        .where(ShareSkip.article_id == article_id, ShareSkip.endpoint.in_(held))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def skipped_counts(session: Session) -> dict[str, dict[str, int]]:

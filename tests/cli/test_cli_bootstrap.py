@@ -55,9 +55,9 @@ def test_the_test_command_runs_in_parallel_unless_told_otherwise(monkeypatch: py
         "optional-dependencies"
     ]
     assert "pytest-xdist" in names(extras["test"])
-    assert bootstrap.parallel_args([], cpus=2) == ["-n", "4", "--dist", "loadgroup"]
-    assert bootstrap.parallel_args(["tests/cli"], cpus=1) == ["-n", "2", "--dist", "loadgroup"]
-    assert bootstrap.parallel_args([], cpus=64)[1] == "6"
+    assert bootstrap.parallel_args([], cpus=2) == ["-n", "6", "--dist", "loadgroup"]
+    assert bootstrap.parallel_args(["tests/cli"], cpus=1) == ["-n", "3", "--dist", "loadgroup"]
+    assert bootstrap.parallel_args([], cpus=64)[1] == "8"
     for own in (["-n", "1"], ["-n0"], ["--numprocesses=3"], ["-p", "no:xdist"]):
         assert bootstrap.parallel_args(["-q", *own]) == [], own
     monkeypatch.setenv("SYNDICATE_TEST_PROCESSES", "0")
