@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from config.hosts import parse_host_rule
 from config.settings import environ_lookup
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -118,7 +119,7 @@ class FetchPolicy(_Strict):
     """How Syndicate fetches partner pages: identity, limits, politeness and the SSRF allow-list.
 
     ``allow_hosts`` entries are ``host``, ``host:port``, an IP or CIDR (``10.0.0.0/8``,
-    ``127.0.0.1/32:8000``, ``[::1]:8000``): see :mod:`worker.ssrf`. They apply to source fetches;
+    ``127.0.0.1/32:8000``, ``[::1]:8000``): see :mod:`config.hosts`. They apply to source fetches;
     URLs pushed over the ingest API are additionally kept off Syndicate's own web, Flower and Redis
     ports. ``host_interval`` is the least time between two requests to one host (``host:port``)
     across every worker; a robots.txt ``Crawl-delay`` that asks for more wins.
@@ -141,8 +142,6 @@ class FetchPolicy(_Strict):
     @field_validator("allow_hosts")
     @classmethod
     def _host_rules(cls, value: list[str]) -> list[str]:
-        from worker.ssrf import parse_host_rule
-
         for entry in value:
             parse_host_rule(entry)
         return value

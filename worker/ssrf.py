@@ -34,97 +34,27 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import re
 import socket
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from config.hosts import NUMERIC_HOST, Address, HostRule, is_canonical_ipv4, parse_host_rule
 from worker.errors import BlockedURL, TransientFetchError
 
-__all__ = ["Guard", "HostRule", "check_url", "own_service_rules", "parse_host_rule"]
+__all__ = ["Guard", "HostRule", "check_url", "own_service_rules", "parse_host_rule", "rule_covers"]
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-# A host written as a number in a form other than a canonical dotted quad (2130706433, 0177.0.0.1,
-# 0x7f.1, 127.1): resolvers disagree about these, so they are refused outright.
-_NUMERIC_HOST = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+))*\.?$", re.IGNORECASE)
-_HOST_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?$")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
-@dataclass(frozen=True)
-class HostRule:
-    """One allow or deny rule: a host name, a network or "this machine", with an optional port.
-
-    ``local`` rules match loopback, unspecified and this host's own addresses (see
-    :func:`local_addresses`); ``label`` names what the rule protects, for error messages.
-    """
-
-    name: str | None = None
-    network: Network | None = None
-    local: bool = False
-    port: int | None = None
-    label: str = ""
-
-    def matches_name(self, host: str, port: int) -> bool:
-        """Whether this is a name rule for ``host`` (lower-case, no trailing dot) and ``port``."""
-        return self.name is not None and self.name == host and self.port in (None, port)
-
-    def matches_address(self, address: Address, port: int) -> bool:
-        """Whether this is an address (or local) rule covering ``address`` on ``port``."""
-        if self.port not in (None, port):
-            return False
-        candidates = [address, *_embedded(address)]
-        if self.local:
-            return any(a.is_loopback or a.is_unspecified or a in local_addresses() for a in candidates)
-        network = self.network
-        return network is not None and any(a.version == network.version and a in network for a in candidates)
-
-    def __str__(self) -> str:
-        if self.local:
-            where = "this host"
-        elif self.name is not None:
-            where = self.name
-        else:
-            where = str(self.network)
-        return f"{where}:{self.port}" if self.port is not None else where
-
-
-def _port(text: str, entry: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"{entry!r}: port {text!r} is not a number from 1 to 65535")
-    return int(text)
-
-
-def _network(text: str, entry: str) -> Network:
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise ValueError(f"{entry!r}: {text!r} is not an IP address or CIDR network") from None
-
-
-def parse_host_rule(entry: str) -> HostRule:
-    """Parse one ``allow_hosts`` entry (see the module docstring); raise ValueError if malformed."""
-    text = entry.strip().rstrip(".").lower()
-    if not text:
-        raise ValueError("an empty entry allows nothing")
-    if text.startswith("["):  # [v6], [v6]:port, [v6/len], [v6/len]:port
-        inside, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError(f"{entry!r}: write an IPv6 address as [::1] or [::1]:8000")
-        port = _port(rest[1:], entry) if rest else None
-        return HostRule(network=_network(inside, entry), port=port)
-    if text.count(":") > 1:  # a bare IPv6 address or network: no port
-        return HostRule(network=_network(text, entry))
-    host, colon, port_text = text.partition(":")
-    port = _port(port_text, entry) if colon else None
-    if "/" in host or _is_canonical_ipv4(host):
-        return HostRule(network=_network(host, entry), port=port)
-    if not _HOST_NAME.match(host) or _NUMERIC_HOST.match(host):
-        raise ValueError(f"{entry!r}: {host!r} is not a host name, an IP address or a CIDR network")
-    return HostRule(name=host, port=port)
+def rule_covers(rule: HostRule, address: Address, port: int) -> bool:
+    """Whether ``rule`` is an address (or local) rule covering ``address`` on ``port``."""
+    if rule.port not in (None, port):
+        return False
+    candidates = [address, *_embedded(address)]
+    if rule.local:
+        return any(a.is_loopback or a.is_unspecified or a in local_addresses() for a in candidates)
+    network = rule.network
+    return network is not None and any(a.version == network.version and a in network for a in candidates)
 
 
 def own_service_rules(
@@ -241,7 +171,7 @@ class Guard:
             raise BlockedURL("URL has no host", url)
         if port is None:
             port = 443 if scheme == "https" else 80
-        if _NUMERIC_HOST.match(host) and not _is_canonical_ipv4(host):
+        if NUMERIC_HOST.match(host) and not is_canonical_ipv4(host):
             raise BlockedURL(f"host {host!r} is a non-canonical numeric address", url)
         self._refuse_denied_name(host, port, url)
         return host, port
@@ -260,13 +190,13 @@ class Guard:
         """Refuse ``addresses`` of ``host`` (on ``port``) that are denied, or neither public nor allowed."""
         for address in addresses:
             for rule in self.deny:
-                if rule.matches_address(address, port):
+                if rule_covers(rule, address, port):
                     what = rule.label or "denied"
                     raise BlockedURL(f"{host}:{port} ({address}) is {what} on this host: never fetched", url)
         if any(rule.matches_name(host, port) for rule in self.allow):
             return
         for address in addresses:
-            if any(rule.matches_address(address, port) for rule in self.allow):
+            if any(rule_covers(rule, address, port) for rule in self.allow):
                 continue
             reason = _blocked_reason(address)
             if reason:

@@ -322,3 +322,20 @@ def test_routing_and_pacing_errors_name_their_key(extra: dict[str, object], prob
 
 def test_pushed_articles_count_as_a_source_for_routing() -> None:
     assert parse_endpoint(endpoint("file", sources=["api"])).sources == ["api"]
+
+
+def test_allow_hosts_are_checked_without_importing_the_worker() -> None:
+    """config validates ``fetch.allow_hosts`` with its own parser: the layers point config <- worker."""
+    code = (
+        "import sys\n"
+        "from config.model import FetchPolicy\n"
+        "FetchPolicy(allow_hosts=['10.0.0.0/8', '[::1]:8000', 'partner.internal:8080'])\n"
+        "try:\n"
+        "    FetchPolicy(allow_hosts=['0x7f.1'])\n"
+        "except ValueError as exc:\n"
+        "    print('refused:', 'not a host name' in str(exc))\n"
+        "print(sorted(m for m in sys.modules if m == 'worker' or m.startswith(('worker.', 'feeds'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["refused: True", "[]"]
