@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from tests.support.services import RedisServer
-from worker import heartbeat
+from worker import heartbeat, redisclient
 from worker.heartbeat import BEAT_KEY, WORKERS_KEY, Verdict, beat, forget, is_alive, judge, liveness
 
 REDIS_DB = 15  # other tests use 1-14
@@ -77,7 +77,7 @@ def test_judge_is_pure_and_says_missing_or_stale() -> None:
 def test_signal_handlers_beat_throttled_and_forget(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(heartbeat, "_client", client)
+    monkeypatch.setattr(redisclient, "_bookkeeping", client)
     monkeypatch.setattr(heartbeat, "_last_beat", {})
 
     class Consumer:
@@ -101,7 +101,7 @@ def test_heartbeat_write_failure_does_not_raise(monkeypatch: pytest.MonkeyPatch)
     from tests.support.services import free_port
 
     dead = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
-    monkeypatch.setattr(heartbeat, "_client", dead)
+    monkeypatch.setattr(redisclient, "_bookkeeping", dead)
     monkeypatch.setattr(heartbeat, "_last_beat", {})
     heartbeat.beat_safely(WORKERS_KEY, "celery@x", force=True)  # logged, not raised
     heartbeat.on_worker_shutdown(sender=None)
@@ -112,7 +112,7 @@ def test_beat_scheduler_beats_on_tick_and_caps_its_sleep(
 ) -> None:
     from celery import Celery
 
-    monkeypatch.setattr(heartbeat, "_client", client)
+    monkeypatch.setattr(redisclient, "_bookkeeping", client)
     monkeypatch.setattr(heartbeat, "_last_beat", {})
     app = Celery(
         "hb-test", broker=f"redis://127.0.0.1:{client.connection_pool.connection_kwargs['port']}/{REDIS_DB}"

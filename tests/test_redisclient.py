@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 import redis
 
 from tests.support.services import RedisServer
+from worker import redisclient
 from worker.redisclient import RETRIES, connect
+
+WORKER = Path(redisclient.__file__).resolve().parent
 
 
 def test_a_command_tries_the_server_once_plus_the_bounded_retries() -> None:
@@ -53,3 +58,19 @@ def test_a_restarted_redis_on_the_same_port_is_used_again_without_an_error() -> 
         assert client.get("kept") == b"after"
     finally:
         server.stop()
+
+
+def test_every_lua_script_lives_in_redisclient() -> None:
+    """A Lua script (a string that calls ``redis.call``) is defined in worker/redisclient.py only."""
+    elsewhere = []
+    for path in sorted(WORKER.rglob("*.py")):
+        if path.name == "redisclient.py" or path.relative_to(WORKER).as_posix() == "tasks.py":
+            continue  # tasks.py's feed-debounce scripts move with the stage split (issue 17, stages)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and "redis.call(" in node.value:
+                elsewhere.append(f"{path.relative_to(WORKER)}:{node.lineno}")
+    assert elsewhere == []
+    scripts = [
+        name for name, value in vars(redisclient).items() if isinstance(value, str) and "redis.call(" in value
+    ]
+    assert len(scripts) == len(set(map(vars(redisclient).get, scripts)))  # no script twice

@@ -25,22 +25,12 @@ from typing import Any
 
 import redis
 
+from worker import redisclient
+
 log = logging.getLogger(__name__)
 
 LEADER_KEY = "syndicate:beat-leader"
 LEADER_TTL = 30.0
-
-# Renew our own claim, or take the lock when nobody holds it (expired, released, flushed).
-_CLAIM = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class BeatLeader:
@@ -52,8 +42,8 @@ class BeatLeader:
         self.ttl = ttl
         self.key = key
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._claim = client.register_script(_CLAIM)
-        self._release = client.register_script(_RELEASE)
+        self._claim = client.register_script(redisclient.LEADER_CLAIM)
+        self._release = client.register_script(redisclient.RELEASE_IF_HELD)
         self._stop = threading.Event()
 
     def claim(self) -> bool:

@@ -46,15 +46,6 @@ CHECK_INTERVAL = 2.0
 STALE_AFTER = 30.0
 FORGET_AFTER = 3600.0
 
-_REPORT_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local entry = cjson.decode(ARGV[2])
-entry['at'] = now
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
-return redis.call('GET', KEYS[2])
-"""
-
 
 class ConfigWatch:
     """One process's config file, the runtime it feeds, and its report in Redis."""
@@ -66,8 +57,11 @@ class ConfigWatch:
         self.file = ConfigFile(path)
         # The runtime was built from the same file a moment ago; start from what it holds.
         self.file.config = runtime.config
-        self._redis_url = redis_url
+        # Built now (no connection is opened until the first report); 1 s timeouts like the
+        # other bookkeeping writes (see redisclient.bookkeeping), to this runtime's Redis.
         self._client: Any = None
+        if redis_url:
+            self._client = redisclient.connect(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._reloads: bytes | None = None
         self._forced = False
         self._last_check = 0.0
@@ -134,21 +128,14 @@ class ConfigWatch:
             "error_version": self.file.error_version,
         }
 
-    def _redis(self) -> Any:
-        if self._client is None and self._redis_url:
-            self._client = redisclient.connect(
-                self._redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
-            )
-        return self._client
-
     def report(self) -> bytes | None:
         """Write this process's entry; return the reload counter (None: unknown). Never raises."""
-        client = self._redis()
+        client = self._client
         if client is None:
             return None
         try:
             entry = json.dumps(self.entry())
-            counter = client.eval(_REPORT_SCRIPT, 2, VERSIONS_KEY, RELOAD_KEY, self.name, entry)
+            counter = client.eval(redisclient.CONFIG_REPORT, 2, VERSIONS_KEY, RELOAD_KEY, self.name, entry)
         except Exception as exc:
             log.warning("could not report the config version to Redis: %s", exc)
             return None
@@ -158,7 +145,7 @@ class ConfigWatch:
 
     def forget(self) -> None:
         """This process stops on purpose: its entry goes (never raises)."""
-        client = self._redis()
+        client = self._client
         if client is None:
             return
         try:

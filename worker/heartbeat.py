@@ -40,26 +40,11 @@ STALE_AFTER = 30.0
 # Entries of processes gone this long are dropped from the hashes (a worker renamed or retired).
 FORGET_AFTER = 86_400.0
 
-# HSET field -> Redis server time; then drop fields older than ARGV[2] seconds (0: keep all).
-_BEAT_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-redis.call('HSET', KEYS[1], ARGV[1], string.format('%.6f', now))
-local forget = tonumber(ARGV[2])
-if forget > 0 then
-  local all = redis.call('HGETALL', KEYS[1])
-  for i = 1, #all, 2 do
-    if now - tonumber(all[i + 1]) > forget then redis.call('HDEL', KEYS[1], all[i]) end
-  end
-end
-return string.format('%.6f', now)
-"""
-
 
 def beat(client: redis.Redis, key: str, name: str, *, prune: bool = False) -> float:
     """Record that ``name`` is alive now (Redis time) in hash ``key``; returns that time."""
     forget = FORGET_AFTER if prune else 0
-    return float(client.eval(_BEAT_SCRIPT, 1, key, name, forget))
+    return float(client.eval(redisclient.HEARTBEAT, 1, key, name, forget))
 
 
 def forget(client: redis.Redis, key: str, name: str) -> None:
@@ -137,19 +122,7 @@ def judge(live: dict[str, Any], threshold: float = STALE_AFTER) -> Verdict:
 
 # ---- writers: Celery signal handlers and the beat scheduler ---------------------------------------------
 
-_client: redis.Redis | None = None
 _last_beat: dict[str, float] = {}
-
-
-def _heartbeat_client() -> redis.Redis:
-    global _client
-    if _client is None:
-        from config import get_settings
-
-        _client = redisclient.connect(
-            get_settings().effective_redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
-        )
-    return _client
 
 
 def beat_safely(key: str, name: str, *, force: bool = False, prune: bool = False) -> None:
@@ -159,7 +132,7 @@ def beat_safely(key: str, name: str, *, force: bool = False, prune: bool = False
         return
     _last_beat[key + name] = now  # a failed write waits its turn too: never block the loop every 2 s
     try:
-        beat(_heartbeat_client(), key, name, prune=prune)
+        beat(redisclient.bookkeeping(), key, name, prune=prune)
     except Exception as exc:  # a heartbeat must never break the worker or beat it reports on
         log.warning("could not write the %s heartbeat to Redis: %s", name, exc)
 
@@ -187,7 +160,7 @@ def on_heartbeat_sent(sender: Any = None, **_: Any) -> None:
 def on_worker_shutdown(sender: Any = None, **_: Any) -> None:
     """``worker_shutdown``: this worker is going away on purpose, so it leaves the list."""
     try:
-        forget(_heartbeat_client(), WORKERS_KEY, _hostname(sender))
+        forget(redisclient.bookkeeping(), WORKERS_KEY, _hostname(sender))
     except Exception as exc:
         log.warning("could not remove the worker heartbeat: %s", exc)
 
@@ -216,7 +189,7 @@ def standing_by() -> None:
 def leave_standby() -> None:
     """This beat leads now, or stops: it is no longer standing by (never raises)."""
     try:
-        forget(_heartbeat_client(), STANDBY_KEY, beat_name())
+        forget(redisclient.bookkeeping(), STANDBY_KEY, beat_name())
     except Exception as exc:
         log.warning("could not remove the standby beat heartbeat: %s", exc)
 
@@ -245,7 +218,7 @@ class HeartbeatScheduler(_scheduler_base()):  # type: ignore[misc]
         """Stop as usual; a beat stopped on purpose removes its heartbeat."""
         super().close()
         try:
-            forget(_heartbeat_client(), BEAT_KEY, beat_name())
+            forget(redisclient.bookkeeping(), BEAT_KEY, beat_name())
         except Exception as exc:
             log.warning("could not remove the beat heartbeat: %s", exc)
 

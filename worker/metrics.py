@@ -204,11 +204,7 @@ class Recorder:
 
     def _client(self) -> redis.Redis:
         if self.client is None:
-            from config import get_settings
-
-            self.client = redisclient.connect(
-                get_settings().effective_redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
-            )
+            self.client = redisclient.bookkeeping()
         return self.client
 
     def flush(self) -> bool:

@@ -55,7 +55,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from config import Config
 from config.model import EndpointBase
-from worker import metrics, sendslots
+from worker import metrics, redisclient, sendslots
 from worker.errors import (
     EndpointDisabled,
     NormalizeError,
@@ -517,37 +517,15 @@ def share_article_view(article: Article) -> ShareArticle:
 # ---------------------------------------------------------------- pacing
 
 
-_RESERVE = """
-local sent_key, block_key = KEYS[1], KEYS[2]
-local now, min_interval, per_hour = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local blocked = tonumber(redis.call('GET', block_key) or '0')
-if blocked > now then return tostring(blocked - now) end
-redis.call('ZREMRANGEBYSCORE', sent_key, '-inf', now - 3600)
-if min_interval > 0 then
-  local last = redis.call('ZREVRANGE', sent_key, 0, 0, 'WITHSCORES')
-  if last[2] and now - tonumber(last[2]) < min_interval then
-    return tostring(min_interval - (now - tonumber(last[2])))
-  end
-end
-if per_hour > 0 and redis.call('ZCARD', sent_key) >= per_hour then
-  local first = redis.call('ZRANGE', sent_key, 0, 0, 'WITHSCORES')
-  return tostring(tonumber(first[2]) + 3600 - now)
-end
-if min_interval > 0 or per_hour > 0 then
-  redis.call('ZADD', sent_key, now, ARGV[4])
-  redis.call('EXPIRE', sent_key, 3700)
-end
-return '0'
-"""
-
-
 class Pacer:
     """Per-endpoint pacing and network rate-limit blocks, shared by all processes through Redis."""
 
     def __init__(self, redis_client: Any) -> None:
         """Keep pacing state in ``redis_client`` (``None``: no pacing, e.g. an inline CLI run)."""
         self.redis = redis_client
-        self._script = redis_client.register_script(_RESERVE) if redis_client is not None else None
+        self._script = (
+            None if redis_client is None else redis_client.register_script(redisclient.PACE_RESERVE)
+        )
 
     def reserve(self, endpoint: EndpointBase, token: str) -> float:
         """Take a send slot for ``endpoint`` now (return 0) or say how many seconds until one opens."""

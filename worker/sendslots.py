@@ -34,6 +34,8 @@ from typing import Any
 import redis
 from celery import signals
 
+from worker import redisclient
+
 log = logging.getLogger(__name__)
 
 SLOW_AFTER = 2.0
@@ -47,33 +49,6 @@ SECONDS_PREFIX = "syndicate:send-seconds:"
 # Set in the worker's main process by ``worker_init``; the pool's children inherit them.
 _node: str | None = None
 _slots = 0
-
-# KEYS[1] the node's in-flight set. ARGV: now, slow_after, budget, endpoint, member, seconds prefix,
-# stale before. Returns '0' (started) or the endpoint's last send time (refused; '' if none).
-_ACQUIRE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[7])
-local now, slow_after = tonumber(ARGV[1]), tonumber(ARGV[2])
-local function known_slow(name)
-  local s = tonumber(redis.call('GET', ARGV[6] .. name) or '0') or 0
-  return s > slow_after
-end
-local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local held, mine = 0, known_slow(ARGV[4])
-for i = 1, #entries, 2 do
-  local name = string.match(entries[i], '^(.*)|[^|]*|[^|]*$') or ''
-  local long = now - tonumber(entries[i + 1]) > slow_after
-  if long or known_slow(name) then
-    held = held + 1
-    if name == ARGV[4] then mine = true end
-  end
-end
-if mine and held >= tonumber(ARGV[3]) then
-  return redis.call('GET', ARGV[6] .. ARGV[4]) or ''
-end
-redis.call('ZADD', KEYS[1], now, ARGV[5])
-redis.call('EXPIRE', KEYS[1], 3600)
-return '0'
-"""
 
 
 def on_worker_init(sender: Any = None, **_: Any) -> None:
@@ -126,7 +101,7 @@ def _acquire_script(client: Any) -> Any:
     global _client, _script
     with _lock:
         if client is not _client:
-            _client, _script = client, client.register_script(_ACQUIRE)
+            _client, _script = client, client.register_script(redisclient.SEND_SLOT_ACQUIRE)
         return _script
 
 

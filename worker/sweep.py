@@ -304,7 +304,7 @@ def not_in_flight(kind: str, ids: Iterable[Any], client: redis.Redis | None = No
     if not wanted:
         return wanted
     try:
-        conn = client if client is not None else _marker_client()
+        conn = client if client is not None else redisclient.bookkeeping()
         claims: dict[tuple[str, Any], str] = {}
         found = set(_orphaned(conn, kind, wanted, live_nodes(conn), claims=claims))
         if claims:
@@ -517,12 +517,6 @@ def _confirmed(rt: Runtime, found: Orphans) -> Orphans:
     return confirmed
 
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
 def sweep(rt: Runtime, client: redis.Redis, lock_seconds: float = INTERVAL / 2) -> Orphans | None:
     """:func:`find_orphans` under a short Redis lock; None when another sweep holds it.
 
@@ -535,7 +529,7 @@ def sweep(rt: Runtime, client: redis.Redis, lock_seconds: float = INTERVAL / 2) 
     try:
         found = find_orphans(rt, client)
     finally:
-        client.eval(_RELEASE, 1, LOCK_KEY, token)
+        client.eval(redisclient.RELEASE_IF_HELD, 1, LOCK_KEY, token)
     if found:
         log.warning("sweep: re-enqueuing orphaned work %s (e.g. %s)", found.counts(), found.why)
     return found
@@ -543,19 +537,7 @@ def sweep(rt: Runtime, client: redis.Redis, lock_seconds: float = INTERVAL / 2) 
 
 # ---------------------------------------------------------------- markers: the signal handlers
 
-_client: redis.Redis | None = None
 _started: dict[str, float] = {}
-
-
-def _marker_client() -> redis.Redis:
-    global _client
-    if _client is None:
-        from config import get_settings
-
-        _client = redisclient.connect(
-            get_settings().effective_redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
-        )
-    return _client
 
 
 def _queued_ttl() -> float:
@@ -582,19 +564,6 @@ def _work_id(args: Any) -> object | None:
     return None
 
 
-# The publisher writes "queued" after its publish returned; a worker may have taken the message and
-# marked it held by then (a run that takes longer than the race then looked queued-but-taken to the
-# sweep), or even finished it. A held marker of the same task id is left as it is.
-_PUBLISHED = """
-local cur = redis.call('GET', KEYS[1])
-if cur and string.sub(cur, 1, 2) == 'w|' and string.sub(cur, -string.len(ARGV[3]) - 1) == '|' .. ARGV[3] then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return 1
-"""
-
-
 def mark_published(
     client: redis.Redis, task: str, task_id: str, args: Any, eta: Any = None, *, retry: bool = False
 ) -> None:
@@ -602,7 +571,7 @@ def mark_published(
 
     ``retry``: the message is a Celery retry, which keeps its task's id; its marker replaces the
     held marker of the run that sent it. A first message's id is new, so a held marker naming it
-    can only be of this very message, taken before this ran (see ``_PUBLISHED``).
+    can only be of this very message, taken before this ran (see ``redisclient.MARK_PUBLISHED``).
     """
     kind, work_id = TRACKED.get(task), _work_id(args)
     if kind is None or work_id is None:
@@ -612,7 +581,7 @@ def mark_published(
     if retry:
         client.set(key, value, ex=ttl)
     else:
-        client.eval(_PUBLISHED, 1, key, value, ttl, task_id)
+        client.eval(redisclient.MARK_PUBLISHED, 1, key, value, ttl, task_id)
 
 
 def mark_received(
@@ -624,21 +593,6 @@ def mark_received(
         return
     ttl = _queued_ttl() + _eta_delay(eta)
     client.set(marker_key(kind, work_id), held_marker(node, task_id), ex=max(1, int(ttl)))
-
-
-_FINISH = """
-local key, failures = KEYS[1], KEYS[2]
-if redis.call('GET', key) ~= ARGV[1] then return 0 end
-if ARGV[2] == '1' then
-  local n = redis.call('INCR', failures)
-  redis.call('EXPIRE', failures, 86400)
-  local wait = math.min(tonumber(ARGV[3]) * 2 ^ (n - 1), tonumber(ARGV[4]))
-  redis.call('SET', key, ARGV[5], 'EX', math.max(1, math.floor(wait)))
-else
-  redis.call('DEL', key, failures)
-end
-return 1
-"""
 
 
 def mark_finished(
@@ -654,7 +608,7 @@ def mark_finished(
         return False
     key = marker_key(kind, work_id)
     done = client.eval(
-        _FINISH,
+        redisclient.MARK_FINISHED,
         2,
         key,
         key + ":failures",
@@ -687,7 +641,7 @@ def on_after_task_publish(sender: Any = None, body: Any = None, headers: Any = N
     _safely(
         "publish",
         mark_published,
-        _marker_client(),
+        redisclient.bookkeeping(),
         sender,
         headers.get("id", ""),
         args,
@@ -702,7 +656,14 @@ def on_task_received(sender: Any = None, request: Any = None, **_: Any) -> None:
         return
     node = str(getattr(sender, "hostname", None) or request.hostname)
     _safely(
-        "received", mark_received, _marker_client(), request.name, request.id, request.args, node, request.eta
+        "received",
+        mark_received,
+        redisclient.bookkeeping(),
+        request.name,
+        request.id,
+        request.args,
+        node,
+        request.eta,
     )
 
 
@@ -723,7 +684,7 @@ def on_task_postrun(
         # marker would make the sweep start a second chain beside the retry.
         return
     node = str(getattr(getattr(sender, "request", None), "hostname", "") or "")
-    client = _marker_client()
+    client = redisclient.bookkeeping()
     started = _started.pop(task_id, None)
     if name == "syndicate.render_feed" and state == "SUCCESS" and started is not None and args:
         _safely("rendered", client.set, RENDERED_PREFIX + str(args[0]), f"{started:.6f}", ex=86400)
@@ -732,7 +693,7 @@ def on_task_postrun(
 
 def on_worker_ready(sender: Any = None, **_: Any) -> None:
     """``worker_ready``: this boot of the node is the one whose markers count."""
-    _safely("node", register_node, _marker_client(), heartbeat._hostname(sender))
+    _safely("node", register_node, redisclient.bookkeeping(), heartbeat._hostname(sender))
 
 
 _last_node_write = 0.0
@@ -744,7 +705,7 @@ def on_heartbeat_sent(sender: Any = None, **_: Any) -> None:
     now = time.monotonic()
     if now - _last_node_write >= heartbeat.INTERVAL:
         _last_node_write = now
-        _safely("node", register_node, _marker_client(), heartbeat._hostname(sender))
+        _safely("node", register_node, redisclient.bookkeeping(), heartbeat._hostname(sender))
 
 
 def connect_signals() -> None:

@@ -25,7 +25,7 @@ from tests.pipeline.conftest import Pipe
 from tests.pipeline.receivers import Answer, Receiver
 from tests.support.services import RedisServer
 from worker import broker as broker_view
-from worker import feedcache, heartbeat, sweep
+from worker import feedcache, heartbeat, redisclient, sweep
 from worker.app import app as celery_app
 from worker.errors import FeedExportError
 from worker.outbox import deliver_share, plan_shares, set_endpoint_enabled
@@ -48,7 +48,7 @@ def client(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.R
     """That database, flushed; the marker signal handlers write to it too."""
     conn = redis.Redis.from_url(broker_url)
     conn.flushdb()
-    monkeypatch.setattr(sweep, "_client", conn)
+    monkeypatch.setattr(redisclient, "_bookkeeping", conn)
     yield conn
     conn.flushdb()
 
@@ -161,7 +161,7 @@ def test_a_queued_marker_counts_only_while_the_broker_backs_it(
     monkeypatch.setattr(broker_view, "SCAN_LIMIT", 1)
     assert sweep.find_orphans(pipe.rt, client).articles == []
     monkeypatch.undo()
-    monkeypatch.setattr(sweep, "_client", client)
+    monkeypatch.setattr(redisclient, "_bookkeeping", client)
 
     # A worker takes ``taken``'s message as kombu does (filed in ``unacked``) and does not mark it.
     with Connection(broker_url) as conn:
@@ -197,7 +197,7 @@ def test_a_message_held_for_its_eta_is_backed_until_then(
     later = broker.send_task("syndicate.process_article", args=[waiting], queue=queue_name, countdown=60)
     past = datetime.now(UTC) - timedelta(seconds=sweep.TAKEN_GRACE + 5)
     earlier = broker.send_task("syndicate.process_article", args=[overdue], queue=queue_name, eta=past)
-    monkeypatch.setattr(sweep, "_client", client)
+    monkeypatch.setattr(redisclient, "_bookkeeping", client)
     with Connection(broker_url) as conn:
         queue = conn.SimpleQueue(queue_name)
         held = {str(queue.get(timeout=5).headers["id"]) for _ in range(2)}
@@ -499,7 +499,8 @@ def test_a_retrying_run_keeps_the_marker_its_retry_message_set(
     """A Celery retry is a new message with the same task id; its worker can mark it held (same node,
     same id) before the first run's postrun fires. That postrun must not drop the retry's marker, or the
     sweep starts a second chain beside the retry (seen in the status-page browser test)."""
-    monkeypatch.setattr(sweep, "_client", client)  # the signal handler's Redis: this test's real one
+    # the signal handler's Redis: this test's real one
+    monkeypatch.setattr(redisclient, "_bookkeeping", client)
     task = "syndicate.process_article"
     key = sweep.marker_key("process", 8)
     live(client, "w1@host", sweep.BOOT)

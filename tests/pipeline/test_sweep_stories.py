@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from tests.pipeline.conftest import Pipe
 from tests.support.services import RedisServer
-from worker import sweep
+from worker import redisclient, sweep
 from worker.store.models import Article, utcnow
 from worker.stories.assign import assign_article
 
@@ -21,7 +21,7 @@ from worker.stories.assign import assign_article
 def client(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
     conn = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/10")
     conn.flushdb()
-    monkeypatch.setattr(sweep, "_client", conn)
+    monkeypatch.setattr(redisclient, "_bookkeeping", conn)
     yield conn
     conn.flushdb()
 

@@ -107,7 +107,7 @@ def broker(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Re
     pools themselves live in kombu's process-wide registry, keyed by URL, and are reused, not closed.)
     Yields a client of the same Redis database for inspecting the queues.
     """
-    from worker import sweep
+    from worker import redisclient
     from worker.app import app as celery_app
 
     monkeypatch.setitem(celery_app.conf, "broker_url", redis_url)
@@ -116,7 +116,7 @@ def broker(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Re
     client = redis.Redis.from_url(redis_url)
     # The publish signal's work markers go to the same Redis, not to whatever the settings named
     # when the first test published: a dead URL there cost every .delay() its retries.
-    monkeypatch.setattr(sweep, "_client", client)
+    monkeypatch.setattr(redisclient, "_bookkeeping", client)
     yield client
     client.close()
 

@@ -51,6 +51,8 @@ import threading
 import time
 from typing import Any, Protocol
 
+from worker import redisclient
+
 log = logging.getLogger(__name__)
 
 __all__ = ["HostLimiter", "LocalHostLimiter", "RedisHostLimiter", "backoff_step", "reservation_margin"]
@@ -218,112 +220,6 @@ class LocalHostLimiter:
             return state.backoff
 
 
-# One hash per host (ms on Redis's clock): last (grant, then release), horizon (last reserved
-# slot), interval (the one last in force), held (until when a turn is out) and holder.
-# ARGV: interval ms, known (1/0), hold ms, holder, keep ms, horizon steps, who, promise grace ms.
-# Returns 0 (granted) or the ms to wait. ``next``/``next_at``: the caller promised the next turn, its slot.
-# Redis TIME makes the script non-deterministic, which Redis >= 5 replicates by effects, so it is
-# safe to write after reading it.
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local hold = tonumber(ARGV[3])
-local keep = tonumber(ARGV[5])
-local s = redis.call(
-  'HMGET', KEYS[1], 'last', 'horizon', 'interval', 'held', 'backoff', 'backoff_until', 'next', 'next_at')
-local last, horizon, stored, held = tonumber(s[1]), tonumber(s[2]), tonumber(s[3]), tonumber(s[4])
-if ARGV[2] == '1' then
-  redis.call('HSET', KEYS[1], 'interval', interval)
-elseif stored and stored > interval then
-  interval = stored
-end
-local backoff_until = tonumber(s[6]) or 0
-if backoff_until > now and (tonumber(s[5]) or 0) > interval then
-  interval = tonumber(s[5])
-end
-keep = math.max(keep, backoff_until - now)
-local busy = held and held > now
-local step = interval + math.min(250, 50 + math.floor(interval * 0.05))
-local who, nxt, nxt_at = ARGV[7], s[7], tonumber(s[8])
-local promised = nxt and nxt ~= '' and nxt_at and now <= nxt_at + math.max(tonumber(ARGV[8]), step)
-if (not busy) and ((not last) or now - last >= interval) and not (promised and nxt ~= who) then
-  if hold > 0 then
-    redis.call('HSET', KEYS[1], 'last', now, 'held', now + hold, 'holder', ARGV[4])
-  else
-    redis.call('HSET', KEYS[1], 'last', now)
-    redis.call('HDEL', KEYS[1], 'held', 'holder')
-  end
-  if promised then
-    redis.call('HDEL', KEYS[1], 'next', 'next_at')
-  end
-  redis.call('PEXPIRE', KEYS[1], hold + interval + keep)
-  return 0
-end
-local slot = (last or now) + step
-if busy and now + step > slot then
-  slot = now + step
-end
-if busy and last and now + math.min(now - last, held - now + step) > slot then
-  slot = now + math.min(now - last, held - now + step)
-end
-if horizon and horizon + step > slot then
-  slot = math.min(horizon + step, slot + tonumber(ARGV[6]) * step)
-end
-if promised and nxt ~= who then
-  if nxt_at + step > slot then
-    slot = nxt_at + step
-  end
-elseif who ~= '' then
-  redis.call('HSET', KEYS[1], 'next', who, 'next_at', slot)
-end
-redis.call('HSET', KEYS[1], 'horizon', slot)
-local until_ms = slot
-if busy and held > slot then
-  until_ms = held
-end
-redis.call('PEXPIRE', KEYS[1], until_ms - now + interval + keep)
-return slot - now
-"""
-
-# ARGV: holder, keep ms. The release moment is the new "last"; the turn is freed if it is still ours.
-_RELEASE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local s = redis.call('HMGET', KEYS[1], 'last', 'holder', 'interval')
-local last, holder, interval = tonumber(s[1]), s[2], tonumber(s[3]) or 0
-if (not last) or now > last then
-  redis.call('HSET', KEYS[1], 'last', now)
-end
-if holder == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'held', 'holder')
-end
-if redis.call('PTTL', KEYS[1]) < interval + tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[1], interval + tonumber(ARGV[2]))
-end
-return 1
-"""
-
-
-# ARGV: interval ms, base ms, max ms, keep ms. Returns the host's new widened interval in ms.
-_BACK_OFF = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local s = redis.call('HMGET', KEYS[1], 'backoff', 'backoff_until')
-local current = tonumber(s[1]) or 0
-if (tonumber(s[2]) or 0) <= now then
-  current = 0
-end
-local keep = tonumber(ARGV[4])
-local widened = math.min(math.max(current * 2, tonumber(ARGV[1]) * 2, tonumber(ARGV[2])), tonumber(ARGV[3]))
-redis.call('HSET', KEYS[1], 'backoff', widened, 'backoff_until', now + keep)
-if redis.call('PTTL', KEYS[1]) < keep then
-  redis.call('PEXPIRE', KEYS[1], keep)
-end
-return widened
-"""
-
-
 class RedisHostLimiter:
     """The limiter every worker shares: one Lua script per acquire or release, atomic on the Redis server.
 
@@ -334,9 +230,9 @@ class RedisHostLimiter:
     def __init__(self, client: Any) -> None:
         """Use the ``redis.Redis`` ``client``."""
         self.client = client
-        self._acquire = client.register_script(_ACQUIRE)
-        self._release = client.register_script(_RELEASE)
-        self._back_off = client.register_script(_BACK_OFF)
+        self._acquire = client.register_script(redisclient.HOST_ACQUIRE)
+        self._release = client.register_script(redisclient.HOST_RELEASE)
+        self._back_off = client.register_script(redisclient.HOST_BACK_OFF)
         self._fallback = LocalHostLimiter()
         self._fallback_turns: set[tuple[str, str]] = set()
         self._warned = False
