@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from tests.support.httpserver import HTTPTestServer, Response
-from worker.http import Answer, HttpClient, Outcome, TransportError, classify, retry_delay
+from worker.errors import TransportError
+from worker.http import Answer, HttpClient, Outcome, classify, retry_delay
 
 NOW = datetime(2024, 5, 2, 8, 0, tzinfo=UTC)
 EPOCH_NOW = NOW.timestamp()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+from celery.exceptions import Retry
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,6 +22,7 @@ from config.settings import Settings
 from tests.support.httpserver import HTTPTestServer, Response
 from tests.support.services import RedisServer, free_port
 from worker import heartbeat, logs, metrics
+from worker.errors import GaveUp, Rescheduled
 from worker.metrics import FEED_REQUESTS, Recorder
 from worker.metrics_collector import render_metrics
 from worker.outbox import deliver_share, plan_shares
@@ -321,3 +323,43 @@ def test_a_forked_child_does_not_resend_the_parents_unsent_counts(
     assert client.hget(metrics.CRAWLS.key, "valley\tok") == b"1"
     assert rec.flush()
     assert client.hget(metrics.CRAWLS.key, "valley\tok") == b"6"
+
+
+def test_task_outcomes_are_told_by_exception_class_not_name(recorder: Recorder, client: redis.Redis) -> None:
+    """A run's outcome follows the error tree: a subclass of GaveUp gave up; a stranger merely named
+    ``GaveUp`` (some library's) is a failure."""
+
+    class Abandoned(GaveUp):
+        pass
+
+    gave_up_by_name = type("GaveUp", (Exception,), {})
+
+    class Task:
+        request = None
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def run(self) -> None:
+            pass
+
+    runs = {
+        "retry": Retry(),
+        "rescheduled": Rescheduled(),
+        "abandoned": Abandoned(),
+        "named": gave_up_by_name(),
+    }
+    for name, error in runs.items():
+        with pytest.raises(type(error)), metrics.task_run(Task(name), (), {}):
+            raise error
+    with metrics.task_run(Task("fine"), (), {}):
+        pass
+    raw = client.hgetall(metrics.TASKS.key)
+    counts = {"\t".join(k): int(v) for k, v in metrics.parse_counter(raw).items()}
+    assert counts == {
+        "retry\tretry": 1,
+        "rescheduled\trescheduled": 1,
+        "abandoned\tgave_up": 1,
+        "named\tfailure": 1,
+        "fine\tsuccess": 1,
+    }

@@ -23,9 +23,9 @@ import requests
 from config.model import FetchPolicy
 from tests.support.httpserver import HTTPTestServer
 from tests.support.rebinding import RebindingResolver, Recorder
-from worker.errors import BlockedURL, FetchError
+from worker.errors import BlockedURL, FetchError, TransportError
 from worker.fetch import Fetcher
-from worker.http import HttpClient, TransportError, WatchedAdapter
+from worker.http import HttpClient, WatchedAdapter
 from worker.ssrf import Guard
 
 STAND_IN = "127.0.0.2"  # the public address the name stands for

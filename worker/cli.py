@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from config import Config, ConfigError, Settings
 from config.settings import SettingsError, load_settings
-from worker.errors import HostBusy, MatchInputError, SyndicateError
+from worker.errors import Deferred, HostBusy, MatchInputError, SyndicateError
 from worker.logs import configure_logging
 from worker.monitor import flower_address
 from worker.ports import can_listen, require_port
@@ -504,7 +504,7 @@ def _deliver_inline(rt: Any, share_id: int) -> str:
 
     try:
         return outbox.deliver_share(rt, share_id)
-    except outbox.Deferred as deferred:
+    except Deferred as deferred:
         print(f"share {share_id}: {deferred}", file=sys.stderr)
         return "pending"
 

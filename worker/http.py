@@ -47,7 +47,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.connection import create_connection
 
 from feeds.http import parse_http_date, parse_retry_after
-from worker.errors import BlockedURL, SyndicateError, TransientFetchError
+from worker.errors import BlockedURL, TransientFetchError, TransportError
 from worker.ssrf import Guard, HostRule
 
 DEFAULT_USER_AGENT = "Syndicate/0.1 (+https://github.com/syndicate-news/syndicate)"
@@ -99,34 +99,6 @@ def classify(status: int) -> Outcome:
     if status == 426:
         return Outcome.UPGRADE
     return Outcome.REJECTED
-
-
-class TransportError(SyndicateError):
-    """No usable answer arrived: connection refused, timeout, reset, body too large or too slow.
-
-    ``sent`` is true when the request may have reached the server (it timed out or broke while
-    waiting for the answer), so a non-idempotent request must not be blindly repeated.
-    ``too_large`` marks a body over the size cap, ``blocked`` a URL refused by the SSRF guard (or
-    one that is not a URL at all) and ``undecodable`` a body whose Content-Encoding is broken: none
-    of these three gets better by retrying.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        url: str,
-        *,
-        sent: bool = False,
-        too_large: bool = False,
-        blocked: bool = False,
-        undecodable: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.url = url
-        self.sent = sent
-        self.too_large = too_large
-        self.blocked = blocked
-        self.undecodable = undecodable
 
 
 @dataclass(frozen=True)

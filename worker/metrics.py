@@ -51,8 +51,10 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import redis
+from celery.exceptions import Retry
 
 from worker import redisclient
+from worker.errors import GaveUp, Rescheduled
 
 log = logging.getLogger(__name__)
 
@@ -442,8 +444,13 @@ def _task_ids(task: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> di
 def _outcome(exc: BaseException | None) -> str:
     if exc is None:
         return "success"
-    kind = type(exc).__name__
-    return {"Retry": "retry", "Rescheduled": "rescheduled", "GaveUp": "gave_up"}.get(kind, "failure")
+    if isinstance(exc, Retry):
+        return "retry"
+    if isinstance(exc, Rescheduled):
+        return "rescheduled"
+    if isinstance(exc, GaveUp):
+        return "gave_up"
+    return "failure"
 
 
 @contextmanager

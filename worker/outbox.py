@@ -57,6 +57,7 @@ from config import Config
 from config.model import EndpointBase
 from worker import metrics, redisclient, sendslots
 from worker.errors import (
+    Deferred,
     EndpointDisabled,
     NormalizeError,
     PermanentShareError,
@@ -83,15 +84,6 @@ MAX_ERROR_CHARS = 2000
 # message does not cut it short.
 RETRY_SCHEDULE = (5, 60, 300, 1800, 7200, 18000, 36000, 86400)
 STATUSES = ("pending", "sending", "sent", "failed", "uncertain")
-
-
-class Deferred(Exception):
-    """The share may not be sent yet; try again in ``seconds`` (not a failure, not a retry)."""
-
-    def __init__(self, seconds: float, reason: str) -> None:
-        super().__init__(f"deferred {seconds:.1f}s: {reason}")
-        self.seconds = max(0.0, seconds)
-        self.reason = reason
 
 
 def _short(text: str) -> str:

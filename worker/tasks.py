@@ -22,7 +22,7 @@ from sqlalchemy import select
 from worker import feedcache, metrics, outbox, pipeline, redisclient, storage, tasklabels, websub
 from worker import sweep as sweeping
 from worker.app import app
-from worker.errors import FeedExportError, HostBusy, Retryable
+from worker.errors import Deferred, FeedExportError, GaveUp, HostBusy, Rescheduled, Retryable
 from worker.runtime import Runtime, get_runtime
 from worker.store.models import Article, Share
 from worker.stories import assign
@@ -46,14 +46,6 @@ RENDER_WINDOW_MAX = 10.0
 # A render whose export failed (a read-only or full disk) retries at least this often: the retry is a
 # cheap re-publish, and the feed's readers wait for it. After its retries the sweep takes over.
 RENDER_RETRY_MAX = 10.0
-
-
-class GaveUp(Exception):
-    """The task's work failed for good (its reason is recorded in the database): Celery FAILURE.
-
-    Listed in :attr:`PipelineTask.throws`, so Celery logs it as an expected failure, one line
-    without a traceback (the reason was logged at ERROR just before).
-    """
 
 
 class PipelineTask(Task):
@@ -138,10 +130,6 @@ class PipelineTask(Task):
         except Rescheduled as done:
             log.info("%s%r: %s", self.name, args, done)
             return None
-
-
-class Rescheduled(Exception):
-    """This run handed its work to a copy of the task sent with a countdown (see ``run_stage``)."""
 
 
 @lru_cache(maxsize=1)
@@ -351,7 +339,7 @@ def deliver_share(self: PipelineTask, share_id: int) -> str | None:
     """
     try:
         status = str(self.run_stage(outbox.deliver_share, share_id))
-    except outbox.Deferred as deferred:
+    except Deferred as deferred:
         # A little jitter so that shares held by one block do not all wake in the same instant.
         wait = deferred.seconds * (1 + random.random() / 10) + random.random() / 10
         countdown = min(wait, self.app.conf.syndicate_max_retry_countdown)

@@ -21,8 +21,8 @@ import requests
 from feeds import websub
 from feeds.build import FORMATS
 from feeds.websub import WebSubError
-from worker.errors import Retryable
-from worker.http import HttpClient, TransportError, retry_delay
+from worker.errors import HubUnavailable, TransportError
+from worker.http import HttpClient, retry_delay
 from worker.runtime import Runtime
 
 __all__ = ["HubUnavailable", "WebSubError", "feed_topics", "publish", "publish_feed"]
@@ -75,15 +75,6 @@ def _ping(http: HttpClient, hub_url: str, topic: str, timeout: float) -> None:
     )
     if error is not None:
         raise error
-
-
-class HubUnavailable(Retryable):
-    """The hub refused a ping for now (429, 5xx) or could not be reached: try again later."""
-
-    def __init__(self, error: WebSubError) -> None:
-        super().__init__(str(error))
-        self.retry_after = error.retry_after
-        self.status = error.status
 
 
 def feed_topics(base_url: str, feed_name: str) -> list[str]:

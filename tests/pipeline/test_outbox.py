@@ -31,11 +31,10 @@ from tests.pipeline.receivers import Answer, Receiver
 from tests.support.httpserver import HTTPTestServer
 from tests.support.services import RedisServer
 from worker import pipeline
-from worker.errors import TransientShareError
+from worker.errors import Deferred, TransientShareError
 from worker.http import HttpClient
 from worker.outbox import (
     RETRY_SCHEDULE,
-    Deferred,
     deliver_share,
     mark_sent,
     plan_shares,

@@ -18,7 +18,8 @@ import standardwebhooks
 from sqlalchemy import update
 
 from tests.support.httpserver import HTTPTestServer
-from worker.outbox import RETRY_SCHEDULE, Deferred, deliver_share, plan_shares
+from worker.errors import Deferred
+from worker.outbox import RETRY_SCHEDULE, deliver_share, plan_shares
 from worker.store.models import Share, utcnow
 
 SECRET = "whsec_" + base64.b64encode(b"pipeline-share-test-secret-32by!").decode()

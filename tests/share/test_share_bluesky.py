@@ -24,16 +24,10 @@ import pytest
 
 from tests.support.bluesky_peer import Account, BlueskyPeer, PeerUnavailable, in_ci
 from tests.support.httpserver import HTTPTestServer, Response
-from worker.errors import EndpointDisabled, PermanentShareError, TransientShareError
+from worker.errors import EndpointDisabled, PermanentShareError, TokenRejected, TransientShareError
 from worker.http import HttpClient
 from worker.share import MemoryTokenStore, ShareArticle, get_endpoint, idempotency_key
-from worker.share.bluesky import (
-    BlueskyEndpoint,
-    TokenRejected,
-    jwt_expiry,
-    record_key,
-    tid,
-)
+from worker.share.bluesky import BlueskyEndpoint, jwt_expiry, record_key, tid
 from worker.share.text import grapheme_length, utf8_length
 
 from .conftest import FIXED_NOW, FIXTURES, endpoint_config

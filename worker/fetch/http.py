@@ -57,11 +57,12 @@ from worker.errors import (
     HTTPStatusError,
     TooLarge,
     TransientFetchError,
+    TransportError,
     UnsupportedContent,
 )
 from worker.fetch.hostlimit import HostLimiter, LocalHostLimiter, RedisHostLimiter
 from worker.fetch.robots import ROBOTS_PATH, Robots, RobotsAnswer
-from worker.http import DEADLINE_FACTOR, Answer, HttpClient, Outcome, TransportError, retry_delay
+from worker.http import DEADLINE_FACTOR, Answer, HttpClient, Outcome, retry_delay
 from worker.ssrf import Guard, HostRule, check_url
 
 __all__ = ["DEFAULT_ACCEPT", "FetchResult", "Fetcher", "check_url", "parse_retry_after"]

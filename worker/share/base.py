@@ -43,8 +43,9 @@ from worker.errors import (
     PermanentShareError,
     ShareError,
     TransientShareError,
+    TransportError,
 )
-from worker.http import Answer, HttpClient, Outcome, TransportError, retry_delay
+from worker.http import Answer, HttpClient, Outcome, retry_delay
 
 ELLIPSIS = "…"
 TEMPLATE_FIELDS = frozenset(

@@ -28,7 +28,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from config.model import BlueskyEndpointConfig
-from worker.errors import EndpointDisabled, PermanentShareError, ShareError, TransientShareError
+from worker.errors import (
+    EndpointDisabled,
+    PermanentShareError,
+    RecordExists,
+    RecordNotFound,
+    ShareError,
+    TokenRejected,
+    TransientShareError,
+)
 from worker.http import Answer
 from worker.share.base import (
     Endpoint,
@@ -57,18 +65,6 @@ _TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken"})
 _ACCOUNT_ERRORS = frozenset(
     {"AccountTakedown", "AccountDeactivated", "RepoTakendown", "RepoDeactivated", "RepoSuspended"}
 )
-
-
-class TokenRejected(EndpointDisabled):
-    """The PDS refused the token (``ExpiredToken``/``InvalidToken``): refresh or log in again."""
-
-
-class RecordExists(PermanentShareError):
-    """``putRecord`` with ``swapRecord: null`` found the record already there (``InvalidSwap``)."""
-
-
-class RecordNotFound(PermanentShareError):
-    """``getRecord`` found no record under the key."""
 
 
 def tid(micros: int, clock_id: int) -> str:

@@ -19,7 +19,9 @@ from typing import Any
 
 from config.model import FacebookEndpointConfig
 from worker.errors import (
+    DuplicatePost,
     EndpointDisabled,
+    GraphTokenError,
     PermanentShareError,
     ShareError,
     TransientShareError,
@@ -37,14 +39,6 @@ THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, 80001})
 AUTH_CODES = frozenset({102, 190})
 PERMISSION_CODES = frozenset({3, 10, *range(200, 300)})
 DUPLICATE_CODE = 506
-
-
-class _Duplicate(PermanentShareError):
-    """Facebook refused the post as a duplicate of the previous one."""
-
-
-class GraphTokenError(EndpointDisabled):
-    """The access token is expired, revoked or invalid (codes 102/190): a refresh may cure it."""
 
 
 def graph_error(answer: Answer) -> dict[str, Any] | None:
@@ -73,7 +67,7 @@ def map_graph_error(endpoint: Endpoint, answer: Answer, what: str) -> ShareError
     message = f"{endpoint.name}: {what}: HTTP {answer.status}: {error.get('message') or answer.text()}"
     message += f" (code {code}" + (f", subcode {subcode}" if subcode is not None else "") + ")"
     if code == DUPLICATE_CODE:
-        return _Duplicate(message, status=answer.status)
+        return DuplicatePost(message, status=answer.status)
     if code in THROTTLE_CODES:
         wait = endpoint.quota_wait if endpoint.quota_wait is not None else THROTTLE_WAIT
         return TransientShareError(message, status=answer.status, retry_after=wait)
@@ -125,7 +119,7 @@ class FacebookEndpoint(Endpoint):
                 headers={"Accept": "application/json"},
                 max_bytes=MAX_RESPONSE_BYTES,
             )
-        except _Duplicate:
+        except DuplicatePost:
             return ShareResult(remote_id="", remote_url=None, duplicate=True)
         data = answer.json()
         post_id = data.get("id") if isinstance(data, dict) else None

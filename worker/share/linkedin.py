@@ -27,7 +27,7 @@ from typing import Any
 import regex
 
 from config.model import LinkedInEndpointConfig
-from worker.errors import EndpointDisabled, PermanentShareError, ShareError, UncertainShare
+from worker.errors import DuplicatePost, EndpointDisabled, ShareError, UncertainShare
 from worker.http import Answer
 from worker.share.base import Endpoint, Preview, ShareArticle, ShareResult, shorten
 from worker.share.images import load_image
@@ -56,14 +56,6 @@ def escape_little(text: str) -> str:
     for match in _HASHTAG.finditer(text):
         keep.add(match.start())
     return "".join("\\" + char if char in RESERVED and i not in keep else char for i, char in enumerate(text))
-
-
-class _Duplicate(PermanentShareError):
-    """LinkedIn refused the post as a duplicate of ``urn``."""
-
-    def __init__(self, message: str, urn: str) -> None:
-        super().__init__(message, status=422)
-        self.urn = urn
 
 
 def _error_fields(answer: Answer) -> tuple[str, str]:
@@ -161,7 +153,7 @@ class LinkedInEndpoint(Endpoint):
             )
         if answer.status == 422 and (code == "DUPLICATE_POST" or "duplicate" in message.lower()):
             urn = _URN.search(message)
-            return _Duplicate(text, urn.group(0) if urn else "")
+            return DuplicatePost(text, 422, urn.group(0) if urn else "")
         return None
 
     def upload_thumbnail(self, url: str, token: str) -> str | None:
@@ -226,7 +218,7 @@ class LinkedInEndpoint(Endpoint):
                 if exc.status != 401 or not self.oauth.can_refresh:
                     raise
                 answer = self._post(payload, self.oauth.refresh())
-        except _Duplicate as dup:
+        except DuplicatePost as dup:
             return ShareResult(
                 remote_id=dup.urn,
                 remote_url=POST_URL.format(urn=dup.urn) if dup.urn else None,

@@ -27,8 +27,10 @@ from typing import Any
 
 from config.model import TelegramEndpointConfig
 from worker.errors import (
+    ChatMigrated,
     EndpointDisabled,
     PermanentShareError,
+    PhotoRefused,
     ShareError,
     TransientShareError,
     UncertainShare,
@@ -59,18 +61,6 @@ _PHOTO_REFUSED = (
     "image_process_failed",
     "wrong remote file",
 )
-
-
-class _ChatMigrated(PermanentShareError):
-    """The group became a supergroup with a new id (``parameters.migrate_to_chat_id``)."""
-
-    def __init__(self, message: str, chat_id: int) -> None:
-        super().__init__(message, status=400)
-        self.chat_id = chat_id
-
-
-class _PhotoRefused(PermanentShareError):
-    """Telegram could not use the picture of a ``sendPhoto``."""
 
 
 def escape(text: str) -> str:
@@ -206,7 +196,7 @@ class TelegramEndpoint(Endpoint):
             try:
                 answer = self._call(method, payload)
                 break
-            except _ChatMigrated as exc:
+            except ChatMigrated as exc:
                 if migrated:
                     raise PermanentShareError(str(exc), status=exc.status) from None
                 migrated = True
@@ -215,7 +205,7 @@ class TelegramEndpoint(Endpoint):
                     "%s: the chat moved to supergroup %s; using it from now on", self.name, exc.chat_id
                 )
                 payload["chat_id"] = exc.chat_id
-            except _PhotoRefused as exc:
+            except PhotoRefused as exc:
                 if method != "sendPhoto":
                     raise PermanentShareError(str(exc), status=exc.status) from None
                 log.info("%s: photo refused, sending the text alone: %s", self.name, exc)
@@ -257,7 +247,7 @@ class TelegramEndpoint(Endpoint):
             return TransientShareError(message, status=answer.status, retry_after=self.quota_wait)
         new_chat = parameters.get("migrate_to_chat_id")
         if isinstance(new_chat, int) and not isinstance(new_chat, bool):
-            return _ChatMigrated(message, new_chat)
+            return ChatMigrated(message, new_chat)
         if answer.status in (401, 403) or code in (401, 403):
             return EndpointDisabled(message, status=answer.status)
         if answer.status == 400:
@@ -265,6 +255,6 @@ class TelegramEndpoint(Endpoint):
             if any(sign in lowered for sign in _DISABLING):
                 return EndpointDisabled(message, status=answer.status)
             if any(sign in lowered for sign in _PHOTO_REFUSED):
-                return _PhotoRefused(message, status=answer.status)
+                return PhotoRefused(message, status=answer.status)
             return PermanentShareError(message, status=answer.status)
         return None

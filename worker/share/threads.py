@@ -31,10 +31,10 @@ from urllib.parse import urlsplit
 import regex
 
 from config.model import ThreadsEndpointConfig
-from worker.errors import ShareError, TransientShareError, UncertainShare
+from worker.errors import AlreadyPublished, GraphTokenError, ShareError, TransientShareError, UncertainShare
 from worker.http import Answer
 from worker.share.base import Endpoint, Preview, ShareArticle, ShareResult
-from worker.share.facebook import GraphTokenError, map_graph_error
+from worker.share.facebook import map_graph_error
 from worker.share.oauth import seed_digest
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ class ThreadsEndpoint(Endpoint):
                 f"{self.name}: container {container_id} is still being processed", retry_after=PROCESSING_WAIT
             )
         if status == "PUBLISHED":
-            raise _AlreadyPublished(container_id)
+            raise AlreadyPublished(container_id)
         # EXPIRED, ERROR or unknown: this container was never published; start over.
         self._keep_container(key, None)
         return None
@@ -238,7 +238,7 @@ class ThreadsEndpoint(Endpoint):
         user = self.th_config.user_id
         try:
             container_id = self._reusable(idempotency_key)
-        except _AlreadyPublished:
+        except AlreadyPublished:
             self._keep_container(idempotency_key, None)
             return ShareResult(remote_id="", remote_url=None, duplicate=True)
         if container_id is None:
@@ -269,7 +269,3 @@ class ThreadsEndpoint(Endpoint):
             log.info("%s: permalink of %s unavailable: %s", self.name, post_id, exc)
             return None
         return link if isinstance(link, str) and link.startswith("https://") else None
-
-
-class _AlreadyPublished(Exception):
-    """The stored container was published by an attempt whose answer was lost."""

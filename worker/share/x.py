@@ -20,8 +20,8 @@ from typing import Any
 
 from config.model import XEndpointConfig
 from worker.errors import (
+    DuplicatePost,
     EndpointDisabled,
-    PermanentShareError,
     ShareError,
     TransientShareError,
     UncertainShare,
@@ -39,10 +39,6 @@ _RESET_HEADERS = (
     ("x-user-limit-24hour-remaining", "x-user-limit-24hour-reset"),
     ("x-app-limit-24hour-remaining", "x-app-limit-24hour-reset"),
 )
-
-
-class _Duplicate(PermanentShareError):
-    """X refused the post as duplicate content: the same text is already on the account."""
 
 
 def problem_detail(answer: Answer) -> str:
@@ -125,7 +121,7 @@ class XEndpoint(Endpoint):
         detail = problem_detail(answer)
         message = f"{self.name}: POST /2/tweets: HTTP {answer.status}: {detail}"
         if answer.status == 403 and "duplicate content" in detail.lower():
-            return _Duplicate(message, status=403)
+            return DuplicatePost(message, status=403)
         if answer.status == 429:
             wait = x_retry_after(answer)
             return TransientShareError(
@@ -155,7 +151,7 @@ class XEndpoint(Endpoint):
                 if exc.status != 401 or not self.oauth.can_refresh:
                     raise
                 answer = self._post(preview, self.oauth.refresh())
-        except _Duplicate:
+        except DuplicatePost:
             return ShareResult(remote_id="", remote_url=None, duplicate=True)
         data = answer.json()
         post = data.get("data") if isinstance(data, dict) else None
