@@ -1,7 +1,7 @@
-"""What the sweep pays to check "queued" work markers against the broker (worker/broker.py).
+"""What the sweep pays to check "queued" work markers against the broker (worker/ops/broker.py).
 
 Fills the real ``fetch`` queue of a real redis-server with N real Celery messages (``send_task``), then
-times :func:`worker.broker.waiting` for 500 task ids, the sweep's batch: the 500 oldest messages (a
+times :func:`worker.ops.broker.waiting` for 500 task ids, the sweep's batch: the 500 oldest messages (a
 backlog of pending articles, found from the tail) and 500 ids in no queue (every message read, up to
 the scan limit), beside the floor: one LRANGE of the whole list, no parsing. Also :func:`taken`.
 
@@ -25,7 +25,7 @@ import redis
 from celery import Celery
 
 from tests.support.services import RedisServer
-from worker import broker
+from worker.ops import broker
 
 QUEUES = ("crawl", "fetch", "render", "share")
 TASK = "syndicate.process_article"

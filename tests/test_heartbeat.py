@@ -10,8 +10,9 @@ import pytest
 import redis
 
 from tests.support.services import RedisServer
-from worker import heartbeat, redisclient
-from worker.heartbeat import BEAT_KEY, WORKERS_KEY, Verdict, beat, forget, is_alive, judge, liveness
+from worker import redisclient
+from worker.ops import heartbeat
+from worker.ops.heartbeat import BEAT_KEY, WORKERS_KEY, Verdict, beat, forget, is_alive, judge, liveness
 
 REDIS_DB = 15  # other tests use 1-14
 

@@ -21,10 +21,11 @@ from config.model import parse_config
 from config.settings import Settings
 from tests.support.httpserver import HTTPTestServer, Response
 from tests.support.services import RedisServer, free_port
-from worker import heartbeat, logs, metrics
+from worker import logs, metrics
 from worker.errors import GaveUp, Rescheduled
 from worker.metrics import FEED_REQUESTS, Recorder
-from worker.metrics_collector import render_metrics
+from worker.ops import heartbeat
+from worker.ops.metrics_collector import render_metrics
 from worker.outbox import deliver_share, plan_shares
 from worker.pipeline import (
     PushedArticle,

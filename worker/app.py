@@ -78,8 +78,8 @@ def create_app(settings: Settings | None = None) -> Celery:
             "syndicate.noop": {"queue": "fetch"},
         },
         beat_schedule={},
-        # Celery's persistent scheduler plus beat's heartbeat (see worker/heartbeat.py).
-        beat_scheduler="worker.heartbeat:HeartbeatScheduler",
+        # Celery's persistent scheduler plus beat's heartbeat (see worker/ops/heartbeat.py).
+        beat_scheduler="worker.ops.heartbeat:HeartbeatScheduler",
     )
     connect_observability()
     return app
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 def connect_observability() -> None:
     """Connect the heartbeat and metrics signal handlers (before a worker boots, which checks for them)."""
-    from worker import heartbeat
+    from worker.ops import heartbeat
 
     heartbeat.connect_signals()
 

@@ -415,8 +415,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         # The running processes keep their last good config: say which, beside what is wrong.
         return _invalid_config_status(args, exc)
     _prepare_database(settings, config)
+    from worker.ops.status import render_status_text, snapshot
     from worker.runtime import get_runtime
-    from worker.status import render_status_text, snapshot
     from worker.storage import storage_state  # at call time, like the imports above (start-up time)
 
     with get_runtime().session() as session:
@@ -441,8 +441,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _invalid_config_status(args: argparse.Namespace, exc: ConfigError) -> int:
     """``status`` when the config file is invalid: every problem, then the config each process runs."""
-    from worker import configwatch, redisclient
-    from worker.status import config_lines
+    from worker import redisclient
+    from worker.ops import configwatch
+    from worker.ops.status import config_lines
 
     print(f"config error in {exc.path}:", file=sys.stderr)
     for problem in exc.problems:
@@ -469,7 +470,8 @@ def cmd_reload(args: argparse.Namespace) -> int:
     """
     from config import load_config
     from config.watch import file_version
-    from worker import configwatch, redisclient
+    from worker import redisclient
+    from worker.ops import configwatch
 
     settings = load_settings()
     path = _config_path(args, settings)
@@ -910,8 +912,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace, rt: Any, shares: list[int], articles: list[int]) -> int:
     """Reset and enqueue the selected shares and articles; exit 1 if any named one was not retryable."""
+    from worker.ops.status import retry_article
     from worker.outbox import retry_share
-    from worker.status import retry_article
     from worker.tasks import deliver_share, process_article
 
     named_shares, named_articles = set(args.share or []), set(args.article or [])
@@ -1010,7 +1012,7 @@ def cmd_health(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     import socket
 
-    from worker.heartbeat import STALE_AFTER, is_alive, liveness
+    from worker.ops.heartbeat import STALE_AFTER, is_alive, liveness
     from worker.runtime import get_runtime
 
     client = get_runtime().redis_client
@@ -1021,7 +1023,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     if args.part == "beat":
         # This host's beat, leading or standing by (a standby's container is healthy too); else,
         # for a check run from elsewhere, the deployment's leading beat.
-        from worker.heartbeat import beat_name
+        from worker.ops.heartbeat import beat_name
 
         mine_beat = [
             b for b in [live.get("beat"), *live.get("standby", [])] if b and b["name"] == beat_name()
@@ -1047,8 +1049,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker consuming every Syndicate queue."""
     settings, _config = _load(args)
     configure_logging("worker", settings.log_level)
-    from worker import configwatch
     from worker.app import app
+    from worker.ops import configwatch
     from worker.runtime import get_runtime
 
     configwatch.watch_worker(get_runtime(), _config_path(args, settings))
@@ -1131,15 +1133,15 @@ def cmd_beat(args: argparse.Namespace) -> int:
     configure_logging("beat", settings.log_level)
     leader = _lead_beat()
     ids = _prepare_database(settings, config)
-    from worker import configwatch
     from worker.app import app
-    from worker.beatreload import schedule_for
-    from worker.heartbeat import beat_name
+    from worker.ops import configwatch
+    from worker.ops.beatreload import schedule_for
+    from worker.ops.heartbeat import beat_name
     from worker.runtime import get_runtime
 
     app.conf.beat_schedule = schedule_for(config, ids)
-    # Follows the config file: a change re-syncs sources and replaces the schedule (worker/beatreload.py).
-    app.conf.beat_scheduler = "worker.beatreload:ReloadingScheduler"
+    # Follows the config file: a change re-syncs sources and replaces the schedule (worker/ops/beatreload.py).
+    app.conf.beat_scheduler = "worker.ops.beatreload:ReloadingScheduler"
     configwatch.start(get_runtime(), _config_path(args, settings), "beat", beat_name())
     _crawl_overdue_sources(config, ids)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
@@ -1153,8 +1155,8 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 def _lead_beat() -> Any:
     """Wait until this beat holds the deployment's beat leader lock (one beat sends ticks); keep it."""
-    from worker.beatlock import BeatLeader
-    from worker.heartbeat import leave_standby, standing_by
+    from worker.ops.beatlock import BeatLeader
+    from worker.ops.heartbeat import leave_standby, standing_by
     from worker.runtime import get_runtime
 
     leader = BeatLeader(get_runtime().redis_client)
@@ -1201,7 +1203,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     configure_logging("web", settings.log_level)
     require_port("the web app", settings.http_host, settings.http_port, "SYNDICATE_HTTP_PORT")
     _prepare_database(settings, config)
-    from worker import configwatch
+    from worker.ops import configwatch
     from worker.runtime import get_runtime
     from worker.web import create_web_app, server_options
 

@@ -22,7 +22,7 @@ machine only and leaves dead children's files to clean up. So:
 * **Gauges are computed at scrape time** from their sources of truth: queue depth is ``LLEN`` of
   each kombu queue list (all four priority lists), outbox backlog and the oldest pending share come
   from the shares table, last and next crawl per source from the sources table, stored articles by
-  status from the articles table, heartbeat ages from :mod:`worker.heartbeat`. Nothing has to keep
+  status from the articles table, heartbeat ages from :mod:`worker.ops.heartbeat`. Nothing has to keep
   them current, so they cannot drift, and a restarted process changes none of them.
 * ``/metrics`` renders a :class:`SyndicateCollector` (``CounterMetricFamily``,
   ``GaugeMetricFamily``, ``HistogramMetricFamily``) in a registry of its own: one Redis round trip

@@ -1472,11 +1472,11 @@ def ingest_article(rt: Runtime, item: PushedArticle) -> tuple[int, bool]:
 def stale_work(rt: Runtime, older_than: timedelta = timedelta(minutes=10)) -> tuple[list[int], list[int]]:
     """Pending articles and shares untouched for ``older_than``, whatever is in flight.
 
-    The database half of :func:`worker.sweep.find_orphans` (which also checks the work markers
+    The database half of :func:`worker.ops.sweep.find_orphans` (which also checks the work markers
     in Redis and the other stages); kept for callers that have no Redis.
     """
+    from worker.ops.sweep import pending_articles
     from worker.outbox import stale_shares
-    from worker.sweep import pending_articles
 
     with rt.session() as session:
         articles = pending_articles(session, utcnow() - older_than)

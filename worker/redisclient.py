@@ -59,7 +59,7 @@ def bookkeeping() -> redis.Redis:
 # ---------------------------------------------------------------- Lua scripts
 # worker.tasks's feed debounce scripts move here with the stage split.
 
-# ---- worker.beatlock (the beat leader lock) and worker.sweep (the sweep lock)
+# ---- worker.ops.beatlock (the beat leader lock) and worker.ops.sweep (the sweep lock)
 
 # Renew our own claim, or take the lock when nobody holds it (expired, released, flushed).
 LEADER_CLAIM = """
@@ -75,7 +75,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# ---- worker.configwatch
+# ---- worker.ops.configwatch
 
 # HSET KEYS[1] field ARGV[1] to the JSON entry ARGV[2] stamped with Redis time; return GET KEYS[2]
 # (the reload counter).
@@ -194,7 +194,7 @@ end
 return widened
 """
 
-# ---- worker.heartbeat
+# ---- worker.ops.heartbeat
 
 # HSET field -> Redis server time; then drop fields older than ARGV[2] seconds (0: keep all).
 HEARTBEAT = """
@@ -267,7 +267,7 @@ redis.call('EXPIRE', KEYS[1], 3600)
 return '0'
 """
 
-# ---- worker.sweep (work markers)
+# ---- worker.ops.sweep (work markers)
 
 # The publisher writes "queued" after its publish returned; a worker may have taken the message and
 # marked it held by then (a run that takes longer than the race then looked queued-but-taken to the

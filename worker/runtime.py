@@ -111,7 +111,7 @@ class Runtime:
         return float(task_time_limit(self.settings))
 
     def replace_config(self, config: Config) -> None:
-        """Run on ``config`` from now on (a reload, see :mod:`worker.configwatch`).
+        """Run on ``config`` from now on (a reload, see :mod:`worker.ops.configwatch`).
 
         Endpoints are built again on next use; the HTTP clients too when the fetch policy changed.
         Work already running keeps the config object it started with.

@@ -1,4 +1,4 @@
-"""The status page at ``/``: the :func:`worker.status.snapshot` as one server-rendered HTML page.
+"""The status page at ``/``: the :func:`worker.ops.status.snapshot` as one server-rendered HTML page.
 
 No build step and nothing fetched: the styles and the few lines of script are inline. The page
 refreshes itself (``<meta http-equiv=refresh>``), reads on a phone (viewport meta, tables that
@@ -14,7 +14,7 @@ import html
 from datetime import datetime
 from typing import Any
 
-from worker.status import human_time, parse_time, skipped_words
+from worker.ops.status import human_time, parse_time, skipped_words
 from worker.store.models import utcnow
 
 REFRESH_SECONDS = 20
@@ -103,7 +103,7 @@ def _liveness(live: dict[str, Any] | None) -> list[str]:
         if part == "worker" and live.get("workers"):
             label += f" ({len(live['workers'])} seen)"
         out.append(_badge(label, kind.get(state, "mute")))
-    from worker.heartbeat import is_alive
+    from worker.ops.heartbeat import is_alive
 
     for row in live.get("standby") or []:
         fresh = is_alive(row["age_seconds"])

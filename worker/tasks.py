@@ -19,10 +19,11 @@ import redis
 from celery import Task
 from sqlalchemy import select
 
-from worker import feedcache, metrics, outbox, pipeline, redisclient, storage, tasklabels, websub
-from worker import sweep as sweeping
+from worker import feedcache, metrics, outbox, pipeline, redisclient, storage, websub
 from worker.app import app
 from worker.errors import Deferred, FeedExportError, GaveUp, HostBusy, Rescheduled, Retryable
+from worker.ops import sweep as sweeping
+from worker.ops import tasklabels
 from worker.runtime import Runtime, get_runtime
 from worker.store.models import Article, Share
 from worker.stories import assign
@@ -382,7 +383,7 @@ def noop(n: int = 0) -> int:
 
 @app.task(name="syndicate.sweep", acks_late=True, queue="render")
 def sweep() -> dict[str, int]:
-    """Re-enqueue every stage's orphaned work (see :mod:`worker.sweep`); beat runs it every 15 s.
+    """Re-enqueue every stage's orphaned work (see :mod:`worker.ops.sweep`); beat runs it every 15 s.
 
     It rides the render queue, which stays short, so a backlog of fetches does not delay recovery.
     """

@@ -28,12 +28,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker import heartbeat, metrics, storage
+from worker import metrics, storage
 from worker.errors import StoryChangeError
 from worker.feedcache import CachedFeed, FeedCache
+from worker.ops import heartbeat
+from worker.ops.status import snapshot
 from worker.pipeline import MAX_URL_CHARS, PushedArticle, ingest_article
 from worker.runtime import Runtime, get_runtime
-from worker.status import snapshot
 from worker.stories import edit
 from worker.stories.views import recent_stories, story_detail
 from worker.webheaders import SecurityHeaders
@@ -643,7 +644,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     )
     def prometheus_metrics(r: RT) -> Response:
         """Prometheus metrics for the whole deployment (every worker and web process; see README, Metrics)."""
-        from worker.metrics_collector import render_metrics
+        from worker.ops.metrics_collector import render_metrics
 
         body, content_type = render_metrics(r)
         return Response(content=body, media_type=content_type)
@@ -792,7 +793,7 @@ def add_status_routes(app: FastAPI) -> None:
     The snapshot reads Redis for feed request counts and worker/beat liveness; without Redis those
     parts say "unknown" and the rest still shows.
     """
-    from worker.status import StatusSnapshot, retry_article
+    from worker.ops.status import StatusSnapshot, retry_article
     from worker.statuspage import render_status_page
 
     def current_snapshot(r: Runtime) -> dict[str, Any]:

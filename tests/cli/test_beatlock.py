@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from tests.support.services import RedisServer
-from worker.beatlock import LEADER_KEY, BeatLeader
+from worker.ops.beatlock import LEADER_KEY, BeatLeader
 
 TTL = 0.6
 

@@ -15,7 +15,7 @@ import redis
 
 from tests.support.httpserver import wait_until
 from tests.support.services import RedisServer, Syndicate, free_port
-from worker.heartbeat import STANDBY_KEY, beat_name
+from worker.ops.heartbeat import STANDBY_KEY, beat_name
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from config.watch import file_version
 from tests.support.httpserver import HTTPTestServer
 from tests.support.services import RedisServer, Syndicate, free_port, wait_port
-from worker.configwatch import config_status
+from worker.ops.configwatch import config_status
 from worker.store.db import get_engine
 from worker.store.models import Article, Source
 

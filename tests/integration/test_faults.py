@@ -54,7 +54,7 @@ from tests.pipeline.sitegen import Story
 from tests.support.faults import kill_redis, restart_postgres, restart_redis
 from tests.support.httpserver import HTTPTestServer, Request, Response
 from tests.support.services import ROOT, PostgresServer, RedisServer, Syndicate, free_port, wait_port
-from worker import broker, sweep
+from worker.ops import broker, sweep
 
 pytestmark = pytest.mark.integration
 

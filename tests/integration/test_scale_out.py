@@ -38,7 +38,7 @@ from tests.support.cluster import (
     pushed_articles,
 )
 from tests.support.services import PostgresServer, RedisServer
-from worker.beatlock import LEADER_KEY
+from worker.ops.beatlock import LEADER_KEY
 from worker.store.models import Article, FeedRender, Share, Source
 
 pytestmark = pytest.mark.integration

@@ -33,6 +33,7 @@ from tests.support.services import RedisServer
 from worker import pipeline
 from worker.errors import Deferred, TransientShareError
 from worker.http import HttpClient
+from worker.ops.status import snapshot
 from worker.outbox import (
     RETRY_SCHEDULE,
     deliver_share,
@@ -48,7 +49,6 @@ from worker.outbox import (
 from worker.runtime import Runtime
 from worker.share import Preview, ShareResult, idempotency_key
 from worker.share.webhook import WebhookEndpoint
-from worker.status import snapshot
 from worker.store.db import get_engine, upgrade
 from worker.store.models import Article, Share, utcnow
 from worker.store.models import Endpoint as EndpointRow

@@ -25,8 +25,8 @@ from tests.pipeline import test_outbox
 from tests.pipeline.receivers import Receiver, SlowProxy
 from tests.pipeline.test_outbox import Outbox, hook
 from tests.support.mastodon_peer import TOKEN, MastodonPeer
-from worker import sweep as sweeping
 from worker.errors import Deferred
+from worker.ops import sweep as sweeping
 from worker.outbox import ALSO_REPORTED, deliver_share, plan_shares
 from worker.store.db import get_engine
 from worker.store.models import Article, Share, ShareSkip, Story, utcnow

@@ -15,7 +15,7 @@ from tests.pipeline.conftest import Pipe
 from tests.pipeline.sitegen import NewsSite, Story
 from tests.support.httpserver import HTTPTestServer, Response
 from worker import pipeline
-from worker.status import snapshot
+from worker.ops.status import snapshot
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The sweep (worker/sweep.py): each orphan kind is found, and work that is only queued, held by a live
+"""The sweep (worker/ops/sweep.py): each orphan kind is found, and work that is only queued, held by a live
 worker, too young or held on purpose is not; the work markers the signal handlers write; the lock.
 
 Real database (SQLite and PostgreSQL through ``make_pipe``), real Redis for the markers and heartbeats,
@@ -24,10 +24,11 @@ from sqlalchemy import update
 from tests.pipeline.conftest import Pipe
 from tests.pipeline.receivers import Answer, Receiver
 from tests.support.services import RedisServer
-from worker import broker as broker_view
-from worker import feedcache, heartbeat, redisclient, sweep
+from worker import feedcache, redisclient
 from worker.app import app as celery_app
 from worker.errors import FeedExportError
+from worker.ops import broker as broker_view
+from worker.ops import heartbeat, sweep
 from worker.outbox import deliver_share, plan_shares, set_endpoint_enabled
 from worker.pipeline import render_feed, stale_work
 from worker.store.models import Article, FeedRender, Share, Source, utcnow

@@ -12,7 +12,8 @@ from sqlalchemy import update
 
 from tests.pipeline.conftest import Pipe
 from tests.support.services import RedisServer
-from worker import redisclient, sweep
+from worker import redisclient
+from worker.ops import sweep
 from worker.store.models import Article, utcnow
 from worker.stories.assign import assign_article
 

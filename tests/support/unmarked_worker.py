@@ -1,6 +1,6 @@
 """``syndicate worker`` that dies (SIGKILL to its whole process group) the moment it takes a message of
 one task: after kombu filed the message in ``unacked``, before the ``task_received`` handler marks the
-work held (:func:`worker.sweep.mark_received`). The work marker stays "queued" and the message stays
+work held (:func:`worker.ops.sweep.mark_received`). The work marker stays "queued" and the message stays
 in ``unacked`` until the visibility timeout: the window of a worker or Redis dying between dequeue and
 marker, hit every time. Run as ``python tests/support/unmarked_worker.py <task name> worker ...``.
 
@@ -18,8 +18,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from worker import sweep
 from worker.cli import main
+from worker.ops import sweep
 
 _real_mark_received = sweep.mark_received
 

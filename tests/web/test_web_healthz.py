@@ -8,7 +8,7 @@ import time
 import redis
 from fastapi.testclient import TestClient
 
-from worker.heartbeat import BEAT_KEY, STALE_AFTER, STARTUP_GRACE, WORKERS_KEY, beat
+from worker.ops.heartbeat import BEAT_KEY, STALE_AFTER, STARTUP_GRACE, WORKERS_KEY, beat
 from worker.runtime import Runtime
 from worker.web import create_web_app
 

@@ -14,6 +14,16 @@ from sqlalchemy import select
 
 from tests.support.services import free_port
 from worker.errors import HTTPStatusError, PermanentShareError
+from worker.ops.status import (
+    EndpointStatus,
+    FailedArticle,
+    FailedShare,
+    FeedStatus,
+    SourceStatus,
+    StatusSnapshot,
+    human_time,
+    render_status_text,
+)
 from worker.outbox import deliver_share, mark_share_failed, plan_shares
 from worker.pipeline import (
     PushedArticle,
@@ -25,16 +35,6 @@ from worker.pipeline import (
     sync_sources,
 )
 from worker.runtime import Runtime
-from worker.status import (
-    EndpointStatus,
-    FailedArticle,
-    FailedShare,
-    FeedStatus,
-    SourceStatus,
-    StatusSnapshot,
-    human_time,
-    render_status_text,
-)
 from worker.store.models import Article, Share
 from worker.web import create_web_app
 
@@ -465,7 +465,7 @@ def test_demo_path_traversal_is_404(client: TestClient, path: str) -> None:
 
 
 def test_standby_beats_are_shown_fresh_or_stale() -> None:
-    from worker.status import _liveness_line
+    from worker.ops.status import _liveness_line
     from worker.statuspage import _liveness
 
     live = {

@@ -1,6 +1,6 @@
 """index on articles.changed_at: the sweep's recent-change queries
 
-The sweep (worker/sweep.py) asks every 15 s which articles changed since a feed's last render and
+The sweep (worker/ops/sweep.py) asks every 15 s which articles changed since a feed's last render and
 which became ready in the last hour without share rows; both filter on ``changed_at`` and must not
 scan the whole archive.
 

@@ -1,7 +1,7 @@
 """Beat follows the config file: a changed file changes the schedule without a restart.
 
 :class:`ReloadingScheduler` (``syndicate beat`` installs it as ``beat_scheduler``) is the heartbeat
-scheduler that also checks its :class:`worker.configwatch.ConfigWatch` on every tick. When a new
+scheduler that also checks its :class:`worker.ops.configwatch.ConfigWatch` on every tick. When a new
 valid config is taken, the sources are synced into the database (new ones get their row), the
 schedule becomes one entry per crawled source again (removed sources lose theirs, a changed
 ``schedule`` takes effect) and every source that was not in the old config is crawled at once,
@@ -14,13 +14,13 @@ import logging
 from typing import Any
 
 from config import Config
-from worker import configwatch
 from worker.app import beat_schedule
-from worker.heartbeat import HeartbeatScheduler
+from worker.ops import configwatch
+from worker.ops.heartbeat import HeartbeatScheduler
+from worker.ops.sweep import beat_entry as sweep_beat_entry
 from worker.outbox import settle_beat_entry
 from worker.pipeline import sync_sources
 from worker.runtime import get_runtime
-from worker.sweep import beat_entry as sweep_beat_entry
 from worker.tasks import crawl_source
 
 log = logging.getLogger(__name__)

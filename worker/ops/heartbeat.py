@@ -8,7 +8,7 @@ once and ``worker_shutdown`` removes the entry, so a worker stopped on purpose d
 turning stale. Beat writes into :data:`BEAT_KEY` from its scheduler's ``tick`` (see
 :class:`HeartbeatScheduler`, installed as ``beat_scheduler`` by :mod:`worker.app`, which also caps
 beat's sleep between ticks at :data:`INTERVAL`), so only a beat whose loop turns counts as alive.
-A beat standing by for the leader lock (:mod:`worker.beatlock`) writes into :data:`STANDBY_KEY` each
+A beat standing by for the leader lock (:mod:`worker.ops.beatlock`) writes into :data:`STANDBY_KEY` each
 time it checks the lock, so operators see that a second beat is alive and ready to take over; it
 removes itself when it leads or stops.
 

@@ -13,12 +13,12 @@ imported (:mod:`worker.tasks` imports it, in every process that publishes or run
 * ``after_task_publish`` (any process): ``q|<task id>``, the message is queued; it expires after the
   visibility timeout plus its countdown. A backlog older than that gets a second message, harmlessly.
   The sweep takes this marker's word only while the broker backs it (:func:`_unbacked`, reading
-  :mod:`worker.broker`): the message waits in its queue, or a worker took it a moment ago. A worker
+  :mod:`worker.ops.broker`): the message waits in its queue, or a worker took it a moment ago. A worker
   killed between taking the message and marking it, or a Redis restored from a snapshot taken in
   between, leaves the marker saying "queued" for a message no live worker holds.
 * ``task_received`` (the worker's main process, also for messages held until their countdown):
   ``w|<node>|<boot>|<task id>``, the message is held by that worker node. Whether the node lives is
-  read from its heartbeat (:mod:`worker.heartbeat`) and from :data:`NODES_KEY`, where each node boot
+  read from its heartbeat (:mod:`worker.ops.heartbeat`) and from :data:`NODES_KEY`, where each node boot
   writes a fresh nonce: a worker restarted under the same name does not vouch for the messages its
   killed predecessor held.
 * ``task_postrun`` (the pool process): the marker is removed if it is still this run's (a run that
@@ -58,9 +58,10 @@ import redis
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, contains_eager
 
-from worker import broker, feedcache, heartbeat, redisclient
+from worker import feedcache, redisclient
 from worker.app import QUEUES
 from worker.app import app as celery_app
+from worker.ops import broker, heartbeat
 from worker.runtime import Runtime
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 from worker.stories import assign

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from config import Config
 from worker import feedcache
-from worker.configwatch import config_status
+from worker.ops.configwatch import config_status
 from worker.outbox import SKIP_REASONS, skipped_counts
 from worker.share import ENDPOINTS
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
@@ -278,11 +278,11 @@ def _failures(session: Session, limit: int = RECENT_FAILURES) -> dict[str, list[
 
 
 def _liveness(redis_client: Any) -> dict[str, Any] | None:
-    """Worker and beat heartbeats (:mod:`worker.heartbeat`) with a verdict each, or why they are unknown."""
+    """Worker and beat heartbeats (:mod:`worker.ops.heartbeat`), a verdict each, or why they are unknown."""
     if redis_client is None:
         return None
     try:
-        from worker import heartbeat
+        from worker.ops import heartbeat
     except ImportError:
         return None
     try:
@@ -374,7 +374,7 @@ def _liveness_line(live: dict[str, Any] | None, now: datetime) -> str:
     line = f"worker: {worker_state} ({workers})   beat: {beat_state} ({beat_text})"
     standby = live.get("standby") or []
     if standby:
-        from worker.heartbeat import is_alive
+        from worker.ops.heartbeat import is_alive
 
         line += "   standby: " + ", ".join(
             f"{b['name']} {human_delta(b['age_seconds'])} ago"
@@ -675,7 +675,7 @@ class Liveness(BaseModel):
 
 
 class ProcessConfig(BaseModel):
-    """The config a worker, beat or web process runs (see :mod:`worker.configwatch`)."""
+    """The config a worker, beat or web process runs (see :mod:`worker.ops.configwatch`)."""
 
     name: str
     role: str = Field(description="worker, beat or web")

@@ -5,7 +5,7 @@ kombu keeps a queue as a Redis list of JSON messages (one list per priority step
 ``unacked`` hash (delivery tag -> ``[message, exchange, routing key]``), with the time it took it in
 the ``unacked_index`` sorted set, until it acks the message. A message nobody acks goes back to its
 queue only after the visibility timeout (an hour by default). So a worker that dies after taking a
-message, before it said so in the work marker (:mod:`worker.sweep`), leaves the message in
+message, before it said so in the work marker (:mod:`worker.ops.sweep`), leaves the message in
 ``unacked`` and the marker saying "queued" for an hour; a message popped and never filed, or a Redis
 restored from a snapshot taken between the two, leaves the marker saying "queued" for a message that
 is nowhere. These functions let the sweep check a "queued" marker against the broker itself.

@@ -7,7 +7,7 @@ effect without a restart, an invalid edit leaves the last good config running an
   pool child checks before every task (one ``stat``), so no task runs on a config older than the
   file it could read.
 * **Beat**: checks on every scheduler tick (at most every 5 s); a change syncs the sources into the
-  database, replaces the schedule and crawls new sources at once (:mod:`worker.beatreload`).
+  database, replaces the schedule and crawls new sources at once (:mod:`worker.ops.beatreload`).
 * **Web**: a daemon thread checks every :data:`CHECK_INTERVAL` seconds.
 * **SIGHUP** makes a process re-read at its next check; **``syndicate reload``** does the same for
   every process of the deployment through the Redis counter :data:`RELOAD_KEY`, then waits for

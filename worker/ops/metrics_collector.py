@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
-from worker import feedcache, heartbeat, redisclient
+from worker import feedcache, redisclient
 from worker.metrics import (
     ARTICLES,
     CRAWLS,
@@ -35,6 +35,7 @@ from worker.metrics import (
     queue_keys,
     queue_names,
 )
+from worker.ops import heartbeat
 from worker.runtime import Runtime
 from worker.storage import storage_state
 
