@@ -16,6 +16,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("syndicate.yaml")
+# The longest a task may run (hard limit), unless half the visibility timeout is shorter.
+TASK_TIME_LIMIT = 300
 
 
 class Settings(BaseSettings):
@@ -92,6 +94,11 @@ class Settings(BaseSettings):
     def effective_redis_url(self) -> str:
         """``REDIS_URL`` or the embedded Redis server that ``syndicate up`` starts."""
         return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def task_time_limit(self) -> int:
+        """The hard time limit of every task: below half the visibility timeout, or Redis redelivers it."""
+        return min(TASK_TIME_LIMIT, self.visibility_timeout // 2)
 
     @property
     def effective_feed_dir(self) -> Path:

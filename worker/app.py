@@ -19,14 +19,8 @@ from kombu import Exchange, Queue
 
 from config import Config, Settings, get_settings
 
-TASK_TIME_LIMIT = 300
 MAX_RETRY_COUNTDOWN = 900
 QUEUES = ("crawl", "fetch", "render", "share")
-
-
-def task_time_limit(settings: Settings) -> int:
-    """The hard time limit of every task: below half the visibility timeout, or Redis redelivers it."""
-    return min(TASK_TIME_LIMIT, settings.visibility_timeout // 2)
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -34,7 +28,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     visibility = settings.visibility_timeout
     # A message is redelivered once unacked for `visibility` seconds: nothing may run or wait that long.
-    hard_limit = task_time_limit(settings)
+    hard_limit = settings.task_time_limit
     app = Celery("syndicate", include=["worker.tasks"])
     app.conf.update(
         broker_url=settings.effective_redis_url,

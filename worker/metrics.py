@@ -53,7 +53,7 @@ from urllib.parse import urlsplit
 import redis
 from celery.exceptions import Retry
 
-from worker import redisclient
+from worker import logs, redisclient
 from worker.errors import GaveUp, Rescheduled
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,6 @@ log = logging.getLogger(__name__)
 PREFIX = "syndicate:metrics:"
 FLUSH_SECONDS = 1.0
 OTHER_HOST = "other"
-# kombu's Redis transport keeps each queue as up to four lists, one per priority step.
-_KOMBU_PRIORITY_SEP = "\x06\x16"
-_KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
-_KOMBU_UNACKED = "unacked"
 
 T = TypeVar("T")
 
@@ -291,9 +287,7 @@ def article_outcome(outcome: Any) -> str:
 
 def count_processed(outcome: Any) -> None:
     """Count a processed article under the source :mod:`worker.logs` has in context (set by the stage)."""
-    from worker.logs import current_context
-
-    count_article(str(current_context().get("source", "unknown")), article_outcome(outcome))
+    count_article(str(logs.current_context().get("source", "unknown")), article_outcome(outcome))
 
 
 def task_finished(task: str, outcome: str, seconds: float) -> None:
@@ -302,20 +296,35 @@ def task_finished(task: str, outcome: str, seconds: float) -> None:
     recorder.observe(TASK_SECONDS, (task,), seconds)
 
 
+def _no_config() -> Any:
+    return None
+
+
+_current_config: Callable[[], Any] = _no_config
+
+
+def watch_config(current: Callable[[], Any]) -> None:
+    """Label hosts by the sources of the config ``current()`` returns (None: none known yet).
+
+    :mod:`worker.runtime` registers its process-wide runtime's config: metrics must not load the
+    config or connect anywhere, and does not import the runtime.
+    """
+    global _current_config
+    _current_config = current
+
+
 def _known_hosts() -> frozenset[str]:
     """The configured sources' hosts, from the process's runtime if one exists (never builds one)."""
-    from worker import runtime
-
-    rt = runtime._runtime  # a peek: metrics must not load the config or connect anywhere
-    if rt is None:
+    config = _current_config()
+    if config is None:
         return frozenset()
-    cached = _hosts_cache.get(id(rt.config))
+    cached = _hosts_cache.get(id(config))
     if cached is None:
         cached = frozenset(
-            (urlsplit(s.url).hostname or "").lower() for s in rt.config.sources if getattr(s, "url", "")
+            (urlsplit(s.url).hostname or "").lower() for s in config.sources if getattr(s, "url", "")
         )
         _hosts_cache.clear()
-        _hosts_cache[id(rt.config)] = cached
+        _hosts_cache[id(config)] = cached
     return cached
 
 
@@ -409,18 +418,6 @@ def feed_request_totals(client: redis.Redis) -> dict[str, tuple[int, int]]:
     return totals
 
 
-def queue_keys(queue: str) -> list[str]:
-    """The Redis lists kombu keeps ``queue``'s messages in (one per priority step)."""
-    return [queue if p == 0 else f"{queue}{_KOMBU_PRIORITY_SEP}{p}" for p in _KOMBU_PRIORITY_STEPS]
-
-
-def queue_names() -> list[str]:
-    """The Celery queues of this deployment, as the app declares them."""
-    from worker.app import app
-
-    return [q.name for q in app.conf.task_queues or ()]
-
-
 # ---- around each task ------------------------------------------------------------------------------------
 
 # Task parameters whose values go into every log line of the run, under these names.
@@ -459,8 +456,6 @@ def task_run(task: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Ite
 
     A ``process_article`` run that fails (gave up, or crashed) also counts its article as failed.
     """
-    from worker import logs
-
     request = getattr(task, "request", None)
     ids = _task_ids(task, args, kwargs)
     started = time.perf_counter()

@@ -36,13 +36,11 @@ instead of posting twice.
 
 from __future__ import annotations
 
-import copy
 import logging
-import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -55,7 +53,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from config import Config
 from config.model import EndpointBase
-from worker import metrics, redisclient, sendslots
+from worker import metrics, sendslots
 from worker.errors import (
     Deferred,
     EndpointDisabled,
@@ -68,7 +66,9 @@ from worker.errors import (
 from worker.http import DEADLINE_FACTOR
 from worker.normalize.render import plain_text
 from worker.pipeline import PUSHED_HINT
+from worker.sendslots import SENDING_REFRESH, SENDING_TTL
 from worker.share import ENDPOINTS, Endpoint, Preview, ShareArticle, ShareResult, idempotency_key
+from worker.store.endpoints import sync_endpoints
 from worker.store.models import Article, Share, ShareSkip, utcnow
 from worker.store.models import Endpoint as EndpointRow
 from worker.stories.choice import language_rank, version_order
@@ -91,86 +91,6 @@ def _short(text: str) -> str:
 
 
 # ---------------------------------------------------------------- endpoints in the database
-
-
-def sync_endpoints(session: Session, config: Config) -> dict[str, EndpointRow]:
-    """Make sure every configured endpoint has its row (``added_at`` = first time seen)."""
-    rows = {row.name: row for row in session.scalars(select(EndpointRow))}
-    for endpoint in config.endpoints:
-        row = rows.get(endpoint.name)
-        if row is None:
-            row = EndpointRow(name=endpoint.name, kind=endpoint.kind, state={})
-            try:
-                with session.begin_nested():
-                    session.add(row)
-            except IntegrityError:  # another process added it first
-                row = session.scalar(select(EndpointRow).where(EndpointRow.name == endpoint.name))
-                assert row is not None
-            rows[endpoint.name] = row
-        elif row.kind != endpoint.kind:
-            # Another network under the same name: its tokens mean nothing there.
-            row.kind, row.state = endpoint.kind, {}
-    return rows
-
-
-class DatabaseTokenStore:
-    """The :class:`~worker.share.TokenStore` of production: ``endpoints.state`` in the database.
-
-    ``save`` merges: it applies only the keys this process changed or removed since its last
-    ``load`` onto the row as it is now, under a row lock, so two workers that each store
-    something else (Mastodon's instance limits, a Bluesky session) do not undo each other.
-    ``lock`` is a Redis lock shared by every worker (a process lock without Redis).
-    """
-
-    def __init__(self, runtime: Runtime) -> None:
-        """Store state through ``runtime``'s sessions (and lock through its Redis)."""
-        self.runtime = runtime
-        self._loaded: dict[str, dict[str, Any]] = {}
-        self._local = threading.RLock()
-
-    def load(self, endpoint: str) -> dict[str, Any]:
-        """The stored state of ``endpoint`` (empty if none)."""
-        with self.runtime.session() as session:
-            row = session.scalar(select(EndpointRow).where(EndpointRow.name == endpoint))
-            state = dict(row.state or {}) if row is not None else {}
-        self._loaded[endpoint] = copy.deepcopy(state)
-        return state
-
-    def cached(self, endpoint: str) -> dict[str, Any]:
-        """The state as last loaded or saved by this process (no database round trip)."""
-        if endpoint not in self._loaded:
-            return self.load(endpoint)
-        return copy.deepcopy(self._loaded[endpoint])
-
-    def save(self, endpoint: str, state: dict[str, Any]) -> None:
-        """Merge this process's changes to ``endpoint``'s state into the row (committed at once)."""
-        base = self._loaded.get(endpoint, {})
-        with self.runtime.session() as session:
-            # Take the row's write lock first (PostgreSQL row lock; SQLite's write lock).
-            session.execute(
-                update(EndpointRow).where(EndpointRow.name == endpoint).values(kind=EndpointRow.kind)
-            )
-            row = session.scalar(select(EndpointRow).where(EndpointRow.name == endpoint))
-            if row is None:
-                row = sync_endpoints(session, self.runtime.config).get(endpoint)
-                if row is None:
-                    return
-            current = dict(row.state or {})
-            for key in base:
-                if key not in state:
-                    current.pop(key, None)
-            for key, value in state.items():
-                if key not in base or base[key] != value:
-                    current[key] = value
-            row.state = current
-        self._loaded[endpoint] = copy.deepcopy(current)
-
-    def lock(self, endpoint: str) -> AbstractContextManager[object]:
-        """A lock on ``endpoint``'s state held across processes (Redis), for at most a minute."""
-        client = self.runtime.redis_client
-        if client is None:
-            return self._local
-        return client.lock(f"syndicate:endpoint-lock:{endpoint}", timeout=60, blocking_timeout=30)
 
 
 def set_endpoint_enabled(rt: Runtime, name: str, enabled: bool, reason: str | None = None) -> list[int]:
@@ -509,45 +429,6 @@ def share_article_view(article: Article) -> ShareArticle:
 # ---------------------------------------------------------------- pacing
 
 
-class Pacer:
-    """Per-endpoint pacing and network rate-limit blocks, shared by all processes through Redis."""
-
-    def __init__(self, redis_client: Any) -> None:
-        """Keep pacing state in ``redis_client`` (``None``: no pacing, e.g. an inline CLI run)."""
-        self.redis = redis_client
-        self._script = (
-            None if redis_client is None else redis_client.register_script(redisclient.PACE_RESERVE)
-        )
-
-    def reserve(self, endpoint: EndpointBase, token: str) -> float:
-        """Take a send slot for ``endpoint`` now (return 0) or say how many seconds until one opens."""
-        if self._script is None:
-            return 0.0
-        import redis
-
-        try:
-            wait = self._script(
-                keys=[f"syndicate:pace:{endpoint.name}", f"syndicate:block:{endpoint.name}"],
-                args=[time.time(), endpoint.min_interval or 0, endpoint.max_per_hour or 0, token],
-            )
-        except redis.RedisError as exc:
-            if not (endpoint.min_interval or endpoint.max_per_hour):
-                return 0.0  # nothing to pace; a network's block is lost with Redis, its 429 comes back
-            raise Deferred(30.0, f"pacing needs Redis, which is unreachable: {exc}") from None
-        return float(wait)
-
-    def block(self, endpoint: str, seconds: float) -> None:
-        """Hold every post to ``endpoint`` for ``seconds`` (the network said so)."""
-        if self.redis is not None and seconds > 0:
-            import redis
-
-            until = time.time() + seconds
-            try:
-                self.redis.set(f"syndicate:block:{endpoint}", str(until), ex=int(seconds) + 1)
-            except redis.RedisError as exc:
-                log.warning("%s: cannot record the network's rate-limit block: %s", endpoint, exc)
-
-
 def quiet_wait(endpoint: EndpointBase, now: datetime) -> float:
     """Seconds until ``endpoint``'s quiet hours end, or 0 outside them."""
     quiet = endpoint.quiet_hours
@@ -567,81 +448,6 @@ def quiet_wait(endpoint: EndpointBase, now: datetime) -> float:
 
 
 # ---------------------------------------------------------------- sending leases
-
-# A claim's holder keeps ``syndicate:sending:<share id>`` alive in Redis while it sends (refreshed
-# every SENDING_REFRESH seconds by a thread of its process, so a slow but live request keeps it);
-# a holder that died stops refreshing and the key expires. A claim older than SENDING_TTL whose
-# key is gone is dead, and recovered within a sweep of that, not after the task time limit (the
-# claim lease, 300 s by default). Without Redis the claim lease alone decides, as before.
-SENDING_TTL = 20.0
-SENDING_REFRESH = 5.0
-SENDING_PREFIX = "syndicate:sending:"
-
-
-class SendingLeases:
-    """The sending leases this process holds, kept alive by one daemon thread (see above)."""
-
-    def __init__(self, redis_client: Any) -> None:
-        """Keep leases in ``redis_client`` (``None``: no leases, the claim lease alone decides)."""
-        self.redis = redis_client
-        self._held: dict[int, str] = {}
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def _write(self, share_ids: Iterable[int]) -> None:
-        import redis
-
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            for share_id in share_ids:
-                pipe.set(SENDING_PREFIX + str(share_id), self._held.get(share_id, "1"), ex=int(SENDING_TTL))
-            pipe.execute()
-        except redis.RedisError as exc:  # the claim lease still bounds the claim
-            log.warning("sending leases not written: %s", exc)
-
-    def _refresh(self) -> None:
-        while True:
-            time.sleep(SENDING_REFRESH)
-            with self._lock:
-                held = list(self._held)
-            if held:
-                self._write(held)
-
-    @contextmanager
-    def hold(self, share_id: int) -> Iterator[None]:
-        """Hold the lease of ``share_id`` (just claimed) until the block ends (its outcome committed)."""
-        if self.redis is None:
-            yield
-            return
-        with self._lock:
-            self._held[share_id] = f"{os.getpid()}"
-            if self._thread is None or not self._thread.is_alive() or self._thread.ident is None:
-                self._thread = threading.Thread(target=self._refresh, name="sending-leases", daemon=True)
-                self._thread.start()
-        self._write([share_id])
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._held.pop(share_id, None)
-            import redis
-
-            try:
-                self.redis.delete(SENDING_PREFIX + str(share_id))
-            except redis.RedisError as exc:
-                log.warning("sending lease of share %s not released: %s", share_id, exc)
-
-    def alive(self, share_ids: Sequence[int]) -> set[int] | None:
-        """Which of ``share_ids`` have a live lease; None when Redis cannot say (then assume all)."""
-        if self.redis is None or not share_ids:
-            return None if self.redis is None else set()
-        import redis
-
-        try:
-            values = self.redis.mget([SENDING_PREFIX + str(i) for i in share_ids])
-        except redis.RedisError:
-            return None
-        return {i for i, value in zip(share_ids, values, strict=True) if value is not None}
 
 
 def claim_is_dead(rt: Runtime, share_id: int, age: float) -> bool:
@@ -1457,9 +1263,6 @@ def preview_article(rt: Runtime, ref: str, endpoint_name: str | None = None) -> 
 __all__ = [
     "SKIP_REASONS",
     "STATUSES",
-    "DatabaseTokenStore",
-    "Deferred",
-    "Pacer",
     "back_catalogue_reason",
     "deliver_share",
     "due_uncertain",
@@ -1476,5 +1279,4 @@ __all__ = [
     "share_article_view",
     "skipped_counts",
     "stale_shares",
-    "sync_endpoints",
 ]

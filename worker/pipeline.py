@@ -82,7 +82,7 @@ def sync_sources(session: Session, config: Config) -> dict[str, int]:
         else:
             row.kind, row.url = kind, url
     session.flush()
-    from worker.outbox import sync_endpoints
+    from worker.store.endpoints import sync_endpoints
 
     # Endpoints get their row (and so their "added" time) as early as sources do.
     sync_endpoints(session, config)

@@ -2,6 +2,11 @@
 
 Celery tasks, the HTTP app and the CLI each build one :class:`Runtime` and hand it to the plain
 pipeline functions, which therefore never read the environment themselves.
+
+Only wiring: the runtime builds, once per process, the shared objects the stages use (database
+sessions, the fetcher, HTTP clients, endpoints with their token store, pacing and sending leases)
+from the modules that define them, and imports no stage. :mod:`worker.metrics` learns the
+process's configured source hosts from here (:func:`metrics.watch_config`), never by reading it.
 """
 
 from __future__ import annotations
@@ -11,19 +16,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Config, Settings, get_settings, load_config
 from config.model import DEFAULT_SHARE_TIMEOUT
+from worker import metrics, redisclient
 from worker.fetch import Fetcher
 from worker.http import HttpClient
+from worker.sendslots import Pacer, SendingLeases
+from worker.share import Endpoint, get_endpoint
+from worker.ssrf import own_service_rules
 from worker.store.db import get_sessionmaker
-
-if TYPE_CHECKING:
-    from worker.outbox import Pacer, SendingLeases
-    from worker.share import Endpoint
+from worker.store.endpoints import DatabaseTokenStore
 
 # Networks answer in well under this; a slower answer is treated as lost (``sent``, maybe posted).
 # Each endpoint's ``timeout`` overrides it per request (see Endpoint.send).
@@ -56,8 +62,6 @@ class Runtime:
     @cached_property
     def own_services(self) -> tuple[Any, ...]:
         """Guard rules for this deployment's own web app, Flower and Redis, which no outside URL may reach."""
-        from worker.ssrf import own_service_rules
-
         settings = self.settings
         return tuple(
             own_service_rules(
@@ -92,23 +96,17 @@ class Runtime:
     @cached_property
     def pacer(self) -> Pacer:
         """Endpoint pacing shared by every process through Redis (none when Redis is not used)."""
-        from worker.outbox import Pacer
-
         return Pacer(self.redis_client)
 
     @cached_property
     def sending_leases(self) -> SendingLeases:
-        """The sending leases of this process's deliveries (see :class:`worker.outbox.SendingLeases`)."""
-        from worker.outbox import SendingLeases
-
+        """The sending leases of this process's deliveries (see :class:`worker.sendslots.SendingLeases`)."""
         return SendingLeases(self.redis_client)
 
     @property
     def claim_lease(self) -> float:
         """Seconds after which a ``sending`` claim cannot belong to a live task (the hard time limit)."""
-        from worker.app import task_time_limit
-
-        return float(task_time_limit(self.settings))
+        return float(self.settings.task_time_limit)
 
     def replace_config(self, config: Config) -> None:
         """Run on ``config`` from now on (a reload, see :mod:`worker.ops.configwatch`).
@@ -126,9 +124,6 @@ class Runtime:
         """The endpoint called ``name``, built once per process (its HTTP sessions are reused)."""
         endpoint = self._endpoints.get(name)
         if endpoint is None:
-            from worker.outbox import DatabaseTokenStore
-            from worker.share import get_endpoint
-
             endpoint = get_endpoint(
                 self.config.endpoint(name),
                 http=self.share_http,
@@ -165,8 +160,6 @@ def get_runtime() -> Runtime:
     """The process-wide runtime, built on first use from the environment and the config file."""
     global _runtime
     if _runtime is None:
-        from worker import redisclient
-
         settings = get_settings()
         _runtime = Runtime(
             settings=settings,
@@ -185,3 +178,12 @@ def set_runtime(runtime: Runtime | None) -> None:
     """Install (or clear) the process-wide runtime; used by the CLI and tests."""
     global _runtime
     _runtime = runtime
+
+
+def _installed_config() -> Config | None:
+    return _runtime.config if _runtime is not None else None
+
+
+# Metrics label hosts by the configured sources of the process-wide runtime (one installed or built
+# here), and must not build one: it asks through this function, registered once.
+metrics.watch_config(_installed_config)

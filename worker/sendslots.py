@@ -18,6 +18,11 @@ start), checked and added to in one script. Entries of processes that died (a po
 time limit) are dropped by the next acquire, and any older than :data:`STALE_AFTER` regardless. The
 node's name and slot count come from Celery's ``worker_init`` (main process, before the pool forks); a
 process that is not a worker node (the CLI sending inline) is never held back.
+
+Two more pieces of send coordination shared through Redis live here: :class:`Pacer` (an endpoint's
+``min_interval``/``max_per_hour`` and the networks' rate-limit blocks) and :class:`SendingLeases`
+(a live sender's claim on a share, kept alive while it sends). The process's instances are built by
+:class:`worker.runtime.Runtime` and used by :mod:`worker.outbox`.
 """
 
 from __future__ import annotations
@@ -28,13 +33,17 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from celery import signals
 
+from config.model import EndpointBase
 from worker import redisclient
+from worker.errors import Deferred
 
 log = logging.getLogger(__name__)
 
@@ -167,3 +176,113 @@ def release(slot: Slot) -> None:
 
 
 connect_signals()
+
+
+# ---------------------------------------------------------------- pacing
+
+
+class Pacer:
+    """Per-endpoint pacing and network rate-limit blocks, shared by all processes through Redis."""
+
+    def __init__(self, redis_client: Any) -> None:
+        """Keep pacing state in ``redis_client`` (``None``: no pacing, e.g. an inline CLI run)."""
+        self.redis = redis_client
+        self._script = (
+            None if redis_client is None else redis_client.register_script(redisclient.PACE_RESERVE)
+        )
+
+    def reserve(self, endpoint: EndpointBase, token: str) -> float:
+        """Take a send slot for ``endpoint`` now (return 0) or say how many seconds until one opens."""
+        if self._script is None:
+            return 0.0
+        try:
+            wait = self._script(
+                keys=[f"syndicate:pace:{endpoint.name}", f"syndicate:block:{endpoint.name}"],
+                args=[time.time(), endpoint.min_interval or 0, endpoint.max_per_hour or 0, token],
+            )
+        except redis.RedisError as exc:
+            if not (endpoint.min_interval or endpoint.max_per_hour):
+                return 0.0  # nothing to pace; a network's block is lost with Redis, its 429 comes back
+            raise Deferred(30.0, f"pacing needs Redis, which is unreachable: {exc}") from None
+        return float(wait)
+
+    def block(self, endpoint: str, seconds: float) -> None:
+        """Hold every post to ``endpoint`` for ``seconds`` (the network said so)."""
+        if self.redis is not None and seconds > 0:
+            until = time.time() + seconds
+            try:
+                self.redis.set(f"syndicate:block:{endpoint}", str(until), ex=int(seconds) + 1)
+            except redis.RedisError as exc:
+                log.warning("%s: cannot record the network's rate-limit block: %s", endpoint, exc)
+
+
+# ---------------------------------------------------------------- sending leases
+
+# A claim's holder keeps ``syndicate:sending:<share id>`` alive in Redis while it sends (refreshed
+# every SENDING_REFRESH seconds by a thread of its process, so a slow but live request keeps it);
+# a holder that died stops refreshing and the key expires. A claim older than SENDING_TTL whose
+# key is gone is dead, and recovered within a sweep of that, not after the task time limit (the
+# claim lease, 300 s by default). Without Redis the claim lease alone decides, as before.
+SENDING_TTL = 20.0
+SENDING_REFRESH = 5.0
+SENDING_PREFIX = "syndicate:sending:"
+
+
+class SendingLeases:
+    """The sending leases this process holds, kept alive by one daemon thread (see above)."""
+
+    def __init__(self, redis_client: Any) -> None:
+        """Keep leases in ``redis_client`` (``None``: no leases, the claim lease alone decides)."""
+        self.redis = redis_client
+        self._held: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _write(self, share_ids: Iterable[int]) -> None:
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for share_id in share_ids:
+                pipe.set(SENDING_PREFIX + str(share_id), self._held.get(share_id, "1"), ex=int(SENDING_TTL))
+            pipe.execute()
+        except redis.RedisError as exc:  # the claim lease still bounds the claim
+            log.warning("sending leases not written: %s", exc)
+
+    def _refresh(self) -> None:
+        while True:
+            time.sleep(SENDING_REFRESH)
+            with self._lock:
+                held = list(self._held)
+            if held:
+                self._write(held)
+
+    @contextmanager
+    def hold(self, share_id: int) -> Iterator[None]:
+        """Hold the lease of ``share_id`` (just claimed) until the block ends (its outcome committed)."""
+        if self.redis is None:
+            yield
+            return
+        with self._lock:
+            self._held[share_id] = f"{os.getpid()}"
+            if self._thread is None or not self._thread.is_alive() or self._thread.ident is None:
+                self._thread = threading.Thread(target=self._refresh, name="sending-leases", daemon=True)
+                self._thread.start()
+        self._write([share_id])
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(share_id, None)
+            try:
+                self.redis.delete(SENDING_PREFIX + str(share_id))
+            except redis.RedisError as exc:
+                log.warning("sending lease of share %s not released: %s", share_id, exc)
+
+    def alive(self, share_ids: Sequence[int]) -> set[int] | None:
+        """Which of ``share_ids`` have a live lease; None when Redis cannot say (then assume all)."""
+        if self.redis is None or not share_ids:
+            return None if self.redis is None else set()
+        try:
+            values = self.redis.mget([SENDING_PREFIX + str(i) for i in share_ids])
+        except redis.RedisError:
+            return None
+        return {i for i, value in zip(share_ids, values, strict=True) if value is not None}

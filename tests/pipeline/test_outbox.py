@@ -690,7 +690,7 @@ def test_a_claim_whose_sending_lease_expired_is_recovered_long_before_the_claim_
 ) -> None:
     """A worker that died mid-send stops refreshing its lease: its claim is dead after SENDING_TTL
     (the sweep finds it then), not after the task time limit; a live holder's lease keeps it."""
-    from worker.outbox import SENDING_TTL, SendingLeases
+    from worker.sendslots import SENDING_TTL, SendingLeases
 
     outbox = make_outbox([hook(receiver.url)])
     share_id = outbox.plan_one(outbox.article(), "hook")
@@ -714,7 +714,7 @@ def test_a_delivery_holds_its_sending_lease_until_its_outcome_is_committed(
 ) -> None:
     import threading
 
-    from worker.outbox import SENDING_PREFIX
+    from worker.sendslots import SENDING_PREFIX
 
     receiver.script = [Answer(200, delay=1.0)]
     outbox = make_outbox([hook(receiver.url)])

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from celery import signals
+
 from config.watch import ConfigFile
 from worker import redisclient
 
@@ -181,8 +183,6 @@ def install_sighup() -> None:
 
 def watch_worker(runtime: Runtime, path: Path) -> None:
     """Follow the config in a worker: the main process on heartbeats, pool children before each task."""
-    from celery import signals
-
     start(runtime, path, "worker", f"worker@{socket.gethostname()}")
     signals.worker_ready.connect(_on_worker_ready, weak=False, dispatch_uid="syndicate-config-ready")
     signals.heartbeat_sent.connect(_on_heartbeat, weak=False, dispatch_uid="syndicate-config-heartbeat")

@@ -21,11 +21,14 @@ one second and never raises into Celery.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from celery import signals
+from celery.beat import PersistentScheduler
 
 from worker import redisclient
 
@@ -142,8 +145,6 @@ def _hostname(sender: Any) -> str:
         name = getattr(owner, "hostname", None)
         if name:
             return str(name)
-    import socket
-
     return socket.gethostname()
 
 
@@ -167,8 +168,6 @@ def on_worker_shutdown(sender: Any = None, **_: Any) -> None:
 
 def connect_signals() -> None:
     """Connect the worker handlers; must run before the worker boots (Celery checks for receivers then)."""
-    from celery import signals
-
     signals.worker_ready.connect(on_worker_ready, weak=False, dispatch_uid="syndicate-heartbeat-ready")
     signals.heartbeat_sent.connect(on_heartbeat_sent, weak=False, dispatch_uid="syndicate-heartbeat-sent")
     signals.worker_shutdown.connect(on_worker_shutdown, weak=False, dispatch_uid="syndicate-heartbeat-down")
@@ -176,8 +175,6 @@ def connect_signals() -> None:
 
 def beat_name() -> str:
     """The name beat's heartbeat carries: ``beat@<host>``."""
-    import socket
-
     return f"beat@{socket.gethostname()}"
 
 
@@ -194,13 +191,7 @@ def leave_standby() -> None:
         log.warning("could not remove the standby beat heartbeat: %s", exc)
 
 
-def _scheduler_base() -> type:
-    from celery.beat import PersistentScheduler
-
-    return PersistentScheduler
-
-
-class HeartbeatScheduler(_scheduler_base()):  # type: ignore[misc]
+class HeartbeatScheduler(PersistentScheduler):
     """Celery's default (persistent) beat scheduler that also writes beat's heartbeat on each tick."""
 
     def setup_schedule(self) -> None:

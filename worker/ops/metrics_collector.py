@@ -22,6 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
 from worker import feedcache, redisclient
+from worker.app import app as celery_app
 from worker.metrics import (
     ARTICLES,
     CRAWLS,
@@ -32,16 +33,28 @@ from worker.metrics import (
     Family,
     parse_counter,
     parse_histogram,
-    queue_keys,
-    queue_names,
 )
 from worker.ops import heartbeat
 from worker.runtime import Runtime
 from worker.storage import storage_state
+from worker.store.models import Article, Share, Source, utcnow
 
 log = logging.getLogger(__name__)
 
 BACKLOG_STATUSES = ("pending", "sending")
+# kombu's Redis transport keeps each queue as up to four lists, one per priority step.
+_KOMBU_PRIORITY_SEP = "\x06\x16"
+_KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists kombu keeps ``queue``'s messages in (one per priority step)."""
+    return [queue if p == 0 else f"{queue}{_KOMBU_PRIORITY_SEP}{p}" for p in _KOMBU_PRIORITY_STEPS]
+
+
+def queue_names() -> list[str]:
+    """The Celery queues of this deployment, as the app declares them."""
+    return [q.name for q in celery_app.conf.task_queues or ()]
 
 
 def _zeros(rt: Runtime) -> dict[str, list[tuple[str, ...]]]:
@@ -144,8 +157,6 @@ class SyndicateCollector:
     # ---- database: schedule, articles, outbox -------------------------------------------------------------
 
     def _from_database(self) -> Iterator[Metric]:
-        from worker.store.models import Article, Share, Source, utcnow
-
         with self.rt.session() as session:
             sources = session.execute(
                 select(Source.name, Source.last_crawl_at, Source.next_crawl_at, Source.paused_at)

@@ -21,8 +21,11 @@ from sqlalchemy.orm import Session
 
 from config import Config
 from worker import feedcache
+from worker.metrics import feed_request_totals
+from worker.ops import heartbeat
 from worker.ops.configwatch import config_status
-from worker.outbox import SKIP_REASONS, skipped_counts
+from worker.ops.heartbeat import is_alive
+from worker.outbox import SKIP_REASONS, recent_shares, skipped_counts
 from worker.share import ENDPOINTS
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 from worker.store.models import Endpoint as EndpointRow
@@ -137,11 +140,7 @@ def _feed_totals(redis_client: Any) -> dict[str, tuple[int, int]] | None:
     if redis_client is None:
         return None
     try:
-        from worker.metrics import feed_request_totals
-
         return feed_request_totals(redis_client)
-    except ImportError:
-        return None
     except Exception as exc:  # Redis down: the page still shows everything the database knows
         log.warning("feed request counts unavailable: %s", exc)
         return None
@@ -282,10 +281,6 @@ def _liveness(redis_client: Any) -> dict[str, Any] | None:
     if redis_client is None:
         return None
     try:
-        from worker.ops import heartbeat
-    except ImportError:
-        return None
-    try:
         live = heartbeat.liveness(redis_client)
     except Exception as exc:  # Redis down: say so instead of guessing
         return {
@@ -315,8 +310,6 @@ def snapshot(
         session.execute(select(Article.status, func.count()).group_by(Article.status)).all()
     )
     endpoints = _endpoints(session, config, now)
-    from worker.outbox import recent_shares
-
     return {
         "generated_at": now.isoformat(),
         "recent_shares": recent_shares(session, limit=10),
@@ -374,8 +367,6 @@ def _liveness_line(live: dict[str, Any] | None, now: datetime) -> str:
     line = f"worker: {worker_state} ({workers})   beat: {beat_state} ({beat_text})"
     standby = live.get("standby") or []
     if standby:
-        from worker.ops.heartbeat import is_alive
-
         line += "   standby: " + ", ".join(
             f"{b['name']} {human_delta(b['age_seconds'])} ago"
             + ("" if is_alive(b["age_seconds"]) else " STALE")

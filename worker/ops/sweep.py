@@ -55,14 +55,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
+from celery import signals
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, contains_eager
 
+from config import get_settings
 from worker import feedcache, redisclient
 from worker.app import QUEUES
 from worker.app import app as celery_app
 from worker.ops import broker, heartbeat
+from worker.outbox import in_back_catalogue, routes, stale_shares
+from worker.pipeline import FEED_STATUSES, article_in_feed
 from worker.runtime import Runtime
+from worker.store.endpoints import sync_endpoints
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 from worker.stories import assign
 
@@ -177,8 +182,6 @@ def unplanned_articles(rt: Runtime, session: Session, now: datetime, limit: int 
     ``syndicate share send``. A routing rule changed and reloaded also plans the recent articles it now
     selects.
     """
-    from worker.outbox import in_back_catalogue, routes, sync_endpoints
-
     if not any(e.enabled for e in rt.config.endpoints):
         return []
     query = (
@@ -219,8 +222,6 @@ def stale_feeds(rt: Runtime, session: Session, client: redis.Redis | None, now: 
     and the start of its last successful render task (kept in Redis by :func:`on_task_postrun`), so a
     render that changed nothing still counts.
     """
-    from worker.pipeline import FEED_STATUSES, article_in_feed
-
     feeds = list(rt.config.feeds)
     if not feeds:
         return []
@@ -370,8 +371,6 @@ def find_orphans(rt: Runtime, client: redis.Redis | None, now: datetime | None =
     ``client`` is the Redis the messages live in (``None``: no markers, everything remaining is
     returned, as after a flush).
     """
-    from worker.outbox import stale_shares
-
     now = now or utcnow()
     before = now - timedelta(seconds=MIN_AGE)
     with rt.session() as session:
@@ -542,8 +541,6 @@ _started: dict[str, float] = {}
 
 
 def _queued_ttl() -> float:
-    from config import get_settings
-
     return float(get_settings().visibility_timeout)
 
 
@@ -711,8 +708,6 @@ def on_heartbeat_sent(sender: Any = None, **_: Any) -> None:
 
 def connect_signals() -> None:
     """Connect the marker handlers (idempotent)."""
-    from celery import signals
-
     signals.after_task_publish.connect(on_after_task_publish, weak=False, dispatch_uid="syndicate-work-pub")
     signals.task_received.connect(on_task_received, weak=False, dispatch_uid="syndicate-work-received")
     signals.task_prerun.connect(on_task_prerun, weak=False, dispatch_uid="syndicate-work-prerun")
