@@ -23,7 +23,8 @@ from tests.support.services import RedisServer, free_port
 from worker import heartbeat, logs, metrics
 from worker.metrics import FEED_REQUESTS, Recorder
 from worker.metrics_collector import render_metrics
-from worker.outbox import deliver_share, plan_shares
+from worker.outbox.delivery import deliver_share
+from worker.outbox.planning import plan_shares
 from worker.pipeline import (
     PushedArticle,
     crawl_source,

@@ -82,7 +82,7 @@ def sync_sources(session: Session, config: Config) -> dict[str, int]:
         else:
             row.kind, row.url = kind, url
     session.flush()
-    from worker.outbox import sync_endpoints
+    from worker.outbox.endpoints import sync_endpoints
 
     # Endpoints get their row (and so their "added" time) as early as sources do.
     sync_endpoints(session, config)
@@ -1475,7 +1475,7 @@ def stale_work(rt: Runtime, older_than: timedelta = timedelta(minutes=10)) -> tu
     The database half of :func:`worker.sweep.find_orphans` (which also checks the work markers
     in Redis and the other stages); kept for callers that have no Redis.
     """
-    from worker.outbox import stale_shares
+    from worker.outbox.leases import stale_shares
     from worker.sweep import pending_articles
 
     with rt.session() as session:

@@ -22,7 +22,8 @@ from worker.http import HttpClient
 from worker.store.db import get_sessionmaker
 
 if TYPE_CHECKING:
-    from worker.outbox import Pacer, SendingLeases
+    from worker.outbox.leases import SendingLeases
+    from worker.outbox.pacing import Pacer
     from worker.share import Endpoint
 
 # Networks answer in well under this; a slower answer is treated as lost (``sent``, maybe posted).
@@ -92,14 +93,14 @@ class Runtime:
     @cached_property
     def pacer(self) -> Pacer:
         """Endpoint pacing shared by every process through Redis (none when Redis is not used)."""
-        from worker.outbox import Pacer
+        from worker.outbox.pacing import Pacer
 
         return Pacer(self.redis_client)
 
     @cached_property
     def sending_leases(self) -> SendingLeases:
-        """The sending leases of this process's deliveries (see :class:`worker.outbox.SendingLeases`)."""
-        from worker.outbox import SendingLeases
+        """The sending leases of this process's deliveries (see worker/outbox/leases.py)."""
+        from worker.outbox.leases import SendingLeases
 
         return SendingLeases(self.redis_client)
 
@@ -126,7 +127,7 @@ class Runtime:
         """The endpoint called ``name``, built once per process (its HTTP sessions are reused)."""
         endpoint = self._endpoints.get(name)
         if endpoint is None:
-            from worker.outbox import DatabaseTokenStore
+            from worker.outbox.endpoints import DatabaseTokenStore
             from worker.share import get_endpoint
 
             endpoint = get_endpoint(

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from config import Config
 from worker import feedcache
 from worker.configwatch import config_status
-from worker.outbox import SKIP_REASONS, skipped_counts
+from worker.outbox.skips import SKIP_REASONS, skipped_counts
 from worker.share import ENDPOINTS
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 from worker.store.models import Endpoint as EndpointRow
@@ -315,7 +315,7 @@ def snapshot(
         session.execute(select(Article.status, func.count()).group_by(Article.status)).all()
     )
     endpoints = _endpoints(session, config, now)
-    from worker.outbox import recent_shares
+    from worker.outbox.operator import recent_shares
 
     return {
         "generated_at": now.isoformat(),

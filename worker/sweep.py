@@ -31,7 +31,7 @@ between a commit and its publish) and its marker is missing or names a dead node
 live in the same Redis as the messages, losing one loses the other: a flushed or restarted Redis makes
 everything in the database look orphaned, which is right. A marker can only make the sweep wait, never
 run work twice at the same time by itself; and every stage is idempotent and a share is claimed once
-(:func:`worker.outbox.deliver_share`), so a second message for the same work (a backlog older than the
+(``outbox.delivery``), so a second message for the same work (a backlog older than the
 visibility timeout, a Redis restarted from an old snapshot) costs a little work, never a second post.
 
 The orphan kinds (see :func:`find_orphans`): interrupted crawls (a source with a resume cursor),
@@ -176,7 +176,8 @@ def unplanned_articles(rt: Runtime, session: Session, now: datetime, limit: int 
     ``syndicate share send``. A routing rule changed and reloaded also plans the recent articles it now
     selects.
     """
-    from worker.outbox import in_back_catalogue, routes, sync_endpoints
+    from worker.outbox.endpoints import sync_endpoints
+    from worker.outbox.planning import in_back_catalogue, routes
 
     if not any(e.enabled for e in rt.config.endpoints):
         return []
@@ -369,7 +370,7 @@ def find_orphans(rt: Runtime, client: redis.Redis | None, now: datetime | None =
     ``client`` is the Redis the messages live in (``None``: no markers, everything remaining is
     returned, as after a flush).
     """
-    from worker.outbox import stale_shares
+    from worker.outbox.leases import stale_shares
 
     now = now or utcnow()
     before = now - timedelta(seconds=MIN_AGE)

@@ -33,19 +33,15 @@ from tests.support.services import RedisServer
 from worker import pipeline
 from worker.errors import TransientShareError
 from worker.http import HttpClient
-from worker.outbox import (
-    RETRY_SCHEDULE,
-    Deferred,
-    deliver_share,
-    mark_sent,
-    plan_shares,
-    preview_article,
-    quiet_wait,
-    retry_share,
-    set_endpoint_enabled,
-    share_article_view,
-    stale_shares,
-)
+from worker.outbox.delivery import deliver_share
+from worker.outbox.endpoints import set_endpoint_enabled
+from worker.outbox.leases import stale_shares
+from worker.outbox.operator import mark_sent, preview_article, retry_share
+from worker.outbox.outcome import Deferred
+from worker.outbox.pacing import quiet_wait
+from worker.outbox.planning import plan_shares
+from worker.outbox.retry import RETRY_SCHEDULE
+from worker.outbox.view import share_article_view
 from worker.runtime import Runtime
 from worker.share import Preview, ShareResult, idempotency_key
 from worker.share.webhook import WebhookEndpoint
@@ -691,7 +687,7 @@ def test_a_claim_whose_sending_lease_expired_is_recovered_long_before_the_claim_
 ) -> None:
     """A worker that died mid-send stops refreshing its lease: its claim is dead after SENDING_TTL
     (the sweep finds it then), not after the task time limit; a live holder's lease keeps it."""
-    from worker.outbox import SENDING_TTL, SendingLeases
+    from worker.outbox.leases import SENDING_TTL, SendingLeases
 
     outbox = make_outbox([hook(receiver.url)])
     share_id = outbox.plan_one(outbox.article(), "hook")
@@ -715,7 +711,7 @@ def test_a_delivery_holds_its_sending_lease_until_its_outcome_is_committed(
 ) -> None:
     import threading
 
-    from worker.outbox import SENDING_PREFIX
+    from worker.outbox.leases import SENDING_PREFIX
 
     receiver.script = [Answer(200, delay=1.0)]
     outbox = make_outbox([hook(receiver.url)])

@@ -26,7 +26,10 @@ from tests.pipeline.receivers import Receiver, SlowProxy
 from tests.pipeline.test_outbox import Outbox, hook
 from tests.support.mastodon_peer import TOKEN, MastodonPeer
 from worker import sweep as sweeping
-from worker.outbox import ALSO_REPORTED, Deferred, deliver_share, plan_shares
+from worker.outbox.delivery import deliver_share
+from worker.outbox.outcome import Deferred
+from worker.outbox.planning import plan_shares
+from worker.outbox.storyedit import ALSO_REPORTED
 from worker.store.db import get_engine
 from worker.store.models import Article, Share, ShareSkip, Story, utcnow
 

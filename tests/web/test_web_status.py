@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from tests.support.services import free_port
 from worker.errors import HTTPStatusError, PermanentShareError
-from worker.outbox import deliver_share, mark_share_failed, plan_shares
+from worker.outbox.delivery import deliver_share, mark_share_failed
+from worker.outbox.planning import plan_shares
 from worker.pipeline import (
     PushedArticle,
     crawl_source,
