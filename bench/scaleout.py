@@ -440,7 +440,9 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
     counts CPU time, not time spent waiting for the database.
     """
     from config import load_config
-    from worker import outbox, pipeline
+    from worker import pipeline
+    from worker.outbox.delivery import deliver_share
+    from worker.outbox.planning import plan_shares
     from worker.runtime import Runtime, set_runtime
     from worker.store.db import get_engine, upgrade
     from worker.tasks import render_and_publish
@@ -467,8 +469,8 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
     for item in items[:20]:
         article_id, _ = pipeline.ingest_article(rt, item)
         pipeline.process_article(rt, article_id)
-        for share_id in outbox.plan_shares(rt, article_id):
-            outbox.deliver_share(rt, share_id)
+        for share_id in plan_shares(rt, article_id):
+            deliver_share(rt, share_id)
     items = items[20:]
     half = len(items) // 2
     n = half
@@ -493,12 +495,10 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
                 for article_id in ids[profiled]:
                     pipeline.process_article(rt, article_id)
             elif stage == "plan":
-                shares[profiled] = [
-                    s for article_id in ids[profiled] for s in outbox.plan_shares(rt, article_id)
-                ]
+                shares[profiled] = [s for article_id in ids[profiled] for s in plan_shares(rt, article_id)]
             elif stage == "deliver":
                 for share_id in shares[profiled]:
-                    outbox.deliver_share(rt, share_id)
+                    deliver_share(rt, share_id)
             else:  # render and publish (Redis, export dir) every format over every stored article
                 for _ in range(renders):
                     render_and_publish(rt, FEED, rt.redis_client)

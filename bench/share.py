@@ -57,7 +57,8 @@ from config.settings import Settings  # noqa: E402
 from tests.support.cluster import cpu_seconds, descendants  # noqa: E402
 from tests.support.mastodon_peer import TOKEN, MastodonPeer  # noqa: E402
 from tests.support.services import RedisServer, Syndicate  # noqa: E402
-from worker import outbox  # noqa: E402
+from worker.outbox.planning import plan_shares  # noqa: E402
+from worker.outbox.view import share_article_view  # noqa: E402
 from worker.runtime import Runtime  # noqa: E402
 from worker.share.webhook import encode_body, sign, signing_key  # noqa: E402
 from worker.store.db import upgrade  # noqa: E402
@@ -151,7 +152,7 @@ def seed(rt: Runtime, n: int) -> list[int]:
         ids = list(session.scalars(select(Article.id).order_by(Article.id)))
     shares: list[int] = []
     for article_id in ids:
-        shares.extend(outbox.plan_shares(rt, article_id))
+        shares.extend(plan_shares(rt, article_id))
     return shares
 
 
@@ -385,7 +386,7 @@ def seed_hook(rt: Runtime, n: int) -> tuple[list[int], list[tuple[str, dict[str,
     payloads: list[tuple[str, dict[str, Any]]] = []
     with rt.session() as session:
         for share in session.scalars(select(Share).where(Share.id.in_(share_ids)).order_by(Share.id)):
-            view = outbox.share_article_view(share.article)
+            view = share_article_view(share.article)
             payloads.append((f"bare-{share.id}", endpoint.render(view).payload))
     return share_ids, payloads
 

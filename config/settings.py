@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(default=3600, ge=10, validation_alias="SYNDICATE_VISIBILITY_TIMEOUT")
     worker_concurrency: int = Field(default=2, ge=1, validation_alias="SYNDICATE_WORKER_CONCURRENCY")
     log_level: str = Field(default="INFO", validation_alias="SYNDICATE_LOG_LEVEL")
-    # Seconds between a share's failed attempts, e.g. "1,2,4" (default: worker.outbox.RETRY_SCHEDULE).
+    # Seconds between a share's failed attempts, e.g. "1,2,4" (default: worker.outbox.retry.RETRY_SCHEDULE).
     # Shortened by the fault tests, which cannot wait out the production schedule.
     share_retry_schedule: Annotated[tuple[float, ...] | None, NoDecode] = Field(
         default=None, validation_alias="SYNDICATE_SHARE_RETRY_SCHEDULE"

@@ -26,7 +26,8 @@ from worker.errors import GaveUp, Rescheduled
 from worker.metrics import FEED_REQUESTS, Recorder
 from worker.ops import heartbeat
 from worker.ops.metrics_collector import render_metrics
-from worker.outbox import deliver_share, plan_shares
+from worker.outbox.delivery import deliver_share
+from worker.outbox.planning import plan_shares
 from worker.pipeline import (
     PushedArticle,
     crawl_source,

@@ -2,7 +2,7 @@
 
 Plain functions on a session, for ``syndicate retry`` and ``syndicate source pause/resume`` (and
 usable by the status page). They only read and change rows; the caller commits, then enqueues the
-tasks, as every stage does. Resetting one share or article is ``outbox.retry_share`` and
+tasks, as every stage does. Resetting one share or article is ``outbox.operator.retry_share`` and
 ``status.retry_article`` (the status page's retry buttons call them too).
 """
 

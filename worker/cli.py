@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from config import Config, ConfigError, Settings
 from config.settings import SettingsError, load_settings
-from worker.errors import Deferred, HostBusy, MatchInputError, SyndicateError
+from worker.errors import HostBusy, MatchInputError, SyndicateError
 from worker.logs import configure_logging
 from worker.monitor import flower_address
 from worker.ports import can_listen, require_port
@@ -297,7 +297,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
     if args.inline:
-        from worker import outbox, pipeline
+        from worker import pipeline
+        from worker.outbox.planning import plan_shares
         from worker.runtime import get_runtime
         from worker.stories.assign import assign_article
 
@@ -314,7 +315,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             if outcome.status == "ready":  # its story before its feeds and shares, as a worker does
                 feeds.update(assign_article(rt, article_id, outcome.changed).feeds)
             if outcome.share:
-                for share_id in outbox.plan_shares(rt, article_id):
+                for share_id in plan_shares(rt, article_id):
                     sent += _deliver_inline(rt, share_id) == "sent"
         for feed in _progress(args, sorted(feeds), total=len(feeds), desc="feeds", unit="feed"):
             pipeline.render_feed(rt, feed)
@@ -502,10 +503,11 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 def _deliver_inline(rt: Any, share_id: int) -> str:
     """Deliver one share in this process; a share that must wait stays pending for the workers."""
-    from worker import outbox
+    from worker.errors import Deferred
+    from worker.outbox.delivery import deliver_share
 
     try:
-        return outbox.deliver_share(rt, share_id)
+        return deliver_share(rt, share_id)
     except Deferred as deferred:
         print(f"share {share_id}: {deferred}", file=sys.stderr)
         return "pending"
@@ -515,7 +517,7 @@ def cmd_share_preview(args: argparse.Namespace) -> int:
     """Print exactly what each endpoint would receive for an article; nothing is sent."""
     settings, config = _load(args, secrets=False)
     _prepare_database(settings, config)
-    from worker.outbox import preview_article
+    from worker.outbox.operator import preview_article
     from worker.runtime import get_runtime
 
     if args.endpoint is not None and args.endpoint not in {e.name for e in config.endpoints}:
@@ -548,7 +550,7 @@ def cmd_share_list(args: argparse.Namespace) -> int:
     """List the latest shares: status, attempts, where the post landed, why one failed."""
     settings, config = _load(args, secrets=False)
     _prepare_database(settings, config)
-    from worker.outbox import recent_shares
+    from worker.outbox.operator import recent_shares
     from worker.runtime import get_runtime
 
     with get_runtime().session() as session:
@@ -585,7 +587,8 @@ def cmd_share_send(args: argparse.Namespace) -> int:
     """Share an article to one endpoint on purpose, even if it is back catalogue."""
     settings, config = _load(args)
     _prepare_database(settings, config)
-    from worker.outbox import find_article, plan_shares
+    from worker.outbox.operator import find_article
+    from worker.outbox.planning import plan_shares
     from worker.runtime import get_runtime
 
     rt = get_runtime()
@@ -631,7 +634,7 @@ def cmd_share_retry(args: argparse.Namespace) -> int:
     settings, config = _load(args)
     _require_redis(settings)
     _prepare_database(settings, config)
-    from worker.outbox import retry_share
+    from worker.outbox.operator import retry_share
     from worker.runtime import get_runtime
 
     if not retry_share(get_runtime(), args.share):
@@ -648,7 +651,7 @@ def cmd_share_mark_sent(args: argparse.Namespace) -> int:
     """Record that an uncertain share did reach the network (you checked)."""
     settings, config = _load(args)
     _prepare_database(settings, config)
-    from worker.outbox import mark_sent
+    from worker.outbox.operator import mark_sent
     from worker.runtime import get_runtime
 
     if not mark_sent(get_runtime(), args.share, args.url):
@@ -842,7 +845,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
     """Enable or disable an endpoint (a disabled endpoint keeps its pending shares)."""
     settings, config = _load(args)
     _prepare_database(settings, config)
-    from worker.outbox import set_endpoint_enabled
+    from worker.outbox.endpoints import set_endpoint_enabled
     from worker.runtime import get_runtime
 
     try:
@@ -913,7 +916,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 def _retry(args: argparse.Namespace, rt: Any, shares: list[int], articles: list[int]) -> int:
     """Reset and enqueue the selected shares and articles; exit 1 if any named one was not retryable."""
     from worker.ops.status import retry_article
-    from worker.outbox import retry_share
+    from worker.outbox.operator import retry_share
     from worker.tasks import deliver_share, process_article
 
     named_shares, named_articles = set(args.share or []), set(args.article or [])

@@ -1476,7 +1476,7 @@ def stale_work(rt: Runtime, older_than: timedelta = timedelta(minutes=10)) -> tu
     in Redis and the other stages); kept for callers that have no Redis.
     """
     from worker.ops.sweep import pending_articles
-    from worker.outbox import stale_shares
+    from worker.outbox.leases import stale_shares
 
     with rt.session() as session:
         articles = pending_articles(session, utcnow() - older_than)

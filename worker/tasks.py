@@ -19,11 +19,13 @@ import redis
 from celery import Task
 from sqlalchemy import select
 
-from worker import feedcache, metrics, outbox, pipeline, redisclient, storage, websub
+from worker import feedcache, metrics, pipeline, redisclient, storage, websub
 from worker.app import app
 from worker.errors import Deferred, FeedExportError, GaveUp, HostBusy, Rescheduled, Retryable
 from worker.ops import sweep as sweeping
 from worker.ops import tasklabels
+from worker.outbox import delivery, planning, settling
+from worker.outbox.retry import requeue_countdown
 from worker.runtime import Runtime, get_runtime
 from worker.store.models import Article, Share
 from worker.stories import assign
@@ -324,7 +326,7 @@ def publish_websub(self: PipelineTask, feed_name: str) -> bool:
 @app.task(bind=True, base=PipelineTask, name="syndicate.plan_shares")
 def plan_shares(self: PipelineTask, article_id: int) -> int:
     """Create the outbox rows for an article and enqueue their delivery."""
-    ids = self.run_stage(outbox.plan_shares, article_id) or []
+    ids = self.run_stage(planning.plan_shares, article_id) or []
     for share_id in ids:
         deliver_share.delay(share_id)
     return len(ids)
@@ -339,11 +341,9 @@ def deliver_share(self: PipelineTask, share_id: int) -> str | None:
     countdown stays under the visibility timeout and longer waits simply hop.
     """
     try:
-        status = str(self.run_stage(outbox.deliver_share, share_id))
+        status = str(self.run_stage(delivery.deliver_share, share_id))
     except Deferred as deferred:
-        # A little jitter so that shares held by one block do not all wake in the same instant.
-        wait = deferred.seconds * (1 + random.random() / 10) + random.random() / 10
-        countdown = min(wait, self.app.conf.syndicate_max_retry_countdown)
+        countdown = requeue_countdown(deferred.seconds, self.app.conf.syndicate_max_retry_countdown)
         deliver_share.apply_async((share_id,), countdown=countdown)
         return f"deferred {countdown:.1f}s: {deferred.reason}"
     except LookupError:
@@ -367,9 +367,9 @@ def settle_uncertain() -> int:
     """Deliver (that is, look up again) uncertain shares whose scheduled lookup was lost; beat runs it.
 
     Each ``deliver_share`` of an uncertain share on a network with a lookup settles it (see
-    :func:`worker.outbox.settle_share`). Like the sweep it rides the short render queue.
+    :func:`worker.outbox.settling.settle_share`). Like the sweep it rides the short render queue.
     """
-    ids = outbox.due_uncertain(get_runtime())
+    ids = settling.due_uncertain(get_runtime())
     for share_id in ids:
         deliver_share.delay(share_id)
     return len(ids)

@@ -700,7 +700,7 @@ def create_web_app(runtime: Runtime | None = None) -> FastAPI:
     @app.get("/api/articles/{ref:path}/preview", dependencies=[Depends(require_token)])
     def preview(ref: str, r: RT, endpoint: str | None = None) -> list[dict[str, Any]]:
         """What each endpoint (or ``?endpoint=NAME``) would receive for an article; nothing is sent."""
-        from worker.outbox import preview_article
+        from worker.outbox.operator import preview_article
 
         try:
             return preview_article(r, ref, endpoint)
@@ -827,7 +827,7 @@ def add_status_routes(app: FastAPI) -> None:
     )
     def retry_share_route(share_id: int, r: RT) -> dict[str, Any]:
         """Put a failed or uncertain share back in the outbox and enqueue its delivery."""
-        from worker.outbox import retry_share
+        from worker.outbox.operator import retry_share
         from worker.store.models import Share
         from worker.tasks import deliver_share
 

@@ -34,18 +34,14 @@ from worker import pipeline
 from worker.errors import Deferred, TransientShareError
 from worker.http import HttpClient
 from worker.ops.status import snapshot
-from worker.outbox import (
-    RETRY_SCHEDULE,
-    deliver_share,
-    mark_sent,
-    plan_shares,
-    preview_article,
-    quiet_wait,
-    retry_share,
-    set_endpoint_enabled,
-    share_article_view,
-    stale_shares,
-)
+from worker.outbox.delivery import deliver_share
+from worker.outbox.endpoints import set_endpoint_enabled
+from worker.outbox.leases import stale_shares
+from worker.outbox.operator import mark_sent, preview_article, retry_share
+from worker.outbox.pacing import quiet_wait
+from worker.outbox.planning import plan_shares
+from worker.outbox.retry import RETRY_SCHEDULE
+from worker.outbox.view import share_article_view
 from worker.runtime import Runtime
 from worker.share import Preview, ShareResult, idempotency_key
 from worker.share.webhook import WebhookEndpoint

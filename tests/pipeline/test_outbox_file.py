@@ -13,7 +13,9 @@ from pathlib import Path
 
 from tests.pipeline import test_outbox
 from tests.pipeline.test_outbox import Outbox, file_endpoint
-from worker.outbox import deliver_share, share_article_view, stale_shares
+from worker.outbox.delivery import deliver_share
+from worker.outbox.leases import stale_shares
+from worker.outbox.view import share_article_view
 from worker.share import idempotency_key
 from worker.store.models import Article, utcnow
 

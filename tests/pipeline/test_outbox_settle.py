@@ -25,7 +25,9 @@ from tests.pipeline.test_outbox import ENV, NoLookupWebhook, Outbox, hook
 from tests.support.bluesky_peer import BlueskyPeer, PeerUnavailable, in_ci
 from tests.support.mastodon_peer import TOKEN, MastodonPeer
 from worker.errors import Deferred
-from worker.outbox import ABSENT_AFTER, OPERATOR_NOTE, SETTLING_NOTE, deliver_share, due_uncertain
+from worker.outbox.delivery import deliver_share
+from worker.outbox.retry import ABSENT_AFTER
+from worker.outbox.settling import OPERATOR_NOTE, SETTLING_NOTE, due_uncertain
 from worker.store.models import Share, utcnow
 
 # The outbox tests' fixtures, shared rather than copied.

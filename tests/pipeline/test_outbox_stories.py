@@ -27,7 +27,9 @@ from tests.pipeline.test_outbox import Outbox, hook
 from tests.support.mastodon_peer import TOKEN, MastodonPeer
 from worker.errors import Deferred
 from worker.ops import sweep as sweeping
-from worker.outbox import ALSO_REPORTED, deliver_share, plan_shares
+from worker.outbox.delivery import deliver_share
+from worker.outbox.planning import plan_shares
+from worker.outbox.storyedit import ALSO_REPORTED
 from worker.store.db import get_engine
 from worker.store.models import Article, Share, ShareSkip, Story, utcnow
 

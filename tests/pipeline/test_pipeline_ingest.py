@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from tests.support.httpserver import HTTPTestServer
-from worker.outbox import plan_shares
+from worker.outbox.planning import plan_shares
 from worker.pipeline import PUSH_SOURCE, PushedArticle, ingest_article, stale_work
 from worker.store.models import Article, Share
 

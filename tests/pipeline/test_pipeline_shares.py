@@ -19,7 +19,9 @@ from sqlalchemy import update
 
 from tests.support.httpserver import HTTPTestServer
 from worker.errors import Deferred
-from worker.outbox import RETRY_SCHEDULE, deliver_share, plan_shares
+from worker.outbox.delivery import deliver_share
+from worker.outbox.planning import plan_shares
+from worker.outbox.retry import RETRY_SCHEDULE
 from worker.store.models import Share, utcnow
 
 SECRET = "whsec_" + base64.b64encode(b"pipeline-share-test-secret-32by!").decode()

@@ -29,7 +29,9 @@ from worker.app import app as celery_app
 from worker.errors import FeedExportError
 from worker.ops import broker as broker_view
 from worker.ops import heartbeat, sweep
-from worker.outbox import deliver_share, plan_shares, set_endpoint_enabled
+from worker.outbox.delivery import deliver_share
+from worker.outbox.endpoints import set_endpoint_enabled
+from worker.outbox.planning import plan_shares
 from worker.pipeline import render_feed, stale_work
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 

@@ -16,7 +16,8 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from worker import outbox, pipeline
+from worker import pipeline
+from worker.outbox.planning import plan_shares
 from worker.runtime import Runtime
 from worker.store.models import Share, ShareSkip
 from worker.web import create_web_app
@@ -38,7 +39,7 @@ def _push_and_plan(
     assert answer.status_code == 202, answer.text
     article_id = int(answer.json()["id"])
     assert pipeline.process_article(rt, article_id).share
-    return article_id, outbox.plan_shares(rt, article_id)
+    return article_id, plan_shares(rt, article_id)
 
 
 def test_a_pushed_back_catalogue_story_is_skipped_and_status_says_why(
@@ -99,6 +100,6 @@ def test_a_pushed_back_catalogue_story_is_skipped_and_status_says_why(
         assert "too old: pushed" in row
 
         # Sent on purpose (`syndicate share send`): no longer counted as skipped.
-        assert outbox.plan_shares(rt, old_id, force=["archive"])
+        assert plan_shares(rt, old_id, force=["archive"])
         again = {e["name"]: e for e in client.get("/api/status", headers=auth).json()["endpoints"]}
         assert (again["archive"]["skipped"], again["archive"]["pending"]) == (0, 2)

@@ -24,7 +24,8 @@ from worker.ops.status import (
     human_time,
     render_status_text,
 )
-from worker.outbox import deliver_share, mark_share_failed, plan_shares
+from worker.outbox.delivery import deliver_share, mark_share_failed
+from worker.outbox.planning import plan_shares
 from worker.pipeline import (
     PushedArticle,
     crawl_source,

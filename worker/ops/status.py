@@ -25,7 +25,8 @@ from worker.metrics import feed_request_totals
 from worker.ops import heartbeat
 from worker.ops.configwatch import config_status
 from worker.ops.heartbeat import is_alive
-from worker.outbox import SKIP_REASONS, recent_shares, skipped_counts
+from worker.outbox.operator import recent_shares
+from worker.outbox.skips import SKIP_REASONS, skipped_counts
 from worker.share import ENDPOINTS
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 from worker.store.models import Endpoint as EndpointRow

@@ -31,7 +31,7 @@ between a commit and its publish) and its marker is missing or names a dead node
 live in the same Redis as the messages, losing one loses the other: a flushed or restarted Redis makes
 everything in the database look orphaned, which is right. A marker can only make the sweep wait, never
 run work twice at the same time by itself; and every stage is idempotent and a share is claimed once
-(:func:`worker.outbox.deliver_share`), so a second message for the same work (a backlog older than the
+(``outbox.delivery``), so a second message for the same work (a backlog older than the
 visibility timeout, a Redis restarted from an old snapshot) costs a little work, never a second post.
 
 The orphan kinds (see :func:`find_orphans`): interrupted crawls (a source with a resume cursor),
@@ -64,7 +64,8 @@ from worker import feedcache, redisclient
 from worker.app import QUEUES
 from worker.app import app as celery_app
 from worker.ops import broker, heartbeat
-from worker.outbox import in_back_catalogue, routes, stale_shares
+from worker.outbox.leases import stale_shares
+from worker.outbox.planning import in_back_catalogue, routes
 from worker.pipeline import FEED_STATUSES, article_in_feed
 from worker.runtime import Runtime
 from worker.store.endpoints import sync_endpoints

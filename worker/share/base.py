@@ -34,8 +34,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from requests.utils import requote_uri
 
 from config.model import EndpointBase
 from worker.errors import (
@@ -164,8 +166,6 @@ def secret_forms(secret: str) -> list[str]:
     """
     out = [secret]
     if secret.startswith(("http://", "https://")):
-        from requests.utils import requote_uri
-
         for form in dict.fromkeys((secret, requote_uri(secret))):
             parts = urlsplit(form)
             out.append(form)
@@ -481,8 +481,16 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Endpoint(ABC):
-    """One configured place articles are shared to; subclasses implement one network each."""
+# The config model of an endpoint kind (``MastodonEndpointConfig`` for ``kind: mastodon``).
+ConfigT = TypeVar("ConfigT", bound=EndpointBase)
+
+
+class Endpoint(ABC, Generic[ConfigT]):
+    """One configured place articles are shared to; subclasses implement one network each.
+
+    Generic in its config model: ``class MastodonEndpoint(Endpoint[MastodonEndpointConfig])`` reads
+    its typed settings as ``self.config`` (the config's ``kind`` is checked against the class's).
+    """
 
     kind: ClassVar[str]
     max_chars: ClassVar[int | None] = None
@@ -494,7 +502,7 @@ class Endpoint(ABC):
 
     def __init__(
         self,
-        config: EndpointBase,
+        config: ConfigT,
         *,
         http: HttpClient | None = None,
         media_http: HttpClient | None = None,
@@ -510,7 +518,7 @@ class Endpoint(ABC):
         """
         if config.kind != self.kind:
             raise ValueError(f"endpoint {config.name!r} is of kind {config.kind!r}, not {self.kind!r}")
-        self.config = config
+        self.config: ConfigT = config
         self.name = config.name
         self.base_dir = base_dir if base_dir is not None else Path.cwd()
         self._owns_http = http is None
@@ -531,7 +539,7 @@ class Endpoint(ABC):
         if self._owns_http:
             self.http.close()
 
-    def __enter__(self) -> Endpoint:
+    def __enter__(self) -> Self:
         """Use the endpoint as a context manager that closes its own client."""
         return self
 

@@ -102,7 +102,7 @@ def jwt_expiry(token: str) -> float | None:
     return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
-class BlueskyEndpoint(Endpoint):
+class BlueskyEndpoint(Endpoint[BlueskyEndpointConfig]):
     """Posts each article with a link card to a Bluesky account on ``config.service``.
 
     Idempotent: the record key is a function of the idempotency key, and the write only creates.
@@ -113,15 +113,9 @@ class BlueskyEndpoint(Endpoint):
     idempotent = True
     can_look_up = True
 
-    @property
-    def bluesky(self) -> BlueskyEndpointConfig:
-        """The config, typed."""
-        assert isinstance(self.config, BlueskyEndpointConfig)
-        return self.config
-
     def xrpc(self, method: str) -> str:
         """The URL of the XRPC ``method`` on the configured PDS."""
-        return f"{self.bluesky.service.rstrip('/')}/xrpc/{method}"
+        return f"{self.config.service.rstrip('/')}/xrpc/{method}"
 
     # ------------------------------------------------------------ rendering
 
@@ -142,7 +136,7 @@ class BlueskyEndpoint(Endpoint):
         facets = bluesky_facets(text)
         if facets:
             record["facets"] = facets
-        langs = list(self.bluesky.langs) or ([article.language] if article.language else [])
+        langs = list(self.config.langs) or ([article.language] if article.language else [])
         if langs:
             record["langs"] = langs[:MAX_LANGS]
         record["embed"] = {
@@ -155,7 +149,7 @@ class BlueskyEndpoint(Endpoint):
         }
         moment = article.first_seen or article.published or self.now()
         return {
-            "repo": self.bluesky.identifier,
+            "repo": self.config.identifier,
             "collection": POST_COLLECTION,
             "rkey": record_key(idempotency_key(article, self.name), moment),
             "swapRecord": None,
@@ -201,8 +195,8 @@ class BlueskyEndpoint(Endpoint):
             self.xrpc("com.atproto.server.createSession"),
             what="createSession",
             json={
-                "identifier": self.bluesky.identifier,
-                "password": self.bluesky.app_password.get_secret_value(),
+                "identifier": self.config.identifier,
+                "password": self.config.app_password.get_secret_value(),
             },
         )
         return self._store(answer.json(), "createSession")

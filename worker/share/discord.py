@@ -72,17 +72,11 @@ def _suppress_embeds(text: str) -> str:
     return "".join(out)
 
 
-class DiscordEndpoint(Endpoint):
+class DiscordEndpoint(Endpoint[DiscordEndpointConfig]):
     """Posts each article through the Discord channel webhook ``config.webhook_url``."""
 
     kind = "discord"
     max_chars = CONTENT_LIMIT
-
-    @property
-    def settings(self) -> DiscordEndpointConfig:
-        """The endpoint's config, typed."""
-        assert isinstance(self.config, DiscordEndpointConfig)
-        return self.config
 
     def text_length(self, text: str) -> int:
         """The length of ``content`` as sent: code points, with the ``<…>`` added around each link."""
@@ -100,23 +94,23 @@ class DiscordEndpoint(Endpoint):
             embed["description"] = description
         if article.published:
             embed["timestamp"] = iso_utc(article.published)
-        if self.settings.color is not None:
-            embed["color"] = self.settings.color
+        if self.config.color is not None:
+            embed["color"] = self.config.color
         if author:
             embed["author"] = {"name": author}
         if footer:
             embed["footer"] = {"text": footer}
-        if self.settings.image and article.image:
+        if self.config.image and article.image:
             embed["image"] = {"url": article.image}
         return embed
 
     def build_payload(self, article: ShareArticle, text: str) -> dict[str, Any]:
         """The Execute Webhook body: ``content``, the embed, the identity overrides, no mentions."""
         payload: dict[str, Any] = {"content": _suppress_embeds(text)}
-        if self.settings.username:
-            payload["username"] = self.settings.username
-        if self.settings.avatar_url:
-            payload["avatar_url"] = self.settings.avatar_url
+        if self.config.username:
+            payload["username"] = self.config.username
+        if self.config.avatar_url:
+            payload["avatar_url"] = self.config.avatar_url
         payload["embeds"] = [self.embed(article)]
         payload["allowed_mentions"] = {"parse": []}
         return payload
@@ -127,7 +121,7 @@ class DiscordEndpoint(Endpoint):
         body = json.dumps(preview.payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         answer = self.send(
             "POST",
-            self.settings.webhook_url.get_secret_value(),
+            self.config.webhook_url.get_secret_value(),
             what="execute webhook",
             params={"wait": "true"},
             data=body,

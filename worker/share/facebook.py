@@ -80,7 +80,7 @@ def map_graph_error(endpoint: Endpoint, answer: Answer, what: str) -> ShareError
     return PermanentShareError(message, status=answer.status)
 
 
-class FacebookEndpoint(Endpoint):
+class FacebookEndpoint(Endpoint[FacebookEndpointConfig]):
     """Posts each article as a link post on one Facebook Page."""
 
     kind = "facebook"
@@ -88,15 +88,9 @@ class FacebookEndpoint(Endpoint):
     max_chars = 63_206
 
     @property
-    def fb_config(self) -> FacebookEndpointConfig:
-        """The config, typed."""
-        assert isinstance(self.config, FacebookEndpointConfig)
-        return self.config
-
-    @property
     def feed_url(self) -> str:
         """``{api}/{graph_version}/{page_id}/feed``."""
-        config = self.fb_config
+        config = self.config
         return f"{config.api.rstrip('/')}/{config.graph_version}/{config.page_id}/feed"
 
     def build_payload(self, article: ShareArticle, text: str) -> dict[str, Any]:
@@ -105,16 +99,16 @@ class FacebookEndpoint(Endpoint):
 
     def error_for(self, answer: Answer) -> ShareError | None:
         """Map the Graph error codes (see the module docstring)."""
-        return map_graph_error(self, answer, f"POST /{self.fb_config.page_id}/feed")
+        return map_graph_error(self, answer, f"POST /{self.config.page_id}/feed")
 
     def publish(self, preview: Preview, idempotency_key: str) -> ShareResult:
         """Post ``preview`` to the Page feed."""
-        form = {**preview.payload, "access_token": self.fb_config.page_access_token.get_secret_value()}
+        form = {**preview.payload, "access_token": self.config.page_access_token.get_secret_value()}
         try:
             answer = self.send(
                 "POST",
                 self.feed_url,
-                what=f"POST /{self.fb_config.page_id}/feed",
+                what=f"POST /{self.config.page_id}/feed",
                 data=form,
                 headers={"Accept": "application/json"},
                 max_bytes=MAX_RESPONSE_BYTES,

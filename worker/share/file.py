@@ -211,7 +211,7 @@ class KeyIndex:
                     self.flush()
 
 
-class FileEndpoint(Endpoint):
+class FileEndpoint(Endpoint[FileEndpointConfig]):
     """Appends each shared article as a JSON line to ``config.path``."""
 
     kind = "file"
@@ -233,7 +233,7 @@ class FileEndpoint(Endpoint):
     def path(self) -> Path:
         """The output file; a relative ``config.path`` is taken from ``base_dir``."""
         config = self.config
-        if not isinstance(config, FileEndpointConfig) or not config.path:
+        if not config.path:
             raise PermanentShareError(f"{self.name}: a file endpoint needs path")
         path = Path(config.path).expanduser()
         return path if path.is_absolute() else self.base_dir / path

@@ -12,6 +12,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+
 from worker.errors import ShareError
 
 if TYPE_CHECKING:
@@ -71,9 +74,6 @@ def shrink_image(
     formats: frozenset[str] = frozenset(_FORMATS.values()),
 ) -> Image | None:
     """``data`` as an :class:`Image` within ``max_bytes`` and ``max_side``, or None if it is no picture."""
-    from PIL import Image as PILImage
-    from PIL import ImageOps, UnidentifiedImageError
-
     try:
         with PILImage.open(io.BytesIO(data)) as probe:
             width, height = probe.size

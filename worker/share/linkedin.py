@@ -73,27 +73,21 @@ def _error_fields(answer: Answer) -> tuple[str, str]:
     return str(code), str(message)
 
 
-class LinkedInEndpoint(Endpoint):
+class LinkedInEndpoint(Endpoint[LinkedInEndpointConfig]):
     """Shares each article as a LinkedIn article post of a member or an organization."""
 
     kind = "linkedin"
     max_chars = 3000
 
     @property
-    def li_config(self) -> LinkedInEndpointConfig:
-        """The config, typed."""
-        assert isinstance(self.config, LinkedInEndpointConfig)
-        return self.config
-
-    @property
     def api(self) -> str:
         """The API base URL without a trailing slash."""
-        return self.li_config.api.rstrip("/")
+        return self.config.api.rstrip("/")
 
     @cached_property
     def oauth(self) -> RefreshingToken:
         """The access token, refreshable when a refresh token and client credentials are configured."""
-        config = self.li_config
+        config = self.config
         client = None
         if config.refresh_token and config.client_id and config.client_secret:
             client = OAuthClient(
@@ -113,7 +107,7 @@ class LinkedInEndpoint(Endpoint):
 
     def build_payload(self, article: ShareArticle, text: str) -> dict[str, Any]:
         """The ``POST /rest/posts`` body (the thumbnail URN is added at publish time)."""
-        config = self.li_config
+        config = self.config
         card: dict[str, Any] = {"source": self.share_url(article), "title": article.title.strip()}
         description = shorten(article.summary.strip(), MAX_DESCRIPTION)
         if description:
@@ -136,7 +130,7 @@ class LinkedInEndpoint(Endpoint):
         """The headers of every Rest.li call."""
         return {
             "Authorization": f"Bearer {token}",
-            "LinkedIn-Version": self.li_config.version,
+            "LinkedIn-Version": self.config.version,
             "X-Restli-Protocol-Version": "2.0.0",
             "Content-Type": "application/json",
         }
@@ -147,7 +141,7 @@ class LinkedInEndpoint(Endpoint):
         text = f"{self.name}: LinkedIn answered HTTP {answer.status}: {message}"
         if answer.status == 426 or code in _VERSION_CODES:
             return EndpointDisabled(
-                f"{text}. LinkedIn no longer serves API version {self.li_config.version}: set "
+                f"{text}. LinkedIn no longer serves API version {self.config.version}: set "
                 f"endpoints[{self.name}].version to a current YYYYMM version",
                 status=answer.status,
             )
@@ -166,7 +160,7 @@ class LinkedInEndpoint(Endpoint):
                 "POST",
                 f"{self.api}/rest/images?action=initializeUpload",
                 what="initializeUpload",
-                json={"initializeUploadRequest": {"owner": self.li_config.author}},
+                json={"initializeUploadRequest": {"owner": self.config.author}},
                 headers=self.headers(token),
                 max_bytes=MAX_RESPONSE_BYTES,
             )

@@ -15,7 +15,7 @@ retry older than that window reads the account's recent statuses first (:meth:`l
 posts when ours is not among them.
 
 With ``story_edit`` a story's post is edited (``PUT /api/v1/statuses/:id``, :meth:`edit`) when
-another partner's version arrives after it was sent (see :func:`worker.outbox.edit_story_post`).
+another partner's version arrives after it was sent (see :func:`worker.outbox.storyedit.edit_story_post`).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-class MastodonEndpoint(Endpoint):
+class MastodonEndpoint(Endpoint[MastodonEndpointConfig]):
     """Posts each article as a status on ``config.instance`` with the account's access token."""
 
     kind = "mastodon"
@@ -127,18 +127,12 @@ class MastodonEndpoint(Endpoint):
     _instance_info: dict[str, Any] | None = None
     _instance_loaded = False
 
-    @property
-    def settings(self) -> MastodonEndpointConfig:
-        """The endpoint's config, typed."""
-        assert isinstance(self.config, MastodonEndpointConfig)
-        return self.config
-
     def api(self, path: str) -> str:
         """The absolute URL of ``path`` on the instance."""
-        return str(self.settings.instance).rstrip("/") + path
+        return str(self.config.instance).rstrip("/") + path
 
     def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.settings.access_token.get_secret_value()}"}
+        return {"Authorization": f"Bearer {self.config.access_token.get_secret_value()}"}
 
     # ------------------------------------------------------------ instance limits
 
@@ -190,8 +184,8 @@ class MastodonEndpoint(Endpoint):
 
     def text_limit(self) -> int:
         """``max_chars`` from the config, else the instance's limit, else 500."""
-        if self.settings.max_chars is not None:
-            return self.settings.max_chars
+        if self.config.max_chars is not None:
+            return self.config.max_chars
         return self._limit("max_characters", DEFAULT_MAX_CHARACTERS)
 
     def text_length(self, text: str) -> int:
@@ -202,11 +196,11 @@ class MastodonEndpoint(Endpoint):
 
     def language(self, article: ShareArticle) -> str | None:
         """The status language: the configured one, else the article's."""
-        return status_language(self.settings.language or article.language)
+        return status_language(self.config.language or article.language)
 
     def build_payload(self, article: ShareArticle, text: str) -> dict[str, Any]:
         """The JSON body of ``POST /api/v1/statuses`` (``media_ids`` are added after the upload)."""
-        payload: dict[str, Any] = {"status": text, "visibility": self.settings.visibility}
+        payload: dict[str, Any] = {"status": text, "visibility": self.config.visibility}
         language = self.language(article)
         if language:
             payload["language"] = language
@@ -215,7 +209,7 @@ class MastodonEndpoint(Endpoint):
     def alt_text(self, article: ShareArticle) -> str:
         """The image description: ``alt_text`` filled with the article, cut to Mastodon's 1,500."""
         try:
-            return render_text(self.settings.alt_text, article, 1500)
+            return render_text(self.config.alt_text, article, 1500)
         except ValueError:
             return article.title.strip()[:1500]
 
@@ -241,7 +235,7 @@ class MastodonEndpoint(Endpoint):
 
     def upload_image(self, preview: Preview) -> str | None:
         """Upload the preview's image as media; its id, or None when there is none or it failed."""
-        if not (self.settings.media and preview.image):
+        if not (self.config.media and preview.image):
             return None
         info = self.instance_info() or {}
         types = info.get("image_types")

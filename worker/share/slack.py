@@ -76,17 +76,11 @@ def section_text(text: str, url: str, title: str) -> str:
     return f"{escaped}\n{anchor}" if escaped else anchor
 
 
-class SlackEndpoint(Endpoint):
+class SlackEndpoint(Endpoint[SlackEndpointConfig]):
     """Posts each article to the channel of the Slack incoming webhook ``config.webhook_url``."""
 
     kind = "slack"
     max_chars = SECTION_LIMIT
-
-    @property
-    def settings(self) -> SlackEndpointConfig:
-        """The endpoint's config, typed."""
-        assert isinstance(self.config, SlackEndpointConfig)
-        return self.config
 
     def render_text(self, article: ShareArticle) -> str:
         """The template filled so that the section's mrkdwn (escaped, with the link) fits 3,000."""
@@ -94,13 +88,13 @@ class SlackEndpoint(Endpoint):
         title = shorten(article.title.strip(), HEADER_LIMIT)
         view = ShareArticle(**{**article.__dict__, "url": url})
         return render_text(
-            self.settings.template,
+            self.config.template,
             view,
             SECTION_LIMIT,
             length=lambda text: len(section_text(text, url, title)),
-            text=self.settings.text,
-            max_hashtags=self.settings.max_hashtags,
-            summary_length=self.settings.summary_length,
+            text=self.config.text,
+            max_hashtags=self.config.max_hashtags,
+            summary_length=self.config.summary_length,
         )
 
     def build_payload(self, article: ShareArticle, text: str) -> dict[str, Any]:
@@ -111,7 +105,7 @@ class SlackEndpoint(Endpoint):
             "type": "section",
             "text": {"type": "mrkdwn", "text": section_text(text, url, title)},
         }
-        if self.settings.image and article.image:
+        if self.config.image and article.image:
             section["accessory"] = {
                 "type": "image",
                 "image_url": article.image,
@@ -137,7 +131,7 @@ class SlackEndpoint(Endpoint):
         body = json.dumps(preview.payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         self.send(
             "POST",
-            self.settings.webhook_url.get_secret_value(),
+            self.config.webhook_url.get_secret_value(),
             what="incoming webhook",
             data=body,
             headers={"Content-Type": "application/json"},

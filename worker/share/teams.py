@@ -58,17 +58,11 @@ def encode_body(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-class TeamsEndpoint(Endpoint):
+class TeamsEndpoint(Endpoint[TeamsEndpointConfig]):
     """Posts each article to the Teams channel behind the Workflows webhook ``config.webhook_url``."""
 
     kind = "teams"
     max_chars = TEXT_LIMIT
-
-    @property
-    def settings(self) -> TeamsEndpointConfig:
-        """The endpoint's config, typed."""
-        assert isinstance(self.config, TeamsEndpointConfig)
-        return self.config
 
     def card(self, article: ShareArticle, text: str) -> dict[str, Any]:
         """The Adaptive Card: title, image, text, facts and the link to the story."""
@@ -82,7 +76,7 @@ class TeamsEndpoint(Endpoint):
                 "wrap": True,
             }
         ]
-        if self.settings.image and article.image:
+        if self.config.image and article.image:
             body.append({"type": "Image", "url": article.image, "altText": title, "size": "Stretch"})
         if text:
             body.append({"type": "TextBlock", "text": text, "wrap": True})
@@ -125,7 +119,7 @@ class TeamsEndpoint(Endpoint):
         check_idempotency_key(idempotency_key)
         self.send(
             "POST",
-            self.settings.webhook_url.get_secret_value(),
+            self.config.webhook_url.get_secret_value(),
             what="workflow webhook",
             data=encode_body(preview.payload),
             headers={"Content-Type": "application/json"},

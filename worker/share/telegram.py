@@ -90,17 +90,11 @@ def _chat_ref(chat_id: str | int) -> str | int:
     return int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id
 
 
-class TelegramEndpoint(Endpoint):
+class TelegramEndpoint(Endpoint[TelegramEndpointConfig]):
     """Posts to the Telegram chat ``config.chat_id`` as the bot whose token is ``config.bot_token``."""
 
     kind = "telegram"
     max_chars = MESSAGE_LIMIT
-
-    @property
-    def settings(self) -> TelegramEndpointConfig:
-        """The endpoint's config, typed."""
-        assert isinstance(self.config, TelegramEndpointConfig)
-        return self.config
 
     def text_length(self, text: str) -> int:
         """Telegram's count of the text (without tags, which are added afterwards): UTF-16 code units."""
@@ -119,15 +113,15 @@ class TelegramEndpoint(Endpoint):
         if (
             isinstance(stored, int)
             and not isinstance(stored, bool)
-            and state.get("migrated_from") == self.settings.chat_id
+            and state.get("migrated_from") == self.config.chat_id
         ):
             return stored
-        return _chat_ref(self.settings.chat_id)
+        return _chat_ref(self.config.chat_id)
 
     def _save_chat_id(self, chat_id: int) -> None:
         state = self.tokens.load(self.name)
         # Stored as an integer: the token store's strings are treated as secrets and redacted.
-        state.update({"chat_id": chat_id, "migrated_from": self.settings.chat_id})
+        state.update({"chat_id": chat_id, "migrated_from": self.config.chat_id})
         self.tokens.save(self.name, state)
 
     # ------------------------------------------------------------ rendering
@@ -148,19 +142,19 @@ class TelegramEndpoint(Endpoint):
     def build_payload(self, article: ShareArticle, text: str) -> dict[str, Any]:
         """The ``sendPhoto`` body if there is a picture and the text fits a caption, else ``sendMessage``."""
         markup = to_html(text, article.title)
-        image = article.image if self.settings.image else None
+        image = article.image if self.config.image else None
         if image and utf16_length(text) <= CAPTION_LIMIT:
             return {
                 "chat_id": self.chat_id(),
                 "photo": image,
                 "caption": markup,
                 "parse_mode": "HTML",
-                "disable_notification": self.settings.disable_notification,
+                "disable_notification": self.config.disable_notification,
             }
         return self._message(markup, self.share_url(article))
 
     def _message(self, markup: str, url: str | None) -> dict[str, Any]:
-        options: dict[str, Any] = {"prefer_large_media": self.settings.image}
+        options: dict[str, Any] = {"prefer_large_media": self.config.image}
         if url:
             options = {"url": url, **options}
         return {
@@ -168,14 +162,14 @@ class TelegramEndpoint(Endpoint):
             "text": markup,
             "parse_mode": "HTML",
             "link_preview_options": options,
-            "disable_notification": self.settings.disable_notification,
+            "disable_notification": self.config.disable_notification,
         }
 
     # ------------------------------------------------------------ publishing
 
     def _call(self, method: str, payload: dict[str, Any]) -> Answer:
-        token = self.settings.bot_token.get_secret_value()
-        url = f"{self.settings.api.rstrip('/')}/bot{token}/{method}"
+        token = self.config.bot_token.get_secret_value()
+        url = f"{self.config.api.rstrip('/')}/bot{token}/{method}"
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return self.send(
             "POST",
@@ -224,8 +218,8 @@ class TelegramEndpoint(Endpoint):
                 status=answer.status,
             )
         username = None
-        if self.settings.chat_id.startswith("@"):
-            username = self.settings.chat_id[1:]
+        if self.config.chat_id.startswith("@"):
+            username = self.config.chat_id[1:]
         else:
             chat = result.get("chat") if isinstance(result, dict) else None
             if isinstance(chat, dict) and isinstance(chat.get("username"), str) and chat["username"]:

@@ -25,6 +25,7 @@ Graph error codes are mapped as for Facebook (:func:`worker.share.facebook.map_g
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,7 +36,7 @@ from worker.errors import AlreadyPublished, GraphTokenError, ShareError, Transie
 from worker.http import Answer
 from worker.share.base import Endpoint, Preview, ShareArticle, ShareResult
 from worker.share.facebook import map_graph_error
-from worker.share.oauth import seed_digest
+from worker.share.oauth import ExchangedToken
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +59,16 @@ def threads_length(text: str) -> int:
     return total
 
 
-class ThreadsEndpoint(Endpoint):
+class ThreadsEndpoint(Endpoint[ThreadsEndpointConfig]):
     """Posts each article to one Threads profile."""
 
     kind = "threads"
     max_chars = 500
 
     @property
-    def th_config(self) -> ThreadsEndpointConfig:
-        """The config, typed."""
-        assert isinstance(self.config, ThreadsEndpointConfig)
-        return self.config
-
-    @property
     def api(self) -> str:
         """The API base URL without a trailing slash."""
-        return self.th_config.api.rstrip("/")
+        return self.config.api.rstrip("/")
 
     def text_length(self, text: str) -> int:
         """See :func:`threads_length`."""
@@ -100,92 +95,39 @@ class ThreadsEndpoint(Endpoint):
 
     # ------------------------------------------------------------ state
 
-    def _now(self) -> float:
-        return self.now().timestamp()
-
-    def _state(self) -> dict[str, Any]:
-        state = self.tokens.load(self.name)
-        seed = seed_digest(self.th_config.access_token.get_secret_value())
-        if state.get("seed") != seed:
-            # First use, or the operator put a new token in the environment.
-            state = {
-                "seed": seed,
-                "access_token": self.th_config.access_token.get_secret_value(),
-                "expires_at": None,
-                "containers": state.get("containers", {}),
-            }
-            self.tokens.save(self.name, state)
-        return state
-
-    def _save(self, state: dict[str, Any]) -> None:
-        self.tokens.save(self.name, state)
-
-    def token(self) -> str:
-        """The access token, refreshed first when it is close to expiry (or its expiry is unknown)."""
-        state = self._state()
-        now = self._now()
-        expires_at = state.get("expires_at")
-        retry_at = state.get("refresh_not_before")
-        if isinstance(retry_at, int | float) and now < retry_at:
-            return str(state["access_token"])
-        due = expires_at is None or now >= expires_at - self.th_config.refresh_days * 86_400
-        if due:
-            try:
-                return self.refresh()
-            except ShareError as exc:
-                log.info(
-                    "%s: token refresh ahead of time failed, using the current token: %s", self.name, exc
-                )
-                state = self._state()
-                state["refresh_not_before"] = now + REFRESH_BACKOFF
-                self._save(state)
-        return str(state["access_token"])
-
-    def refresh(self) -> str:
-        """Exchange the long-lived token for a new one (60 more days); store it with its expiry."""
-        state = self._state()
-        answer = self.send(
-            "GET",
+    @cached_property
+    def oauth(self) -> ExchangedToken:
+        """The long-lived access token, exchanged for a new one ahead of its expiry."""
+        return ExchangedToken(
+            self,
             f"{self.api}/refresh_access_token",
-            what="token refresh",
-            params={"grant_type": "th_refresh_token", "access_token": str(state["access_token"])},
-            max_bytes=MAX_RESPONSE_BYTES,
+            "th_refresh_token",
+            access_token=self.config.access_token.get_secret_value(),
+            setting=f"the access_token of endpoint {self.config.name!r}",
+            margin=self.config.refresh_days * 86_400,
+            backoff=REFRESH_BACKOFF,
         )
-        data = answer.json()
-        token = data.get("access_token") if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token:
-            raise TransientShareError(f"{self.name}: token refresh: the answer holds no access_token")
-        expires_in = data.get("expires_in")
-        state["access_token"] = token
-        state["expires_at"] = (
-            self._now() + float(expires_in)
-            if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
-            else None
-        )
-        state.pop("refresh_not_before", None)
-        self._save(state)
-        return token
 
     def _containers(self) -> dict[str, Any]:
-        containers = self._state().get("containers")
+        containers = self.tokens.load(self.name).get("containers")
         return dict(containers) if isinstance(containers, dict) else {}
 
     def _keep_container(self, key: str, container_id: str | None) -> None:
-        state = self._state()
+        state = self.tokens.load(self.name)
         containers = dict(state.get("containers") or {})
         if container_id is None:
             containers.pop(key, None)
         else:
-            containers[key] = {"id": container_id, "created_at": self._now()}
+            containers[key] = {"id": container_id, "created_at": self.now().timestamp()}
         state["containers"] = containers
-        self._save(state)
+        self.tokens.save(self.name, state)
 
     # ------------------------------------------------------------ requests
 
     def _post(self, path: str, form: dict[str, Any], what: str) -> dict[str, Any]:
         """POST with the token, refreshing it once on error 190."""
         for attempt in (0, 1):
-            token = self.token() if attempt == 0 else self.refresh()
+            token = self.oauth.current() if attempt == 0 else self.oauth.refresh()
             try:
                 answer = self.send(
                     "POST",
@@ -208,7 +150,7 @@ class ThreadsEndpoint(Endpoint):
             "GET",
             f"{self.api}/{API_VERSION}/{object_id}",
             what=f"GET {object_id}",
-            params={"fields": fields, "access_token": self.token()},
+            params={"fields": fields, "access_token": self.oauth.current()},
             max_bytes=MAX_RESPONSE_BYTES,
         )
         data = answer.json()
@@ -235,7 +177,7 @@ class ThreadsEndpoint(Endpoint):
 
     def publish(self, preview: Preview, idempotency_key: str) -> ShareResult:
         """Create (or reuse) the container, publish it, then look up its permalink."""
-        user = self.th_config.user_id
+        user = self.config.user_id
         try:
             container_id = self._reusable(idempotency_key)
         except AlreadyPublished:

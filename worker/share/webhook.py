@@ -53,7 +53,7 @@ def encode_body(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-class WebhookEndpoint(Endpoint):
+class WebhookEndpoint(Endpoint[WebhookEndpointConfig]):
     """POSTs each article as a signed ``article.published`` event to ``config.url``.
 
     Idempotent: a redelivery carries the same ``webhook-id``, which receivers deduplicate on.
@@ -66,7 +66,6 @@ class WebhookEndpoint(Endpoint):
         """Send ``preview.payload``; 2xx is success, 408/429/5xx and network errors are transient."""
         msg_id = check_idempotency_key(idempotency_key)
         config = self.config
-        assert isinstance(config, WebhookEndpointConfig)
         try:
             key = signing_key(config.secret.get_secret_value())
         except ValueError as exc:

@@ -78,27 +78,21 @@ def x_retry_after(answer: Answer, now: float | None = None) -> float | None:
     return fallback
 
 
-class XEndpoint(Endpoint):
+class XEndpoint(Endpoint[XEndpointConfig]):
     """Posts the rendered text to one X account."""
 
     kind = "x"
     max_chars = 280
 
     @property
-    def x_config(self) -> XEndpointConfig:
-        """The config, typed."""
-        assert isinstance(self.config, XEndpointConfig)
-        return self.config
-
-    @property
     def api(self) -> str:
         """The API base URL without a trailing slash."""
-        return self.x_config.api.rstrip("/")
+        return self.config.api.rstrip("/")
 
     @cached_property
     def oauth(self) -> RefreshingToken:
         """The self-refreshing user access token."""
-        config = self.x_config
+        config = self.config
         secret = config.client_secret.get_secret_value() if config.client_secret else None
         return RefreshingToken(
             self,
