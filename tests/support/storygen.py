@@ -63,21 +63,20 @@ _TOPICS = [
 ]
 _MONTHS_DE = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
               "Oktober", "November", "Dezember"]  # fmt: skip
-# What the organisation's speaker says (English, German): each event picks one; slots every few words
-# so that two events' quotes share no long run of words.
+# What the organisation's speaker says (English, German): each event picks one. A name or figure of
+# the event's own at least every four words, so that two events' quotes share no run of four words
+# (the matcher takes a dozen words quoted alike as the same statement).
 _QUOTES = [
-    ("{n} people from {t} now work on {topic}; {o} counts on {m} partners to keep going",
-     "{n} Menschen aus {t} arbeiten jetzt an {topic}; {o} zählt auf {m} Partner, um weiterzumachen"),
-    ("Nobody in {t} believed {o} could find {a} thousand euros for {topic}; here we are, {m} partners",
-     "Niemand in {t} glaubte, dass {o} {a} Tausend Euro für {topic} findet, und nun sind es {m} Partner"),
-    ("For {topic} the {m} partners of {o} bring what {t} lacked: {n} skilled people",
-     "Für {topic} bringen die {m} Partner von {o} mit, was {t} fehlte: {n} Fachleute"),
-    ("Our {n} colleagues in {t} have waited years for this; {topic} is where {o} belongs",
-     "Unsere {n} Kolleginnen in {t} haben jahrelang darauf gewartet; zu {topic} gehört {o}"),
-    ("{a} thousand euros sounds modest, yet for {topic} in {t} it changes everything for {o}",
-     "{a} Tausend Euro klingen bescheiden, doch für {topic} in {t} ändert das für {o} alles"),
-    ("If {m} partners and {n} people cannot fix {topic} in {t}, then {o} will try harder",
-     "Wenn {m} Partner und {n} Leute {topic} in {t} nicht lösen, strengt sich {o} mehr an"),
+    ("{o} and {p} put {a} thousand euros into {t}, where {n} people and {m} partners wait",
+     "{o} und {p} stecken {a} Tausend Euro nach {t}, wo {n} Menschen und {m} Partner warten"),
+    ("In {t} we counted {n} people, {m} partners and {a} thousand euros; {p} trusted {o}",
+     "In {t} zählten wir {n} Menschen, {m} Partner und {a} Tausend Euro; {p} vertraute {o}"),
+    ("{n} colleagues of {o} in {t} waited for {p}, {m} partners and {a} thousand euros",
+     "{n} Kolleginnen von {o} in {t} warteten auf {p}, {m} Partner und {a} Tausend Euro"),
+    ("Without {p}, {t} would have no {a} thousand euros, no {n} people, no {m} partners for {o}",
+     "Ohne {p} hätte {t} keine {a} Tausend Euro, keine {n} Menschen, keine {m} Partner für {o}"),
+    ("{a} thousand euros from {p} mean {n} jobs in {t} and {m} partners around {o}",
+     "{a} Tausend Euro von {p} bedeuten {n} Stellen in {t} und {m} Partner rund um {o}"),
 ]  # fmt: skip
 _KINDS = ("partnership", "funding", "opening", "hackathon", "training", "report", "award", "conference")
 
@@ -124,12 +123,12 @@ class Event:
 
     def _quote_en(self) -> str:
         return _QUOTES[self.voice][0].format(
-            n=self.count, t=self.town, topic=self.topic[0], a=self.amount, o=self.org, m=self.members
+            n=self.count, t=self.town, a=self.amount, o=self.org, p=self.partner, m=self.members
         )
 
     def _quote_de(self) -> str:
         return _QUOTES[self.voice][1].format(
-            n=self.count, t=self.town, topic=self.topic[1], a=self.amount, o=self.org_de, m=self.members
+            n=self.count, t=self.town, a=self.amount, o=self.org_de, p=self.partner_de, m=self.members
         )
 
     def _what_en(self) -> tuple[str, str, str]:
