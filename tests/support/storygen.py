@@ -303,6 +303,13 @@ class Event:
         }
 
 
+def _figures(rng: random.Random, count: int, low: int, span: int) -> list[int]:
+    """``count`` distinct figures from ``low`` on (the range widened for many events), none of which
+    reads as a year (19xx, 20xx): the matcher rightly ignores years."""
+    pool = [x for x in range(low, low + max(span, 3 * count)) if not 1900 <= x < 2100]
+    return rng.sample(pool, count)
+
+
 def events(
     count: int, seed: int = 0, start: datetime = datetime(2024, 3, 1, tzinfo=UTC), per_day: float = 5.0
 ) -> list[Event]:
@@ -310,10 +317,9 @@ def events(
     fall in one matching window), every name, number and quote their own."""
     rng = random.Random(seed)
     used: set[str] = set()
-    # No figure reads as a year (19xx, 20xx): the matcher rightly ignores years.
-    amounts = rng.sample([x for x in range(110, 9_990) if not 1900 <= x < 2100], count)
-    counts = rng.sample([x for x in range(12, 1_900)], count)
-    members = rng.sample(range(2_100, 4_999), count)
+    amounts = _figures(rng, count, 110, 9_880)
+    counts = _figures(rng, count, 12, 1_888)
+    members = _figures(rng, count, 2_100, 2_899)
     out = []
     for i in range(count):
         kind = _KINDS[i % len(_KINDS)]
