@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import redis
 import requests
 
 from tests.support.services import RedisServer, Syndicate, free_port, wait_port
+from tests.support.storygen import events
 
 pytestmark = pytest.mark.integration
 
@@ -71,13 +74,27 @@ def _fill(path: Path) -> int:
     return written
 
 
+# Eight generated events (tests/support/storygen.py): with stories on, each article is its own story
+# and the feed lists every one.
+EVENTS = events(8, seed=REDIS_DB, start=datetime(2024, 4, 1, tzinfo=UTC), per_day=8)
+
+
+def _padding(n: int) -> str:
+    """4,000 invented words of article ``n``'s own: enough text that the database has to grow to hold
+    it (one filler shared by every article would make them near copies, one story)."""
+    rng = random.Random(n)
+    return " ".join(
+        "".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(4000)
+    )
+
+
 def _article(n: int) -> dict[str, Any]:
+    title, paragraphs, _, published = EVENTS[n].write_up(0)
     return {
         "url": f"https://partner.example/news/story-{n}.html",
-        "title": f"Story {n}",
-        # Enough text that the database has to grow to hold it.
-        "content_html": f"<p>Story {n} of the partnership.</p>" + f"<p>{'word ' * 4000}</p>",
-        "published": "2024-04-01T09:00:00Z",
+        "title": title,
+        "content_html": "".join(f"<p>{p}</p>" for p in paragraphs) + f"<p>{_padding(n)}</p>",
+        "published": published.isoformat().replace("+00:00", "Z"),
     }
 
 
@@ -100,8 +117,7 @@ def test_full_disk_answers_503_shows_it_everywhere_and_loses_nothing(
     database = small_disk / "syndicate.db"
     config = tmp_path / "syndicate.yaml"
     config.write_text(
-        "api:\n  token: ${DISK_API_TOKEN}\nfeeds:\n  - name: all\n    title: All partner news\n"
-        "stories: {enabled: false}\n",  # generated near copies: the feed must list every article
+        "api:\n  token: ${DISK_API_TOKEN}\nfeeds:\n  - name: all\n    title: All partner news\n",
         encoding="utf-8",
     )
     port = free_port()
@@ -203,7 +219,10 @@ def test_full_disk_answers_503_shows_it_everywhere_and_loses_nothing(
         exported = small_disk / "var" / "feeds" / "all.rss"
         _wait(
             "the feed with every story",
-            lambda: exported.exists() and all(f"Story {n}<" in exported.read_text() for n in range(8)),
+            lambda: (
+                exported.exists()
+                and all(f"{_article(n)['title']}<" in exported.read_text() for n in range(8))
+            ),
             30,
             syn.logs,
         )
@@ -227,7 +246,5 @@ def test_full_disk_answers_503_shows_it_everywhere_and_loses_nothing(
     # Every article stored whole, each once, the refused ones included.
     assert sorted(rows) == sorted(_article(n)["url"] for n in range(8)), rows
     for n in range(8):
-        assert (
-            f"Story {n} of the partnership." in rows[_article(n)["url"]]
-            and "word " * 4000 in rows[_article(n)["url"]]
-        )
+        first_sentence = EVENTS[n].write_up(0)[1][0].split(". ")[0]
+        assert first_sentence in rows[_article(n)["url"]] and _padding(n) in rows[_article(n)["url"]]

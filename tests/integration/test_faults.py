@@ -1,4 +1,4 @@
-"""The fault suite: under each fault, each (article, endpoint) is posted once and every feed completes.
+"""The fault suite: under each fault, each (story, endpoint) is posted once and every feed completes.
 
 Real processes throughout: ``syndicate worker`` (prefork) and ``syndicate beat`` (which runs the sweep
 every 15 s), a real redis-server of each test's own, SQLite or the session's PostgreSQL, a partner site
@@ -17,9 +17,13 @@ and two Standard Webhooks receivers on 127.0.0.1. The faults:
 
 The visibility timeout is 60 s (so a claim's lease is 30 s) and the share retry schedule is shortened
 through ``SYNDICATE_SHARE_RETRY_SCHEDULE``; nothing in the product is patched. Counting happens at the
-receivers: a post is a delivery the receiver accepted (2xx), keyed by ``webhook-id``. A second
-``webhook-id`` for one article URL at one endpoint is a duplicate post; the same ``webhook-id`` again
-is a redelivery, which Standard Webhooks receivers deduplicate (reported, not a duplicate). Each test
+receivers: a post is a delivery the receiver accepted (2xx), keyed by ``webhook-id``, and joined to
+its story through the store (``articles.story_id`` of the posted URL). Stories are on: the sites
+publish generated events (tests/support/storygen.py), some written up by two or three partner
+sources (reworded, one in German), and the stories must be exactly those events. A second
+``webhook-id`` for one story at one endpoint is a duplicate post (whichever write-up it carried); the
+same ``webhook-id`` again is a redelivery, which Standard Webhooks receivers deduplicate (reported,
+not a duplicate). Each test
 appends a row to the table printed at the end and written to ``var/test-artifacts/faults.md``.
 """
 
@@ -54,6 +58,7 @@ from tests.pipeline.sitegen import Story
 from tests.support.faults import kill_redis, restart_postgres, restart_redis
 from tests.support.httpserver import HTTPTestServer, Request, Response
 from tests.support.services import ROOT, PostgresServer, RedisServer, Syndicate, free_port, wait_port
+from tests.support.storygen import events
 from worker.ops import broker, sweep
 
 pytestmark = pytest.mark.integration
@@ -62,6 +67,8 @@ SEED = 20261202
 VISIBILITY = 60  # claim lease = 30 s; kombu would hand back a dead worker's messages only after 60 s
 RETRY_SCHEDULE = "1,2,3,5,8,8,8,8,8,8"
 ENDPOINTS = ("hook-a", "hook-b")
+# The partner sources that write up one event each in their own words (the third in German).
+REPORTERS = ("news", "wire", "presse")
 SECRET = "whsec_" + base64.b64encode(b"fault-suite-secret-of-32-bytes!!").decode()
 ARTIFACT = ROOT / "var" / "test-artifacts" / "faults.md"
 
@@ -73,6 +80,7 @@ class Row:
     fault: str
     injected: int
     articles: int
+    stories: int
     expected: int
     seen: int
     duplicates: int
@@ -104,16 +112,18 @@ def _rows_of_this_run() -> list[Row]:
 
 
 HEADER = (
-    "| fault | faults injected | articles | posts expected | posts seen | duplicates | losses "
-    "| redeliveries (same webhook-id) | re-enqueued by the sweep | time to recover (s) |"
+    "| fault | faults injected | articles | stories | posts expected (story x endpoint) "
+    "| posts seen | duplicates | losses | redeliveries (same webhook-id) | re-enqueued by the sweep "
+    "| time to recover (s) |"
 )
 
 
 def _table() -> str:
-    lines = [HEADER, "|" + "---|" * 10]
+    lines = [HEADER, "|" + "---|" * 11]
     for r in _rows_of_this_run():
         lines.append(
-            f"| {r.fault} | {r.injected} | {r.articles} | {r.expected} | {r.seen} | {r.duplicates} "
+            f"| {r.fault} | {r.injected} | {r.articles} | {r.stories} | {r.expected} | {r.seen} "
+            f"| {r.duplicates} "
             f"| {r.losses} | {r.redeliveries} | {r.swept} | {r.recover:.1f} |"
         )
     return "\n".join(lines)
@@ -139,7 +149,9 @@ def fault_table() -> Iterator[None]:
 
 
 class Site:
-    """A partner site: listings of generated stories; pages answer after ``delay`` (counted in flight)."""
+    """Partner sites (one section each): listings of generated stories (tests/support/storygen.py,
+    every event its own names, figures, date and quote); pages answer after ``delay`` (counted in
+    flight). An event is written up by one section (:meth:`add`) or by several (:meth:`add_reported`)."""
 
     def __init__(self) -> None:
         self.server = HTTPTestServer(root=None).start()
@@ -149,24 +161,38 @@ class Site:
         self.extra_links: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self.in_flight = 0
         self.lock = threading.Lock()
+        self.events = iter(events(400, seed=SEED))
+        self.event_of: dict[str, str] = {}  # article URL -> the generated event it writes up
+        for section in REPORTERS:
+            self.server.route(f"/{section}/", self._listing(section))
 
     def url(self, path: str) -> str:
         return self.server.url(path)
 
     def add(self, section: str, count: int) -> list[str]:
-        """Publish ``count`` new stories in ``section``; return their URLs."""
-        stories = self.sections[section]
+        """Publish ``count`` new events, each written up once, in ``section``; return their URLs."""
+        self.server.route(f"/{section}/", self._listing(section))
+        return [url for _ in range(count) for url in self._publish(next(self.events), (section,))]
+
+    def add_reported(self, count: int, sections: tuple[str, ...] = REPORTERS) -> list[str]:
+        """Publish ``count`` new events, each written up by two or three of ``sections`` in turn (the
+        same facts and quote reworded; the third write-up in German); return every write-up's URL."""
         urls = []
-        for _ in range(count):
-            n = len(stories) + 1
-            story = Story(
-                slug=f"{section}-{n}", title=f"{section.title()} partners sign agreement number {n}"
-            )
+        for i in range(count):
+            urls += self._publish(next(self.events), sections[: 2 + i % 2])
+        return urls
+
+    def _publish(self, event: Any, sections: tuple[str, ...]) -> list[str]:
+        urls = []
+        for variant, section in enumerate(sections):
+            stories = self.sections[section]
+            story = Story.of(event, variant, f"{section}-{len(stories) + 1}")
             stories.append(story)
             path = f"/{section}/{story.slug}.html"
             self.server.route(path, self._page(section, story))
             urls.append(self.url(path))
-        self.server.route(f"/{section}/", self._listing(section))
+            self.event_of[urls[-1]] = event.key
+            self.server.route(f"/{section}/", self._listing(section))
         return urls
 
     def _listing(self, section: str) -> Callable[[Request], Response]:
@@ -295,7 +321,7 @@ class Rig:
     redis_server: RedisServer
     site: Site
     hooks: Hooks
-    sections: tuple[str, ...] = ("news",)
+    sections: tuple[str, ...] = REPORTERS
     fetch: str = "timeout: 10s"
     syn: Syndicate = field(init=False)
     engine: Engine = field(init=False)
@@ -317,9 +343,6 @@ class Rig:
             f'fetch: {{allow_hosts: ["127.0.0.1"], {self.fetch}, robots: false}}\n'
             f"sources:\n{sources}\n"
             "feeds: [{name: all, title: All partner news, limit: 500}]\n"
-            # The generated stories share one body (near copies): as stories they would be one. This
-            # suite counts one post per article, under faults; stories have their own fault test.
-            "stories: {enabled: false}\n"
             f"endpoints:\n{endpoints}\n",
             encoding="utf-8",
         )
@@ -380,20 +403,60 @@ class Rig:
             return None
         return {item["url"] for item in json.loads(bytes(found[0][0]))["items"]}
 
+    def story_of(self) -> dict[str, int]:
+        """Article URL -> its story (articles placed in one so far)."""
+        found = self.rows("SELECT url, story_id FROM articles WHERE story_id IS NOT NULL") or []
+        return {url: story for url, story in found}
+
+    def stories_of(self, urls: list[str]) -> dict[int, set[str]] | None:
+        """Story -> its write-ups among ``urls``; None while one of them has no story yet."""
+        by_url = self.story_of()
+        if not all(url in by_url for url in urls):
+            return None
+        out: dict[int, set[str]] = defaultdict(set)
+        for url in urls:
+            out[by_url[url]].add(url)
+        return out
+
+    def sent(self) -> Counter[tuple[int, str]]:
+        """Sent shares by (story, endpoint): one share per story and endpoint is what is sent."""
+        found = (
+            self.rows(
+                "SELECT coalesce(s.story_id, a.story_id), s.endpoint FROM shares s "
+                "JOIN articles a ON a.id = s.article_id WHERE s.status = 'sent'"
+            )
+            or []
+        )
+        return Counter((story, endpoint) for story, endpoint in found)
+
     def shares_of(self, urls: list[str]) -> Counter[str]:
         found = self.rows("SELECT a.url, s.status FROM shares s JOIN articles a ON a.id = s.article_id") or []
         wanted = set(urls)
         return Counter(status for url, status in found if url in wanted)
 
+    def posts_by_story(self) -> dict[tuple[str, int | None], Counter[str]]:
+        """``(endpoint, story) -> {webhook-id: accepted deliveries}``: the receivers' posts joined to
+        stories through the posted article's URL (None: a URL the store does not know)."""
+        by_url = self.story_of()
+        out: dict[tuple[str, int | None], Counter[str]] = defaultdict(Counter)
+        for (endpoint, url), ids in self.hooks.accepted().items():
+            out[(endpoint, by_url.get(url))].update(ids)
+        return out
+
     def complete(self, urls: list[str]) -> bool:
-        """Every (article, endpoint) posted, every share row sent, the feed holding every article."""
-        posts = self.hooks.accepted()
-        if not all((e, u) in posts for e in ENDPOINTS for u in urls):
+        """Every article ready in a story; every (story, endpoint) posted and its share sent; the feed
+        holding one entry per story."""
+        stories = self.stories_of(urls)
+        if stories is None:
             return False
-        if self.shares_of(urls).get("sent", 0) != len(urls) * len(ENDPOINTS):
+        posts = self.posts_by_story()
+        if not all((e, s) in posts for e in ENDPOINTS for s in stories):
+            return False
+        sent = self.sent()
+        if not all(sent[(s, e)] >= 1 for e in ENDPOINTS for s in stories):
             return False
         feed = self.feed_urls()
-        return feed is not None and set(urls) <= feed
+        return feed is not None and all(len(versions & feed) == 1 for versions in stories.values())
 
     def wait_complete(self, urls: list[str], since: float, timeout: float) -> float:
         """Seconds from ``since`` until :meth:`complete`; fails with the state and logs after ``timeout``."""
@@ -402,12 +465,14 @@ class Rig:
             if self.complete(urls):
                 return time.monotonic() - since
             time.sleep(0.5)
-        posts = self.hooks.accepted()
-        missing = [(e, u) for e in ENDPOINTS for u in urls if (e, u) not in posts]
+        stories = self.stories_of(urls) or {}
+        posts = self.posts_by_story()
+        missing = [(e, s) for e in ENDPOINTS for s in stories if (e, s) not in posts]
         raise AssertionError(
             f"not complete after {timeout:.0f} s: articles {dict(self.statuses(urls))}, "
-            f"shares {dict(self.shares_of(urls))}, {len(missing)} posts missing, e.g. {missing[:3]}, "
-            f"feed holds {len((self.feed_urls() or set()) & set(urls))}/{len(urls)}\n{self.syn.logs()}"
+            f"{len(stories)} stories, shares {dict(self.shares_of(urls))}, {len(missing)} (endpoint, story) "
+            f"posts missing, e.g. {missing[:3]}, feed holds "
+            f"{len((self.feed_urls() or set()) & set(urls))}/{len(urls)} write-ups\n{self.syn.logs()}"
         )
 
     def swept(self) -> int:
@@ -420,24 +485,46 @@ class Rig:
                 total += sum(ast.literal_eval(match.group(1)).values())
         return total
 
+    def settle(self, timeout: float = 20.0) -> None:
+        """Wait (up to ``timeout``) until no message is queued or held: a later write-up's planning
+        (which must skip its story's share) has run before the posts are counted."""
+        client = redis.Redis.from_url(self.redis_server.url)
+
+        def idle() -> bool:
+            try:
+                return not sum(
+                    client.llen(q) for q in ("crawl", "fetch", "render", "share")
+                ) and not client.hlen("unacked")
+            except redis.RedisError:
+                return False
+
+        _wait(idle, timeout)
+
     def record(
         self, fault: str, injected: int, urls: list[str], recover: float, earlier: list[str] | None = None
     ) -> Row:
-        """Count at the receivers, append the table row, and assert nothing was lost or posted twice.
+        """Count at the receivers by story, append the table row, and assert that each (story,
+        endpoint) got exactly one post, and that the stories are the generated events.
 
         ``urls`` are this fault's articles; ``earlier`` ones (an earlier fault's) must not be posted again.
         """
-        posts = self.hooks.accepted()
+        self.settle()
+        stories = self.stories_of(urls)
+        assert stories is not None, "an article without a story"
+        before = self.stories_of(earlier or []) or {}
+        posts = self.posts_by_story()
         duplicates = sum(len(ids) - 1 for ids in posts.values())
         redeliveries = sum(sum(ids.values()) - len(ids) for ids in posts.values())
-        expected = {(e, u) for e in ENDPOINTS for u in urls}
+        expected = {(e, s) for e in ENDPOINTS for s in stories}
         seen = sum(1 for pair in expected if pair in posts)
-        before = {(e, u) for e in ENDPOINTS for u in earlier or []}
-        unexpected = [pair for pair in posts if pair not in expected | before]
+        unexpected = [
+            pair for pair in posts if pair not in expected | {(e, s) for e in ENDPOINTS for s in before}
+        ]
         row = Row(
             fault=fault,
             injected=injected,
             articles=len(urls),
+            stories=len(stories),
             expected=len(expected),
             seen=seen,
             duplicates=duplicates,
@@ -448,11 +535,19 @@ class Rig:
         )
         _keep(row)
         print(f"\n{fault}: {row}")
-        assert row.losses == 0 and row.duplicates == 0, row
+        assert row.losses == 0 and row.duplicates == 0, (row, {k: v for k, v in posts.items() if len(v) > 1})
         assert unexpected == [], unexpected
-        # One article row per story: a second row would be a second post under a second webhook-id.
+        # The stories are the generated events: every write-up of one event in its story, no two events
+        # in one (else "one post per story" would be one post for two events, or two for one).
+        events = {self.site.event_of[url] for url in urls}
+        grouped = {frozenset(self.site.event_of[url] for url in versions) for versions in stories.values()}
+        assert len(stories) == len(events) and all(len(g) == 1 for g in grouped), sorted(map(sorted, grouped))
+        # One article row per page: a second row would be a second post under a second webhook-id.
         found = self.rows("SELECT url, count(*) FROM articles GROUP BY url HAVING count(*) > 1")
         assert found == [], found
+        # One sent share per (story, endpoint), kept by the store as well as seen at the receivers.
+        sent = self.sent()
+        assert all(sent[pair[::-1]] == 1 for pair in expected), sent
         return row
 
     def stop(self) -> None:
@@ -502,8 +597,9 @@ def test_kill_9_at_a_seeded_random_schedule_of_points(
 ) -> None:
     site, hooks, server = parts
     rng = random.Random(SEED)
-    urls = site.add("news", 16)
-    site.delay["news"] = 0.5
+    urls = site.add("news", 10) + site.add_reported(3)  # 17 write-ups of 13 events
+    for section in REPORTERS:
+        site.delay[section] = 0.5
     hooks.plan = lambda _endpoint: (200, {}, 0.6)
     rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks)
     client = redis.Redis.from_url(server.url)
@@ -546,8 +642,9 @@ def test_redis_killed_restarted_empty_and_flushed(
     tmp_path: Path, parts: tuple[Site, Hooks, RedisServer], postgres_server: PostgresServer
 ) -> None:
     site, hooks, server = parts
-    first = site.add("news", 12)
-    site.delay["news"] = 0.3
+    first = site.add("news", 8) + site.add_reported(2)
+    for section in REPORTERS:
+        site.delay[section] = 0.3
     hooks.plan = lambda _endpoint: (200, {}, 0.2)
     rig = Rig(tmp_path, _postgres(postgres_server), server, site, hooks)
     try:
@@ -561,9 +658,10 @@ def test_redis_killed_restarted_empty_and_flushed(
         recover = rig.wait_complete(first, since, timeout=120)
         rig.record("Redis killed, down 3 s, restarted empty", 1, first, recover)
 
-        second = site.add("news", 8)
-        res = rig.syn.run("crawl", "news")
-        assert res.returncode == 0, res.stderr
+        second = site.add("news", 5) + site.add_reported(2)
+        for section in REPORTERS:
+            res = rig.syn.run("crawl", section)
+            assert res.returncode == 0, res.stderr
         assert _wait(lambda: rig.statuses(second).get("ready", 0) >= 2, 60), rig.syn.logs()
         redis.Redis.from_url(server.url).flushall()
         since = time.monotonic()
@@ -577,8 +675,9 @@ def test_postgresql_crashed_and_restarted(
     tmp_path: Path, parts: tuple[Site, Hooks, RedisServer], postgres_server: PostgresServer
 ) -> None:
     site, hooks, server = parts
-    urls = site.add("news", 12)
-    site.delay["news"] = 0.3
+    urls = site.add("news", 7) + site.add_reported(2)
+    for section in REPORTERS:
+        site.delay[section] = 0.3
     hooks.plan = lambda _endpoint: (200, {}, 0.2)
     rig = Rig(tmp_path, _postgres(postgres_server), server, site, hooks)
     try:
@@ -597,7 +696,7 @@ def test_endpoint_storm_429_then_503_then_timeouts(
     tmp_path: Path, parts: tuple[Site, Hooks, RedisServer]
 ) -> None:
     site, hooks, server = parts
-    urls = site.add("news", 10)
+    urls = site.add("news", 5) + site.add_reported(2)
     storm: dict[str, float] = {}
     windows = ((4.0, 429), (8.0, 503), (14.0, 0))  # until t: 429 Retry-After 2, 503, then 17 s answers
 
@@ -623,8 +722,9 @@ def test_endpoint_storm_429_then_503_then_timeouts(
         assert _wait(lambda: "start" in storm, 60), rig.syn.logs()
         ends = storm["start"] + windows[-1][0]
         recover = rig.wait_complete(urls, ends, timeout=150)
+        stories = len(rig.stories_of(urls) or {})
         with hooks.lock:
-            slow = sum(1 for d in hooks.deliveries if d.endpoint == "hook-a" and d.status < 300) - len(urls)
+            slow = sum(1 for d in hooks.deliveries if d.endpoint == "hook-a" and d.status < 300) - stories
         injected = hooks.refused() + max(slow, 0)
         row = rig.record(
             "hook-a: 429 Retry-After 2 s (4 s), 503 (4 s), 17 s answers (6 s)", injected, urls, recover
@@ -638,7 +738,10 @@ def test_slow_and_huge_source_beside_a_normal_one(
     tmp_path: Path, parts: tuple[Site, Hooks, RedisServer]
 ) -> None:
     site, hooks, server = parts
-    normal = site.add("news", 8)
+    # Two events written up first on the normal source, then on the slow one: the late write-ups join
+    # their stories, which posted already.
+    normal = site.add("news", 6)
+    both = site.add_reported(2, sections=("news", "slow"))
     slow = site.add("slow", 3)
     site.listing_delay["slow"] = 4.0
     site.delay["slow"] = 5.0
@@ -649,11 +752,14 @@ def test_slow_and_huge_source_beside_a_normal_one(
         start = time.monotonic()
         rig.worker(concurrency=3)
         rig.beat()
-        recover = rig.wait_complete(normal + slow, start, timeout=120)
+        recover = rig.wait_complete(normal + both + slow, start, timeout=120)
         huge = rig.rows("SELECT status, error FROM articles WHERE url LIKE '%/slow/huge.html'")
         assert huge is not None and len(huge) == 1 and huge[0][0] == "failed", huge
         rig.record(
-            "slow source (4-5 s answers) with an 8 MB page, beside a normal one", 4, normal + slow, recover
+            "slow source (4-5 s answers) with an 8 MB page, beside a normal one",
+            4,
+            normal + both + slow,
+            recover,
         )
     finally:
         rig.stop()
@@ -689,7 +795,7 @@ def test_kill_between_dequeue_and_marker(tmp_path: Path, parts: tuple[Site, Hook
     "queued" and kombu holds the message in ``unacked`` for the visibility timeout, an hour here as by
     default; the sweep must bring every such work back within a minute, each post still made once."""
     site, hooks, server = parts
-    urls = site.add("news", 6)
+    urls = site.add("news", 4) + site.add_reported(1)
     hooks.plan = lambda _endpoint: (200, {}, 0.2)
     rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks)
     rig.syn.env["SYNDICATE_VISIBILITY_TIMEOUT"] = "3600"  # kombu's own recovery: an hour away
@@ -741,7 +847,7 @@ def test_export_directory_unwritable_then_writable_again(
 ) -> None:
     site, hooks, server = parts
     first = site.add("news", 3)
-    rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks)
+    rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks, sections=("news",))
     port = free_port()
     rig.syn.env["SYNDICATE_HTTP_PORT"] = str(port)
     exported = tmp_path / "var" / "feeds"
@@ -817,7 +923,6 @@ def test_slow_endpoint_beside_a_fast_one(tmp_path: Path, parts: tuple[Site, Hook
             for s in ("slow", "fast")
         )
         + "feeds: [{name: all, title: All partner news}]\n"
-        "stories: {enabled: false}\n"  # generated near copies: one post per article is counted
         "endpoints:\n"
         f'  - {{name: partner, kind: webhook, url: "{hooks.url("partner")}",'
         ' secret: "${FAULT_HOOK_SECRET}", back_catalogue: true, story_window: 0, sources: [slow]}\n'
@@ -866,7 +971,15 @@ def test_slow_endpoint_beside_a_fast_one(tmp_path: Path, parts: tuple[Site, Hook
         assert _wait(lambda: len({d.url for d in slow_posts() if d.status < 300}) == SLOW_SHARES, 150)
         slow_total = time.monotonic() - first_slow
         time.sleep(2 * SLOW_ANSWER)  # anything still coming (a second post) comes now
-        # Each post once: one webhook-id per slow article, one line per fast article.
+        # Each post once: one webhook-id per slow article, one line per fast article; with stories on,
+        # each article is a story of its own (distinct generated events), so this is per story too.
+        engine = create_engine(_sqlite(tmp_path))
+        with engine.connect() as conn:
+            story_of: dict[str, int] = {
+                url: story for url, story in conn.execute(text("SELECT url, story_id FROM articles"))
+            }
+        engine.dispose()
+        assert len({story_of[url] for url in slow_urls + fast_urls}) == SLOW_SHARES + FAST_SHARES, story_of
         posts = hooks.accepted()
         slow_seen = {url for (endpoint, url) in posts if endpoint == "partner"}
         duplicates = sum(len(ids) - 1 for ids in posts.values()) + len(written()) - len(set(written()))
@@ -877,6 +990,7 @@ def test_slow_endpoint_beside_a_fast_one(tmp_path: Path, parts: tuple[Site, Hook
             f"took {slow_total:.0f} s",
             injected=SLOW_SHARES,
             articles=SLOW_SHARES + FAST_SHARES,
+            stories=SLOW_SHARES + FAST_SHARES,
             expected=SLOW_SHARES + FAST_SHARES,
             seen=len(slow_seen & set(slow_urls)) + len(set(written()) & set(fast_urls)),
             duplicates=duplicates,
@@ -950,7 +1064,15 @@ def test_hostile_urls_beside_a_normal_page_on_their_host(
     site.server.route("/news/news-1.html", host.wrap(site._page("news", site.sections["news"][0])))
     site.server.route("/news/", host.wrap(site._listing("news")))
     # One request at a time per host, 1 s apart; a fetch gives up after 1 s without an answer (3 s deadline).
-    rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks, fetch="timeout: 1s, host_interval: 1s")
+    rig = Rig(
+        tmp_path,
+        _sqlite(tmp_path),
+        server,
+        site,
+        hooks,
+        sections=("news",),
+        fetch="timeout: 1s, host_interval: 1s",
+    )
     try:
         start = time.monotonic()
         rig.worker(concurrency=3)

@@ -6,7 +6,9 @@ with a distinct ``--hostname``, ``syndicate web`` on its own port, ``syndicate b
 listing source is crawled from a real site on 127.0.0.1 that logs when each request arrived. Asserted:
 
 * every pushed article is stored once and ``ready``; every crawled story too (each page fetched once);
-* every share is planned once and sent, and the webhook receiver saw each article exactly once;
+* every share is planned once and sent, and the webhook receiver saw each article exactly once; with
+  stories on, each pushed article (a generated event of its own, all of one day) is a story of its
+  own, and each (story, endpoint) got exactly one post;
 * with two beats started, one leads (the ``syndicate:beat-leader`` lock in Redis) and the other stands
   by: the crawl count equals the leader's ticks plus its start-up crawl, listing fetches a schedule apart;
 * the per-host interval holds at the site across the three workers (every gap ≥ ``host_interval``);
@@ -116,6 +118,18 @@ def test_three_workers_two_webs_two_beats(cluster: Cluster) -> None:
                     Article.url.like(PREFIX + "%")
                 )
             ).all()
+            story_of: dict[int, int | None] = {
+                article: story
+                for article, story in conn.execute(
+                    select(Article.id, Article.story_id).where(Article.url.like(PREFIX + "%"))
+                )
+            }
+            story_shares = Counter(
+                (story, endpoint)
+                for story, endpoint in conn.execute(
+                    select(Share.story_id, Share.endpoint).where(Share.status == "sent")
+                )
+            )
             crawled = Counter(
                 status
                 for (status,) in conn.execute(
@@ -150,6 +164,12 @@ def test_three_workers_two_webs_two_beats(cluster: Cluster) -> None:
     assert set(per_article) == set(accepted)
     assert max(per_article.values()) == 1, [a for a, c in per_article.items() if c > 1][:10]
     assert len({webhook_id for _, webhook_id, _, _ in got}) == len(got)
+    # -- by story: each pushed article a story of its own, each (story, endpoint) posted once
+    stories = set(story_of.values())
+    assert None not in stories and len(stories) == ARTICLES, f"{len(stories)} stories of {ARTICLES} articles"
+    per_story = Counter(story_of[article] for _, _, article, _ in got)
+    assert set(per_story) == stories and max(per_story.values()) == 1
+    assert {story for story, _ in story_shares} == stories and set(story_shares.values()) == {1}
 
     # -- beat: one leader sends ticks, the other stands by
     sends = cluster.beat_sends()

@@ -45,11 +45,14 @@ from tests.support.mastodon_peer import TOKEN as MASTODON_TOKEN
 from tests.support.mastodon_peer import MastodonPeer
 from tests.support.networks import SHARE_FIXTURES, FakeNetworks, basic_auth
 from tests.support.services import PostgresServer, RedisServer, Syndicate, free_port, wait_port
+from tests.support.storygen import events
 
 # One module-wide rig: its tests stay in one test process (bootstrap.py test runs --dist loadgroup).
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("test_share_all_kinds")]
 
 LEAD = (SHARE_FIXTURES / "bluesky" / "lead.jpg").read_bytes()
+# The pushed articles' names and figures: each a generated event of its own (tests/support/storygen.py).
+PUSHED = events(8, seed=54)
 API_TOKEN = "all-kinds-ingest-" + secrets.token_hex(8)
 ALL_KINDS = {
     "mastodon",
@@ -188,20 +191,23 @@ class Deployment:
     run: int = 0
 
     def push(self, site: HTTPTestServer, n: int, **fields: Any) -> tuple[int, str]:
-        """Push article ``n``; its id and URL."""
+        """Push article ``n`` (a generated event of its own: with stories on, a story of its own);
+        its id and URL."""
+        event = PUSHED[n]
         path = f"/news/run-{self.run}/story-{n}.html"
         site.content(path, b"<html><head><title>story</title></head><body><p>A story.</p></body></html>")
         url = site.url(path)
         body = {
             "url": url,
-            "title": f"Bursa de la București crește pentru a {n}-a zi consecutiv",
-            "content_html": "<p>Indicele BET a câștigat 1,2% după rezultatele trimestriale.</p>",
-            "summary": "Indicele BET a câștigat 1,2% după ce investitorii au salutat rezultatele "
-            "trimestriale ale companiilor energetice și ale băncilor.",
+            "title": f"{event.org} deschide în {event.town} un centru cu {event.count} de locuri de muncă",
+            "content_html": f"<p>{event.org} investește {event.amount} de mii de euro într-un centru din "
+            f"{event.town}, unde vor lucra {event.count} de specialiști.</p>",
+            "summary": f"{event.org} investește {event.amount} de mii de euro în {event.town}; "
+            f"{event.person}, directoarea companiei, spune că primii angajați încep în această toamnă.",
             "published": datetime.now(UTC).isoformat(),
-            "authors": ["Ana Popescu"],
+            "authors": [event.person],
             "category": "economie",
-            "tags": ["Bursa", "piața de capital"],
+            "tags": ["Investiții", "piața muncii"],
             "image": site.url("/img/lead.jpg"),
             "language": "ro",
             **fields,
@@ -300,7 +306,6 @@ def _config(
 api: {{token: "${{ALL_API_TOKEN}}"}}
 fetch: {{allow_hosts: ["127.0.0.1"], timeout: 10s}}
 feeds: [{{name: all, title: All}}]
-stories: {{enabled: false}}  # two generated near copies: this test counts one post per article
 endpoints:
 {endpoints}
 """

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from html import escape
 
 from tests.support.httpserver import HTTPTestServer, Request, Response
+from tests.support.storygen import Event
 
 
 @dataclass
@@ -22,6 +23,17 @@ class Story:
     body: str = "The council met on Tuesday and agreed the plan after a long debate about its cost."
     published: str | None = "2024-05-03T08:00:00+00:00"
     lastmod: str = "2024-05-03T08:00:00+00:00"
+    # A generated write-up's own paragraphs and language (see :meth:`of`); without them the page
+    # repeats ``body``, which makes every such page a near copy of the others.
+    paragraphs: tuple[str, ...] = ()
+    language: str = "en"
+
+    @classmethod
+    def of(cls, event: Event, variant: int, slug: str) -> Story:
+        """Write-up ``variant`` of a generated ``event`` (tests/support/storygen.py) as a page."""
+        title, paragraphs, language, published = event.write_up(variant)
+        when = published.isoformat()
+        return cls(slug, title, published=when, lastmod=when, paragraphs=tuple(paragraphs), language=language)
 
     @property
     def path(self) -> str:
@@ -33,9 +45,13 @@ class Story:
         meta = (
             f'<meta property="article:published_time" content="{self.published}">' if self.published else ""
         )
-        paragraphs = "".join(f"<p>{escape(self.body)} Paragraph {i} of the report.</p>" for i in range(6))
+        if self.paragraphs:
+            paragraphs = "".join(f"<p>{escape(p)}</p>" for p in self.paragraphs)
+        else:
+            paragraphs = "".join(f"<p>{escape(self.body)} Paragraph {i} of the report.</p>" for i in range(6))
         return (
-            f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(self.title)}</title>"
+            f"<!doctype html><html lang='{self.language}'><head><meta charset='utf-8'>"
+            f"<title>{escape(self.title)}</title>"
             f"{meta}</head><body><article><h1>{escape(self.title)}</h1>{paragraphs}</article></body></html>"
         )
 

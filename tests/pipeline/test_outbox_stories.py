@@ -338,9 +338,43 @@ def test_the_sweep_does_not_plan_again_a_version_skipped_as_same_story(
     second = outbox.article("Rawabi hub and Cluj cluster join forces", changed_at=a_minute_ago)
     alone = outbox.article("Harbour opens a second quay", changed_at=a_minute_ago)
     story_of(outbox, first, second)
+    story_of(outbox, alone)  # a story of its own (one without a story waits for it: see below)
     plan_shares(outbox.rt, first)
     with outbox.rt.session() as session:
         assert sweeping.unplanned_articles(outbox.rt, session, utcnow()) == [alone]
+
+
+def test_the_sweep_plans_an_article_left_without_a_story_only_once_it_has_one(
+    make_outbox: Callable[..., Outbox], receiver: Receiver
+) -> None:
+    """A worker that dies between making an article ready and placing it in its story leaves it ready
+    without a story; one sweep then sends both its story assignment and its planning. Planned first,
+    it got a share of its own, outside the story another version had already posted: a second post
+    of one story. The sweep plans such an article only once it has its story (the fault suite's
+    exactly-once per story)."""
+    outbox = make_outbox([hook(receiver.url, story_window=0)])
+    a_minute_ago = utcnow() - timedelta(minutes=1)
+    first = outbox.article("Cluj and Rawabi sign a partnership", changed_at=a_minute_ago)
+    story = story_of(outbox, first)
+    [share_id] = plan_shares(outbox.rt, first)
+    assert deliver_share(outbox.rt, share_id) == "sent"
+    late = outbox.article("Rawabi hub and Cluj cluster join forces", changed_at=a_minute_ago)
+
+    # One sweep: the planning it sends runs (and its shares are delivered) before the assignment.
+    with outbox.rt.session() as session:
+        planned = sweeping.unplanned_articles(outbox.rt, session, utcnow())
+    for article_id in planned:
+        for new_id in plan_shares(outbox.rt, article_id):
+            deliver_share(outbox.rt, new_id)
+    join(outbox, story, late)  # the assignment the same sweep sent
+    with outbox.rt.session() as session:
+        for article_id in sweeping.unplanned_articles(outbox.rt, session, utcnow()):
+            for new_id in plan_shares(outbox.rt, article_id):
+                deliver_share(outbox.rt, new_id)
+
+    assert urls(receiver) == [url_of(outbox, first)]  # one post of the story
+    assert planned == []
+    assert [(s.article_id, s.story_id) for s in outbox.shares()] == [(first, story)]
 
 
 # ---------------------------------------------------------------- Mastodon story_edit

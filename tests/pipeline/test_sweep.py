@@ -34,6 +34,7 @@ from worker.outbox.endpoints import set_endpoint_enabled
 from worker.outbox.planning import plan_shares
 from worker.pipeline import render_feed, stale_work
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
+from worker.stories.assign import assign_article
 
 SECRET = "whsec_" + base64.b64encode(b"sweep-test-secret-of-32-bytes!!!").decode()
 ENV = {"HOOK_SECRET": SECRET}
@@ -293,6 +294,11 @@ def test_ready_articles_an_endpoint_selects_without_share_rows_are_orphans(
     )
     ids = pipe.crawl_and_process("valley")
     assert sweep.find_orphans(pipe.rt, client).plans == []  # became ready just now
+    age(pipe, Article, ids, changed_at=utcnow() - timedelta(minutes=2))
+    # Not placed in their stories yet (the process step only): they wait for their assignment.
+    assert sweep.find_orphans(pipe.rt, client).plans == []
+    for article_id in ids:
+        assign_article(pipe.rt, article_id)
     age(pipe, Article, ids, changed_at=utcnow() - timedelta(minutes=2))
     assert sweep.find_orphans(pipe.rt, client).plans == sorted(ids)
 

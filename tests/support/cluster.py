@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import itertools
 import json
 import os
@@ -33,6 +34,7 @@ import redis
 import requests
 
 from tests.support.services import RedisServer, Syndicate, free_port, wait_port
+from tests.support.storygen import events
 
 TOKEN = "scale-out-token"
 SECRET = "whsec_" + base64.b64encode(b"scale-out-webhook-secret-32bytes").decode()
@@ -80,13 +82,14 @@ class TimedSite:
     """
 
     def __init__(self, pages: int) -> None:
-        """Build the pages and start serving."""
+        """Build the pages (generated events of their own: tests/support/storygen.py) and start serving."""
         self.log: list[tuple[float, str]] = []
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.paths = [f"/news/story-{i}.html" for i in range(pages)]
+        self.events = events(pages, seed=2019, start=datetime(2019, 3, 1, tzinfo=UTC))
         links = "".join(
             f'<li><a class="story" href="{p}">Story {i}</a></li>' for i, p in enumerate(self.paths)
         )
@@ -96,16 +99,13 @@ class TimedSite:
     def _page(self, path: str) -> bytes | None:
         if path not in self.paths:
             return None
-        i = self.paths.index(path)
-        para = (
-            f"<p>Story {i} of the partner site: the cluster and the hub agreed on a training programme "
-            "for developers, with mentors from both cities and a shared office for start-ups.</p>"
-        )
+        title, paragraphs, _, published = self.events[self.paths.index(path)].write_up(0)
+        body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
         return (
-            f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Partner story {i}</title>'
+            f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f'<link rel="canonical" href="{self.base}{path}">'
-            f'<meta property="article:published_time" content="2019-03-0{1 + i % 9}T10:00:00Z"></head>'
-            f"<body><article><h1>Partner story {i}</h1>{para * 6}</article></body></html>"
+            f'<meta property="article:published_time" content="{published.isoformat()}"></head>'
+            f"<body><article><h1>{html.escape(title)}</h1>{body}</article></body></html>"
         ).encode()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -237,8 +237,6 @@ sources:
     options: {{link_selector: "a.story"}}
 feeds:
   - {{name: {FEED}, title: Everything, limit: 50}}
-# The generated stories share one body (near copies); the rig counts one delivery per article.
-stories: {{enabled: false}}
 endpoints:
   - name: hook
     kind: webhook
@@ -572,27 +570,28 @@ def machine_busy() -> float:
 
 
 def pushed_articles(n: int, prefix: str = "https://partner.scale.example/story") -> list[dict[str, Any]]:
-    """``n`` distinct articles as the ingest API takes them (fields given, so nothing is fetched).
+    """``n`` distinct articles as the ingest API takes them (fields given, so nothing is fetched): each
+    the write-up of a generated event of its own (tests/support/storygen.py), so that with stories on
+    each is its own story, all of them on today's date (a harder test of the matcher than real news).
 
     They are dated within the last day: a pushed article dated well before its endpoint was added is
     back catalogue and not shared (fixed November dates aged into that and nothing was posted)."""
     now = datetime.now(UTC).replace(microsecond=0)
-    body = (
-        "<p>The cluster and the hub signed a partnership today, opening a shared office for start-ups "
-        "and a mentoring track for young developers in both cities.</p>"
-        "<p>Both sides expect the first joint projects within the year, starting with training.</p>"
-    )
-    return [
-        {
-            "url": f"{prefix}/{i}",
-            "title": f"Partnership story number {i}",
-            "content_html": body,
-            "summary": f"Story {i}: the cluster and the hub sign a partnership.",
-            "published": (now - timedelta(minutes=i % 1440)).isoformat().replace("+00:00", "Z"),
-            "category": "Partnerships",
-        }
-        for i in range(n)
-    ]
+    today = now.replace(hour=0, minute=0, second=0)
+    out = []
+    for i, event in enumerate(events(n, seed=len(prefix), start=today, per_day=n)):
+        title, paragraphs, _, _ = event.write_up(0)
+        out.append(
+            {
+                "url": f"{prefix}/{i}",
+                "title": title,
+                "content_html": "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs),
+                "summary": paragraphs[0],
+                "published": (now - timedelta(minutes=i % 1440)).isoformat().replace("+00:00", "Z"),
+                "category": "Partnerships",
+            }
+        )
+    return out
 
 
 @contextlib.contextmanager

@@ -195,7 +195,10 @@ def unplanned_articles(rt: Runtime, session: Session, now: datetime, limit: int 
             Article.changed_at >= now - PLAN_LOOKBACK,
             Article.changed_at < now - timedelta(seconds=MIN_AGE),
             ~exists().where(Share.article_id == Article.id),
-            # Another version of its story has the story's shares (NULL story: no such share).
+            # Not before its story: planned without one, it would get a share outside the story another
+            # version may have posted already (the sweep sends its assignment; the next sweep plans it).
+            Article.story_id.is_not(None),
+            # Another version of its story has the story's shares.
             ~exists().where(Share.story_id == Article.story_id),
         )
         .order_by(Article.id)
