@@ -4,7 +4,7 @@ The items are what the pipeline renders: each body is a few KB of real markup (h
 blockquote, links, emphasis, a list, a figure) built from the seed article (``/work/shared/seed/
 article.txt``, varied per item so no two bodies are equal) and passed through the real normalizer
 (``worker.normalize.normalize``), exactly as a pushed article is before it is stored; the items then
-come from the stored rows' shape (``content_is_clean=True``, as ``worker.pipeline.feed_items`` sets).
+come from the stored rows' shape (``content_is_clean=True``, as ``worker.store.queries.feed_items`` sets).
 
 For 50 and 1,000 items, each of RSS and Atom (and JSON Feed, which has no lxml peer), one round times:
 

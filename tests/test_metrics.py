@@ -21,17 +21,13 @@ from config.settings import Settings
 from tests.support.httpserver import HTTPTestServer, Response
 from tests.support.services import RedisServer, free_port
 from worker import heartbeat, logs, metrics
+from worker.crawl import crawl_source, sync_sources
+from worker.ingest import PushedArticle, ingest_article
 from worker.metrics import FEED_REQUESTS, Recorder
 from worker.metrics_collector import render_metrics
 from worker.outbox import deliver_share, plan_shares
-from worker.pipeline import (
-    PushedArticle,
-    crawl_source,
-    ingest_article,
-    process_article,
-    render_feed,
-    sync_sources,
-)
+from worker.process import process_article
+from worker.render import render_feed
 from worker.runtime import Runtime, set_runtime
 from worker.store.db import get_engine, upgrade
 from worker.web import create_web_app

@@ -16,9 +16,9 @@ from typing import Any
 from config import Config
 from worker import configwatch
 from worker.app import beat_schedule
+from worker.crawl import sync_sources
 from worker.heartbeat import HeartbeatScheduler
 from worker.outbox import settle_beat_entry
-from worker.pipeline import sync_sources
 from worker.runtime import get_runtime
 from worker.sweep import beat_entry as sweep_beat_entry
 from worker.tasks import crawl_source

@@ -66,9 +66,8 @@ from worker.errors import (
 )
 from worker.http import DEADLINE_FACTOR
 from worker.normalize.render import plain_text
-from worker.pipeline import PUSHED_HINT
 from worker.share import ENDPOINTS, Endpoint, Preview, ShareArticle, ShareResult, idempotency_key
-from worker.store.models import Article, Share, ShareSkip, utcnow
+from worker.store.models import PUSHED_HINT, Article, Share, ShareSkip, utcnow
 from worker.store.models import Endpoint as EndpointRow
 from worker.stories.choice import language_rank, version_order
 
@@ -208,7 +207,7 @@ def _fold(values: Iterable[str]) -> set[str]:
 
 def routes(config: Config, endpoint: EndpointBase, article: Article) -> bool:
     """Whether the routing rules of ``endpoint`` select ``article`` (feeds, sources, categories, ...)."""
-    from worker.pipeline import article_in_feed
+    from worker.store.queries import article_in_feed
 
     if not endpoint.enabled:
         return False

@@ -218,7 +218,7 @@ def stale_feeds(rt: Runtime, session: Session, client: redis.Redis | None, now: 
     and the start of its last successful render task (kept in Redis by :func:`on_task_postrun`), so a
     render that changed nothing still counts.
     """
-    from worker.pipeline import FEED_STATUSES, article_in_feed
+    from worker.store.queries import FEED_STATUSES, article_in_feed
 
     feeds = list(rt.config.feeds)
     if not feeds:
@@ -765,3 +765,16 @@ def beat_entry() -> dict[str, Any]:
 
 
 connect_signals()
+
+
+def stale_work(rt: Runtime, older_than: timedelta = timedelta(minutes=10)) -> tuple[list[int], list[int]]:
+    """Pending articles and shares untouched for ``older_than``, whatever is in flight.
+
+    The database half of :func:`find_orphans` (which also checks the work markers
+    in Redis and the other stages); kept for callers that have no Redis.
+    """
+    from worker.outbox import stale_shares  # inside, like the other outbox imports of this module
+
+    with rt.session() as session:
+        articles = pending_articles(session, utcnow() - older_than)
+    return articles, stale_shares(rt, older_than)

@@ -19,7 +19,18 @@ import redis
 from celery import Task
 from sqlalchemy import select
 
-from worker import feedcache, metrics, outbox, pipeline, redisclient, storage, tasklabels, websub
+from worker import (
+    crawl,
+    feedcache,
+    metrics,
+    outbox,
+    process,
+    redisclient,
+    render,
+    storage,
+    tasklabels,
+    websub,
+)
 from worker import sweep as sweeping
 from worker.app import app
 from worker.errors import FeedExportError, HostBusy, Retryable
@@ -157,8 +168,8 @@ def crawl_source(self: PipelineTask, source_id: int) -> int:
     The crawl lists its source's pending articles too; one a live message already covers (queued,
     held for a busy host's turn, running) is left to it, so that no page is fetched twice.
     """
-    crawl = partial(pipeline.crawl_source, uncovered=partial(sweeping.not_in_flight, "process"))
-    ids = self.run_stage(crawl, source_id) or []
+    stage = partial(crawl.crawl_source, uncovered=partial(sweeping.not_in_flight, "process"))
+    ids = self.run_stage(stage, source_id) or []
     for article_id in ids:
         process_article.delay(article_id)
     return len(ids)
@@ -167,13 +178,13 @@ def crawl_source(self: PipelineTask, source_id: int) -> int:
 @app.task(bind=True, base=PipelineTask, name="syndicate.process_article")
 def process_article(self: PipelineTask, article_id: int) -> str | None:
     """Fetch, normalize and store one article; then schedule feed renders and shares."""
-    outcome = self.run_stage(pipeline.process_article, article_id, on_give_up=pipeline.mark_article_failed)
+    outcome = self.run_stage(process.process_article, article_id, on_give_up=process.mark_article_failed)
     metrics.count_processed(outcome)
     if outcome is None:
         return None
     if outcome.status == "failed":
         reason = _recorded_error(Article, article_id)
-        if reason.startswith("gave up"):  # its attempts ran out (see pipeline.note_failed_attempt): say so
+        if reason.startswith("gave up"):  # its attempts ran out (see process.note_failed_attempt): say so
             log.error("%s%r %s", self.name, (article_id,), reason)
         raise GaveUp(f"article {article_id} failed: {reason}")
     feeds = list(outcome.feeds)
@@ -304,7 +315,7 @@ def render_and_publish(rt: Runtime, feed_name: str, client: redis.Redis) -> bool
     :class:`~worker.errors.FeedExportError`, which the task retries. Returns whether the feed's bytes
     changed (the reason to ping the WebSub hub).
     """
-    changed = bool(metrics.timed_render(pipeline.render_feed, rt, feed_name))
+    changed = bool(metrics.timed_render(render.render_feed, rt, feed_name))
     try:
         feedcache.publish_feed(rt, feed_name, client, force=changed)
     except FeedExportError:

@@ -1,6 +1,6 @@
 """The pipeline's "already sanitized" path: stored bodies skip the feed builder's nh3 pass, safely.
 
-``worker.pipeline.feed_items`` marks stored articles ``content_is_clean`` because every stored
+``worker.store.queries.feed_items`` marks stored articles ``content_is_clean`` because every stored
 ``content_html`` is the normalizer's nh3 output. These tests push hostile articles through the real
 path (``ingest_article`` → ``process_article``, i.e. ``normalize`` → store → ``feed_items`` →
 ``render_all``) on SQLite and PostgreSQL and check that no format carries anything executable, and that
@@ -23,9 +23,12 @@ from lxml import etree
 from config.model import parse_config
 from config.settings import Settings
 from feeds.build import FeedItem, FeedMeta, render_all, render_feed
-from worker.pipeline import PushedArticle, current_feed, feed_items, ingest_article, process_article
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article
+from worker.render import current_feed
 from worker.runtime import Runtime
 from worker.store.db import get_engine, upgrade
+from worker.store.queries import feed_items
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 HOSTILE_BODIES = [

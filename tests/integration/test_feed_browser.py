@@ -26,7 +26,9 @@ from config.model import load_config
 from config.settings import Settings
 from tests.support.services import RedisServer, Syndicate, free_port, wait_port
 from worker import feedcache
-from worker.pipeline import PushedArticle, ingest_article, process_article, render_feed
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article
+from worker.render import render_feed
 from worker.runtime import Runtime
 from worker.store.db import get_engine, upgrade
 

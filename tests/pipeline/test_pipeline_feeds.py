@@ -13,15 +13,10 @@ import feedparser
 import pytest
 
 from tests.support.httpserver import HTTPTestServer
-from worker.pipeline import (
-    PushedArticle,
-    ingest_article,
-    normalize_url,
-    process_article,
-    render_archive,
-    render_feed,
-    retract_article,
-)
+from worker.ingest import PushedArticle, ingest_article
+from worker.normalize.urls import normalize_url
+from worker.process import process_article, retract_article
+from worker.render import render_archive, render_feed
 
 SOLAR = "Solar cluster opens a shared test lab"
 FARM = "Farm cooperative launches a seed exchange"
@@ -358,7 +353,7 @@ def test_archive_pages_are_byte_stable(push_pipe) -> None:
 def test_archive_count_and_slices_match_the_full_id_list(make_pipe) -> None:
     """The render reads a count and the ids after the last full page, not every id ever stored; what it
     reads must be what the full list says, for a feed SQL filters alone and for one with a tag filter."""
-    from worker.pipeline import archive_count, archive_ids, archive_page_size, archive_slice
+    from worker.store.queries import archive_count, archive_ids, archive_page_size, archive_slice
 
     pipe = make_pipe(
         {

@@ -29,8 +29,9 @@ from worker import feedcache, heartbeat, sweep
 from worker.app import app as celery_app
 from worker.errors import FeedExportError
 from worker.outbox import deliver_share, plan_shares, set_endpoint_enabled
-from worker.pipeline import render_feed, stale_work
+from worker.render import render_feed
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
+from worker.sweep import stale_work
 
 SECRET = "whsec_" + base64.b64encode(b"sweep-test-secret-of-32-bytes!!!").decode()
 ENV = {"HOOK_SECRET": SECRET}

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from worker.pipeline import PushedArticle, ingest_article, process_article, render_feed
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article
+from worker.render import render_feed
 from worker.runtime import Runtime
 from worker.web import create_web_app
 

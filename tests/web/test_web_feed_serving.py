@@ -17,7 +17,8 @@ from sqlalchemy import event
 
 from worker import feedcache
 from worker.feedcache import FeedCache, atomic_write
-from worker.pipeline import PushedArticle, ingest_article, process_article
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article
 from worker.runtime import Runtime
 from worker.store.db import get_engine
 from worker.tasks import render_and_publish
@@ -281,7 +282,7 @@ def test_many_web_processes_follow_one_render(published: Runtime, rclient: redis
 def test_redis_down_falls_back_to_the_database(make_runtime: Callable[..., Runtime]) -> None:
     runtime = make_runtime(redis_url="redis://127.0.0.1:1/0")
     push(runtime, 1)
-    from worker.pipeline import render_feed
+    from worker.render import render_feed
 
     assert render_feed(runtime, "all")
     with TestClient(create_web_app(runtime)) as client:

@@ -13,7 +13,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from worker.feedcache import FeedCache
-from worker.pipeline import PushedArticle, ingest_article, process_article
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article
 from worker.runtime import Runtime
 from worker.tasks import render_and_publish
 

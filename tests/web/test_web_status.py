@@ -13,17 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.support.services import free_port
+from worker.crawl import crawl_source, sync_sources
 from worker.errors import HTTPStatusError, PermanentShareError
+from worker.ingest import PushedArticle, ingest_article
 from worker.outbox import deliver_share, mark_share_failed, plan_shares
-from worker.pipeline import (
-    PushedArticle,
-    crawl_source,
-    ingest_article,
-    mark_article_failed,
-    process_article,
-    render_feed,
-    sync_sources,
-)
+from worker.process import mark_article_failed, process_article
+from worker.render import render_feed
 from worker.runtime import Runtime
 from worker.status import (
     EndpointStatus,
