@@ -443,9 +443,9 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
     from worker import outbox
     from worker.ingest import PushedArticle, ingest_article
     from worker.process import process_article
+    from worker.render import render_and_publish
     from worker.runtime import Runtime, set_runtime
     from worker.store.db import get_engine, upgrade
-    from worker.tasks import render_and_publish
 
     site, receiver = TimedSite(1), HookReceiver()
     config_path = tmp / "syndicate.yaml"

@@ -300,7 +300,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         from worker import outbox
         from worker.crawl import run_crawl
         from worker.process import process_article
-        from worker.render import render_feed
+        from worker.render import render_current
         from worker.runtime import get_runtime
         from worker.stories.assign import assign_article
 
@@ -320,7 +320,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
                 for share_id in outbox.plan_shares(rt, article_id):
                     sent += _deliver_inline(rt, share_id) == "sent"
         for feed in _progress(args, sorted(feeds), total=len(feeds), desc="feeds", unit="feed"):
-            render_feed(rt, feed)
+            render_current(rt, feed)
         print(
             f"{args.source}: {len(report.ids)} articles processed, feeds {sorted(feeds)}, {sent} shares sent"
             f" ({report.requests} requests, {report.not_modified} not modified)"
@@ -400,11 +400,11 @@ def cmd_feeds_build(args: argparse.Namespace) -> int:
     """Render every configured feed now, in this process."""
     settings, config = _load(args)
     _prepare_database(settings, config)
-    from worker.render import render_feed
+    from worker.render import render_current
     from worker.runtime import get_runtime
 
     for feed in _progress(args, config.feeds, total=len(config.feeds), desc="feeds", unit="feed"):
-        changed = render_feed(get_runtime(), feed.name)
+        changed = render_current(get_runtime(), feed.name)
         state = "updated" if changed else "unchanged"
         _emit(f"{feed.name}: {state}  {settings.base_url}/feeds/{feed.name}.rss  .atom  .json")
     return EXIT_OK
@@ -1322,11 +1322,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         configure_logging("up", settings.log_level, stream=up_log)
     _prepare_database(settings, config)
     from worker.activity import ActivityWatch
-    from worker.render import render_feed
+    from worker.render import render_current
     from worker.runtime import get_runtime
 
     for feed in _progress(args, config.feeds, total=len(config.feeds), desc="feeds", unit="feed"):
-        render_feed(get_runtime(), feed.name)
+        render_current(get_runtime(), feed.name)
     watch = ActivityWatch(get_runtime().sessionmaker, config, settings.base_url)
 
     children: list[tuple[str, subprocess.Popen[Any]]] = []

@@ -22,7 +22,7 @@ from lxml import etree
 
 from config.model import parse_config
 from config.settings import Settings
-from feeds.build import FeedItem, FeedMeta, render_all, render_feed
+from feeds.build import FeedItem, FeedMeta, build_feed, render_all
 from worker.ingest import PushedArticle, ingest_article
 from worker.process import process_article
 from worker.render import current_feed
@@ -152,7 +152,7 @@ def test_skipping_the_second_sanitizer_changes_no_byte(
     meta, items = hostile_items
     resanitized = [dataclasses.replace(item, content_is_clean=False) for item in items]
     for fmt in ("rss", "atom", "json"):
-        assert render_feed(meta, items, fmt).body == render_feed(meta, resanitized, fmt).body, fmt
+        assert build_feed(meta, items, fmt).body == build_feed(meta, resanitized, fmt).body, fmt
 
 
 def test_other_callers_are_still_sanitized() -> None:
@@ -191,4 +191,4 @@ def test_figures_keep_alt_text_and_captions_in_every_format(runtime: Runtime) ->
         assert 'alt=""' not in body  # the lead image is the first figure's: not added again without alt
     resanitized = [dataclasses.replace(item, content_is_clean=False) for item in items]
     for fmt in ("rss", "atom", "json"):
-        assert render_feed(meta, resanitized, fmt).body == rendered[fmt], fmt
+        assert build_feed(meta, resanitized, fmt).body == rendered[fmt], fmt

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from feeds.build import tag_authority
 from worker.ingest import PushedArticle, ingest_article
 from worker.process import process_article, retract_article
-from worker.render import feeds_of_story, render_archive, render_feed
+from worker.render import feeds_of_story, render_archive, render_current
 from worker.store.models import Article, Story
 from worker.store.queries import entry_id
 
@@ -111,7 +111,7 @@ def join(pipe, story_id: int, article_id: int, *, main: bool = False, when: date
 
 
 def rendered(pipe, feed: str = "all") -> dict[str, bytes]:
-    render_feed(pipe.rt, feed)
+    render_current(pipe.rt, feed)
     return {fmt: row.body for fmt, row in pipe.renders(feed).items()}
 
 

@@ -18,7 +18,7 @@ from worker.errors import HTTPStatusError, PermanentShareError
 from worker.ingest import PushedArticle, ingest_article
 from worker.outbox import deliver_share, mark_share_failed, plan_shares
 from worker.process import mark_article_failed, process_article
-from worker.render import render_feed
+from worker.render import render_current
 from worker.runtime import Runtime
 from worker.status import (
     EndpointStatus,
@@ -88,8 +88,8 @@ def busy(runtime: Runtime) -> Runtime:
         for share_id in plan_shares(runtime, article_id):
             if n == 1:
                 deliver_share(runtime, share_id)
-    render_feed(runtime, "all")
-    render_feed(runtime, "it")
+    render_current(runtime, "all")
+    render_current(runtime, "it")
     return runtime
 
 
