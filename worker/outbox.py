@@ -66,6 +66,7 @@ from worker.errors import (
 )
 from worker.http import DEADLINE_FACTOR
 from worker.normalize.render import plain_text
+from worker.routing import routes
 from worker.share import ENDPOINTS, Endpoint, Preview, ShareArticle, ShareResult, idempotency_key
 from worker.store.models import PUSHED_HINT, Article, Share, ShareSkip, utcnow
 from worker.store.models import Endpoint as EndpointRow
@@ -199,31 +200,6 @@ def set_endpoint_enabled(rt: Runtime, name: str, enabled: bool, reason: str | No
 
 
 # ---------------------------------------------------------------- planning
-
-
-def _fold(values: Iterable[str]) -> set[str]:
-    return {v.casefold() for v in values}
-
-
-def routes(config: Config, endpoint: EndpointBase, article: Article) -> bool:
-    """Whether the routing rules of ``endpoint`` select ``article`` (feeds, sources, categories, ...)."""
-    from worker.store.queries import article_in_feed
-
-    if not endpoint.enabled:
-        return False
-    if endpoint.sources and article.source.name not in endpoint.sources:
-        return False
-    if endpoint.categories and (article.category or "").casefold() not in _fold(endpoint.categories):
-        return False
-    if endpoint.tags and not (_fold(article.tags or []) & _fold(endpoint.tags)):
-        return False
-    if endpoint.languages:
-        language = (article.language or "").casefold().split("-")[0]
-        if language not in {code.casefold().split("-")[0] for code in endpoint.languages}:
-            return False
-    if endpoint.feeds:
-        return any(article_in_feed(config.feed(name), article) for name in endpoint.feeds)
-    return True
 
 
 # A pushed article dated this long before its endpoint was added is the back catalogue ("too old").
@@ -1499,7 +1475,6 @@ __all__ = [
     "preview_article",
     "recent_shares",
     "retry_share",
-    "routes",
     "set_endpoint_enabled",
     "settle_share",
     "share_article_view",

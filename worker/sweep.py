@@ -176,7 +176,8 @@ def unplanned_articles(rt: Runtime, session: Session, now: datetime, limit: int 
     ``syndicate share send``. A routing rule changed and reloaded also plans the recent articles it now
     selects.
     """
-    from worker.outbox import in_back_catalogue, routes, sync_endpoints
+    from worker.outbox import in_back_catalogue, sync_endpoints
+    from worker.routing import routes
 
     if not any(e.enabled for e in rt.config.endpoints):
         return []
@@ -218,7 +219,8 @@ def stale_feeds(rt: Runtime, session: Session, client: redis.Redis | None, now: 
     and the start of its last successful render task (kept in Redis by :func:`on_task_postrun`), so a
     render that changed nothing still counts.
     """
-    from worker.store.queries import FEED_STATUSES, article_in_feed
+    from worker.routing import article_in_feed
+    from worker.store.queries import FEED_STATUSES
 
     feeds = list(rt.config.feeds)
     if not feeds:

@@ -18,46 +18,14 @@ from sqlalchemy.orm import Session, aliased, contains_eager, defer
 from config import Config, FeedConfig
 from config.model import SourceConfig
 from feeds.build import EPOCH, FeedItem, RelatedVersion, tag_uri
-from worker.store.models import Article, ArticleTerm, Source, Story, term_key, utcnow
+from worker.routing import article_in_feed, feed_selects, feed_where
+from worker.store.models import Article, Source, Story, utcnow
 
 # An article whose original is gone (a re-crawl answered 404/410) or was withdrawn: it leaves every
 # feed at the next render but keeps its row, so it is not re-created and keeps its place in the
 # archive numbering (its archive page shows a hole rather than every later page shifting).
 RETRACTED = "retracted"
 FEED_STATUSES = ("ready", RETRACTED)
-
-
-def _keys(values: Iterable[str]) -> set[str]:
-    return {term_key(v) for v in values}
-
-
-def _matches(feed: FeedConfig, source_name: str, category: str | None, tags: Iterable[str] | None) -> bool:
-    """The Python twin of :func:`_feed_where` (for one article in hand)."""
-    if feed.sources and source_name not in feed.sources:
-        return False
-    if feed.categories and term_key(category or "") not in _keys(feed.categories):
-        return False
-    return not (feed.tags and not (_keys(t for t in tags or [] if t) & _keys(feed.tags)))
-
-
-def _feed_where(feed: FeedConfig, article: Any = Article) -> list[Any]:
-    """SQL conditions selecting the articles of ``feed`` by source, category and tag (not status).
-
-    Categories and tags are matched through ``article_terms`` (case-folded like :func:`_matches`), so
-    a filtered feed reads only its own rows, as the unfiltered one does. ``article`` is the entity the
-    conditions are on (an alias of :class:`Article` for a story's versions).
-    """
-    where: list[Any] = []
-    if feed.sources:
-        where.append(
-            article.source_id.in_(select(Source.id).where(Source.name.in_(feed.sources)).scalar_subquery())
-        )
-    for kind, values in (("category", feed.categories), ("tag", feed.tags)):
-        if values:
-            where.append(
-                article.terms.any(and_(ArticleTerm.kind == kind, ArticleTerm.term.in_(sorted(_keys(values)))))
-            )
-    return where
 
 
 # ---------------------------------------------------------------- stories in feeds
@@ -86,10 +54,10 @@ def _entry_where(feed: FeedConfig) -> list[Any]:
     not (yet) in a story, by its own fields. Otherwise the articles the filters select.
     """
     if not merged_feed(feed):
-        return _feed_where(feed)
-    alone = and_(Article.story_id.is_(None), *_feed_where(feed))
+        return feed_where(feed)
+    alone = and_(Article.story_id.is_(None), *feed_where(feed))
     main = Article.story_role == STORY_MAIN
-    filters = _feed_where(feed, _Version)
+    filters = feed_where(feed, _Version)
     if filters:
         versions = exists().where(_Version.story_id == Article.story_id, _Version.status == "ready", *filters)
         main = and_(main, Article.story_id.is_not(None), versions)
@@ -178,7 +146,7 @@ def _story_versions(session: Session, story_ids: Iterable[int]) -> list[Any]:
 
 def _version_in_feed(feed: FeedConfig, version: Any) -> bool:
     """:func:`article_in_feed` for a row of :func:`_story_versions`."""
-    return _matches(feed, version.source_name, version.category, version.tags)
+    return feed_selects(feed, version.source_name, version.category, version.tags)
 
 
 def _version_updated(article: Any, now: datetime) -> datetime | None:
@@ -274,15 +242,6 @@ def with_story_feeds(session: Session, config: Config, article: Article, feeds: 
     if article.story_id is None:
         return feeds
     return list(dict.fromkeys([*feeds, *story_feeds(session, config, article.story_id)]))
-
-
-def article_in_feed(feed: FeedConfig, article: Article) -> bool:
-    """Whether ``article`` belongs in ``feed`` by the feed's source, category and tag filters.
-
-    Status is not looked at: a retracted article still "belongs", so :func:`affected_feeds` names
-    the feeds it has to leave.
-    """
-    return _matches(feed, article.source.name, article.category, article.tags)
 
 
 def affected_feeds(config: Config, article: Article) -> list[str]:
@@ -434,7 +393,7 @@ def archive_ids(session: Session, feed: FeedConfig) -> list[int]:
 
 
 def _archive_where(feed: FeedConfig) -> list[Any]:
-    return [Article.status.in_(FEED_STATUSES), *_feed_where(feed)]
+    return [Article.status.in_(FEED_STATUSES), *feed_where(feed)]
 
 
 def archive_count(session: Session, feed: FeedConfig) -> int:
