@@ -327,19 +327,6 @@ def _record_crawl_failure(rt: Runtime, source_id: int, schedule: float, exc: Fet
         source.cursor = None
 
 
-def _hints(found: Discovered) -> dict[str, str] | None:
-    """What a feed or sitemap said about a story, kept for the fields its page lacks."""
-    hints = {
-        "title": found.title,
-        "summary": found.summary,
-        "content_html": found.html,
-        "published": found.published.isoformat() if found.published else None,
-        "modified": found.modified.isoformat() if found.modified else None,
-    }
-    kept = {k: v for k, v in hints.items() if v}
-    return kept or None
-
-
 def _store_found(
     session: Session,
     source: Source,
@@ -377,7 +364,7 @@ def _store_found(
             article = Article(
                 source_id=source_id, url=url, canonical_url=url, status="pending", backfill=first
             )
-            article.hints = _hints(found_item)
+            article.hints = found_item.to_hints()
             over = first and limit is not None and taken >= limit
             if over:
                 # Remembered, so later crawls do not take the back catalogue as news.
@@ -403,7 +390,7 @@ def _store_found(
             to_process.append(article.id)
             report.relisted.append(article.id)
         elif article.status == "ready" and _changed(config, found_item, lastmods.get(url)):
-            article.hints = _hints(found_item) or article.hints
+            article.hints = found_item.to_hints() or article.hints
             if found_item.modified is not None:
                 store_fetch_state(session, url, source_id, None, None, found_item.modified, None)
             report.refreshed += 1

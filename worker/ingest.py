@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from config import Config
 from worker.crawl import sync_sources
+from worker.fetch import Discovered
 from worker.normalize.urls import normalize_url
 from worker.runtime import Runtime
 from worker.store.models import PUSH_SOURCE, PUSHED_HINT, Article, utcnow
@@ -38,6 +39,11 @@ class PushedArticle:
     image: str | None = None
     language: str | None = None
     source: str | None = None
+
+    @classmethod
+    def from_discovered(cls, found: Discovered) -> PushedArticle:
+        """A feed entry that carried the whole story, as fields to build its document from."""
+        return cls(url=found.url, title=found.title, content_html=found.html, published=found.published)
 
 
 def synthesize_html(item: PushedArticle) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from bs4 import BeautifulSoup
 from sqlalchemy import select, update
@@ -47,9 +46,7 @@ def _feed_content(found: Discovered) -> str | None:
         return None
     if len(BeautifulSoup(found.html, "lxml").get_text(" ", strip=True)) < FULL_CONTENT_MIN_CHARS:
         return None
-    return synthesize_html(
-        PushedArticle(url=found.url, title=found.title, content_html=found.html, published=found.published)
-    )
+    return synthesize_html(PushedArticle.from_discovered(found))
 
 
 @dataclass
@@ -201,41 +198,25 @@ def _touch_fetched(rt: Runtime, article_id: int, result: FetchResult, source_id:
             article.fetched_at = utcnow()
 
 
-def _hint_time(hints: dict[str, str], key: str) -> datetime | None:
-    value = hints.get(key)
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 def _hinted_document(url: str, hints: dict[str, str]) -> str | None:
     """The feed's own full story as a document, if it carried one (see :func:`_feed_content`)."""
-    return _feed_content(
-        Discovered(
-            url=url,
-            title=hints.get("title"),
-            published=_hint_time(hints, "published"),
-            html=hints.get("content_html"),
-        )
-    )
+    return _feed_content(Discovered.from_hints(url, hints))
 
 
 def _with_hints(data: NormalizedArticle, hints: dict[str, str]) -> NormalizedArticle:
     """``data`` with the fields its page lacked taken from the feed or sitemap entry."""
     if not hints:
         return data
+    found = Discovered.from_hints(data.url, hints)
     changes: dict[str, object] = {}
-    if not data.title and hints.get("title"):
-        changes["title"] = hints["title"]
-    if data.published is None and _hint_time(hints, "published") is not None:
-        changes["published"] = _hint_time(hints, "published")
-    if data.updated is None and _hint_time(hints, "modified") not in (None, data.published):
-        changes["updated"] = _hint_time(hints, "modified")
-    if not data.summary and hints.get("summary"):
-        changes["summary"] = hints["summary"]
+    if not data.title and found.title:
+        changes["title"] = found.title
+    if data.published is None and found.published is not None:
+        changes["published"] = found.published
+    if data.updated is None and found.modified not in (None, data.published):
+        changes["updated"] = found.modified
+    if not data.summary and found.summary:
+        changes["summary"] = found.summary
     return dataclasses.replace(data, **changes) if changes else data  # type: ignore[arg-type]
 
 

@@ -150,7 +150,7 @@ def _version_in_feed(feed: FeedConfig, version: Any) -> bool:
 
 
 def _version_updated(article: Any, now: datetime) -> datetime | None:
-    """An article's last change as its entry says it (see :func:`feed_item`)."""
+    """An article's last change as its entry says it (in :func:`feed_item` and in a story's ``updated``)."""
     seen = article.first_seen_at
     return _not_after(article.updated or article.changed_at, article.changed_at or seen, now)
 
@@ -269,7 +269,7 @@ def _not_after(value: datetime | None, fallback: datetime, now: datetime) -> dat
 def feed_item(article: Article, config: Config | None, authority: str, now: datetime) -> FeedItem:
     seen = article.first_seen_at
     published = _not_after(article.published, seen, now) or min(seen, now)
-    updated = _not_after(article.updated or article.changed_at, article.changed_at or seen, now)
+    updated = _version_updated(article, now)
     source_config = _source_config(config, article.source.name)
     categories = tuple(dict.fromkeys([c for c in [article.category, *(article.tags or [])] if c]))
     return FeedItem(
