@@ -35,10 +35,12 @@ from config.model import parse_config
 from config.settings import Settings
 from feeds.build import render_all
 from tests.support.services import PostgresServer
-from worker import pipeline
+from worker.crawl import sync_sources
+from worker.render import archive_page, current_feed
 from worker.runtime import Runtime
 from worker.store.db import upgrade
 from worker.store.models import Article, Source, Story
+from worker.store.queries import archive_count, archive_page_size
 
 CATEGORIES = ["IT", "Energy", "Health", "Education", "Transport"]
 TAGS = ["cluj", "rawabi", "startups", "ai", "cloud", "grants", "events", "hiring"]
@@ -69,7 +71,7 @@ def fill(rt: Runtime, count: int, stories: bool = False) -> None:
     with rt.session() as session:
         session.execute(delete(Article))
         session.execute(delete(Story))
-        source_id = pipeline.sync_sources(session, rt.config)["partner"]
+        source_id = sync_sources(session, rt.config)["partner"]
     start = datetime(2025, 1, 1, tzinfo=UTC)
     batch = 2000
     for first in range(0, count, batch):
@@ -143,14 +145,14 @@ def measure(rt: Runtime, repeat: int, clock: Any = time.perf_counter) -> dict[tu
         for feed in feeds:
             with rt.session() as session:
                 began = clock()
-                pipeline.current_feed(rt, session, feed, now)
+                current_feed(rt, session, feed, now)
                 samples.setdefault((feed.name, "current"), []).append((clock() - began) * 1000)
-                pages = pipeline.archive_count(session, feed) // pipeline.archive_page_size(feed)
+                pages = archive_count(session, feed) // archive_page_size(feed)
                 began = clock()
-                pipeline.archive_page(rt, session, feed, max(pages, 1))
+                archive_page(rt, session, feed, max(pages, 1))
                 samples.setdefault((feed.name, "archive"), []).append((clock() - began) * 1000)
                 began = clock()
-                render_all(*pipeline.current_feed(rt, session, feed, now))
+                render_all(*current_feed(rt, session, feed, now))
                 samples.setdefault((feed.name, "render"), []).append((clock() - began) * 1000)
     return {key: statistics.median(values) for key, values in samples.items()}
 
@@ -183,7 +185,7 @@ def main() -> None:
             with rt.session() as session:
                 for spec in FEEDS:
                     feed = rt.config.feed(spec["name"])
-                    _, items = pipeline.current_feed(rt, session, feed, datetime.now(UTC))
+                    _, items = current_feed(rt, session, feed, datetime.now(UTC))
                     cur, arc = result[(feed.name, "current")], result[(feed.name, "archive")]
                     floor_cur, floor_arc = result[("all", "current")], result[("all", "archive")]
                     print(

@@ -2,7 +2,7 @@
 
 Everything is real and local: a redis-server (``tests.support.services``), a SQLite database in a temp
 dir, 50 articles pushed through the real pipeline and rendered and published as the worker does
-(``worker.tasks.render_and_publish``: renders in the database, pre-compressed copies in Redis, files in
+(``worker.render.render_and_publish``: renders in the database, pre-compressed copies in Redis, files in
 the export directory), and these servers, all started by this script:
 
 * **app**: ``uvicorn`` with ``worker.web.server_options()`` (httptools + uvloop when installed, no access
@@ -232,8 +232,9 @@ def seed(env: dict[str, str]) -> None:
         "import redis\n"
         "from datetime import UTC, datetime, timedelta\n"
         "from worker.runtime import get_runtime\n"
-        "from worker.pipeline import PushedArticle, ingest_article, process_article\n"
-        "from worker.tasks import render_and_publish\n"
+        "from worker.ingest import PushedArticle, ingest_article\n"
+        "from worker.process import process_article\n"
+        "from worker.render import render_and_publish\n"
         "from bench.feeds import article_html\n"
         "rt = get_runtime()\n"
         f"for n in range({ITEMS}):\n"

@@ -4,13 +4,13 @@ The items are what the pipeline renders: each body is a few KB of real markup (h
 blockquote, links, emphasis, a list, a figure) built from the seed article (``/work/shared/seed/
 article.txt``, varied per item so no two bodies are equal) and passed through the real normalizer
 (``worker.normalize.normalize``), exactly as a pushed article is before it is stored; the items then
-come from the stored rows' shape (``content_is_clean=True``, as ``worker.pipeline.feed_items`` sets).
+come from the stored rows' shape (``content_is_clean=True``, as ``worker.store.queries.feed_items`` sets).
 
 For 50 and 1,000 items, each of RSS and Atom (and JSON Feed, which has no lxml peer), one round times:
 
 * **cold**: ``feeds.build.clear_cache()`` (cleaned items, elements, entry templates, memos) then
-  ``render_feed``: the first render after a worker starts.
-* **warm**: one item changed (a new title and date), then ``render_feed``: the normal re-render.
+  ``build_feed``: the first render after a worker starts.
+* **warm**: one item changed (a new title and date), then ``build_feed``: the normal re-render.
 * **lxml**: the same channel/feed and items, each element written directly with ``lxml.etree``
   (namespaces, dates, ``content:encoded``, ``dc:creator``, ``media:content``, Atom ``<source>``,
   hub/self links), serialised with ``pretty_print`` as ours is. It is handed the fields already clean
@@ -265,13 +265,13 @@ def measure(size: int, fmt: str, repeat: int) -> dict[str, float]:
     """Median seconds of cold, warm and (RSS/Atom) lxml renders of ``size`` items, interleaved."""
     items = make_items(size)
     m = meta()
-    build.render_feed(m, items, fmt)  # imports and first-call set-up out of the way
+    build.build_feed(m, items, fmt)  # imports and first-call set-up out of the way
     cold, warm, direct = [], [], []
     for r in range(repeat):
         build.clear_cache()
-        cold.append(timed(lambda: build.render_feed(m, items, fmt)))
+        cold.append(timed(lambda: build.build_feed(m, items, fmt)))
         changed = edited(items, r)
-        warm.append(timed(lambda: build.render_feed(m, changed, fmt)))  # noqa: B023 (called right here)
+        warm.append(timed(lambda: build.build_feed(m, changed, fmt)))  # noqa: B023 (called right here)
         if fmt in LXML:
             direct.append(timed(lambda: LXML[fmt](m, items)))
     out = {"cold": statistics.median(cold), "warm": statistics.median(warm)}
@@ -284,11 +284,11 @@ def profile(size: int, fmt: str) -> None:
     """Print where a cold render of ``size`` items spends its time (cProfile, top 25 by own time)."""
     items = make_items(size)
     m = meta()
-    build.render_feed(m, items, fmt)
+    build.build_feed(m, items, fmt)
     build.clear_cache()
     prof = cProfile.Profile()
     prof.enable()
-    build.render_feed(m, items, fmt)
+    build.build_feed(m, items, fmt)
     prof.disable()
     print(f"\ncold {fmt} render of {size} items, by cumulative time:")
     pstats.Stats(prof).sort_stats("cumulative").print_stats(25)

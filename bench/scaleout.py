@@ -440,12 +440,13 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
     counts CPU time, not time spent waiting for the database.
     """
     from config import load_config
-    from worker import pipeline
+    from worker.ingest import PushedArticle, ingest_article
     from worker.outbox.delivery import deliver_share
     from worker.outbox.planning import plan_shares
+    from worker.process import process_article
+    from worker.render import render_and_publish
     from worker.runtime import Runtime, set_runtime
     from worker.store.db import get_engine, upgrade
-    from worker.tasks import render_and_publish
 
     site, receiver = TimedSite(1), HookReceiver()
     config_path = tmp / "syndicate.yaml"
@@ -462,13 +463,11 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
     )
     set_runtime(rt)
     engine = get_engine(settings.effective_database_url)
-    items = [
-        pipeline.PushedArticle(**{**a, "published": None}) for a in pushed_articles(args.profile, PUSH_PREFIX)
-    ]
+    items = [PushedArticle(**{**a, "published": None}) for a in pushed_articles(args.profile, PUSH_PREFIX)]
     # Warm up: the first articles pay imports, connections and prepared statements.
     for item in items[:20]:
-        article_id, _ = pipeline.ingest_article(rt, item)
-        pipeline.process_article(rt, article_id)
+        article_id, _ = ingest_article(rt, item)
+        process_article(rt, article_id)
         for share_id in plan_shares(rt, article_id):
             deliver_share(rt, share_id)
     items = items[20:]
@@ -490,10 +489,10 @@ def profile_stages(args: argparse.Namespace, tmp: Path, database_url: str, pg_da
                 profiler.enable()
             if stage == "ingest":
                 batch = items[half:] if profiled else items[:half]
-                ids[profiled] = [pipeline.ingest_article(rt, item)[0] for item in batch]
+                ids[profiled] = [ingest_article(rt, item)[0] for item in batch]
             elif stage == "process":
                 for article_id in ids[profiled]:
-                    pipeline.process_article(rt, article_id)
+                    process_article(rt, article_id)
             elif stage == "plan":
                 shares[profiled] = [s for article_id in ids[profiled] for s in plan_shares(rt, article_id)]
             elif stage == "deliver":

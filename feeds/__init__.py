@@ -1,6 +1,6 @@
 """Feed building (RSS 2.0, Atom, JSON Feed) and feed serving logic. Pure: no Celery, no database."""
 
-from feeds.build import FORMATS, FeedItem, FeedMeta, RenderedFeed, render_all, render_feed
+from feeds.build import FORMATS, FeedItem, FeedMeta, RenderedFeed, build_feed, render_all
 from feeds.http import cache_headers, is_not_modified
 from feeds.websub import WebSubError, publish
 
@@ -10,9 +10,9 @@ __all__ = [
     "FeedMeta",
     "RenderedFeed",
     "WebSubError",
+    "build_feed",
     "cache_headers",
     "is_not_modified",
     "publish",
     "render_all",
-    "render_feed",
 ]

@@ -60,12 +60,12 @@ __all__ = [
     "FeedMeta",
     "RelatedVersion",
     "RenderedFeed",
+    "build_feed",
     "clean_text",
     "etag_for",
     "feed_updated",
     "feed_url",
     "render_all",
-    "render_feed",
     "tag_authority",
     "tag_uri",
 ]
@@ -715,7 +715,7 @@ def etag_for(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def render_feed(meta: FeedMeta, items: Sequence[FeedItem], fmt: str) -> RenderedFeed:
+def build_feed(meta: FeedMeta, items: Sequence[FeedItem], fmt: str) -> RenderedFeed:
     """Render ``items`` as ``fmt``, keeping their order.
 
     Items repeating an earlier id, or with neither id nor URL, are left out.
@@ -736,7 +736,7 @@ def render_feed(meta: FeedMeta, items: Sequence[FeedItem], fmt: str) -> Rendered
 
 def render_all(meta: FeedMeta, items: Sequence[FeedItem]) -> dict[str, RenderedFeed]:
     """Render ``items`` in every format of :data:`FORMATS`, keyed by format."""
-    return {fmt: render_feed(meta, items, fmt) for fmt in FORMATS}
+    return {fmt: build_feed(meta, items, fmt) for fmt in FORMATS}
 
 
 def clear_cache() -> None:

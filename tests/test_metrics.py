@@ -22,20 +22,16 @@ from config.settings import Settings
 from tests.support.httpserver import HTTPTestServer, Response
 from tests.support.services import RedisServer, free_port
 from worker import logs, metrics
+from worker.crawl import crawl_source, sync_sources
 from worker.errors import GaveUp, Rescheduled
+from worker.ingest import PushedArticle, ingest_article
 from worker.metrics import FEED_REQUESTS, Recorder
 from worker.ops import heartbeat
 from worker.ops.metrics_collector import render_metrics
 from worker.outbox.delivery import deliver_share
 from worker.outbox.planning import plan_shares
-from worker.pipeline import (
-    PushedArticle,
-    crawl_source,
-    ingest_article,
-    process_article,
-    render_feed,
-    sync_sources,
-)
+from worker.process import process_article
+from worker.render import render_current
 from worker.runtime import Runtime, set_runtime
 from worker.store.db import get_engine, upgrade
 from worker.web import create_web_app
@@ -169,8 +165,8 @@ def test_pipeline_work_counted_and_gauges_from_the_database(
             metrics.count_processed(process_article(runtime, article_id))
         share_ids += plan_shares(runtime, article_id)
     assert deliver_share(runtime, share_ids[0]) == "sent"
-    assert metrics.timed_render(render_feed, runtime, "all") is True
-    assert metrics.timed_render(render_feed, runtime, "all") is False
+    assert metrics.timed_render(render_current, runtime, "all") is True
+    assert metrics.timed_render(render_current, runtime, "all") is False
     # Three messages waiting in "fetch" (one at priority 3: kombu's second list), one in "share".
     client.lpush("fetch", "m1", "m2")
     client.lpush("fetch\x06\x163", "m3")

@@ -64,8 +64,8 @@ def test_every_lua_script_lives_in_redisclient() -> None:
     """A Lua script (a string that calls ``redis.call``) is defined in worker/redisclient.py only."""
     elsewhere = []
     for path in sorted(WORKER.rglob("*.py")):
-        if path.name == "redisclient.py" or path.relative_to(WORKER).as_posix() == "tasks.py":
-            continue  # tasks.py's feed-debounce scripts move with the stage split (issue 17, stages)
+        if path.name == "redisclient.py":
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and "redis.call(" in node.value:
                 elsewhere.append(f"{path.relative_to(WORKER)}:{node.lineno}")

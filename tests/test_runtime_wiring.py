@@ -30,7 +30,8 @@ def test_the_runtime_builds_pacing_leases_and_endpoints_without_loading_the_outb
         f"settings = Settings(database_url='sqlite:///{tmp_path}/db.sqlite', var_dir={str(tmp_path)!r})\n"
         f"rt = Runtime(settings=settings, config=config, base_dir={str(tmp_path)!r})\n"
         "print(type(rt.pacer).__name__, type(rt.sending_leases).__name__, rt.endpoint('archive').name)\n"
-        "print(sorted(m for m in ('worker.outbox', 'worker.pipeline', 'worker.ops') if m in sys.modules))\n"
+        "stages = ('worker.outbox', 'worker.crawl', 'worker.process', 'worker.render', 'worker.ops')\n"
+        "print(sorted(m for m in stages if m in sys.modules))\n"
     )
     assert _run(code, tmp_path) == ["Pacer SendingLeases archive", "[]"]
 

@@ -147,7 +147,7 @@ def _emit(line: str, *, err: bool = False) -> None:
 
 def _prepare_database(settings: Settings, config: Config) -> dict[str, int]:
     """Migrate the schema and sync sources; return source ids by name."""
-    from worker.pipeline import sync_sources
+    from worker.crawl import sync_sources
     from worker.runtime import get_runtime
     from worker.store.db import upgrade
 
@@ -297,20 +297,22 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
     if args.inline:
-        from worker import pipeline
+        from worker.crawl import run_crawl
         from worker.outbox.planning import plan_shares
+        from worker.process import process_article
+        from worker.render import render_current
         from worker.runtime import get_runtime
         from worker.stories.assign import assign_article
 
         rt = get_runtime()
-        report = _patiently(pipeline.run_crawl, rt, ids[args.source], force=True)
+        report = _patiently(run_crawl, rt, ids[args.source], force=True)
         if report.failed:
             print(f"error: crawl of {args.source} failed: {report.error}", file=sys.stderr)
             return EXIT_ERROR
         feeds: set[str] = set()
         sent = 0
         for article_id in _progress(args, report.ids, total=len(report.ids), desc="articles", unit="article"):
-            outcome = _patiently(pipeline.process_article, rt, article_id)
+            outcome = _patiently(process_article, rt, article_id)
             feeds.update(outcome.feeds)
             if outcome.status == "ready":  # its story before its feeds and shares, as a worker does
                 feeds.update(assign_article(rt, article_id, outcome.changed).feeds)
@@ -318,7 +320,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
                 for share_id in plan_shares(rt, article_id):
                     sent += _deliver_inline(rt, share_id) == "sent"
         for feed in _progress(args, sorted(feeds), total=len(feeds), desc="feeds", unit="feed"):
-            pipeline.render_feed(rt, feed)
+            render_current(rt, feed)
         print(
             f"{args.source}: {len(report.ids)} articles processed, feeds {sorted(feeds)}, {sent} shares sent"
             f" ({report.requests} requests, {report.not_modified} not modified)"
@@ -398,11 +400,11 @@ def cmd_feeds_build(args: argparse.Namespace) -> int:
     """Render every configured feed now, in this process."""
     settings, config = _load(args)
     _prepare_database(settings, config)
-    from worker.pipeline import render_feed
+    from worker.render import render_current
     from worker.runtime import get_runtime
 
     for feed in _progress(args, config.feeds, total=len(config.feeds), desc="feeds", unit="feed"):
-        changed = render_feed(get_runtime(), feed.name)
+        changed = render_current(get_runtime(), feed.name)
         state = "updated" if changed else "unchanged"
         _emit(f"{feed.name}: {state}  {settings.base_url}/feeds/{feed.name}.rss  .atom  .json")
     return EXIT_OK
@@ -1324,11 +1326,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         configure_logging("up", settings.log_level, stream=up_log)
     _prepare_database(settings, config)
     from worker.activity import ActivityWatch
-    from worker.pipeline import render_feed
+    from worker.render import render_current
     from worker.runtime import get_runtime
 
     for feed in _progress(args, config.feeds, total=len(config.feeds), desc="feeds", unit="feed"):
-        render_feed(get_runtime(), feed.name)
+        render_current(get_runtime(), feed.name)
     watch = ActivityWatch(get_runtime().sessionmaker, config, settings.base_url)
 
     children: list[tuple[str, subprocess.Popen[Any]]] = []

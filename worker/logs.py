@@ -151,7 +151,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``2026-12-02 09:45:41.123 INFO worker.pipeline [task_id=... article_id=5] message`` (redacted)."""
+    """``2026-12-02 09:45:41.123 INFO worker.process [task_id=... article_id=5] message`` (redacted)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as redacted text, the bound ids in brackets."""

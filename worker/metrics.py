@@ -268,14 +268,14 @@ def count_article(source: str, outcome: str) -> None:
 
 
 def count_crawl(report: Any) -> None:
-    """Count a finished crawl from its :class:`~worker.pipeline.CrawlReport` (skipped runs are not crawls)."""
+    """Count a finished crawl from its :class:`~worker.crawl.CrawlReport` (skipped runs are not crawls)."""
     if getattr(report, "paused", False) or getattr(report, "deferred", None) is not None:
         return
     recorder.inc(CRAWLS, (report.source, "failed" if report.error else "ok"))
 
 
 def article_outcome(outcome: Any) -> str:
-    """The :data:`ARTICLES` outcome of a :class:`~worker.pipeline.ProcessOutcome` (None: gave up)."""
+    """The :data:`ARTICLES` outcome of a :class:`~worker.process.ProcessOutcome` (None: gave up)."""
     if outcome is None:
         return "failed"
     if outcome.status != "ready":

@@ -297,7 +297,7 @@ def _failures(snap: dict[str, Any], now: datetime) -> str:
 def _head_links(snap: dict[str, Any]) -> str:
     """Autodiscovery tags for every feed and the OPML list, from the feed URLs the snapshot carries."""
     from feeds.opml import FeedLink, discovery_links
-    from worker.pipeline import OPML_PATH
+    from worker.render import OPML_PATH
 
     links = [
         FeedLink(title=f["title"], url_base=f["urls"]["rss"].removesuffix(".rss")) for f in snap["feeds"]

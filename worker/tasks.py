@@ -19,14 +19,14 @@ import redis
 from celery import Task
 from sqlalchemy import select
 
-from worker import feedcache, metrics, pipeline, redisclient, storage, websub
+from worker import crawl, metrics, process, redisclient, render, storage, websub
 from worker.app import app
-from worker.errors import Deferred, FeedExportError, GaveUp, HostBusy, Rescheduled, Retryable
+from worker.errors import Deferred, GaveUp, HostBusy, Rescheduled, Retryable
 from worker.ops import sweep as sweeping
 from worker.ops import tasklabels
 from worker.outbox import delivery, planning, settling
 from worker.outbox.retry import requeue_countdown
-from worker.runtime import Runtime, get_runtime
+from worker.runtime import get_runtime
 from worker.store.models import Article, Share
 from worker.stories import assign
 
@@ -35,17 +35,6 @@ log = logging.getLogger(__name__)
 tasklabels.connect_signals()
 
 MAX_RETRIES = 5
-# The first change renders at once; later ones within this window share one render at its end.
-RENDER_WINDOW_SECONDS = 0.25
-# Longer than any wait in the queue before the trailing render starts, short enough to be no lock.
-RENDER_TRAILING_TTL = RENDER_WINDOW_SECONDS + 5.0
-# Under a burst a feed renders once per window (a render that starts outside a window opens one:
-# see begin_render), and the window grows to this many times the feed's last render time (kept in
-# Redis), so renders that got slow (a large archive, a busy machine) cannot take over the workers:
-# measured by bench/scaleout.py, where renders of 0.25 s every 0.125 s took more task time than every
-# other stage together. A quiet feed still renders at once.
-RENDER_COST_FACTOR = 4.0
-RENDER_WINDOW_MAX = 10.0
 # A render whose export failed (a read-only or full disk) retries at least this often: the retry is a
 # cheap re-publish, and the feed's readers wait for it. After its retries the sweep takes over.
 RENDER_RETRY_MAX = 10.0
@@ -148,8 +137,8 @@ def crawl_source(self: PipelineTask, source_id: int) -> int:
     The crawl lists its source's pending articles too; one a live message already covers (queued,
     held for a busy host's turn, running) is left to it, so that no page is fetched twice.
     """
-    crawl = partial(pipeline.crawl_source, uncovered=partial(sweeping.not_in_flight, "process"))
-    ids = self.run_stage(crawl, source_id) or []
+    stage = partial(crawl.crawl_source, uncovered=partial(sweeping.not_in_flight, "process"))
+    ids = self.run_stage(stage, source_id) or []
     for article_id in ids:
         process_article.delay(article_id)
     return len(ids)
@@ -158,13 +147,13 @@ def crawl_source(self: PipelineTask, source_id: int) -> int:
 @app.task(bind=True, base=PipelineTask, name="syndicate.process_article")
 def process_article(self: PipelineTask, article_id: int) -> str | None:
     """Fetch, normalize and store one article; then schedule feed renders and shares."""
-    outcome = self.run_stage(pipeline.process_article, article_id, on_give_up=pipeline.mark_article_failed)
+    outcome = self.run_stage(process.process_article, article_id, on_give_up=process.mark_article_failed)
     metrics.count_processed(outcome)
     if outcome is None:
         return None
     if outcome.status == "failed":
         reason = _recorded_error(Article, article_id)
-        if reason.startswith("gave up"):  # its attempts ran out (see pipeline.note_failed_attempt): say so
+        if reason.startswith("gave up"):  # its attempts ran out (see process.note_failed_attempt): say so
             log.error("%s%r %s", self.name, (article_id,), reason)
         raise GaveUp(f"article {article_id} failed: {reason}")
     feeds = list(outcome.feeds)
@@ -188,95 +177,18 @@ def assign_story(self: PipelineTask, article_id: int) -> int | None:
     return placed.story_id
 
 
-def _render_keys(feed_name: str) -> tuple[str, str]:
-    return f"syndicate:render-window:{feed_name}", f"syndicate:render-trailing:{feed_name}"
-
-
-def _render_cost_key(feed_name: str) -> str:
-    return f"syndicate:render-seconds:{feed_name}"
-
-
-# The window is RENDER_WINDOW_SECONDS, or RENDER_COST_FACTOR x the feed's last render time (kept in
-# Redis) up to RENDER_WINDOW_MAX; read and both SET NX in one round trip, since this runs for every
-# changed article and feed. The trailing key holds the task id of the render it scheduled (ARGV[5]).
-# Returns {0 nothing | 1 render now | 2 render at the window's end, ms}.
-_SCHEDULE_RENDER = """
-local cost = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
-local span = math.min(math.max(tonumber(ARGV[1]), cost * tonumber(ARGV[2])), tonumber(ARGV[3]))
-local ms = math.floor(span * 1000)
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ms) then return {1, ms} end
-if redis.call('SET', KEYS[2], ARGV[5], 'NX', 'PX', ms + math.floor(tonumber(ARGV[4]) * 1000)) then
-  return {2, ms}
-end
-return {0, ms}
-"""
-
-
-# A render starting (task id ARGV[4]). If it is the scheduled trailing render, its key is cleared:
-# a change from now on needs a render after this one. Any other render (a leading edge, the sweep's)
-# leaves a pending trailing render's key alone: that render reads later and covers every change until
-# it starts, so clearing the key only let each change in between schedule one more (bench/scaleout.py
-# counted 0.5 renders per article at 20 articles/s, 40 % of the workers' task time). And unless a
-# window is open (a leading-edge render), one opens now, so that the next change after a trailing
-# render waits for that window's end rather than rendering again at once.
-_BEGIN_RENDER = """
-local cost = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
-local span = math.min(math.max(tonumber(ARGV[1]), cost * tonumber(ARGV[2])), tonumber(ARGV[3]))
-if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', math.floor(span * 1000)) then return 1 end
-return 0
-"""
-
-
-def begin_render(feed_name: str, client: redis.Redis, task_id: str | None) -> bool:
-    """Mark the render ``task_id`` of ``feed_name`` as started; True if it opened a debounce window."""
-    window, trailing = _render_keys(feed_name)
-    opened = client.eval(
-        _BEGIN_RENDER,
-        3,
-        window,
-        trailing,
-        _render_cost_key(feed_name),
-        RENDER_WINDOW_SECONDS,
-        RENDER_COST_FACTOR,
-        RENDER_WINDOW_MAX,
-        task_id or "",
-    )
-    return bool(opened)
-
-
 def schedule_render(feed_name: str) -> None:
     """Render ``feed_name`` because an article in it changed: at once, and bursts collapsed.
 
-    The first change of a quiet feed renders immediately (leading edge) and opens a window of
-    :data:`RENDER_WINDOW_SECONDS` (longer for a slow feed, see :data:`RENDER_COST_FACTOR`); changes
-    inside the window schedule one more render at its end (trailing edge), which they all share.
-    Nothing is lost: the trailing render clears its key before it reads the articles, so a change
-    committed after that read schedules a new render; while it is still pending, it covers every
-    change (other renders leave its key alone, see :func:`begin_render`).
-
-    Both keys expire on their own (the window after itself, the trailing key shortly after its
-    render was due), so a render killed with its worker cannot hold the debounce state: the next
-    change after :data:`RENDER_TRAILING_TTL` renders again even if the lost task never comes back.
+    The decision (and the debounce keys in Redis) is :func:`worker.render.debounce`'s; this sends the
+    ``render_feed`` task it asks for.
     """
-    window, trailing = _render_keys(feed_name)
     trailing_id = str(uuid.uuid4())
-    action, span_ms = _redis().eval(
-        _SCHEDULE_RENDER,
-        3,
-        window,
-        trailing,
-        _render_cost_key(feed_name),
-        RENDER_WINDOW_SECONDS,
-        RENDER_COST_FACTOR,
-        RENDER_WINDOW_MAX,
-        RENDER_TRAILING_TTL - RENDER_WINDOW_SECONDS,
-        trailing_id,
-    )
-    if action == 1:
+    action, countdown = render.debounce(feed_name, _redis(), trailing_id)
+    if action == render.RENDER_NOW:
         render_feed.delay(feed_name)
-    elif action == 2:
-        render_feed.apply_async((feed_name,), countdown=int(span_ms) / 1000, task_id=trailing_id)
+    elif action == render.RENDER_LATER:
+        render_feed.apply_async((feed_name,), countdown=countdown, task_id=trailing_id)
 
 
 def schedule_renders(feed_names: Iterable[str]) -> None:
@@ -286,32 +198,14 @@ def schedule_renders(feed_names: Iterable[str]) -> None:
         schedule_render(feed_name)
 
 
-def render_and_publish(rt: Runtime, feed_name: str, client: redis.Redis) -> bool:
-    """Render ``feed_name``; publish it to the web processes and the export directory if it changed.
-
-    Also publishes an unchanged render that Redis or the export directory does not hold yet (a
-    flushed Redis, the first render done by ``syndicate up``, an export that failed before), so what
-    is served never waits for the next change. A failed export raises
-    :class:`~worker.errors.FeedExportError`, which the task retries. Returns whether the feed's bytes
-    changed (the reason to ping the WebSub hub).
-    """
-    changed = bool(metrics.timed_render(pipeline.render_feed, rt, feed_name))
-    try:
-        feedcache.publish_feed(rt, feed_name, client, force=changed)
-    except FeedExportError:
-        metrics.count_export_failure(feed_name)
-        raise
-    return changed
-
-
 @app.task(bind=True, base=PipelineTask, name="syndicate.render_feed", retry_cap=RENDER_RETRY_MAX)
 def render_feed(self: PipelineTask, feed_name: str) -> bool:
     """Re-render one feed in every format, publish it, and ping the WebSub hub when it changed."""
     client = _redis()
-    begin_render(feed_name, client, self.request.id)
+    render.begin_render(feed_name, client, self.request.id)
     started = time.monotonic()
-    changed = bool(self.run_stage(render_and_publish, feed_name, client))
-    client.set(_render_cost_key(feed_name), f"{time.monotonic() - started:.3f}", ex=3600)
+    changed = bool(self.run_stage(render.render_and_publish, feed_name, client))
+    render.record_render_time(feed_name, client, time.monotonic() - started)
     if changed and get_runtime().config.websub.hub:
         publish_websub.delay(feed_name)
     return changed

@@ -31,10 +31,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from worker import metrics, storage
 from worker.errors import StoryChangeError
 from worker.feedcache import CachedFeed, FeedCache
+from worker.ingest import PushedArticle, ingest_article
 from worker.ops import heartbeat
 from worker.ops.status import snapshot
-from worker.pipeline import MAX_URL_CHARS, PushedArticle, ingest_article
 from worker.runtime import Runtime, get_runtime
+from worker.store.models import MAX_URL_CHARS
 from worker.stories import edit
 from worker.stories.views import recent_stories, story_detail
 from worker.webheaders import SecurityHeaders
@@ -743,7 +744,7 @@ def feed_links(config: Any, base_url: str) -> list[Any]:
 def autodiscovery_links(config: Any, base_url: str) -> str:
     """The ``<link rel="alternate">`` tags (every feed, every format, plus the OPML list) for a page head."""
     from feeds.opml import discovery_links
-    from worker.pipeline import OPML_PATH
+    from worker.render import OPML_PATH
 
     return discovery_links(feed_links(config, base_url), base_url + OPML_PATH)
 
@@ -754,7 +755,7 @@ def add_discovery_routes(app: FastAPI) -> None:
     from feeds.http import cache_headers, is_not_modified
     from feeds.opml import CONTENT_TYPE as OPML_TYPE
     from feeds.opml import render_opml
-    from worker.pipeline import OPML_PATH, STYLESHEET_PATH, render_archive
+    from worker.render import OPML_PATH, STYLESHEET_PATH, render_archive
 
     @app.get(OPML_PATH)
     def opml(r: RT) -> Response:

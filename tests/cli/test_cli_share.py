@@ -16,8 +16,10 @@ from sqlalchemy import select, update
 
 from tests.pipeline.receivers import Answer, Receiver
 from tests.support.services import RedisServer
-from worker import pipeline
 from worker.cli import main
+from worker.crawl import sync_sources
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article
 from worker.runtime import get_runtime, set_runtime
 from worker.store.db import get_engine
 from worker.store.models import Article, Share, utcnow
@@ -93,7 +95,7 @@ def old_article(title: str = "Solar cluster opens a shared test lab") -> int:
     """A ready article of the source's first crawl (back catalogue), in the CLI's database."""
     rt = get_runtime()
     with rt.session() as session:
-        ids = pipeline.sync_sources(session, rt.config)
+        ids = sync_sources(session, rt.config)
         row = Article(
             source_id=ids["valley"],
             url="https://valley.example/news/solar",
@@ -302,15 +304,15 @@ def test_a_mastodon_preview_fills_the_500_characters_and_ends_with_a_sentence(
     """Issue 16: the toot used 427 of 500 characters, its summary cut mid-sentence at 300."""
     rt = get_runtime()
     body = "".join(f"<p>{sentence}</p>" for sentence in LONG_STORY)
-    article_id, _ = pipeline.ingest_article(
+    article_id, _ = ingest_article(
         rt,
-        pipeline.PushedArticle(
+        PushedArticle(
             url="https://valley.example/news/solar-lab",
             html=f"<html><head><title>Solar cluster opens a shared test lab</title></head>"
             f"<body><article><h1>Solar cluster opens a shared test lab</h1>{body}</article></body></html>",
         ),
     )
-    assert pipeline.process_article(rt, article_id).status == "ready"
+    assert process_article(rt, article_id).status == "ready"
     with rt.session() as session:
         stored = session.get(Article, article_id)
         assert stored is not None and stored.summary is not None

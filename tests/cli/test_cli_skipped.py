@@ -50,7 +50,7 @@ endpoints:
         monkeypatch.chdir(tmp_path)
         try:
             assert main(["migrate"]) == 0
-            with caplog.at_level(logging.INFO, logger="worker.pipeline"):
+            with caplog.at_level(logging.INFO, logger="worker.crawl"):
                 assert main(["crawl", "cluster", "--inline"]) == 0
             assert f"{STORIES} shares sent" in capsys.readouterr().out  # the archive took them all
             said = [r.getMessage() for r in caplog.records if "first crawl" in r.getMessage()]

@@ -26,10 +26,10 @@ from feeds.build import (
     FeedItem,
     FeedMeta,
     RenderedFeed,
+    build_feed,
     clean_text,
     feed_updated,
     render_all,
-    render_feed,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
@@ -100,7 +100,7 @@ def test_render_all_returns_every_format_with_content_type(rendered: dict[str, R
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
 def test_feed_level_fields_round_trip(sample: tuple[FeedMeta, list[FeedItem]], fmt: str) -> None:
     meta, items = sample
-    parsed = _parse(render_feed(meta, items, fmt))
+    parsed = _parse(build_feed(meta, items, fmt))
     assert parsed.feed.title == meta.title
     assert parsed.feed.link == meta.home_url
     assert parsed.feed.language == "ro"
@@ -115,7 +115,7 @@ def test_feed_level_fields_round_trip(sample: tuple[FeedMeta, list[FeedItem]], f
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
 def test_items_round_trip(sample: tuple[FeedMeta, list[FeedItem]], fmt: str) -> None:
     meta, items = sample
-    parsed = _parse(render_feed(meta, items, fmt))
+    parsed = _parse(build_feed(meta, items, fmt))
     for item, entry in zip(items, parsed.entries, strict=True):
         assert entry.title == item.title
         assert entry.link == item.url
@@ -132,7 +132,7 @@ def test_items_round_trip(sample: tuple[FeedMeta, list[FeedItem]], fmt: str) -> 
 
 def test_atom_updated_falls_back_to_published(sample: tuple[FeedMeta, list[FeedItem]]) -> None:
     meta, items = sample
-    entries = _parse(render_feed(meta, items, "atom")).entries
+    entries = _parse(build_feed(meta, items, "atom")).entries
     assert entries[0].updated_parsed == _struct(items[0].updated)  # type: ignore[arg-type]
     assert entries[1].updated_parsed == _struct(items[1].published)  # type: ignore[arg-type]
 
@@ -140,10 +140,10 @@ def test_atom_updated_falls_back_to_published(sample: tuple[FeedMeta, list[FeedI
 def test_summary_is_plain_text_escaped_as_html(sample: tuple[FeedMeta, list[FeedItem]]) -> None:
     meta, items = sample
     for fmt in ("rss", "atom"):
-        entry = _parse(render_feed(meta, items, fmt)).entries[2]
+        entry = _parse(build_feed(meta, items, fmt)).entries[2]
         # The plain-text "<3" must not become markup: it survives as escaped text.
         assert entry.summary == "Tom &amp; Jerry &lt;3 sport"
-    doc = json.loads(render_feed(meta, items, "json").body)
+    doc = json.loads(build_feed(meta, items, "json").body)
     assert doc["items"][2]["summary"] == "Tom & Jerry <3 sport"
 
 
@@ -214,11 +214,11 @@ def test_non_ascii_round_trips_in_every_format(rendered: dict[str, RenderedFeed]
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
 def test_hub_and_self_links(sample: tuple[FeedMeta, list[FeedItem]], fmt: str) -> None:
     meta, items = sample
-    parsed = _parse(render_feed(meta, items, fmt))
+    parsed = _parse(build_feed(meta, items, fmt))
     links = {link.rel: link.href for link in parsed.feed.links}
     assert links["hub"] == meta.hub_url
     assert links["self"] == f"{meta.self_url_base}.{fmt}"
-    root = etree.fromstring(render_feed(meta, items, fmt).body)
+    root = etree.fromstring(build_feed(meta, items, fmt).body)
     atom_links = root.iter(f"{ATOM}link") if fmt == "rss" else root.findall(f"{ATOM}link")
     assert {(el.get("rel"), el.get("href")) for el in atom_links} >= {
         ("hub", meta.hub_url),
@@ -229,7 +229,7 @@ def test_hub_and_self_links(sample: tuple[FeedMeta, list[FeedItem]], fmt: str) -
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
 def test_no_hub_link_without_hub_url(sample: tuple[FeedMeta, list[FeedItem]], fmt: str) -> None:
     meta, items = sample
-    parsed = _parse(render_feed(dataclasses.replace(meta, hub_url=None), items, fmt))
+    parsed = _parse(build_feed(dataclasses.replace(meta, hub_url=None), items, fmt))
     assert "hub" not in {link.rel for link in parsed.feed.links}
     assert "self" in {link.rel for link in parsed.feed.links}
 
@@ -269,8 +269,8 @@ def test_json_feed_required_keys_and_fields(rendered: dict[str, RenderedFeed], s
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_rendering_is_deterministic(sample: tuple[FeedMeta, list[FeedItem]], fmt: str) -> None:
     meta, items = sample
-    first = render_feed(meta, items, fmt)
-    second = render_feed(meta, list(items), fmt)
+    first = build_feed(meta, items, fmt)
+    second = build_feed(meta, list(items), fmt)
     assert first.body == second.body
     assert first.etag == second.etag
 
@@ -280,17 +280,17 @@ def test_undated_and_empty_feeds_are_deterministic(fmt: str) -> None:
     meta = FeedMeta(name="x", title="X", home_url="https://x.example/", self_url_base="https://x.example/f")
     undated = [FeedItem(id="https://x.example/1", url="https://x.example/1", title="One")]
     for items in ([], undated):
-        assert render_feed(meta, items, fmt).body == render_feed(meta, items, fmt).body
+        assert build_feed(meta, items, fmt).body == build_feed(meta, items, fmt).body
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_different_items_give_different_etags(sample: tuple[FeedMeta, list[FeedItem]], fmt: str) -> None:
     meta, items = sample
-    base = render_feed(meta, items, fmt).etag
+    base = build_feed(meta, items, fmt).etag
     retitled = [dataclasses.replace(items[0], title=items[0].title + "!"), *items[1:]]
-    assert render_feed(meta, retitled, fmt).etag != base
-    assert render_feed(meta, items[:2], fmt).etag != base
-    assert render_feed(meta, list(reversed(items)), fmt).etag != base
+    assert build_feed(meta, retitled, fmt).etag != base
+    assert build_feed(meta, items[:2], fmt).etag != base
+    assert build_feed(meta, list(reversed(items)), fmt).etag != base
 
 
 def test_formats_have_distinct_etags(rendered: dict[str, RenderedFeed]) -> None:
@@ -302,7 +302,7 @@ def test_empty_feed_is_valid(fmt: str) -> None:
     meta = FeedMeta(
         name="empty", title="Empty", home_url="https://e.example/", self_url_base="https://e.example/f"
     )
-    feed = render_feed(meta, [], fmt)
+    feed = build_feed(meta, [], fmt)
     assert feed.last_modified == EPOCH
     if fmt == "json":
         doc = json.loads(feed.body)
@@ -316,7 +316,7 @@ def test_empty_feed_is_valid(fmt: str) -> None:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_hostile_input_is_cleaned(hostile: tuple[FeedMeta, list[FeedItem]], fmt: str) -> None:
     meta, items = hostile
-    feed = render_feed(meta, items, fmt)
+    feed = build_feed(meta, items, fmt)
     text = feed.body.decode("utf-8")
     assert not XML_ILLEGAL.search(text.replace("\n", "").replace("\t", "").replace("\r", ""))
     if fmt == "json":
@@ -340,21 +340,21 @@ def test_hostile_input_is_cleaned(hostile: tuple[FeedMeta, list[FeedItem]], fmt:
 
 def test_non_iri_id_becomes_stable_urn_in_atom(hostile: tuple[FeedMeta, list[FeedItem]]) -> None:
     meta, items = hostile
-    parsed = _parse(render_feed(meta, items, "atom"))
+    parsed = _parse(build_feed(meta, items, "atom"))
     assert re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", parsed.entries[1].id)
-    assert parsed.entries[1].id == _parse(render_feed(meta, items[1:2], "atom")).entries[0].id
+    assert parsed.entries[1].id == _parse(build_feed(meta, items[1:2], "atom")).entries[0].id
     # JSON Feed ids are plain strings, so the original is kept there.
-    assert json.loads(render_feed(meta, items, "json").body)["items"][1]["id"] == "not-an-iri 42"
+    assert json.loads(build_feed(meta, items, "json").body)["items"][1]["id"] == "not-an-iri 42"
 
 
 def test_undated_item_uses_feed_date(hostile: tuple[FeedMeta, list[FeedItem]]) -> None:
     meta, items = hostile
-    parsed = _parse(render_feed(meta, items, "atom"))
+    parsed = _parse(build_feed(meta, items, "atom"))
     expected = _struct(datetime(2024, 2, 29, 22, 0, tzinfo=UTC))
     assert parsed.feed.updated_parsed == expected
     assert parsed.entries[0].updated_parsed == expected
     assert "published_parsed" not in parsed.entries[0]
-    rss = _parse(render_feed(meta, items, "rss"))
+    rss = _parse(build_feed(meta, items, "rss"))
     assert "published_parsed" not in rss.entries[0]
 
 
@@ -362,7 +362,7 @@ def test_content_without_summary_gets_text_excerpt_in_rss() -> None:
     meta = FeedMeta(name="x", title="X", home_url="https://x.example/", self_url_base="https://x.example/f")
     body = "<p>" + "cuvânt " * 200 + "</p>"
     item = FeedItem(id="https://x.example/1", url="https://x.example/1", title="T", content_html=body)
-    entry = _parse(render_feed(meta, [item], "rss")).entries[0]
+    entry = _parse(build_feed(meta, [item], "rss")).entries[0]
     assert entry.content[0].value == body
     assert entry.summary.startswith("cuvânt cuvânt")
     assert entry.summary.endswith("…")
@@ -375,8 +375,8 @@ def test_meta_updated_overrides_item_dates(sample: tuple[FeedMeta, list[FeedItem
     meta = dataclasses.replace(meta, updated=pinned)
     assert feed_updated(meta, items) == datetime(2030, 1, 1, 10, 0, tzinfo=UTC)
     for fmt in FORMATS:
-        assert render_feed(meta, items, fmt).last_modified == datetime(2030, 1, 1, 10, 0, tzinfo=UTC)
-    parsed = _parse(render_feed(meta, items, "rss"))
+        assert build_feed(meta, items, fmt).last_modified == datetime(2030, 1, 1, 10, 0, tzinfo=UTC)
+    parsed = _parse(build_feed(meta, items, "rss"))
     assert calendar.timegm(parsed.feed.updated_parsed) == calendar.timegm(pinned.utctimetuple())
 
 
@@ -396,9 +396,9 @@ def test_rendering_leaves_the_process_locale_alone(
     monkeypatch.setattr(locale, "setlocale", spy)
     meta, items = sample
     for fmt in FORMATS:
-        render_feed(meta, items, fmt)
+        build_feed(meta, items, fmt)
     assert calls == []
-    rss = etree.fromstring(render_feed(meta, items, "rss").body)
+    rss = etree.fromstring(build_feed(meta, items, "rss").body)
     assert rss.findtext("channel/lastBuildDate") == "Thu, 02 May 2024 08:00:00 +0000"
 
 
@@ -410,13 +410,13 @@ def test_naive_datetimes_are_taken_as_utc() -> None:
         title="T",
         published=datetime(2024, 1, 2, 3, 4, 5),
     )
-    doc = json.loads(render_feed(meta, [item], "json").body)
+    doc = json.loads(build_feed(meta, [item], "json").body)
     assert doc["items"][0]["date_published"] == "2024-01-02T03:04:05Z"
 
 
 def test_unknown_format_is_rejected(sample: tuple[FeedMeta, list[FeedItem]]) -> None:
     with pytest.raises(ValueError, match="unknown feed format"):
-        render_feed(*sample, "rdf")
+        build_feed(*sample, "rdf")
 
 
 @pytest.mark.parametrize(

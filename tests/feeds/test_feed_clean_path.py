@@ -1,6 +1,6 @@
 """The pipeline's "already sanitized" path: stored bodies skip the feed builder's nh3 pass, safely.
 
-``worker.pipeline.feed_items`` marks stored articles ``content_is_clean`` because every stored
+``worker.store.queries.feed_items`` marks stored articles ``content_is_clean`` because every stored
 ``content_html`` is the normalizer's nh3 output. These tests push hostile articles through the real
 path (``ingest_article`` → ``process_article``, i.e. ``normalize`` → store → ``feed_items`` →
 ``render_all``) on SQLite and PostgreSQL and check that no format carries anything executable, and that
@@ -22,10 +22,13 @@ from lxml import etree
 
 from config.model import parse_config
 from config.settings import Settings
-from feeds.build import FeedItem, FeedMeta, render_all, render_feed
-from worker.pipeline import PushedArticle, current_feed, feed_items, ingest_article, process_article
+from feeds.build import FeedItem, FeedMeta, build_feed, render_all
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article
+from worker.render import current_feed
 from worker.runtime import Runtime
 from worker.store.db import get_engine, upgrade
+from worker.store.queries import feed_items
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 HOSTILE_BODIES = [
@@ -149,7 +152,7 @@ def test_skipping_the_second_sanitizer_changes_no_byte(
     meta, items = hostile_items
     resanitized = [dataclasses.replace(item, content_is_clean=False) for item in items]
     for fmt in ("rss", "atom", "json"):
-        assert render_feed(meta, items, fmt).body == render_feed(meta, resanitized, fmt).body, fmt
+        assert build_feed(meta, items, fmt).body == build_feed(meta, resanitized, fmt).body, fmt
 
 
 def test_other_callers_are_still_sanitized() -> None:
@@ -188,4 +191,4 @@ def test_figures_keep_alt_text_and_captions_in_every_format(runtime: Runtime) ->
         assert 'alt=""' not in body  # the lead image is the first figure's: not added again without alt
     resanitized = [dataclasses.replace(item, content_is_clean=False) for item in items]
     for fmt in ("rss", "atom", "json"):
-        assert render_feed(meta, resanitized, fmt).body == rendered[fmt], fmt
+        assert build_feed(meta, resanitized, fmt).body == rendered[fmt], fmt

@@ -1,7 +1,7 @@
 """The demo site's stories (worker/demo/) make a feed the W3C validator passes without a warning.
 
 Each demo page goes through the real normalizer, as the example config's crawl does, and becomes a
-feed item the way ``worker.pipeline`` maps a stored article (``updated`` is the page's modification
+feed item the way ``worker.store.queries`` maps a stored article (``updated`` is the page's modification
 date, else the time it was stored; ``published`` its publication date). The validator warns when
 two Atom entries share an ``updated``: a page without a modification date would take the time it
 was stored, and three demo pages stored within one second did exactly that, so each page declares

@@ -100,8 +100,8 @@ def test_generated_items_written_as_feedgen_builds_them(item: CleanItem, fmt: st
 def test_written_entries_are_copied_per_render() -> None:
     """A cached element handed to two renders must not move between documents."""
     meta, items = _load("items.json")
-    first = build.render_feed(meta, items, "rss").body
-    second = build.render_feed(meta, items, "rss").body
+    first = build.build_feed(meta, items, "rss").body
+    second = build.build_feed(meta, items, "rss").body
     assert first == second
     assert first.count(b"<item>") == len({i.id for i in items})
 

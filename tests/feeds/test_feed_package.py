@@ -9,7 +9,7 @@ import feeds
 
 
 def test_public_api_is_exported() -> None:
-    for name in ("FeedItem", "FeedMeta", "RenderedFeed", "render_feed", "render_all", "FORMATS"):
+    for name in ("FeedItem", "FeedMeta", "RenderedFeed", "build_feed", "render_all", "FORMATS"):
         assert hasattr(feeds, name)
     for name in ("is_not_modified", "cache_headers", "publish", "WebSubError"):
         assert hasattr(feeds, name)

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from feeds import build
-from feeds.build import FeedItem, FeedMeta, render_feed
+from feeds.build import FeedItem, FeedMeta, build_feed
 from tests.feeds.test_feed_build import _load
 
 
@@ -52,22 +52,22 @@ def fresh_cache() -> Iterator[None]:
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
 def test_cold_warm_and_recleared_renders_write_the_same_bytes(fixture: str, fmt: str) -> None:
     meta, items = _load(fixture)
-    cold = render_feed(meta, items, fmt).body
+    cold = build_feed(meta, items, fmt).body
     assert len(_cached_elements()) == cold.count(b"<item>") + cold.count(b"<entry>") >= 3
-    warm = render_feed(meta, items, fmt).body
+    warm = build_feed(meta, items, fmt).body
     # An edit elsewhere in the feed: the other elements are reused around a newly written one.
     edited = [dataclasses.replace(items[0], title="Edited title"), *items[1:]]
-    assert render_feed(meta, edited, fmt).body != cold
-    again = render_feed(meta, items, fmt).body
+    assert build_feed(meta, edited, fmt).body != cold
+    again = build_feed(meta, items, fmt).body
     build.clear_cache()
-    assert cold == warm == again == render_feed(meta, items, fmt).body
+    assert cold == warm == again == build_feed(meta, items, fmt).body
 
 
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
 def test_cached_elements_are_detached_from_the_rendered_document(fmt: str) -> None:
     meta, items = _many(20)
-    render_feed(meta, items, fmt)
-    render_feed(meta, items[5:], fmt)
+    build_feed(meta, items, fmt)
+    build_feed(meta, items[5:], fmt)
     elements = _cached_elements()
     assert len(elements) == 20
     assert [e for e in elements if e.getparent() is not None] == []  # type: ignore[attr-defined]
@@ -77,14 +77,14 @@ def test_cached_elements_are_detached_from_the_rendered_document(fmt: str) -> No
 def test_concurrent_renders_of_overlapping_items_write_what_one_thread_writes(fmt: str) -> None:
     meta, items = _many(90)
     windows = [items[start : start + 50] for start in range(0, 41, 8)]
-    expected = [render_feed(meta, window, fmt).body for window in windows]
+    expected = [build_feed(meta, window, fmt).body for window in windows]
     build.clear_cache()
 
     def work(thread: int) -> list[int]:
         wrong = []
         for round_no in range(12):
             n = (thread + round_no) % len(windows)
-            if render_feed(meta, windows[n], fmt).body != expected[n]:
+            if build_feed(meta, windows[n], fmt).body != expected[n]:
                 wrong.append(n)
         return wrong
 

@@ -26,7 +26,9 @@ from config.model import load_config
 from config.settings import Settings
 from tests.support.services import RedisServer, Syndicate, free_port, wait_port
 from worker import feedcache
-from worker.pipeline import PushedArticle, ingest_article, process_article, render_feed
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article
+from worker.render import render_current
 from worker.runtime import Runtime
 from worker.store.db import get_engine, upgrade
 
@@ -93,7 +95,7 @@ def web(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[str, Runtim
             ),
         )
         assert process_article(runtime, article_id).status == "ready"
-    assert render_feed(runtime, "all")
+    assert render_current(runtime, "all")
     syn = Syndicate.make(tmp_path, env)
     try:
         wait_port(port, proc=syn.start("web", "web"))

@@ -43,7 +43,7 @@ from sqlalchemy import create_engine, text
 
 from tests.support.rawhttp import KeepAliveClient
 from tests.support.services import RedisServer, Syndicate, free_port, wait_port
-from worker.pipeline import normalize_url
+from worker.normalize.urls import normalize_url
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from config.model import parse_config
 from config.settings import Settings
 from tests.support.httpserver import HTTPTestServer
-from worker import pipeline
+from worker.crawl import crawl_source, sync_sources
+from worker.process import ProcessOutcome, process_article
 from worker.runtime import Runtime
 from worker.store.db import get_engine, upgrade
 from worker.store.models import Article, FeedRender, Share, Source
@@ -63,7 +64,7 @@ class Pipe:
     def source_id(self, name: str) -> int:
         """Sync the sources table from the config and return the id of ``name``."""
         with self.rt.session() as session:
-            return pipeline.sync_sources(session, self.rt.config)[name]
+            return sync_sources(session, self.rt.config)[name]
 
     def source(self, name: str) -> Source:
         """The source row called ``name``."""
@@ -74,11 +75,11 @@ class Pipe:
 
     def crawl(self, name: str) -> list[int]:
         """Run the crawl stage for the source ``name``."""
-        return pipeline.crawl_source(self.rt, self.source_id(name))
+        return crawl_source(self.rt, self.source_id(name))
 
-    def process(self, ids: list[int]) -> list[pipeline.ProcessOutcome]:
+    def process(self, ids: list[int]) -> list[ProcessOutcome]:
         """Run the process stage for each id (errors propagate)."""
-        return [pipeline.process_article(self.rt, article_id) for article_id in ids]
+        return [process_article(self.rt, article_id) for article_id in ids]
 
     def crawl_and_process(self, *names: str) -> list[int]:
         """Crawl each source and process what it found; the processed ids."""

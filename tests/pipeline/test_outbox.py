@@ -1,4 +1,4 @@
-"""The share outbox (worker/outbox.py) on SQLite and PostgreSQL, with a real Redis for pacing and
+"""The share outbox (worker/outbox/) on SQLite and PostgreSQL, with a real Redis for pacing and
 real HTTP receivers on 127.0.0.1.
 
 Covered: the back catalogue (a source's first crawl, an endpoint added later, ``max_age``,
@@ -30,7 +30,7 @@ from config.settings import Settings
 from tests.pipeline.receivers import Answer, Receiver
 from tests.support.httpserver import HTTPTestServer
 from tests.support.services import RedisServer
-from worker import pipeline
+from worker.crawl import crawl_source, sync_sources
 from worker.errors import Deferred, TransientShareError
 from worker.http import HttpClient
 from worker.ops.status import snapshot
@@ -42,6 +42,7 @@ from worker.outbox.pacing import quiet_wait
 from worker.outbox.planning import plan_shares
 from worker.outbox.retry import RETRY_SCHEDULE
 from worker.outbox.view import share_article_view
+from worker.process import process_article
 from worker.runtime import Runtime
 from worker.share import Preview, ShareResult, idempotency_key
 from worker.share.webhook import WebhookEndpoint
@@ -114,7 +115,7 @@ class Outbox:
     ) -> int:
         """A ready article (as the process stage leaves it); published now unless told otherwise."""
         with self.rt.session() as session:
-            ids = pipeline.sync_sources(session, self.rt.config)
+            ids = sync_sources(session, self.rt.config)
             slug = "-".join(title.lower().split())[:60]
             now = utcnow()
             row = Article(
@@ -228,7 +229,7 @@ def make_outbox(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[C
 
         outbox = Outbox(build(), build)
         with outbox.rt.session() as session:  # endpoints are "added" now, before any article
-            pipeline.sync_sources(session, outbox.rt.config)
+            sync_sources(session, outbox.rt.config)
         return outbox
 
     yield make
@@ -303,10 +304,10 @@ def crawl_outbox(
 def crawl_and_plan(outbox: Outbox) -> list[int]:
     """One crawl of ``valley``, every found article processed and planned; the planned share ids."""
     with outbox.rt.session() as session:
-        source_id = pipeline.sync_sources(session, outbox.rt.config)["valley"]
+        source_id = sync_sources(session, outbox.rt.config)["valley"]
     planned: list[int] = []
-    for article_id in pipeline.crawl_source(outbox.rt, source_id):
-        outcome = pipeline.process_article(outbox.rt, article_id)
+    for article_id in crawl_source(outbox.rt, source_id):
+        outcome = process_article(outbox.rt, article_id)
         if outcome.share:
             planned += plan_shares(outbox.rt, article_id)
     return planned
@@ -364,7 +365,7 @@ def test_an_endpoint_added_later_does_not_post_older_articles(make_outbox: Calla
 
     later = Outbox(outbox.runtime([file_endpoint("first"), file_endpoint("late")]), outbox.build)
     with later.rt.session() as session:
-        pipeline.sync_sources(session, later.rt.config)  # the deploy that added "late"
+        sync_sources(session, later.rt.config)  # the deploy that added "late"
     # Only the still pending share of "first" comes back; "late" leaves the older article alone.
     assert plan_shares(later.rt, old) == [first_share]
     assert [s.endpoint for s in later.shares()] == ["first"]

@@ -1,4 +1,4 @@
-"""Per-endpoint timeouts and ``uncertain`` shares settled by a lookup (worker/outbox.py), in process.
+"""Per-endpoint timeouts and ``uncertain`` shares settled by a lookup (worker/outbox/), in process.
 
 A lost answer (no answer within the endpoint's ``timeout``) on a network that can look its posts
 up (the real mastodon-mock behind a slow proxy) becomes ``uncertain``, visibly, and is settled by a

@@ -127,7 +127,7 @@ def test_a_503_storm_keeps_the_article_pending_for_a_retry(pipe, site: HTTPTestS
 
 
 def test_giving_up_after_retries_marks_the_article_failed(pipe, site: HTTPTestServer) -> None:
-    from worker.pipeline import mark_article_failed
+    from worker.process import mark_article_failed
 
     site.status("/news/farm-cooperative.html", 503)
     pipe.crawl("valley")

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.support.httpserver import HTTPTestServer, Response
-from worker import pipeline
+from worker.crawl import MAX_BACKOFF_SECONDS, backoff_delay, crawl_source, run_crawl
 from worker.errors import HostBusy, Retryable
 
 STORIES = ["/news/solar-cluster.html", "/news/farm-cooperative.html", "/news/robotics-camp.html"]
@@ -173,7 +173,7 @@ def test_listing_answering_500_records_the_error_and_backs_off(pipe, site: HTTPT
     listing = (site.root / "news" / "index.html").read_bytes()  # type: ignore[operator]
     answers = [Response(500, b"oops", {"Content-Type": "text/plain"})]
     site.route("/news/", lambda request: answers[0])
-    report = pipeline.run_crawl(pipe.rt, pipe.source_id("valley"))
+    report = run_crawl(pipe.rt, pipe.source_id("valley"))
     assert report.failed and "HTTP 500" in (report.error or "") and report.ids == []
 
     source = pipe.source("valley")
@@ -187,9 +187,9 @@ def test_listing_answering_500_records_the_error_and_backs_off(pipe, site: HTTPT
 
     # Until then a beat run does not even ask the site; `syndicate crawl` (force) does.
     site.requests.clear()
-    assert pipeline.run_crawl(pipe.rt, pipe.source_id("valley")).deferred == source.next_crawl_at
+    assert run_crawl(pipe.rt, pipe.source_id("valley")).deferred == source.next_crawl_at
     assert site.requests == []
-    assert pipeline.run_crawl(pipe.rt, pipe.source_id("valley"), force=True).failed
+    assert run_crawl(pipe.rt, pipe.source_id("valley"), force=True).failed
     second = pipe.source("valley")
     assert second.consecutive_errors == 2 and second.failing_since == source.failing_since
     assert second.next_crawl_at is not None and second.last_crawl_at is not None
@@ -197,7 +197,7 @@ def test_listing_answering_500_records_the_error_and_backs_off(pipe, site: HTTPT
 
     # Once the listing is back the same source crawls normally and the error is cleared.
     answers[0] = Response(200, listing, {"Content-Type": "text/html; charset=utf-8"})
-    assert len(pipeline.crawl_source(pipe.rt, pipe.source_id("valley"), force=True)) == 3
+    assert len(crawl_source(pipe.rt, pipe.source_id("valley"), force=True)) == 3
     recovered = pipe.source("valley")
     assert recovered.last_error is None and recovered.last_success_at is not None
     assert recovered.consecutive_errors == 0 and recovered.failing_since is None
@@ -205,9 +205,9 @@ def test_listing_answering_500_records_the_error_and_backs_off(pipe, site: HTTPT
 
 
 def test_backoff_grows_with_the_error_count_and_honours_retry_after() -> None:
-    assert [pipeline.backoff_delay(100, n) for n in range(5)] == [0, 50, 150, 350, 750]
-    assert pipeline.backoff_delay(900, 40) == pipeline.MAX_BACKOFF_SECONDS
-    assert pipeline.backoff_delay(100, 1, retry_after=600) == 600
+    assert [backoff_delay(100, n) for n in range(5)] == [0, 50, 150, 350, 750]
+    assert backoff_delay(900, 40) == MAX_BACKOFF_SECONDS
+    assert backoff_delay(100, 1, retry_after=600) == 600
 
 
 def test_listing_answering_404_is_recorded_not_raised(pipe, site: HTTPTestServer) -> None:
@@ -313,12 +313,12 @@ def test_a_recrawl_leaves_pending_articles_to_the_messages_that_cover_them(pipe)
         pipe.process([finished])  # finishes (commits, drops its marker) while the markers are read
         return [i for i in ids if i != covered]
 
-    again = pipeline.crawl_source(pipe.rt, pipe.source_id("valley"), force=True, uncovered=uncovered)
+    again = crawl_source(pipe.rt, pipe.source_id("valley"), force=True, uncovered=uncovered)
     assert asked == [[first, covered, finished]]
     assert again == [first]
     assert pipe.article(finished).status == "ready"
     # Without the markers' view (the CLI, tests), every pending article is returned, as before.
-    assert pipeline.crawl_source(pipe.rt, pipe.source_id("valley"), force=True) == [first, covered]
+    assert crawl_source(pipe.rt, pipe.source_id("valley"), force=True) == [first, covered]
 
 
 def test_an_interrupted_crawl_holds_only_what_it_found_new(pipe, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -335,10 +335,10 @@ def test_an_interrupted_crawl_holds_only_what_it_found_new(pipe, monkeypatch: py
     with monkeypatch.context() as patch:
         patch.setattr(pipe.rt.fetcher, "get", busy)
         with pytest.raises(HostBusy):
-            pipeline.crawl_source(pipe.rt, pipe.source_id("valley"), force=True)
+            crawl_source(pipe.rt, pipe.source_id("valley"), force=True)
     cursor = pipe.source("valley").cursor
     assert cursor is not None and cursor["documents"] and cursor["ids"] == []
     # The crawl completes while every pending article's message still covers it: nothing is sent again.
-    again = pipeline.crawl_source(pipe.rt, pipe.source_id("valley"), force=True, uncovered=lambda _ids: [])
+    again = crawl_source(pipe.rt, pipe.source_id("valley"), force=True, uncovered=lambda _ids: [])
     assert again == []
     assert pipe.source("valley").cursor is None

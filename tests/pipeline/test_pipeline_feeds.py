@@ -13,15 +13,10 @@ import feedparser
 import pytest
 
 from tests.support.httpserver import HTTPTestServer
-from worker.pipeline import (
-    PushedArticle,
-    ingest_article,
-    normalize_url,
-    process_article,
-    render_archive,
-    render_feed,
-    retract_article,
-)
+from worker.ingest import PushedArticle, ingest_article
+from worker.normalize.urls import normalize_url
+from worker.process import process_article, retract_article
+from worker.render import render_archive, render_current
 
 SOLAR = "Solar cluster opens a shared test lab"
 FARM = "Farm cooperative launches a seed exchange"
@@ -79,7 +74,7 @@ def _titles(pipe, feed: str, fmt: str = "rss") -> list[str]:
 
 
 def test_render_stores_three_formats_that_parse(feeds_pipe, site: HTTPTestServer) -> None:
-    assert render_feed(feeds_pipe.rt, "all") is True
+    assert render_current(feeds_pipe.rt, "all") is True
     renders = feeds_pipe.renders("all")
 
     assert set(renders) == {"rss", "atom", "json"}
@@ -101,11 +96,11 @@ def test_render_stores_three_formats_that_parse(feeds_pipe, site: HTTPTestServer
 
 
 def test_rerender_without_changes_keeps_etag_and_last_modified(feeds_pipe, site: HTTPTestServer) -> None:
-    assert render_feed(feeds_pipe.rt, "all") is True
+    assert render_current(feeds_pipe.rt, "all") is True
     first = feeds_pipe.renders("all")
     time.sleep(0.02)
 
-    assert render_feed(feeds_pipe.rt, "all") is False
+    assert render_current(feeds_pipe.rt, "all") is False
     second = feeds_pipe.renders("all")
     for fmt in first:
         assert second[fmt].etag == first[fmt].etag
@@ -115,7 +110,7 @@ def test_rerender_without_changes_keeps_etag_and_last_modified(feeds_pipe, site:
 
     # Re-processing unchanged pages does not change the feed either.
     feeds_pipe.process(list(a.id for a in feeds_pipe.articles().values()))
-    assert render_feed(feeds_pipe.rt, "all") is False
+    assert render_current(feeds_pipe.rt, "all") is False
 
     # A real change to an article does: new ETag, later Last-Modified.
     page = (site.root / "news" / "farm-cooperative.html").read_bytes()  # type: ignore[operator]
@@ -130,7 +125,7 @@ def test_rerender_without_changes_keeps_etag_and_last_modified(feeds_pipe, site:
     )
     outcome = feeds_pipe.process([feeds_pipe.article(site.url("/news/farm-cooperative.html")).id])[0]
     assert outcome.changed and "all" in outcome.feeds and not outcome.share
-    assert render_feed(feeds_pipe.rt, "all") is True
+    assert render_current(feeds_pipe.rt, "all") is True
     third = feeds_pipe.renders("all")
     for fmt in first:
         assert third[fmt].etag != first[fmt].etag
@@ -139,12 +134,12 @@ def test_rerender_without_changes_keeps_etag_and_last_modified(feeds_pipe, site:
 
 
 def test_unknown_feed_is_skipped(feeds_pipe) -> None:
-    assert render_feed(feeds_pipe.rt, "no-such-feed") is False
+    assert render_current(feeds_pipe.rt, "no-such-feed") is False
     assert feeds_pipe.renders("no-such-feed") == {}
 
 
 def test_empty_feed_renders_valid_documents(feeds_pipe) -> None:
-    assert render_feed(feeds_pipe.rt, "nothing") is True
+    assert render_current(feeds_pipe.rt, "nothing") is True
     for fmt in ("rss", "atom", "json"):
         row = feeds_pipe.renders("nothing")[fmt]
         assert parse(row.body, fmt)["titles"] == [] and row.item_count == 0
@@ -161,7 +156,7 @@ def test_empty_feed_renders_valid_documents(feeds_pipe) -> None:
     ],
 )
 def test_feed_filters_select_matching_articles(feeds_pipe, feed: str, expected: set[str]) -> None:
-    assert render_feed(feeds_pipe.rt, feed) is True
+    assert render_current(feeds_pipe.rt, feed) is True
     for fmt in ("rss", "atom", "json"):
         titles = _titles(feeds_pipe, feed, fmt)
         assert set(titles) == expected, (feed, fmt)
@@ -186,7 +181,7 @@ def test_failed_and_duplicate_articles_stay_out_of_feeds(site: HTTPTestServer, m
     pipe = make_pipe(config)
     pipe.crawl_and_process("dupes", "gone")
     assert sorted(a.status for a in pipe.articles().values()) == ["duplicate", "failed", "ready"]
-    render_feed(pipe.rt, "all")
+    render_current(pipe.rt, "all")
     assert _titles(pipe, "all", "atom") == ["The river festival moves to September"]
 
 
@@ -221,7 +216,7 @@ def _json(pipe, feed: str = "all") -> dict[str, Any]:
 
 def test_entry_ids_are_tag_uris_that_survive_edits_and_new_canonical_links(push_pipe) -> None:
     _push(push_pipe, 1)
-    render_feed(push_pipe.rt, "all")
+    render_current(push_pipe.rt, "all")
     first = _json(push_pipe)["items"][0]
     assert PUBLIC_HOST_TAG.match(first["id"]), first["id"]
     atom = feedparser.parse(push_pipe.renders("all")["atom"].body)
@@ -229,7 +224,7 @@ def test_entry_ids_are_tag_uris_that_survive_edits_and_new_canonical_links(push_
 
     # Edited: same id, new title and date_modified, still one entry.
     _push(push_pipe, 1, title="Pushed story 1, corrected")
-    assert render_feed(push_pipe.rt, "all") is True
+    assert render_current(push_pipe.rt, "all") is True
     items = _json(push_pipe)["items"]
     assert [(i["id"], i["title"]) for i in items] == [(first["id"], "Pushed story 1, corrected")]
 
@@ -237,7 +232,7 @@ def test_entry_ids_are_tag_uris_that_survive_edits_and_new_canonical_links(push_
 def test_tracking_parameters_do_not_make_a_second_entry(push_pipe) -> None:
     _push(push_pipe, 1)
     _push(push_pipe, 1, url="https://partner.example/news/1?utm_source=x&utm_medium=y&fbclid=z&gclid=1")
-    render_feed(push_pipe.rt, "all")
+    render_current(push_pipe.rt, "all")
     items = _json(push_pipe)["items"]
     assert [i["url"] for i in items] == ["https://partner.example/news/1"]
 
@@ -258,21 +253,21 @@ def test_normalize_url_strips_tracking_parameters(url: str, key: str) -> None:
 def test_a_future_date_neither_stays_on_top_nor_pins_the_feed(push_pipe) -> None:
     _push(push_pipe, 1)
     _push(push_pipe, 2, published=datetime(2099, 1, 1, tzinfo=UTC))
-    render_feed(push_pipe.rt, "all")
+    render_current(push_pipe.rt, "all")
     rss = feedparser.parse(push_pipe.renders("all")["rss"].body)
     assert rss.bozo == 0
     assert rss.feed.updated_parsed.tm_year < 2099
     assert all(e.published_parsed.tm_year < 2099 for e in rss.entries)
     # Rendering again later gives the same bytes: the clamp uses stored facts, not the clock.
-    assert render_feed(push_pipe.rt, "all") is False
+    assert render_current(push_pipe.rt, "all") is False
 
 
 def test_a_retracted_article_leaves_every_feed(push_pipe) -> None:
     keep, gone = _push(push_pipe, 1), _push(push_pipe, 2)
-    render_feed(push_pipe.rt, "all")
+    render_current(push_pipe.rt, "all")
     assert len(_json(push_pipe)["items"]) == 2
     assert retract_article(push_pipe.rt, gone) == ["all"]
-    assert render_feed(push_pipe.rt, "all") is True
+    assert render_current(push_pipe.rt, "all") is True
     assert [i["title"] for i in _json(push_pipe)["items"]] == ["Pushed story 1"]
     assert keep != gone
 
@@ -282,7 +277,7 @@ def test_source_attribution_uses_the_display_name(site_config, make_pipe, site: 
     site_config["feeds"] = [{"name": "all", "title": "All"}]
     pipe = make_pipe(site_config)
     pipe.crawl_and_process("valley", "harbour")
-    render_feed(pipe.rt, "all")
+    render_current(pipe.rt, "all")
     names = {i.get("_syndicate", {}).get("source_name") for i in _json(pipe)["items"]}
     assert names == {"Valley Cluster News", "harbour"}
     atom = feedparser.parse(pipe.renders("all")["atom"].body)
@@ -307,7 +302,7 @@ def _fetch(pipe, url: str) -> bytes:
 def test_a_reader_walks_the_archive_to_the_end(push_pipe, fmt: str) -> None:
     ids = [_push(push_pipe, n) for n in range(1, 8)]  # 7 articles, limit 3, pages of 2
     retract_article(push_pipe.rt, ids[2])  # a hole in page 2, not a shift
-    render_feed(push_pipe.rt, "all")
+    render_current(push_pipe.rt, "all")
     url = f"{push_pipe.rt.settings.base_url}/feeds/all.{fmt}"
     seen: list[str] = []
     visited = []
@@ -333,7 +328,7 @@ def test_a_reader_walks_the_archive_to_the_end(push_pipe, fmt: str) -> None:
 def test_json_feed_pages_to_older_items_with_next_url(push_pipe) -> None:
     for n in range(1, 6):
         _push(push_pipe, n)
-    render_feed(push_pipe.rt, "all")
+    render_current(push_pipe.rt, "all")
     doc = _json(push_pipe)
     titles = [i["title"] for i in doc["items"]]
     while doc.get("next_url"):
@@ -358,7 +353,7 @@ def test_archive_pages_are_byte_stable(push_pipe) -> None:
 def test_archive_count_and_slices_match_the_full_id_list(make_pipe) -> None:
     """The render reads a count and the ids after the last full page, not every id ever stored; what it
     reads must be what the full list says, for a feed SQL filters alone and for one with a tag filter."""
-    from worker.pipeline import archive_count, archive_ids, archive_page_size, archive_slice
+    from worker.store.queries import archive_count, archive_ids, archive_page_size, archive_slice
 
     pipe = make_pipe(
         {

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import update
 
 from tests.support.httpserver import HTTPTestServer
+from worker.ingest import PushedArticle, ingest_article
+from worker.ops.sweep import stale_work
 from worker.outbox.planning import plan_shares
-from worker.pipeline import PUSH_SOURCE, PushedArticle, ingest_article, stale_work
-from worker.store.models import Article, Share
+from worker.store.models import PUSH_SOURCE, Article, Share
 
 PUSHED_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Pushed with its own page</title><meta property="article:section" content="IT Systems"></head>

@@ -14,7 +14,7 @@ import pytest
 from tests.pipeline.conftest import Pipe
 from tests.pipeline.sitegen import NewsSite, Story
 from tests.support.httpserver import HTTPTestServer, Response
-from worker import pipeline
+from worker.crawl import run_crawl
 from worker.ops.status import snapshot
 
 
@@ -152,7 +152,7 @@ def test_include_exclude_and_start_urls(news: NewsSite, make_pipe: Callable[...,
 def test_listing_serving_a_pdf_is_a_failed_crawl(news: NewsSite, make_pipe: Callable[..., Pipe]) -> None:
     news.server.route("/news/", Response(200, b"%PDF-1.7 ...", {"Content-Type": "application/pdf"}))
     pipe = make_pipe(config(news))
-    report = pipeline.run_crawl(pipe.rt, pipe.source_id("town"))
+    report = run_crawl(pipe.rt, pipe.source_id("town"))
     assert report.failed and "application/pdf" in (report.error or "")
     assert pipe.articles() == {}
     source = pipe.source("town")
@@ -162,7 +162,7 @@ def test_listing_serving_a_pdf_is_a_failed_crawl(news: NewsSite, make_pipe: Call
 def test_a_listing_answering_json_is_not_zero_links(news: NewsSite, make_pipe: Callable[..., Pipe]) -> None:
     news.server.route("/news/", Response(200, b'{"items": []}', {"Content-Type": "application/json"}))
     pipe = make_pipe(config(news))
-    report = pipeline.run_crawl(pipe.rt, pipe.source_id("town"))
+    report = run_crawl(pipe.rt, pipe.source_id("town"))
     assert report.failed and "HTML" in (report.error or "")
 
 
@@ -299,7 +299,7 @@ def test_status_shows_a_failing_source_and_skipped_articles(
     pipe = make_pipe(config(news, backfill=1))
     pipe.crawl("town")
     news.server.status("/news/", 503, headers={"Retry-After": "7200"})
-    assert pipeline.run_crawl(pipe.rt, pipe.source_id("town"), force=True).failed
+    assert run_crawl(pipe.rt, pipe.source_id("town"), force=True).failed
     with pipe.rt.session() as session:
         snap = snapshot(session, pipe.rt.config, "http://x")
     town = next(s for s in snap["sources"] if s["name"] == "town")

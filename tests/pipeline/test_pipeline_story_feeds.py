@@ -18,17 +18,11 @@ from lxml import etree
 from sqlalchemy import select
 
 from feeds.build import tag_authority
-from worker.pipeline import (
-    PushedArticle,
-    entry_id,
-    feeds_of_story,
-    ingest_article,
-    process_article,
-    render_archive,
-    render_feed,
-    retract_article,
-)
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article, retract_article
+from worker.render import feeds_of_story, render_archive, render_current
 from worker.store.models import Article, Story
+from worker.store.queries import entry_id
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
@@ -117,7 +111,7 @@ def join(pipe, story_id: int, article_id: int, *, main: bool = False, when: date
 
 
 def rendered(pipe, feed: str = "all") -> dict[str, bytes]:
-    render_feed(pipe.rt, feed)
+    render_current(pipe.rt, feed)
     return {fmt: row.body for fmt, row in pipe.renders(feed).items()}
 
 

@@ -29,10 +29,11 @@ from worker.app import app as celery_app
 from worker.errors import FeedExportError
 from worker.ops import broker as broker_view
 from worker.ops import heartbeat, sweep
+from worker.ops.sweep import stale_work
 from worker.outbox.delivery import deliver_share
 from worker.outbox.endpoints import set_endpoint_enabled
 from worker.outbox.planning import plan_shares
-from worker.pipeline import render_feed, stale_work
+from worker.render import render_current
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 from worker.stories.assign import assign_article
 
@@ -391,7 +392,7 @@ def test_feeds_whose_newest_change_is_newer_than_their_render_are_orphans(
     long_ago = utcnow() - LONG_AGO
     age(pipe, Article, ids, changed_at=long_ago)
     assert sweep.find_orphans(pipe.rt, client).renders == ["all"]  # never rendered
-    render_feed(pipe.rt, "all")
+    render_current(pipe.rt, "all")
     assert sweep.find_orphans(pipe.rt, client).renders == ["all"]  # rendered, but neither served nor exported
     feedcache.publish_feed(pipe.rt, "all", client)
     assert sweep.find_orphans(pipe.rt, client).renders == []
@@ -415,7 +416,7 @@ def test_feeds_whose_newest_change_is_newer_than_their_render_are_orphans(
 def test_feeds_whose_export_failed_are_orphans_until_it_works(pipe: Pipe, client: redis.Redis) -> None:
     """A render is done only when Redis serves it and the export directory holds it."""
     pipe.crawl_and_process("valley")
-    render_feed(pipe.rt, "all")
+    render_current(pipe.rt, "all")
     exported = pipe.rt.settings.effective_feed_dir
     exported.parent.mkdir(parents=True, exist_ok=True)
     exported.write_text("a regular file where the directory should be\n", encoding="utf-8")

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from worker.pipeline import PushedArticle, ingest_article, process_article, render_feed
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article
+from worker.render import render_current
 from worker.runtime import Runtime
 from worker.web import create_web_app
 
@@ -29,7 +31,7 @@ def rendered(runtime: Runtime) -> Runtime:
             ),
         )
         assert process_article(runtime, article_id).status == "ready"
-    assert render_feed(runtime, "all")
+    assert render_current(runtime, "all")
     return runtime
 
 
@@ -127,7 +129,7 @@ def test_feeds_link_to_the_publishers_site(
     config = config_factory(site_url="https://partners.example/")
     config["feeds"][1]["site_url"] = "https://partners.example/it-systems/"
     runtime = make_runtime(config, redis_url=redis_url)
-    assert render_feed(runtime, "all") and render_feed(runtime, "it")
+    assert render_current(runtime, "all") and render_current(runtime, "it")
     with TestClient(create_web_app(runtime)) as client:
         assert _site_links(client, "all") == dict.fromkeys(
             ("rss", "atom", "json"), "https://partners.example/"

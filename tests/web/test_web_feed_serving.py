@@ -17,10 +17,11 @@ from sqlalchemy import event
 
 from worker import feedcache
 from worker.feedcache import FeedCache, atomic_write
-from worker.pipeline import PushedArticle, ingest_article, process_article
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article
+from worker.render import render_and_publish
 from worker.runtime import Runtime
 from worker.store.db import get_engine
-from worker.tasks import render_and_publish
 from worker.web import create_web_app
 
 HUB = "https://hub.example.test/"
@@ -281,9 +282,9 @@ def test_many_web_processes_follow_one_render(published: Runtime, rclient: redis
 def test_redis_down_falls_back_to_the_database(make_runtime: Callable[..., Runtime]) -> None:
     runtime = make_runtime(redis_url="redis://127.0.0.1:1/0")
     push(runtime, 1)
-    from worker.pipeline import render_feed
+    from worker.render import render_current
 
-    assert render_feed(runtime, "all")
+    assert render_current(runtime, "all")
     with TestClient(create_web_app(runtime)) as client:
         resp = client.get("/feeds/all.rss", headers={"Accept-Encoding": "gzip"})
     assert resp.status_code == 200 and b"Story number 1" in resp.content

@@ -13,9 +13,10 @@ import redis
 from fastapi.testclient import TestClient
 
 from worker.feedcache import FeedCache
-from worker.pipeline import PushedArticle, ingest_article, process_article
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article
+from worker.render import render_and_publish
 from worker.runtime import Runtime
-from worker.tasks import render_and_publish
 
 
 def render_feed(runtime: Runtime, name: str) -> bool:

@@ -28,9 +28,10 @@ from config.model import parse_config
 from config.settings import Settings
 from tests.integration.test_status_browser import chromium_path
 from tests.support.services import free_port
-from worker.pipeline import PushedArticle, ingest_article, mark_article_failed, process_article
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import mark_article_failed, process_article
+from worker.render import render_and_publish
 from worker.runtime import Runtime
-from worker.tasks import render_and_publish
 from worker.web import create_web_app, server_options
 
 TOKEN = "web-test-token"  # tests/web/conftest.py

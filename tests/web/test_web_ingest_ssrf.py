@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from config.model import parse_config
 from config.settings import Settings
 from tests.support.httpserver import HTTPTestServer
-from worker import pipeline
+from worker.process import process_article
 from worker.runtime import Runtime
 from worker.store.db import get_engine, upgrade
 from worker.store.models import Article
@@ -119,7 +119,7 @@ def test_push_of_an_allowed_partner_on_another_loopback_port_is_accepted(
     assert resp.status_code == 202, resp.text
     assert resp.json()["status"] == "queued" and broker.llen("fetch") == 1
     # What the worker would do with the queued id: the partner is fetched, the own services are not.
-    outcome = pipeline.process_article(guarded, resp.json()["id"])
+    outcome = process_article(guarded, resp.json()["id"])
     assert outcome.status == "ready"
     assert [r.path for r in services.partner.requests if r.path != "/robots.txt"] == [
         "/news/partner-harbour-story.html"

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.pipeline.receivers import Receiver
-from worker.pipeline import PushedArticle, ingest_article, process_article
+from worker.ingest import PushedArticle, ingest_article
+from worker.process import process_article
 from worker.runtime import Runtime
 from worker.web import create_web_app
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from worker import tasks
+from worker import render, tasks
 
 
 def render_messages(client: redis.Redis) -> list[dict[str, Any]]:
@@ -56,9 +56,9 @@ def test_feeds_are_debounced_separately(trigger: redis.Redis) -> None:
 def test_debounce_keys_expire_by_themselves(trigger: redis.Redis) -> None:
     tasks.schedule_render("all")
     tasks.schedule_render("all")
-    window, trailing = tasks._render_keys("all")
-    assert 0 < trigger.pttl(window) <= tasks.RENDER_WINDOW_SECONDS * 1000
-    assert 0 < trigger.pttl(trailing) <= tasks.RENDER_TRAILING_TTL * 1000
+    window, trailing = render._render_keys("all")
+    assert 0 < trigger.pttl(window) <= render.RENDER_WINDOW_SECONDS * 1000
+    assert 0 < trigger.pttl(trailing) <= render.RENDER_TRAILING_TTL * 1000
     # A render killed before it cleared its key: once the keys lapse, the next change renders at once.
     trigger.delete(window, trailing)
     trigger.delete("render")
@@ -71,7 +71,7 @@ def test_a_started_trailing_render_lets_the_next_change_schedule_another(trigger
     tasks.schedule_render("all")  # trailing render scheduled
     _leading, trailing_render = render_messages(trigger)
     # What render_feed does before it reads the articles; the window is still open, so it stays.
-    assert tasks.begin_render("all", trigger, trailing_render["id"]) is False
+    assert render.begin_render("all", trigger, trailing_render["id"]) is False
     tasks.schedule_render("all")
     assert len(render_messages(trigger)) == 3
 
@@ -82,14 +82,14 @@ def test_a_leading_render_leaves_the_pending_trailing_render_to_cover_later_chan
     tasks.schedule_render("all")  # leading edge: now
     tasks.schedule_render("all")  # trailing: at the window's end
     leading, trailing_render = render_messages(trigger)
-    tasks.begin_render("all", trigger, leading["id"])  # the leading render starts after that
+    render.begin_render("all", trigger, leading["id"])  # the leading render starts after that
     for _ in range(5):
         tasks.schedule_render("all")  # changes committed during it: the pending trailing one reads later
     assert [m["id"] for m in render_messages(trigger)] == [leading["id"], trailing_render["id"]]
-    tasks.begin_render("all", trigger, "a-render-of-the-sweep")  # neither does any other render
+    render.begin_render("all", trigger, "a-render-of-the-sweep")  # neither does any other render
     tasks.schedule_render("all")
     assert len(render_messages(trigger)) == 2
-    tasks.begin_render("all", trigger, trailing_render["id"])  # the trailing render starts: from now on
+    render.begin_render("all", trigger, trailing_render["id"])  # the trailing render starts: from now on
     tasks.schedule_render("all")  # a change needs one more
     assert len(render_messages(trigger)) == 3
 
@@ -100,10 +100,10 @@ def test_a_trailing_render_opens_a_window_so_a_steady_stream_renders_once_per_wi
     tasks.schedule_render("all")  # leading edge: now
     tasks.schedule_render("all")  # trailing: at the window's end
     trailing_id = render_messages(trigger)[1]["id"]
-    window, trailing = tasks._render_keys("all")
+    window, trailing = render._render_keys("all")
     trigger.delete(window)  # the window has lapsed: the trailing render starts
-    assert tasks.begin_render("all", trigger, trailing_id) is True
-    assert 0 < trigger.pttl(window) <= tasks.RENDER_WINDOW_SECONDS * 1000 and not trigger.exists(trailing)
+    assert render.begin_render("all", trigger, trailing_id) is True
+    assert 0 < trigger.pttl(window) <= render.RENDER_WINDOW_SECONDS * 1000 and not trigger.exists(trailing)
     tasks.schedule_render("all")  # the next change of the stream, a moment after the trailing render
     messages = render_messages(trigger)
     assert len(messages) == 3
@@ -114,7 +114,7 @@ def test_a_trailing_render_opens_a_window_so_a_steady_stream_renders_once_per_wi
 
 
 def test_a_slow_feed_s_trailing_render_opens_a_window_as_long_as_its_cost(trigger: redis.Redis) -> None:
-    trigger.set(tasks._render_cost_key("all"), "0.5")
-    assert tasks.begin_render("all", trigger, "a-trailing-render") is True
-    span = 0.5 * tasks.RENDER_COST_FACTOR * 1000
-    assert span - 500 < trigger.pttl(tasks._render_keys("all")[0]) <= span
+    trigger.set(render._render_cost_key("all"), "0.5")
+    assert render.begin_render("all", trigger, "a-trailing-render") is True
+    span = 0.5 * render.RENDER_COST_FACTOR * 1000
+    assert span - 500 < trigger.pttl(render._render_keys("all")[0]) <= span

@@ -16,8 +16,8 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from worker import pipeline
 from worker.outbox.planning import plan_shares
+from worker.process import process_article
 from worker.runtime import Runtime
 from worker.store.models import Share, ShareSkip
 from worker.web import create_web_app
@@ -38,7 +38,7 @@ def _push_and_plan(
     answer = client.post("/api/articles", json=body, headers=auth)
     assert answer.status_code == 202, answer.text
     article_id = int(answer.json()["id"])
-    assert pipeline.process_article(rt, article_id).share
+    assert process_article(rt, article_id).share
     return article_id, plan_shares(rt, article_id)
 
 

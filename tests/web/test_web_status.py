@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.support.services import free_port
+from worker.crawl import crawl_source, sync_sources
 from worker.errors import HTTPStatusError, PermanentShareError
+from worker.ingest import PushedArticle, ingest_article
 from worker.ops.status import (
     EndpointStatus,
     FailedArticle,
@@ -26,15 +28,8 @@ from worker.ops.status import (
 )
 from worker.outbox.delivery import deliver_share, mark_share_failed
 from worker.outbox.planning import plan_shares
-from worker.pipeline import (
-    PushedArticle,
-    crawl_source,
-    ingest_article,
-    mark_article_failed,
-    process_article,
-    render_feed,
-    sync_sources,
-)
+from worker.process import mark_article_failed, process_article
+from worker.render import render_current
 from worker.runtime import Runtime
 from worker.store.models import Article, Share
 from worker.web import create_web_app
@@ -94,8 +89,8 @@ def busy(runtime: Runtime) -> Runtime:
         for share_id in plan_shares(runtime, article_id):
             if n == 1:
                 deliver_share(runtime, share_id)
-    render_feed(runtime, "all")
-    render_feed(runtime, "it")
+    render_current(runtime, "all")
+    render_current(runtime, "it")
     return runtime
 
 

@@ -22,9 +22,10 @@ from fastapi.testclient import TestClient
 
 from config import load_config
 from tests.web.conftest import web_config
+from worker.ingest import PushedArticle, ingest_article
 from worker.outbox.delivery import deliver_share
 from worker.outbox.planning import plan_shares
-from worker.pipeline import PushedArticle, ingest_article, process_article
+from worker.process import process_article
 from worker.runtime import Runtime
 from worker.web import create_web_app
 

@@ -16,7 +16,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from worker import tasks
-from worker.pipeline import process_article, sync_sources
+from worker.crawl import sync_sources
+from worker.process import process_article
 from worker.runtime import Runtime, installed_runtime, set_runtime
 from worker.store.models import Share
 from worker.web import create_web_app

@@ -51,6 +51,8 @@ import threading
 import time
 from typing import Any, Protocol
 
+from redis import RedisError
+
 from worker import redisclient
 
 log = logging.getLogger(__name__)
@@ -248,8 +250,6 @@ class RedisHostLimiter:
         who: str = "",
     ) -> float:
         """See :meth:`HostLimiter.acquire`."""
-        import redis
-
         args = [
             max(0, round(interval * 1000)),
             1 if known else 0,
@@ -262,7 +262,7 @@ class RedisHostLimiter:
         ]
         try:
             wait_ms = self._acquire(keys=[KEY_PREFIX + host], args=args)
-        except redis.RedisError as exc:
+        except RedisError as exc:
             self._redis_down(exc)
             wait = self._fallback.acquire(host, interval, hold=hold, known=known, holder=holder, who=who)
             if wait <= 0:
@@ -273,25 +273,21 @@ class RedisHostLimiter:
 
     def release(self, host: str, holder: str = "") -> None:
         """See :meth:`HostLimiter.release`."""
-        import redis
-
         if (host, holder) in self._fallback_turns:
             self._fallback_turns.discard((host, holder))
             self._fallback.release(host, holder)
         try:
             self._release(keys=[KEY_PREFIX + host], args=[holder, _KEEP_MS])
-        except redis.RedisError as exc:
+        except RedisError as exc:
             self._redis_down(exc)
             self._fallback.release(host, holder)
 
     def back_off(self, host: str, interval: float) -> float:
         """See :meth:`HostLimiter.back_off`."""
-        import redis
-
         args = [max(0, round(interval * 1000)), round(BACKOFF_BASE * 1000), round(BACKOFF_MAX * 1000)]
         try:
             widened = self._back_off(keys=[KEY_PREFIX + host], args=[*args, round(BACKOFF_KEEP * 1000)])
-        except redis.RedisError as exc:
+        except RedisError as exc:
             self._redis_down(exc)
             return self._fallback.back_off(host, interval)
         return int(widened) / 1000.0

@@ -33,6 +33,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from protego import Protego
+from redis import RedisError
+
+from worker.errors import HostBusy
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +185,6 @@ class Robots:
                 lambda: bool(self.redis.set(FETCHING_PREFIX + origin, "1", nx=True, px=10_000))
             )
             if won is False:
-                from worker.errors import HostBusy
-
                 raise HostBusy(f"robots.txt of {origin} is being fetched by another worker", retry_after=0.2)
         try:
             return self._fetch_rules(origin, url, **fetch_options)
@@ -262,11 +263,9 @@ class Robots:
 
     def _redis_call(self, call: Callable[[], Any]) -> Any:
         """Run a Redis command; on a Redis error carry on with the in-process cache alone (logged once)."""
-        import redis as redis_module
-
         try:
             result = call()
-        except redis_module.RedisError as exc:
+        except RedisError as exc:
             if not self._warned:
                 log.warning("robots.txt cache: Redis unavailable (%s); caching per process", exc)
                 self._warned = True

@@ -37,7 +37,7 @@ import json
 import logging
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -215,6 +215,40 @@ class Discovered:
     # When the source says the story last changed (sitemap <lastmod>, a feed entry's updated).
     modified: datetime | None = None
     summary: str | None = None
+
+    def to_hints(self) -> dict[str, str] | None:
+        """What the article row keeps of this entry (``articles.hints``) for the fields its page lacks."""
+        hints = {
+            "title": self.title,
+            "summary": self.summary,
+            "content_html": self.html,
+            "published": self.published.isoformat() if self.published else None,
+            "modified": self.modified.isoformat() if self.modified else None,
+        }
+        kept = {k: v for k, v in hints.items() if v}
+        return kept or None
+
+    @classmethod
+    def from_hints(cls, url: str, hints: Mapping[str, Any]) -> Discovered:
+        """The entry of :meth:`to_hints` back (a date it cannot read is left out; other keys ignored)."""
+        return cls(
+            url=url,
+            title=hints.get("title"),
+            published=_hint_time(hints, "published"),
+            html=hints.get("content_html"),
+            modified=_hint_time(hints, "modified"),
+            summary=hints.get("summary"),
+        )
+
+
+def _hint_time(hints: Mapping[str, Any], key: str) -> datetime | None:
+    value = hints.get(key)
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""URL helpers: resolving references against the page, stripping fragments, same-site checks."""
+"""URL helpers: resolving references against the page, stripping fragments, same-site checks, and
+the canonical form articles are keyed by (:func:`normalize_url`)."""
 
 from __future__ import annotations
 
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import unquote_plus, urldefrag, urljoin, urlsplit, urlunsplit
 
 _SECOND_LEVEL = frozenset("co com net org gov ac edu ltd plc nic ne or go".split())
 
@@ -50,3 +51,61 @@ def same_site(first: str, second: str) -> bool:
     """True when both URLs belong to the same registrable domain (approximately)."""
     site = site_of(first)
     return site is not None and site == site_of(second)
+
+
+# Query keys that only say where a click came from: the same story with any of them is the same URL.
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "gclsrc",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "twclid",
+        "ttclid",
+        "li_fat_id",
+        "igshid",
+        "igsh",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "vero_conv",
+        "wickedid",
+        "rb_clickid",
+        "s_cid",
+        "ncid",
+        "spm",
+        "__s",
+        "ref_src",
+        "ref_url",
+    }
+)
+
+
+def _tracking(part: str) -> bool:
+    key = unquote_plus(part.split("=", 1)[0]).strip().lower()
+    return key.startswith(("utm_", "pk_", "hsa_")) or key in TRACKING_PARAMS
+
+
+def normalize_url(url: str) -> str:
+    """The form of a URL we key articles by: fragment and tracking parameters dropped, space stripped.
+
+    Tracking parameters are :data:`TRACKING_PARAMS` plus every ``utm_*``, ``pk_*`` and ``hsa_*``
+    key; the other parameters keep their order and spelling, so nothing else about the URL changes.
+    """
+    url = urldefrag(url.strip())[0]
+    scheme, netloc, path, query, _ = urlsplit(url)
+    if not query:
+        return url
+    kept = [part for part in query.split("&") if part and not _tracking(part)]
+    return urlunsplit((scheme, netloc, path, "&".join(kept), ""))

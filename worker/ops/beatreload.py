@@ -15,11 +15,11 @@ from typing import Any
 
 from config import Config
 from worker.app import beat_schedule
+from worker.crawl import sync_sources
 from worker.ops import configwatch
 from worker.ops.heartbeat import HeartbeatScheduler
 from worker.ops.sweep import beat_entry as sweep_beat_entry
 from worker.outbox.settling import settle_beat_entry
-from worker.pipeline import sync_sources
 from worker.runtime import get_runtime
 from worker.tasks import crawl_source
 

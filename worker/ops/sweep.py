@@ -65,11 +65,12 @@ from worker.app import QUEUES
 from worker.app import app as celery_app
 from worker.ops import broker, heartbeat
 from worker.outbox.leases import stale_shares
-from worker.outbox.planning import in_back_catalogue, routes
-from worker.pipeline import FEED_STATUSES, article_in_feed
+from worker.outbox.planning import in_back_catalogue
+from worker.routing import article_in_feed, routes
 from worker.runtime import Runtime
 from worker.store.endpoints import sync_endpoints
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
+from worker.store.queries import FEED_STATUSES
 from worker.stories import assign
 
 log = logging.getLogger(__name__)
@@ -726,3 +727,14 @@ def beat_entry() -> dict[str, Any]:
 
 
 connect_signals()
+
+
+def stale_work(rt: Runtime, older_than: timedelta = timedelta(minutes=10)) -> tuple[list[int], list[int]]:
+    """Pending articles and shares untouched for ``older_than``, whatever is in flight.
+
+    The database half of :func:`find_orphans` (which also checks the work markers
+    in Redis and the other stages); kept for callers that have no Redis.
+    """
+    with rt.session() as session:
+        articles = pending_articles(session, utcnow() - older_than)
+    return articles, stale_shares(rt, older_than)

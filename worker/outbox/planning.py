@@ -15,39 +15,15 @@ from sqlalchemy.orm import Session, joinedload
 from config import Config
 from config.model import EndpointBase
 from worker.outbox.skips import SKIP_REASONS, record_skips
-from worker.pipeline import PUSHED_HINT, article_in_feed
+from worker.routing import routes
 from worker.store.endpoints import sync_endpoints
-from worker.store.models import Article, Share, utcnow
+from worker.store.models import PUSHED_HINT, Article, Share, utcnow
 from worker.store.models import Endpoint as EndpointRow
 
 if TYPE_CHECKING:
     from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-
-def _fold(values: Iterable[str]) -> set[str]:
-    return {v.casefold() for v in values}
-
-
-def routes(config: Config, endpoint: EndpointBase, article: Article) -> bool:
-    """Whether the routing rules of ``endpoint`` select ``article`` (feeds, sources, categories, ...)."""
-
-    if not endpoint.enabled:
-        return False
-    if endpoint.sources and article.source.name not in endpoint.sources:
-        return False
-    if endpoint.categories and (article.category or "").casefold() not in _fold(endpoint.categories):
-        return False
-    if endpoint.tags and not (_fold(article.tags or []) & _fold(endpoint.tags)):
-        return False
-    if endpoint.languages:
-        language = (article.language or "").casefold().split("-")[0]
-        if language not in {code.casefold().split("-")[0] for code in endpoint.languages}:
-            return False
-    if endpoint.feeds:
-        return any(article_in_feed(config.feed(name), article) for name in endpoint.feeds)
-    return True
 
 
 # A pushed article dated this long before its endpoint was added is the back catalogue ("too old").

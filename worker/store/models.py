@@ -35,6 +35,14 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+# Column sizes of ``articles`` (PostgreSQL enforces them; a longer value would fail the whole stage).
+MAX_URL_CHARS = 2048
+MAX_CATEGORY_CHARS = 255
+# The source row pushed articles belong to unless the push names one, and the ``hints`` key that marks
+# an article's URL as pushed (fetched under the ingest rules, never this deployment's own services).
+PUSH_SOURCE = "api"
+PUSHED_HINT = "pushed"
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""

@@ -36,7 +36,6 @@ from sqlalchemy.sql import Executable
 
 from config import Config
 from worker.errors import MatchInputError
-from worker.pipeline import affected_feeds
 from worker.runtime import Runtime
 from worker.store.models import (
     Article,
@@ -48,6 +47,7 @@ from worker.store.models import (
     StorySplit,
     utcnow,
 )
+from worker.store.queries import affected_feeds
 from worker.stories import stored
 from worker.stories.choice import version_order
 from worker.stories.features import Features, extract
