@@ -1203,7 +1203,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     _prepare_database(settings, config)
     from worker import configwatch
     from worker.runtime import get_runtime
-    from worker.web import create_web_app, server_options
+    from worker.web.app import create_web_app, server_options
 
     name = f"web@{socket.gethostname()}:{settings.http_port}"
     configwatch.watch_web(get_runtime(), _config_path(args, settings), name)

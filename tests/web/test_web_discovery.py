@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from worker.pipeline import PushedArticle, ingest_article, process_article, render_feed
 from worker.runtime import Runtime
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_archive_route_serves_full_pages_only(client: TestClient, rendered: Runt
 
 
 def test_autodiscovery_links_cover_every_feed_and_format(runtime: Runtime) -> None:
-    from worker.web import autodiscovery_links
+    from worker.web.feeds import autodiscovery_links
 
     tags = autodiscovery_links(runtime.config, runtime.settings.base_url)
     base = runtime.settings.base_url
@@ -82,7 +82,7 @@ def test_autodiscovery_links_cover_every_feed_and_format(runtime: Runtime) -> No
 def test_status_page_head_advertises_every_feed(client: TestClient, runtime: Runtime) -> None:
     import lxml.html
 
-    from worker.web import autodiscovery_links
+    from worker.web.feeds import autodiscovery_links
 
     resp = client.get("/")
     assert resp.status_code == 200

@@ -21,7 +21,7 @@ from worker.pipeline import PushedArticle, ingest_article, process_article
 from worker.runtime import Runtime
 from worker.store.db import get_engine
 from worker.tasks import render_and_publish
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 HUB = "https://hub.example.test/"
 PUBLIC_URL = "http://feeds.example.test"

@@ -31,7 +31,7 @@ from tests.support.services import free_port
 from worker.pipeline import PushedArticle, ingest_article, mark_article_failed, process_article
 from worker.runtime import Runtime
 from worker.tasks import render_and_publish
-from worker.web import create_web_app, server_options
+from worker.web.app import create_web_app, server_options
 
 TOKEN = "web-test-token"  # tests/web/conftest.py
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

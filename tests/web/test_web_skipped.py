@@ -19,7 +19,7 @@ from sqlalchemy import select
 from worker import outbox, pipeline
 from worker.runtime import Runtime
 from worker.store.models import Share, ShareSkip
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 README_PUSH = {
     "url": "https://partner.example/story",

@@ -36,7 +36,7 @@ from worker.status import (
     render_status_text,
 )
 from worker.store.models import Article, Share
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 
 def test_healthz_ok_with_database_and_real_redis(client: TestClient) -> None:
@@ -466,7 +466,7 @@ def test_demo_path_traversal_is_404(client: TestClient, path: str) -> None:
 
 def test_standby_beats_are_shown_fresh_or_stale() -> None:
     from worker.status import _liveness_line
-    from worker.statuspage import _liveness
+    from worker.web.statuspage import _liveness
 
     live = {
         "workers": [{"name": "celery@a", "age_seconds": 1.0}],

@@ -25,7 +25,7 @@ from tests.web.conftest import web_config
 from worker.outbox import deliver_share, plan_shares
 from worker.pipeline import PushedArticle, ingest_article, process_article
 from worker.runtime import Runtime
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 TOKEN = "web-test-token"  # tests/web/conftest.py
 ROOT = Path(__file__).resolve().parents[2]
