@@ -24,7 +24,11 @@
     │                                 the render is not done until the export is (shown in status)
     ├── IngestError                   a pushed article is invalid
     ├── MatchInputError               an article given to the story matcher cannot be read
-    └── StoryChangeError              an operator's story merge or split that cannot be done
+    ├── StoryChangeError              an operator's story merge or split that cannot be done
+    │   the command line's own (worker/cli):
+    ├── Unreachable                   Redis or the database does not answer (a command exits 4)
+    ├── PortInUse                     a server's port is held by another program (up, web, monitor)
+    └── MonitorRefused                Flower would listen off loopback without a password
 
 Not a class: a full disk (SQLite/PostgreSQL "disk full", ``OSError`` ENOSPC/EDQUOT anywhere in the
 chain) is recognised by :func:`worker.storage.is_storage_full`: the API answers 503 + Retry-After,
@@ -159,3 +163,26 @@ class MatchInputError(SyndicateError, ValueError):
 
 class StoryChangeError(SyndicateError, ValueError):
     """A story merge or split refused: a story merged with itself, the only version split out."""
+
+
+# ---- the command line's own errors (worker/cli): each said in one line, with an exit code ----
+
+
+class Unreachable(SyndicateError):
+    """Redis or the database does not answer: said in one line, without a traceback."""
+
+
+class PortInUse(SyndicateError):
+    """A server's port is held by another program; the message names the setting that moves it."""
+
+    def __init__(self, what: str, host: str, port: int, setting: str) -> None:
+        self.port = port
+        self.setting = setting
+        super().__init__(
+            f"port {port} on {host or 'every address'} is already in use by another program, so {what} "
+            f"cannot listen there: stop that program or set {setting} to a free port"
+        )
+
+
+class MonitorRefused(SyndicateError):
+    """Flower would listen on a non-loopback address with no authentication."""

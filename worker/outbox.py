@@ -1343,16 +1343,6 @@ def mark_share_failed(rt: Runtime, share_id: int, exc: BaseException) -> None:
             share.status, share.error = "failed", _short(f"{type(exc).__name__}: {exc}")
 
 
-def retry_share(rt: Runtime, share_id: int) -> bool:
-    """Put a failed or uncertain share back to pending (an operator's decision); return whether it was."""
-    with rt.session() as session:
-        share = session.get(Share, share_id)
-        if share is None or share.status not in ("failed", "uncertain"):
-            return False
-        share.status, share.not_before, share.attempts, share.claimed_at = "pending", None, 0, None
-        return True
-
-
 def mark_sent(rt: Runtime, share_id: int, remote_url: str | None = None) -> bool:
     """Record that an uncertain share did reach the network (an operator checked)."""
     with rt.session() as session:
@@ -1499,7 +1489,6 @@ __all__ = [
     "plan_shares",
     "preview_article",
     "recent_shares",
-    "retry_share",
     "routes",
     "set_endpoint_enabled",
     "settle_share",

@@ -31,6 +31,7 @@ from tests.pipeline.receivers import Answer, Receiver
 from tests.support.httpserver import HTTPTestServer
 from tests.support.services import RedisServer
 from worker import pipeline
+from worker.actions import retry_share
 from worker.errors import TransientShareError
 from worker.http import HttpClient
 from worker.outbox import (
@@ -41,7 +42,6 @@ from worker.outbox import (
     plan_shares,
     preview_article,
     quiet_wait,
-    retry_share,
     set_endpoint_enabled,
     share_article_view,
     stale_shares,

@@ -9,11 +9,11 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from sqlalchemy.exc import IntegrityError
 
 from worker import storage
+from worker.actions import retry_article, retry_share
 from worker.errors import BlockedURL, StoryChangeError, TransientFetchError
-from worker.outbox import preview_article, retry_share
+from worker.outbox import preview_article
 from worker.pipeline import PushedArticle, ingest_article
 from worker.runtime import Runtime
-from worker.status import retry_article
 from worker.store.models import Article, Share
 from worker.stories import edit
 from worker.stories.views import recent_stories, story_detail
