@@ -7,8 +7,8 @@ one ``syndicate web`` process (production uvicorn options) on a SQLite database 
 
 Three cases, ``--requests`` each, in this order, interleaved ``--repeat`` times (medians reported):
 
-* **floor**: the same POST with a wrong token, answered 401 by ``worker.web.AuthGate`` from the headers
-  alone (no routing, no body, no database): what this server and client do at best per request;
+* **floor**: the same POST with a wrong token, answered 401 by ``worker.web.middleware.AuthGate`` from the
+  headers alone (no routing, no body, no database): what this server and client do at best per request;
 * **new URLs**: valid pushes, every URL new (an INSERT each, plus the Celery message);
 * **repeats**: valid pushes of URLs already stored (an UPDATE each, plus the message).
 

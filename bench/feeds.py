@@ -5,7 +5,7 @@ dir, 50 articles pushed through the real pipeline and rendered and published as 
 (``worker.render.render_and_publish``: renders in the database, pre-compressed copies in Redis, files in
 the export directory), and these servers, all started by this script:
 
-* **app**: ``uvicorn`` with ``worker.web.server_options()`` (httptools + uvloop when installed, no access
+* **app**: ``uvicorn`` with ``worker.web.app.server_options()`` (httptools + uvloop when installed, no access
   log), one process; also once with ``http=h11, loop=asyncio`` to show what the fast parser buys.
 * **production path**: nginx with ``deploy/nginx/default.conf.template`` (gzip_static, ETag, Link
   headers), serving the exported files and proxying the rest to the app.
@@ -125,7 +125,7 @@ def env_for(tmp: Path, redis_url: str, base: str) -> dict[str, str]:
 
 APP_CODE = (
     "import os, uvicorn\n"
-    "from worker.web import create_web_app, server_options\n"
+    "from worker.web.app import create_web_app, server_options\n"
     "opts = server_options('warning')\n"
     "opts.update(eval(os.environ.get('BENCH_UVICORN', '{}')))\n"
     "uvicorn.run(create_web_app(), host='127.0.0.1', port=int(os.environ['BENCH_PORT']), **opts)\n"

@@ -34,7 +34,7 @@ from worker.process import process_article
 from worker.render import render_current
 from worker.runtime import Runtime, set_runtime
 from worker.store.db import get_engine, upgrade
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 REDIS_DB = 13  # other tests use 1-12 and 14
 

@@ -1,4 +1,4 @@
-"""Flower's options (worker/monitor.py) and its settings: no password-less Flower off loopback."""
+"""Flower's options (worker/cli/monitor.py) and its settings: no password-less Flower off loopback."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 from pydantic import SecretStr
 
 from config.settings import Settings, SettingsError, load_settings
-from worker.monitor import MonitorRefused, flower_argv, is_loopback
+from worker.cli.monitor import flower_argv, is_loopback
+from worker.errors import MonitorRefused
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])

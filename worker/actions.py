@@ -1,9 +1,9 @@
 """Operator actions on the stored state: pause and resume a source, pick and reset failed work to retry.
 
-Plain functions on a session, for ``syndicate retry`` and ``syndicate source pause/resume`` (and
-usable by the status page). They only read and change rows; the caller commits, then enqueues the
-tasks, as every stage does. Resetting one share or article is ``outbox.operator.retry_share`` and
-``status.retry_article`` (the status page's retry buttons call them too).
+The one home of these actions: ``syndicate retry``, ``share retry`` and ``source pause/resume``, the
+API's retry routes and so the status page's retry buttons all call them. They only read and change
+rows; the caller commits (:func:`retry_share` commits its own session), then enqueues the tasks, as
+every stage does.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from worker.runtime import Runtime
 from worker.store.models import Article, Share, Source, utcnow
 
 # Bulk retries take only shares that certainly did not reach the network; an ``uncertain`` one may
@@ -71,3 +72,25 @@ def failed_share_ids(
 def failed_article_ids(session: Session) -> list[int]:
     """Ids of every failed article, oldest first."""
     return list(session.scalars(select(Article.id).where(Article.status == "failed").order_by(Article.id)))
+
+
+def retry_share(rt: Runtime, share_id: int) -> bool:
+    """Put a failed or uncertain share back to pending (an operator's decision); return whether it was."""
+    with rt.session() as session:
+        share = session.get(Share, share_id)
+        if share is None or share.status not in RETRYABLE_SHARE_STATUSES:
+            return False
+        share.status, share.not_before, share.attempts, share.claimed_at = "pending", None, 0, None
+        return True
+
+
+def retry_article(session: Session, article_id: int) -> bool:
+    """Put a failed article back to ``pending`` (an operator's decision); return whether it was failed.
+
+    The caller enqueues ``process_article`` after the commit, as for any pending article.
+    """
+    article = session.get(Article, article_id)
+    if article is None or article.status != "failed":
+        return False
+    article.status, article.error, article.attempts = "pending", None, 0
+    return True

@@ -32,8 +32,12 @@
     ├── IngestError                   a pushed article is invalid
     ├── MatchInputError               an article given to the story matcher cannot be read
     ├── StoryChangeError              an operator's story merge or split that cannot be done
-    └── TransportError                no usable HTTP answer (refused, timeout, reset, too large):
-                                      worker.http's callers map it to a fetch or share error
+    ├── TransportError                no usable HTTP answer (refused, timeout, reset, too large):
+    │                                 worker.http's callers map it to a fetch or share error
+    │   the command line's own (worker/cli):
+    ├── Unreachable                   Redis or the database does not answer (a command exits 4)
+    ├── PortInUse                     a server's port is held by another program (up, web, monitor)
+    └── MonitorRefused                Flower would listen off loopback without a password
 
     HubUnavailable (Retryable)   *    a WebSub hub refused a ping for now or could not be reached
 
@@ -52,9 +56,6 @@ The lower layers have their own roots, since ``config`` and ``feeds`` import not
     config.model.ConfigError          the YAML config is invalid: every problem with its key path
     config.settings.SettingsError     an environment setting is invalid
     feeds.websub.WebSubError          a WebSub hub ping failed (``retry_after`` when worth retrying)
-
-The CLI and process launching (worker.cli, worker.monitor, worker.ports) raise classes of their own
-at the end of this module.
 
 Not a class: a full disk (SQLite/PostgreSQL "disk full", ``OSError`` ENOSPC/EDQUOT anywhere in the
 chain) is recognised by :func:`worker.storage.is_storage_full`: the API answers 503 + Retry-After,
@@ -298,3 +299,26 @@ class GaveUp(Exception):
 
 class AlreadyPublished(Exception):
     """Threads: the stored container was published by an attempt whose answer was lost."""
+
+
+# ---- the command line's own errors (worker/cli): each said in one line, with an exit code ----
+
+
+class Unreachable(SyndicateError):
+    """Redis or the database does not answer: said in one line, without a traceback."""
+
+
+class PortInUse(SyndicateError):
+    """A server's port is held by another program; the message names the setting that moves it."""
+
+    def __init__(self, what: str, host: str, port: int, setting: str) -> None:
+        self.port = port
+        self.setting = setting
+        super().__init__(
+            f"port {port} on {host or 'every address'} is already in use by another program, so {what} "
+            f"cannot listen there: stop that program or set {setting} to a free port"
+        )
+
+
+class MonitorRefused(SyndicateError):
+    """Flower would listen on a non-loopback address with no authentication."""

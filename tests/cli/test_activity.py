@@ -1,4 +1,4 @@
-"""The event lines of `syndicate up` (worker/activity.py) from a real database, changed as workers do."""
+"""The event lines of `syndicate up` (worker/cli/activity.py) from a real database, changed as workers do."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from config import load_config
-from worker.activity import ActivityWatch
+from worker.cli.activity import ActivityWatch
 from worker.store.db import get_sessionmaker, upgrade
 from worker.store.models import Article, Endpoint, FeedRender, Share, Source, utcnow
 

@@ -30,6 +30,7 @@ from config.settings import Settings
 from tests.pipeline.receivers import Answer, Receiver
 from tests.support.httpserver import HTTPTestServer
 from tests.support.services import RedisServer
+from worker.actions import retry_share
 from worker.crawl import crawl_source, sync_sources
 from worker.errors import Deferred, TransientShareError
 from worker.http import HttpClient
@@ -37,7 +38,7 @@ from worker.ops.status import snapshot
 from worker.outbox.delivery import deliver_share
 from worker.outbox.endpoints import set_endpoint_enabled
 from worker.outbox.leases import stale_shares
-from worker.outbox.operator import mark_sent, preview_article, retry_share
+from worker.outbox.operator import mark_sent, preview_article
 from worker.outbox.pacing import quiet_wait
 from worker.outbox.planning import plan_shares
 from worker.outbox.retry import RETRY_SCHEDULE

@@ -21,7 +21,7 @@ from config.settings import Settings
 from tests.support.services import RedisServer
 from worker.runtime import Runtime
 from worker.store.db import get_engine, upgrade
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 TOKEN = "web-test-token"
 REDIS_DB = 9  # other tests use 1, 2 (end-to-end) and 3 (worker killed)

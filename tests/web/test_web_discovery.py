@@ -14,7 +14,7 @@ from worker.ingest import PushedArticle, ingest_article
 from worker.process import process_article
 from worker.render import render_current
 from worker.runtime import Runtime
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_archive_route_serves_full_pages_only(client: TestClient, rendered: Runt
 
 
 def test_autodiscovery_links_cover_every_feed_and_format(runtime: Runtime) -> None:
-    from worker.web import autodiscovery_links
+    from worker.web.feeds import autodiscovery_links
 
     tags = autodiscovery_links(runtime.config, runtime.settings.base_url)
     base = runtime.settings.base_url
@@ -84,7 +84,7 @@ def test_autodiscovery_links_cover_every_feed_and_format(runtime: Runtime) -> No
 def test_status_page_head_advertises_every_feed(client: TestClient, runtime: Runtime) -> None:
     import lxml.html
 
-    from worker.web import autodiscovery_links
+    from worker.web.feeds import autodiscovery_links
 
     resp = client.get("/")
     assert resp.status_code == 200

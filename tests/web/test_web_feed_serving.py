@@ -22,7 +22,7 @@ from worker.process import process_article
 from worker.render import render_and_publish
 from worker.runtime import Runtime
 from worker.store.db import get_engine
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 HUB = "https://hub.example.test/"
 PUBLIC_URL = "http://feeds.example.test"

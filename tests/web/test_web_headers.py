@@ -32,7 +32,7 @@ from worker.ingest import PushedArticle, ingest_article
 from worker.process import mark_article_failed, process_article
 from worker.render import render_and_publish
 from worker.runtime import Runtime
-from worker.web import create_web_app, server_options
+from worker.web.app import create_web_app, server_options
 
 TOKEN = "web-test-token"  # tests/web/conftest.py
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

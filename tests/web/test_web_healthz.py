@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from worker.ops.heartbeat import BEAT_KEY, STALE_AFTER, STARTUP_GRACE, WORKERS_KEY, beat
 from worker.runtime import Runtime
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 
 def _age(client: redis.Redis, key: str, name: str, seconds_ago: float) -> None:

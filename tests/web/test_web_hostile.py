@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from tests.support.services import free_port
 from worker.runtime import Runtime
 from worker.store.models import Article
-from worker.web import create_web_app, server_options
+from worker.web.app import create_web_app, server_options
 
 TOKEN = "web-test-token"  # tests/web/conftest.py
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -144,7 +144,7 @@ def test_a_never_ending_chunked_body_with_the_token_gets_413_and_the_server_hang
     The 413 went out at the limit before, but the connection was kept alive, so uvicorn read (and
     threw away) whatever followed: 100 MB were read to their end, and an endless body forever.
     """
-    from worker.web import MAX_BODY_BYTES
+    from worker.web.middleware import MAX_BODY_BYTES
 
     sent = 0
     stop = threading.Event()

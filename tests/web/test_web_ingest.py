@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from worker.runtime import Runtime
 from worker.store.models import Article
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 TOKEN = "web-test-token"  # what tests/web/conftest.py configures as ${WEB_API_TOKEN}
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -26,7 +26,7 @@ from worker.process import process_article
 from worker.runtime import Runtime
 from worker.store.db import get_engine, upgrade
 from worker.store.models import Article
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 TOKEN = "web-test-token"  # what tests/web/conftest.py configures as ${WEB_API_TOKEN}
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

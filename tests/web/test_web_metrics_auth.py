@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from config.model import ConfigError
 from tests.web.conftest import TOKEN, web_config
 from worker.runtime import Runtime
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 SCRAPE_TOKEN = "prometheus-scrape-token"
 

@@ -14,7 +14,7 @@ from tests.pipeline.receivers import Receiver
 from worker.ingest import PushedArticle, ingest_article
 from worker.process import process_article
 from worker.runtime import Runtime
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 SECRET = "whsec_" + base64.b64encode(b"web-preview-test-secret-32bytes!").decode()
 

@@ -20,7 +20,7 @@ from worker.outbox.planning import plan_shares
 from worker.process import process_article
 from worker.runtime import Runtime
 from worker.store.models import Share, ShareSkip
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 README_PUSH = {
     "url": "https://partner.example/story",

@@ -32,7 +32,7 @@ from worker.process import mark_article_failed, process_article
 from worker.render import render_current
 from worker.runtime import Runtime
 from worker.store.models import Article, Share
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 
 def test_healthz_ok_with_database_and_real_redis(client: TestClient) -> None:
@@ -462,7 +462,7 @@ def test_demo_path_traversal_is_404(client: TestClient, path: str) -> None:
 
 def test_standby_beats_are_shown_fresh_or_stale() -> None:
     from worker.ops.status import _liveness_line
-    from worker.statuspage import _liveness
+    from worker.web.statuspage import _liveness
 
     live = {
         "workers": [{"name": "celery@a", "age_seconds": 1.0}],

@@ -27,7 +27,7 @@ from worker.outbox.delivery import deliver_share
 from worker.outbox.planning import plan_shares
 from worker.process import process_article
 from worker.runtime import Runtime
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 TOKEN = "web-test-token"  # tests/web/conftest.py
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from worker.crawl import sync_sources
 from worker.process import process_article
 from worker.runtime import Runtime, installed_runtime, set_runtime
 from worker.store.models import Share
-from worker.web import create_web_app
+from worker.web.app import create_web_app
 
 AUTH = {"Authorization": "Bearer web-test-token"}  # tests/web/conftest.py
 URL = "https://partner.example/news/cluj-rawabi.html"

@@ -495,18 +495,6 @@ def _uncertain_words(endpoint: dict[str, Any]) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def retry_article(session: Session, article_id: int) -> bool:
-    """Put a failed article back to ``pending`` (an operator's decision); return whether it was failed.
-
-    The caller enqueues ``process_article`` after the commit, as for any pending article.
-    """
-    article = session.get(Article, article_id)
-    if article is None or article.status != "failed":
-        return False
-    article.status, article.error, article.attempts = "pending", None, 0
-    return True
-
-
 # ---- the snapshot's schema: the response model of GET /api/status (and so its OpenAPI document) ----
 
 

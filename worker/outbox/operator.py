@@ -19,16 +19,6 @@ if TYPE_CHECKING:
     from worker.runtime import Runtime
 
 
-def retry_share(rt: Runtime, share_id: int) -> bool:
-    """Put a failed or uncertain share back to pending (an operator's decision); return whether it was."""
-    with rt.session() as session:
-        share = session.get(Share, share_id)
-        if share is None or share.status not in ("failed", "uncertain"):
-            return False
-        share.status, share.not_before, share.attempts, share.claimed_at = "pending", None, 0, None
-        return True
-
-
 def mark_sent(rt: Runtime, share_id: int, remote_url: str | None = None) -> bool:
     """Record that an uncertain share did reach the network (an operator checked)."""
     with rt.session() as session:

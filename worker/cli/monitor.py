@@ -11,11 +11,7 @@ from __future__ import annotations
 import ipaddress
 
 from config import Settings
-from worker.errors import SyndicateError
-
-
-class MonitorRefused(SyndicateError):
-    """Flower would listen on a non-loopback address with no authentication."""
+from worker.errors import MonitorRefused
 
 
 def is_loopback(host: str) -> bool:

@@ -14,7 +14,10 @@ import html
 from datetime import datetime
 from typing import Any
 
+from feeds.opml import FeedLink, discovery_links
+from worker.ops.heartbeat import is_alive
 from worker.ops.status import human_time, parse_time, skipped_words
+from worker.render import OPML_PATH
 from worker.store.models import utcnow
 
 REFRESH_SECONDS = 20
@@ -103,8 +106,6 @@ def _liveness(live: dict[str, Any] | None) -> list[str]:
         if part == "worker" and live.get("workers"):
             label += f" ({len(live['workers'])} seen)"
         out.append(_badge(label, kind.get(state, "mute")))
-    from worker.ops.heartbeat import is_alive
-
     for row in live.get("standby") or []:
         fresh = is_alive(row["age_seconds"])
         label = f"standby beat: {row['name']}" + ("" if fresh else " (stale)")
@@ -296,9 +297,6 @@ def _failures(snap: dict[str, Any], now: datetime) -> str:
 
 def _head_links(snap: dict[str, Any]) -> str:
     """Autodiscovery tags for every feed and the OPML list, from the feed URLs the snapshot carries."""
-    from feeds.opml import FeedLink, discovery_links
-    from worker.render import OPML_PATH
-
     links = [
         FeedLink(title=f["title"], url_base=f["urls"]["rss"].removesuffix(".rss")) for f in snap["feeds"]
     ]
@@ -338,7 +336,7 @@ def _config(snap: dict[str, Any]) -> str:
 def render_status_page(snap: dict[str, Any], refresh_seconds: int = REFRESH_SECONDS) -> str:
     """The status snapshot as a self-contained HTML page, its ``<head>`` advertising every feed.
 
-    The ``<link rel="alternate">`` tags are the ones :func:`worker.web.autodiscovery_links` writes,
+    The ``<link rel="alternate">`` tags are the ones :func:`worker.web.feeds.autodiscovery_links` writes,
     built from the feed URLs the snapshot already carries (made from the same config and base URL).
     """
     now = parse_time(snap.get("generated_at")) or utcnow()

@@ -2,7 +2,7 @@
 
 A port another program holds makes uvicorn exit with code 3 (which reads as "bad config" among
 ``syndicate``'s exit codes) and Flower end in a traceback. ``syndicate up``, ``web`` and ``monitor``
-ask first and say it in one line that names the setting to change (:class:`PortInUse`).
+ask first and say it in one line that names the setting to change (:class:`~worker.errors.PortInUse`).
 """
 
 from __future__ import annotations
@@ -10,19 +10,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from worker.errors import SyndicateError
-
-
-class PortInUse(SyndicateError):
-    """A server's port is held by another program; the message names the setting that moves it."""
-
-    def __init__(self, what: str, host: str, port: int, setting: str) -> None:
-        self.port = port
-        self.setting = setting
-        super().__init__(
-            f"port {port} on {host or 'every address'} is already in use by another program, so {what} "
-            f"cannot listen there: stop that program or set {setting} to a free port"
-        )
+from worker.errors import PortInUse
 
 
 def can_listen(host: str, port: int) -> bool:
