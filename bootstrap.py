@@ -150,7 +150,7 @@ def probe(environ: dict[str, str] | None = None) -> Machine:
 
 def _has_user(name: str) -> bool:
     try:
-        import pwd  # POSIX only: imported here so that the module still loads elsewhere
+        import pwd  # noqa: PLC0415  (POSIX only: here, so that the module still loads elsewhere)
     except ImportError:
         return False
     try:

@@ -75,15 +75,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         # Celery's persistent scheduler plus beat's heartbeat (see worker/ops/heartbeat.py).
         beat_scheduler="worker.ops.heartbeat:HeartbeatScheduler",
     )
-    connect_observability()
     return app
-
-
-def connect_observability() -> None:
-    """Connect the heartbeat and metrics signal handlers (before a worker boots, which checks for them)."""
-    from worker.ops import heartbeat
-
-    heartbeat.connect_signals()
 
 
 def beat_schedule(config: Config, source_ids: dict[str, int]) -> dict[str, dict[str, object]]:

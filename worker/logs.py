@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from pydantic import BaseModel, SecretStr
+
 MASK = "***"
 # Query parameters whose values are credentials (the issue names token=, access_token= and key=).
 _SECRET_PARAMS = re.compile(
@@ -83,8 +85,6 @@ def register_secrets(values: Iterable[str]) -> None:
 
 def config_secrets(node: Any) -> list[str]:
     """Every ``SecretStr`` value in a (pydantic) config tree."""
-    from pydantic import BaseModel, SecretStr
-
     out: list[str] = []
     if isinstance(node, SecretStr):
         out.append(node.get_secret_value())
@@ -196,7 +196,7 @@ def configure_logging(component: str, level: str = "INFO", stream: Any = None) -
         logger.disabled = False
         logger.setLevel(logging.NOTSET)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    from celery import signals
+    from celery import signals  # noqa: PLC0415  (only processes that configure logging need Celery)
 
     signals.setup_logging.connect(_quiet_celery_setup, weak=False, dispatch_uid="syndicate-logs")
     _register_config_secrets()
@@ -206,7 +206,7 @@ def configure_logging(component: str, level: str = "INFO", stream: Any = None) -
 def _register_config_secrets() -> None:
     """The configured credentials (from the config the process runs with), if it loads."""
     try:
-        from config import get_settings, load_config
+        from config import get_settings, load_config  # noqa: PLC0415  (config's import errors are caught here)
 
         register_secrets(config_secrets(load_config(get_settings().config_path)))
     except Exception as exc:  # the command reports a bad config itself

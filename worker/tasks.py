@@ -22,8 +22,8 @@ from sqlalchemy import select
 from worker import crawl, metrics, process, redisclient, render, storage, websub
 from worker.app import app
 from worker.errors import Deferred, GaveUp, HostBusy, Rescheduled, Retryable
+from worker.ops import heartbeat, tasklabels
 from worker.ops import sweep as sweeping
-from worker.ops import tasklabels
 from worker.outbox import delivery, planning, settling
 from worker.outbox.retry import requeue_countdown
 from worker.runtime import get_runtime
@@ -33,6 +33,9 @@ from worker.stories import assign
 log = logging.getLogger(__name__)
 # Every process that sends tasks imports this module: readable task arguments for Flower from here on.
 tasklabels.connect_signals()
+# Before a worker boots (Celery looks for heartbeat receivers then): a worker imports this module,
+# the app's ``include``, while it sets up, as it does the sweep's handlers (worker/ops/sweep.py).
+heartbeat.connect_signals()
 
 MAX_RETRIES = 5
 # A render whose export failed (a read-only or full disk) retries at least this often: the retry is a

@@ -555,7 +555,7 @@ def _unreachable_message(exc: BaseException) -> str | None:
     """One line for "the database or Redis is down", or None for any other error (a real bug)."""
     # Imported here, not at the top (+270 ms CPU on every start, --help included): only a failed
     # command gets here, and by then the command has loaded them.
-    import sqlalchemy.exc
+    import sqlalchemy.exc  # noqa: PLC0415  (see above)
 
     if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
         original = str(getattr(exc, "orig", exc)).strip().splitlines()
@@ -565,8 +565,8 @@ def _unreachable_message(exc: BaseException) -> str | None:
         except SettingsError:
             url = "the database"
         return f"database {url} is unreachable: {reason}"
-    import kombu.exceptions  # (as sqlalchemy above)
-    import redis  # (as sqlalchemy above)
+    import kombu.exceptions  # noqa: PLC0415  (as sqlalchemy above)
+    import redis  # noqa: PLC0415  (as sqlalchemy above)
 
     if isinstance(exc, kombu.exceptions.OperationalError | redis.exceptions.ConnectionError):
         return f"Redis is unreachable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"

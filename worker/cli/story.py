@@ -30,8 +30,8 @@ def cmd_story_match(args: argparse.Namespace) -> int:
     """Decide whether pairs of articles report the same story: JSON lines in, JSON lines out."""
     # Imported here, not at the top: numpy, datasketch and the embedding model cost ~0.3 s to import,
     # which the other story commands (list, show, merge, split) would pay.
-    from worker.stories.embed import Embedder
-    from worker.stories.match import MatchConfig, Matcher
+    from worker.stories.embed import Embedder  # noqa: PLC0415  (see above)
+    from worker.stories.match import MatchConfig, Matcher  # noqa: PLC0415  (see above)
 
     matcher = Matcher(
         MatchConfig(window_days=args.window_days), embedder=Embedder(threads=os.cpu_count() or 1)

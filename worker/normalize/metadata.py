@@ -398,7 +398,7 @@ def _htmldate(markup: str, url: str) -> datetime | None:
     not build (see :mod:`worker.normalize.tree`). It runs only when JSON-LD, meta and ``<time>`` said nothing.
     """
     try:  # lazy: htmldate adds ~50 ms to an import, and only a page stating no date gets here
-        from htmldate import find_date as htmldate_find
+        from htmldate import find_date as htmldate_find  # noqa: PLC0415
     except ImportError:
         return None
     try:

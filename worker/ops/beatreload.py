@@ -16,14 +16,16 @@ from typing import Any
 from config import Config
 from worker.app import beat_schedule
 from worker.crawl import sync_sources
-from worker.ops import configwatch
+from worker.ops import configwatch, tasklabels
 from worker.ops.heartbeat import HeartbeatScheduler
 from worker.ops.sweep import beat_entry as sweep_beat_entry
 from worker.outbox.settling import settle_beat_entry
 from worker.runtime import get_runtime
-from worker.tasks import crawl_source
 
 log = logging.getLogger(__name__)
+
+# Beat's sends carry readable labels too (the workers import worker.tasks, which connects the same).
+tasklabels.connect_signals()
 
 
 def schedule_for(config: Config, ids: dict[str, int]) -> dict[str, dict[str, object]]:
@@ -65,7 +67,8 @@ class ReloadingScheduler(HeartbeatScheduler):
             s for s in after.sources if s.name not in old and s.enabled and s.kind != "push" and s.name in ids
         ]
         for source in added:
-            crawl_source.delay(ids[source.name])
+            # By name (routed to the crawl queue by the app): operations do not import the tasks module.
+            self.app.send_task("syndicate.crawl_source", args=(ids[source.name],))
         log.warning(
             "beat: schedule now has %d sources (new, crawled now: %s)",
             sum(1 for key in self.schedule if key.startswith("crawl:")),

@@ -66,11 +66,11 @@ from worker.app import app as celery_app
 from worker.ops import broker, heartbeat
 from worker.outbox.leases import stale_shares
 from worker.outbox.planning import in_back_catalogue
-from worker.routing import article_in_feed, routes
 from worker.runtime import Runtime
 from worker.store.endpoints import sync_endpoints
 from worker.store.models import Article, FeedRender, Share, Source, utcnow
 from worker.store.queries import FEED_STATUSES
+from worker.store.routing import article_in_feed, routes
 from worker.stories import assign
 
 log = logging.getLogger(__name__)

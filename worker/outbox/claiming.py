@@ -18,10 +18,10 @@ from worker.errors import Deferred
 from worker.outbox.leases import claim_is_dead
 from worker.outbox.skips import record_skips
 from worker.outbox.view import share_article_view
-from worker.routing import routes
 from worker.sendslots import SENDING_REFRESH, SENDING_TTL
 from worker.share import ShareArticle
 from worker.store.models import Article, Share, utcnow
+from worker.store.routing import routes
 from worker.stories.choice import language_rank, version_order
 
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ from worker.errors import ShareError
 from worker.outbox.planning import back_catalogue_reason
 from worker.outbox.skips import SKIP_REASONS
 from worker.outbox.view import share_article_view
-from worker.routing import routes
 from worker.store.endpoints import sync_endpoints
 from worker.store.models import Article, Share, utcnow
+from worker.store.routing import routes
 
 if TYPE_CHECKING:
     from worker.runtime import Runtime

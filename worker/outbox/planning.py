@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session, joinedload
 from config import Config
 from config.model import EndpointBase
 from worker.outbox.skips import SKIP_REASONS, record_skips
-from worker.routing import routes
 from worker.store.endpoints import sync_endpoints
 from worker.store.models import PUSHED_HINT, Article, Share, utcnow
 from worker.store.models import Endpoint as EndpointRow
+from worker.store.routing import routes
 
 if TYPE_CHECKING:
     from worker.runtime import Runtime

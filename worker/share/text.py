@@ -50,8 +50,8 @@ class _XTables(NamedTuple):
 def _x_tables() -> _XTables:
     """twitter-text's URL extractor and emoji list, loaded on first use (importing costs 0.15 s)."""
     # Lazy: importing twitter-text takes 0.15-0.6 s, and only X's endpoint needs it.
-    from twitter_text.extract_urls import extract_urls_with_indices
-    from twitter_text.regexp import emoji
+    from twitter_text.extract_urls import extract_urls_with_indices  # noqa: PLC0415
+    from twitter_text.regexp import emoji  # noqa: PLC0415
 
     multi: set[str] = set()
     longest: dict[str, int] = {}
@@ -198,7 +198,7 @@ _PRECEDING = r"(?<![A-Za-z0-9@\uff20$#\uff03\ufffe\ufeff\uffff])"
 
 @cache
 def _url_pattern() -> regex.Pattern[str]:
-    from twitter_text.regexp.valid_domain import valid_domain  # lazy: see _x_tables
+    from twitter_text.regexp.valid_domain import valid_domain  # noqa: PLC0415  (lazy: see _x_tables)
 
     # The path is matched atomically token by token, then cut back to its last ending character: the same
     # language as Mastodon's nested-star regex, without its backtracking on long unlinkable tails.

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, aliased, contains_eager, defer
 from config import Config, FeedConfig
 from config.model import SourceConfig
 from feeds.build import EPOCH, FeedItem, RelatedVersion, tag_uri
-from worker.routing import article_in_feed, feed_selects, feed_where
 from worker.store.models import Article, Source, Story, utcnow
+from worker.store.routing import article_in_feed, feed_selects, feed_where
 
 # An article whose original is gone (a re-crawl answered 404/410) or was withdrawn: it leaves every
 # feed at the next render but keeps its row, so it is not re-created and keeps its place in the
