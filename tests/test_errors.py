@@ -16,17 +16,14 @@ ELSEWHERE = {
     "config.model.ConfigError",
     "config.settings.SettingsError",
     "feeds.websub.WebSubError",
-    "worker.cli.Unreachable",
-    "worker.monitor.MonitorRefused",
-    "worker.ports.PortInUse",
 }
 
 
 def _exception_classes() -> list[type[BaseException]]:
     found = []
     for info in pkgutil.walk_packages(worker.__path__, "worker."):
-        if ".migrations" in info.name:
-            continue  # alembic scripts run only inside alembic
+        if ".migrations" in info.name or info.name.endswith(".__main__"):
+            continue  # alembic scripts run only inside alembic; ``__main__`` runs its command
         module = importlib.import_module(info.name)
         for value in vars(module).values():
             if inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == info.name:
