@@ -83,11 +83,13 @@ def test_up_in_a_fresh_clone_serves_health_and_demo_feed(tmp_path: Path) -> None
                 health = requests.get(f"{base}/healthz", timeout=2)
                 feed = feedparser.parse(requests.get(f"{base}/feeds/all.rss", timeout=2).content)
                 entries = list(feed.entries)
-                # The three demo write-ups report one partnership: one entry, the others "also reported by".
+                # The three demo write-ups report one partnership: one entry, the others "also reported by"
+                # (a version that joins later is listed once the feed renders again: wait for all three).
                 if (
                     health.status_code == 200
                     and len(entries) == 1
                     and "Also reported by" in _body(entries[0])
+                    and all(title in entries[0].title + _body(entries[0]) for title in DEMO_TITLES)
                 ):
                     break
             except requests.RequestException:
