@@ -795,7 +795,9 @@ def test_kill_between_dequeue_and_marker(tmp_path: Path, parts: tuple[Site, Hook
     "queued" and kombu holds the message in ``unacked`` for the visibility timeout, an hour here as by
     default; the sweep must bring every such work back within a minute, each post still made once."""
     site, hooks, server = parts
-    urls = site.add("news", 4) + site.add_reported(1)
+    # One source: its crawl ends before the first process message exists (a crawl dies with its
+    # worker before its first commit is not taken back by the sweep; see the closing note).
+    urls = site.add("news", 5)
     hooks.plan = lambda _endpoint: (200, {}, 0.2)
     rig = Rig(tmp_path, _sqlite(tmp_path), server, site, hooks)
     rig.syn.env["SYNDICATE_VISIBILITY_TIMEOUT"] = "3600"  # kombu's own recovery: an hour away

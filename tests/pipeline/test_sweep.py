@@ -277,30 +277,6 @@ def test_an_interrupted_crawl_is_an_orphan_and_the_articles_it_holds_are_not(
     assert sweep.find_orphans(pipe.rt, client).crawls == []
 
 
-def test_a_crawl_lost_with_its_worker_before_its_first_commit_is_an_orphan(
-    pipe: Pipe, client: redis.Redis, broker: Celery
-) -> None:
-    """No resume cursor shows a crawl that died before it stored anything: its held marker does. Held
-    by a dead node, the crawl is an orphan; held by a live node, queued, or cooling down, it is not. A
-    "queued" marker with no message behind it is not taken for a lost crawl: the publisher can write
-    one after the crawl finished (test_scale_out counted one crawl too many)."""
-    pipe.crawl("valley")
-    source_id = pipe.source_id("valley")
-    key = sweep.marker_key("crawl", source_id)
-    assert sweep.find_orphans(pipe.rt, client).crawls == []  # done: no marker, no cursor
-    live(client, "w1@host", "boot-a")
-    client.set(key, sweep.held_marker("w1@host", "t1", "boot-a"))
-    assert sweep.find_orphans(pipe.rt, client).crawls == []  # running on a live worker
-    client.set(key, sweep.held_marker("w9@gone", "t2", "boot-z"))
-    assert sweep.find_orphans(pipe.rt, client).crawls == [source_id]  # its worker died
-    client.set(key, sweep.held_marker("w1@host", "t3", "boot-old"))
-    assert sweep.find_orphans(pipe.rt, client).crawls == [source_id]  # its worker restarted since
-    enqueue(broker, "syndicate.crawl_source", source_id)  # the publish handler marks it queued
-    assert sweep.find_orphans(pipe.rt, client).crawls == []
-    client.set(key, sweep.queued_marker("t-finished"))
-    assert sweep.find_orphans(pipe.rt, client).crawls == []  # a late write after a finished crawl
-
-
 def test_ready_articles_an_endpoint_selects_without_share_rows_are_orphans(
     make_pipe: Callable[..., Pipe],
     site_config: dict[str, Any],

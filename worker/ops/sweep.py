@@ -34,8 +34,7 @@ run work twice at the same time by itself; and every stage is idempotent and a s
 (``outbox.delivery``), so a second message for the same work (a backlog older than the
 visibility timeout, a Redis restarted from an old snapshot) costs a little work, never a second post.
 
-The orphan kinds (see :func:`find_orphans`): interrupted crawls (a source with a resume cursor, or a
-crawl held by a worker that died),
+The orphan kinds (see :func:`find_orphans`): interrupted crawls (a source with a resume cursor),
 pending articles, ready articles an endpoint selects but with no share rows (their planning was lost),
 shares due but not in flight, ``sending`` shares whose holder's sending lease expired (a worker died mid-send:
 the delivery stage recovers them without a second post), and feeds whose newest included change is newer
@@ -162,25 +161,6 @@ def interrupted_crawls(session: Session) -> tuple[list[int], set[int]]:
     rows = session.execute(select(Source.id, Source.cursor).where(Source.cursor.is_not(None))).all()
     held = {int(i) for _, cursor in rows for i in (cursor or {}).get("ids", [])}
     return [source_id for source_id, cursor in rows if cursor], held
-
-
-def held_crawls(session: Session, client: redis.Redis) -> list[int]:
-    """Sources whose crawl a worker marked as running (a held marker); :func:`find_orphans` keeps those
-    whose worker died or restarted since.
-
-    A crawl that dies before its first commit leaves no resume cursor (:func:`interrupted_crawls`),
-    only its held marker; found here, it runs again within a sweep instead of waiting for its
-    source's next scheduled turn. A "queued" marker does not count: one can outlive a crawl that
-    already finished (the publisher wrote it after the run), and the source's schedule covers a crawl
-    lost between dequeue and marker.
-    """
-    ids = list(session.scalars(select(Source.id).order_by(Source.id)))
-    values = client.mget([marker_key("crawl", source_id) for source_id in ids]) if ids else []
-    return [
-        source_id
-        for source_id, value in zip(ids, values, strict=True)
-        if value is not None and _text(value).startswith("w|")
-    ]
 
 
 def pending_articles(session: Session, before: datetime, limit: int = BATCH) -> list[int]:
@@ -400,8 +380,6 @@ def find_orphans(rt: Runtime, client: redis.Redis | None, now: datetime | None =
     before = now - timedelta(seconds=MIN_AGE)
     with rt.session() as session:
         crawls, held = interrupted_crawls(session)
-        if client is not None:
-            crawls += [i for i in held_crawls(session, client) if i not in crawls]
         articles = [i for i in pending_articles(session, before) if i not in held]
         plans = unplanned_articles(rt, session, now)
         # A worker that died between making an article ready and assigning its story. No marker
