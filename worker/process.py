@@ -220,13 +220,18 @@ def _with_hints(data: NormalizedArticle, hints: dict[str, str]) -> NormalizedArt
     return dataclasses.replace(data, **changes) if changes else data  # type: ignore[arg-type]
 
 
-def mark_article_skipped(rt: Runtime, article_id: int, exc: BaseException) -> None:
-    """Record that an article is not fetched at all (robots.txt), with the reason."""
+def _settle(rt: Runtime, article_id: int, status: str, exc: BaseException) -> None:
+    """Give a not-ready article its final ``status`` and the reason (a ready one keeps its state)."""
     with rt.session() as session:
         article = session.get(Article, article_id)
         if article is not None and article.status != "ready":
-            article.status = "skipped"
+            article.status = status
             article.error = short_error(exc)
+
+
+def mark_article_skipped(rt: Runtime, article_id: int, exc: BaseException) -> None:
+    """Record that an article is not fetched at all (robots.txt), with the reason."""
+    _settle(rt, article_id, "skipped", exc)
 
 
 def _uncount_attempt(rt: Runtime, article_id: int) -> None:
@@ -258,11 +263,7 @@ def note_failed_attempt(rt: Runtime, article_id: int, exc: BaseException) -> boo
 
 def mark_article_failed(rt: Runtime, article_id: int, exc: BaseException) -> None:
     """Record a final failure on an article (used when retries are exhausted too)."""
-    with rt.session() as session:
-        article = session.get(Article, article_id)
-        if article is not None and article.status != "ready":
-            article.status = "failed"
-            article.error = short_error(exc)
+    _settle(rt, article_id, "failed", exc)
 
 
 def retract_article(rt: Runtime, article_id: int) -> list[str]:
